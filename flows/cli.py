@@ -1,0 +1,280 @@
+"""The `reasonfactory` command line: demo, run, import, query, export, stats, schedule.
+
+Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
+./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
+a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import flows  # noqa: F401  (sets Prefect defaults before Prefect is imported)
+from warehouse.errors import UserError
+from warehouse.store import ENV_VAR, resolve_path
+
+app = typer.Typer(
+    help="reasonfactory: generate, verify, filter, store and export reasoning traces.\n\n"
+    "Start with `reasonfactory demo`, then `reasonfactory stats`, `reasonfactory query` and "
+    "`reasonfactory export sft`.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+export_app = typer.Typer(help="Export traces as Hugging Face datasets.", no_args_is_help=True)
+app.add_typer(export_app, name="export")
+
+out = Console()
+err = Console(stderr=True)
+
+WarehouseOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--warehouse", "-w", envvar=ENV_VAR, show_default="./reasonfactory.duckdb",
+        help="The DuckDB warehouse file.",
+    ),
+]
+
+
+def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
+    from flows.generate import run_recipe
+
+    path = resolve_path(warehouse).resolve()
+    summary = run_recipe(recipe, str(path), limit)
+    _print_summary(summary)
+
+
+@app.command()
+def demo(
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[int | None, typer.Option(help="Problems to generate for.")] = None,
+) -> None:
+    """Run the built-in demo recipe: 200 arithmetic problems, 8 samples each, sim engine.
+
+    Takes a few seconds after Prefect starts. The `sim` engine is a simulator, not a model:
+    it makes step-level mistakes at a set rate so the filters have something to catch.
+    """
+    from flows.recipe import DEMO_RECIPE, parse_recipe
+
+    recipe = parse_recipe(DEMO_RECIPE, "demo recipe")
+    _run_and_report(recipe, warehouse, limit)
+    where = resolve_path(warehouse)
+    out.print(
+        "\nNext:\n"
+        f"  reasonfactory stats -w {where}\n"
+        f"  reasonfactory query -w {where} \"SELECT status, reject_reason, count(*) FROM traces "
+        "GROUP BY ALL ORDER BY 3 DESC\"\n"
+        f"  reasonfactory export sft -w {where} --out ./demo-sft",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
+) -> None:
+    """Run a recipe: load problems, generate, filter, store. Re-running resumes it.
+
+    Example recipe:
+
+        name: gsm8k-style\n
+        problems: {source: builtin:arithmetic, limit: 100}\n
+        engine: {kind: sim, error_rate: 0.2}\n
+        generate: {method: self_output, samples: 8, temperature: 0.8}\n
+        filters: [answer, format]
+    """
+    from flows.recipe import load_recipe
+
+    _run_and_report(load_recipe(recipe), warehouse, limit)
+
+
+@app.command("import")
+def import_(
+    path: Annotated[str, typer.Argument(help="A .jsonl or .parquet file, or a datasets folder.")],
+    fields: Annotated[
+        str, typer.Option(help="Field mapping: question=FIELD,answer=FIELD.")
+    ] = "question=question,answer=answer",
+    answer_format: Annotated[
+        str, typer.Option(help="How the gold answer is written: plain | boxed | gsm8k.")
+    ] = "plain",
+    source: Annotated[
+        str | None, typer.Option(help="Name of the problem set (default: the file's stem).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a DatasetDict folder.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Import only the first N problems.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Load a problem set into the warehouse without generating anything.
+
+    Example: reasonfactory import gsm8k_test.jsonl --answer-format gsm8k
+
+    The whole file is checked first: a bad line stores nothing from the file.
+    """
+    from generators.problems.sources import load_problems
+    from warehouse.store import Warehouse
+
+    if answer_format not in ("plain", "boxed", "gsm8k"):
+        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+    mapping = _parse_fields(fields)
+    problems = load_problems(
+        path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
+    )
+    with Warehouse(warehouse) as wh:
+        added = wh.ingest("problems", problems)
+    with_gold = problems.height - problems["gold"].null_count()
+    out.print(
+        f"{problems.height} problems read from {path} ({with_gold} with a gold answer), "
+        f"{added} new, stored in {resolve_path(warehouse)} as source "
+        f"{problems['source'][0]!r}"
+    )
+
+
+def _parse_fields(text: str) -> dict[str, str]:
+    mapping = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not value:
+            raise UserError(f"--fields {text!r}: expected question=FIELD,answer=FIELD")
+        if key not in ("question", "answer"):
+            raise UserError(f"--fields: unknown key {key!r}; allowed: question, answer")
+        mapping[key] = value
+    return mapping
+
+
+@app.command()
+def query(
+    sql: Annotated[str, typer.Argument(help="A SQL query over problems, runs, traces, nodes, sft.")],
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Run a read-only SQL query against the warehouse.
+
+    Example: reasonfactory query "SELECT reject_reason, count(*) FROM traces GROUP BY 1"
+    """
+    import polars as pl
+
+    from warehouse.store import Warehouse
+
+    if fmt not in ("table", "csv", "json"):
+        raise UserError(f"--format {fmt!r}: expected table, csv or json")
+    with Warehouse(warehouse, read_only=True) as wh:
+        frame = wh.sql(sql)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False) + "\n")
+    else:
+        with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+            out.print(str(frame), markup=False, highlight=False)
+
+
+@export_app.command("sft")
+def export_sft(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    where: Annotated[
+        str | None,
+        typer.Option(help="SQL predicate over the sft view; status='kept' is added unless it "
+                     "mentions status."),
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")] = "hf",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export kept traces as an SFT dataset with a `messages` column.
+
+    Example: reasonfactory export sft --out ./sft --where "method = 'self_output'"
+    """
+    from warehouse.export import export_sft as do_export
+
+    if fmt not in ("hf", "parquet", "jsonl"):
+        raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
+    result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
+    out.print(f"exported {result['rows']} rows ({result['format']}) to {result['path']} "
+              f"where {result['where']}")
+
+
+@app.command()
+def stats(
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """The funnel per run and method: generated -> after each filter -> kept, why rejected,
+    and pass@k (unbiased estimator)."""
+    from warehouse.stats import run_stats
+    from warehouse.store import Warehouse
+
+    with Warehouse(warehouse, read_only=True) as wh:
+        rows = run_stats(wh, run_id)
+    if not rows:
+        out.print("no runs yet")
+        return
+    table = Table(title=f"runs in {resolve_path(warehouse)}")
+    for col in ("run", "recipe", "status", "method", "funnel", "rejected", "pass@k"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        funnel = [f"generated {r.generated}"] + [f"{name} {n}" for name, n in r.funnel]
+        funnel.append(f"kept {r.kept}")
+        table.add_row(
+            r.run_id, r.recipe_name, r.status, r.method, "\n-> ".join(funnel),
+            "\n".join(f"{k}: {v}" for k, v in r.rejected.items()) or "-",
+            "\n".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()) or "-",
+        )
+    out.print(table)
+
+
+@app.command()
+def schedule(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    cron: Annotated[str, typer.Option(help='Cron expression, e.g. "0 * * * *" (hourly).')],
+    name: Annotated[str | None, typer.Option(help="Deployment name (default: recipe name).")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
+
+    Point PREFECT_API_URL at a Prefect server (`prefect server start`) to see runs in its UI;
+    without one, Prefect starts a temporary local server for as long as this command runs.
+    """
+    from flows.generate import generate
+    from flows.recipe import load_recipe
+
+    rec = load_recipe(recipe)
+    path = str(resolve_path(warehouse).resolve())
+    err.print(f"serving recipe {rec.name!r} on cron {cron!r}, warehouse {path}; Ctrl-C stops")
+    generate.serve(
+        name=name or rec.name,
+        cron=cron,
+        parameters={"recipe": rec.to_data(), "warehouse": path, "limit": None},
+    )
+
+
+def _print_summary(s: dict) -> None:
+    out.print(f"\nrun {s['run_id']} stored in {s['warehouse']}")
+    out.print(
+        f"  problems: {s['problems']} ({s['problems_generated']} generated this time, the rest "
+        "were already done)"
+    )
+    out.print(f"  funnel: generated {s['generated']} -> kept {s['kept']}")
+    for reason, n in s["rejected"].items():
+        out.print(f"    rejected {reason}: {n}")
+    rate = s["generated"] / s["seconds"] if s["seconds"] else 0.0
+    out.print(
+        f"  time: {s['seconds']:.1f} s ({rate:.0f} traces/s), engine {s['engine_seconds']:.1f} s "
+        f"in {s['engine_calls']} calls"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except UserError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(1)

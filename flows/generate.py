@@ -1,0 +1,190 @@
+"""The `generate` flow: load problems -> shard -> generate -> filter -> ingest.
+
+Thin wiring over library code. Each shard is one batched engine call and one ingest
+transaction (its traces and its progress rows together), so a run killed half-way keeps
+every finished shard and, run again, does only the problems not yet done.
+
+Runs on Prefect's ephemeral API by default (no server to start); `schedule` serves the same
+flow as a deployment.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import polars as pl
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.states import Failed
+
+from filters.pipeline import apply_filters
+from flows.recipe import Recipe, parse_recipe
+from generators.base import RunContext
+from generators.engines import make_engine
+from generators.engines.metered import MeteredEngine
+from generators.problems.families import plan_problem
+from generators.problems.sources import load_problems
+from generators.registry import get_generator
+from warehouse.errors import UserError
+from warehouse.store import Warehouse
+
+_USER_ERROR = "user error: "
+
+
+@task(cache_policy=NONE)
+def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
+    p = recipe.problems
+    return load_problems(
+        p.source,
+        fields=p.fields,
+        answer_format=p.answer_format,
+        limit=limit or p.limit,
+        seed=p.seed,
+        difficulty=p.difficulty,
+        split=p.split,
+        name=p.name,
+    )
+
+
+@task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
+def store_problems(warehouse: str, problems: pl.DataFrame) -> int:
+    with Warehouse(warehouse) as wh:
+        return wh.ingest("problems", problems)
+
+
+@task(cache_policy=NONE)
+def pending_problems(warehouse: str, problems: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
+    """Problems this recipe's fingerprint has not finished yet (the resume rule)."""
+    keys = problems.select(
+        fingerprint=pl.lit(recipe.fingerprint),
+        method=pl.lit(recipe.generate.method),
+        problem_id=pl.col("problem_id"),
+    )
+    with Warehouse(warehouse) as wh:
+        done = wh.existing_keys("progress", keys)
+    return problems.join(done.select("problem_id"), on="problem_id", how="anti")
+
+
+@task(cache_policy=NONE)
+def generate_shard(shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext):
+    spec = get_generator(recipe.generate.method)
+    return spec.fn(shard, engine, recipe.generate, ctx)
+
+
+@task(cache_policy=NONE)
+def filter_shard(traces: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
+    return apply_filters(traces, recipe.filters)
+
+
+@task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
+def ingest_shard(
+    warehouse: str, shard: pl.DataFrame, traces: pl.DataFrame, nodes, recipe: Recipe, run_id: str
+) -> int:
+    counts = traces.group_by("problem_id").len()
+    progress = shard.select("problem_id").join(counts, on="problem_id", how="left").select(
+        fingerprint=pl.lit(recipe.fingerprint),
+        method=pl.lit(recipe.generate.method),
+        problem_id=pl.col("problem_id"),
+        run_id=pl.lit(run_id),
+        n_traces=pl.col("len").fill_null(0),
+        finished_at=pl.lit(datetime.now(UTC)),
+    )
+    tables = {"traces": traces}
+    if nodes is not None:
+        tables["nodes"] = nodes
+    tables["progress"] = progress
+    with Warehouse(warehouse) as wh:
+        return wh.ingest_all(tables)["traces"]
+
+
+@flow(name="generate", log_prints=False)
+def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
+    """Run a recipe end to end; returns a summary (counts, timings, where it is stored)."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    rec = parse_recipe(recipe)
+    run_id = rec.run_id
+    with Warehouse(warehouse) as wh:
+        wh.start_run(
+            {"run_id": run_id, "recipe_name": rec.name, "recipe": rec.to_yaml(),
+             "fingerprint": rec.fingerprint}
+        )
+    engine = None
+    try:
+        problems = load_problems_task(rec, limit)
+        stored = store_problems(warehouse, problems)
+        todo = pending_problems(warehouse, problems, rec)
+        log.info(
+            "run %s: %d problems (%d new in the warehouse), %d still to generate",
+            run_id, problems.height, stored, todo.height,
+        )
+        engine = MeteredEngine(_engine_for(rec, todo))
+        ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
+        size = rec.generate.shard_size
+        n_shards = -(-todo.height // size)
+        reasons: Counter = Counter()
+        generated = kept = 0
+        for i in range(n_shards):
+            t0 = time.perf_counter()
+            shard = todo.slice(i * size, size)
+            out = generate_shard(shard, engine, rec, ctx)
+            traces = filter_shard(out.traces, rec)
+            ingest_shard(warehouse, shard, traces, out.nodes, rec, run_id)
+            generated += traces.height
+            shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
+            kept += shard_kept
+            reasons.update(r for r in traces["reject_reason"].to_list() if r)
+            log.info(
+                "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
+                i + 1, n_shards, shard.height, traces.height, shard_kept, time.perf_counter() - t0,
+            )
+        wall = time.perf_counter() - started
+        summary = {
+            "run_id": run_id,
+            "warehouse": str(warehouse),
+            "problems": problems.height,
+            "problems_generated": todo.height,
+            "generated": generated,
+            "kept": kept,
+            "rejected": dict(reasons.most_common()),
+            "seconds": round(wall, 3),
+            "engine_seconds": round(engine.meter.seconds, 3),
+            "engine_calls": engine.meter.calls,
+            "engine_requests": engine.meter.requests,
+        }
+        with Warehouse(warehouse) as wh:
+            wh.finish_run(run_id, "completed", json.dumps(summary))
+        return summary
+    except UserError as exc:
+        with Warehouse(warehouse) as wh:
+            wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
+        return Failed(message=_USER_ERROR + str(exc))
+    except BaseException as exc:
+        with Warehouse(warehouse) as wh:
+            wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
+        raise
+
+
+def _engine_for(recipe: Recipe, problems: pl.DataFrame):
+    if recipe.engine.kind == "sim" and problems.height:
+        unknown = [q for q in problems["question"].head(50) if plan_problem(q) is None]
+        if unknown:
+            raise UserError(
+                f"the sim engine only solves built-in problems (builtin:arithmetic, "
+                f"builtin:linear), not {recipe.problems.source!r} (e.g. {unknown[0][:80]!r}); "
+                "use engine kind vllm or openai for real problem sets"
+            )
+    return make_engine(recipe.engine)
+
+
+def run_recipe(recipe: Recipe, warehouse: str, limit: int | None = None) -> dict:
+    """Run the flow and return its summary; a user error comes back as `UserError`."""
+    state = generate(recipe.to_data(), str(warehouse), limit, return_state=True)
+    if state.is_failed():
+        if state.message and state.message.startswith(_USER_ERROR):
+            raise UserError(state.message.removeprefix(_USER_ERROR))
+        state.result()  # a bug: re-raise it with its traceback
+    return state.result()

@@ -1,0 +1,151 @@
+"""Recipes: the YAML a user writes, validated. An unknown key or a bad value is an error that
+names it and says what is allowed.
+
+A recipe's identity: `fingerprint` hashes everything that changes the generated text
+(engine and generation settings; not the shard size, not the filters), and `run_id` adds the
+recipe name and the problem set. The same recipe run twice is the same run, resumed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from filters.pipeline import FilterSpec, parse_filter_spec
+from generators.base import StrictModel
+from generators.engines import EngineConfig, SimEngineConfig
+from generators.self_output import SelfOutputConfig
+from warehouse.errors import UserError
+from warehouse.ids import digest, fingerprint
+
+# Fields of the generation config that do not change what is generated.
+NOT_IN_FINGERPRINT = {"shard_size"}
+
+
+class RecipeError(UserError):
+    """A recipe that does not validate."""
+
+
+class ProblemsConfig(StrictModel):
+    source: str = Field(description="builtin:arithmetic | builtin:linear | FILE.jsonl | "
+                        "FILE.parquet | hf:DIR")
+    fields: dict[str, str] = Field(default_factory=dict)
+    answer_format: Literal["plain", "boxed", "gsm8k"] = "plain"
+    limit: int | None = Field(None, ge=1)
+    seed: int = 0
+    difficulty: tuple[int, int] | None = None
+    split: str | None = None
+    name: str | None = None
+
+    @field_validator("fields")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        unknown = set(v) - {"question", "answer"}
+        if unknown:
+            raise ValueError(f"unknown field mapping {sorted(unknown)}; allowed: question, answer")
+        return v
+
+
+GenerateConfig = SelfOutputConfig
+
+
+class Recipe(StrictModel):
+    name: str = Field(min_length=1)
+    problems: ProblemsConfig
+    engine: EngineConfig = SimEngineConfig()
+    generate: GenerateConfig = SelfOutputConfig()
+    filters: list[FilterSpec] = Field(
+        default_factory=lambda: [FilterSpec("format"), FilterSpec("answer")]
+    )
+
+    @field_validator("filters", mode="before")
+    @classmethod
+    def _filters(cls, v):
+        if not isinstance(v, list):
+            raise ValueError("filters is a list, e.g. [answer, format]")
+        return [parse_filter_spec(item) for item in v]
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(
+            {
+                "engine": self.engine.model_dump(),
+                "generate": self.generate.model_dump(exclude=NOT_IN_FINGERPRINT),
+            }
+        )
+
+    @property
+    def run_id(self) -> str:
+        p = self.problems
+        problem_set = (p.source, sorted(p.fields.items()), p.answer_format, p.seed, p.difficulty)
+        return "r_" + digest(self.name, self.fingerprint, problem_set)
+
+    def to_data(self) -> dict:
+        """The recipe as plain data, in the form a user writes (round-trips `parse_recipe`)."""
+        data = self.model_dump(mode="json")
+        data["filters"] = [f.name if not f.options else {f.name: f.options} for f in self.filters]
+        return data
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_data(), sort_keys=False)
+
+
+def parse_recipe(data: dict, origin: str = "recipe") -> Recipe:
+    """Validate a recipe mapping; errors name the key, the bad value and what is allowed."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{origin}: a recipe is a mapping with keys {', '.join(Recipe.model_fields)}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(f"{origin}: " + "; ".join(_explain(e) for e in exc.errors())) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_recipe(data, str(path))
+
+
+def _explain(err: dict) -> str:
+    loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    key = ".".join(loc) or "recipe"
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(loc[:-1])
+        return f"unknown key {key!r}; allowed: {', '.join(allowed)}"
+    if kind == "literal_error":
+        return f"{key}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"
+    if kind == "missing":
+        return f"missing key {key!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg} (got {err['input']!r})" if "input" in err else f"{key}: {msg}"
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: type[BaseModel] = Recipe
+    for part in loc:
+        field = model.model_fields.get(part)
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return []
+        model = ann
+    return list(model.model_fields)
+
+
+DEMO_RECIPE = {
+    "name": "demo-arithmetic",
+    "problems": {"source": "builtin:arithmetic", "limit": 200, "difficulty": [2, 6], "seed": 0},
+    "engine": {"kind": "sim", "error_rate": 0.08, "format_error_rate": 0.03},
+    "generate": {"method": "self_output", "samples": 8, "temperature": 0.8, "seed": 0},
+    "filters": ["format", "answer"],
+}

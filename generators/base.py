@@ -1,0 +1,42 @@
+"""What every generator shares: its inputs (`RunContext`) and its output (`Generated`).
+
+A generator is one function `(problems, engine, config, ctx) -> Generated`, registered by
+name in `generators.registry`. It returns candidate traces (the `traces` columns plus the
+working columns filters read: `gold`, `gold_source`, `finish_reason`, `think_closed`) and,
+for search methods, tree nodes. It neither filters nor stores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+
+class StrictModel(BaseModel):
+    """A frozen config: an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    run_id: str
+    fingerprint: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Generated:
+    traces: pl.DataFrame
+    nodes: pl.DataFrame | None = None
+
+
+# Columns generators add for the filters; they are not stored as columns (meta keeps them).
+WORKING_COLUMNS = {
+    "gold": pl.String(),
+    "gold_source": pl.String(),
+    "finish_reason": pl.String(),
+    "think_closed": pl.Boolean(),
+}

@@ -1,0 +1,36 @@
+"""Count what a generator asks of its engine: calls, requests, completions, seconds.
+
+Wraps any `Engine`; the flow reports these per run (share of wall time spent in the engine)
+and the benchmarks compare calls made with the one-request-per-node alternative.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from generators.engines.base import Completion, Engine, GenRequest
+
+
+@dataclass
+class EngineMeter:
+    calls: int = 0
+    requests: int = 0
+    completions: int = 0
+    seconds: float = 0.0
+
+
+class MeteredEngine:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self.model = engine.model
+        self.meter = EngineMeter()
+
+    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+        start = time.perf_counter()
+        out = self.engine.generate(requests)
+        self.meter.seconds += time.perf_counter() - start
+        self.meter.calls += 1
+        self.meter.requests += len(requests)
+        self.meter.completions += sum(len(c) for c in out)
+        return out

@@ -1,0 +1,160 @@
+"""The `sim` engine: a seeded, CPU-only simulator of a step-by-step solver. Not a model.
+
+It reads the problem from the prompt and any steps already written from the request's
+`prefix`, and writes the remaining steps in the step protocol of `generators.prompts`, one
+equation per step. Each step is wrong with probability `error_rate`: the written result is
+off (a slip), and later steps compute from the written, wrong value. With `s` steps and no
+prefix, the final answer is right with probability (1 - error_rate) ** s exactly, because
+every operation is injective in the carried value and a slip never lands on the right value.
+
+`format_error_rate` makes it sometimes break the output format (unclosed `<think>`, no
+`\\boxed{}`, two boxed answers) so the format filter has something real to catch.
+`cumulative_logprob` is the log-probability of the simulator's own random choices.
+
+It only knows the built-in families (arithmetic, linear): anything else is an `EngineError`.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import re
+from fractions import Fraction
+
+from generators.engines.base import Completion, EngineError, GenRequest
+from generators.problems.families import OPS, Ref, StepPlan, fmt, fmt_operand, plan_problem
+from generators.prompts import STEP_BOUNDARY
+from warehouse.ids import digest
+
+_STEP = re.compile(r"Step (\d+):")
+_RESULT = re.compile(r"= \(?(-?\d+(?:/\d+)?)\)?")
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def count_tokens(text: str) -> int:
+    """The sim's token count: words and punctuation marks (an approximation, said so)."""
+    return len(_TOKEN.findall(text))
+
+
+class SimEngine:
+    """Seeded simulator engine.
+
+    >>> from generators.prompts import build_messages
+    >>> eng = SimEngine(error_rate=0.0)
+    >>> [c] = eng.generate([GenRequest(messages=build_messages("Compute 2 + 3."), seed=1)])[0]
+    >>> c.text.endswith("\\\\boxed{5}.")
+    True
+    """
+
+    def __init__(self, error_rate: float = 0.1, format_error_rate: float = 0.0, model: str = "sim"):
+        if not 0 <= error_rate < 1 or not 0 <= format_error_rate < 1:
+            raise ValueError("error_rate and format_error_rate must lie in [0, 1)")
+        self.error_rate = error_rate
+        self.format_error_rate = format_error_rate
+        self.model = model
+
+    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+        return [self._sample(req) for req in requests]
+
+    def _sample(self, req: GenRequest) -> list[Completion]:
+        question = req.user_text()
+        found = plan_problem(question)
+        if found is None:
+            raise EngineError(
+                "the sim engine only solves the built-in problem families (builtin:arithmetic, "
+                f"builtin:linear); it cannot answer: {question[-160:]!r}. Use a real engine "
+                "(vllm, openai) for other problems."
+            )
+        _, plan = found
+        written = _written_results(req.prefix)
+        out = []
+        for i in range(req.n):
+            seed = digest(req.seed, i) if req.seed is not None else None
+            out.append(self._complete(plan, written, req, random.Random(seed)))
+        return out
+
+    def _complete(
+        self, plan: list[StepPlan], written: list[Fraction], req: GenRequest, rng: random.Random
+    ) -> Completion:
+        values = list(written)
+        ideal = _ideal_values(plan)
+        logp, steps = 0.0, []
+        for k in range(len(written), len(plan)):
+            step = plan[k]
+            lhs, rhs = _resolve(step.lhs, values), _resolve(step.rhs, values)
+            result = OPS[step.op](lhs, rhs)
+            if self.error_rate and rng.random() < self.error_rate:
+                result = _slip(result, ideal[k], rng)
+                logp += math.log(self.error_rate)
+            else:
+                logp += math.log1p(-self.error_rate)
+            values.append(result)
+            text = step.render(fmt_operand(lhs), fmt_operand(rhs), fmt(result), values)
+            steps.append(f"Step {k + 1}: {text}")
+        answer = fmt(values[-1]) if values else "0"
+        ending, fmt_logp = self._ending(answer, rng)
+        body = STEP_BOUNDARY.join(steps)
+        if req.prefix:
+            lead = "" if req.prefix.endswith(("\n\n", "<think>\n")) else STEP_BOUNDARY
+            text = lead + body + ending if body else ending.lstrip("\n")
+        else:
+            text = "<think>\n" + body + ending
+        return _finish(text, req, logp + fmt_logp)
+
+    def _ending(self, answer: str, rng: random.Random) -> tuple[str, float]:
+        good = f"\n</think>\n\nThe answer is \\boxed{{{answer}}}."
+        if not self.format_error_rate or rng.random() >= self.format_error_rate:
+            return good, math.log1p(-self.format_error_rate) if self.format_error_rate else 0.0
+        logp = math.log(self.format_error_rate / 3)
+        kind = rng.randrange(3)
+        if kind == 0:  # forgets to close the thought
+            return f"\n\nThe answer is \\boxed{{{answer}}}.", logp
+        if kind == 1:  # forgets to box
+            return f"\n</think>\n\nThe answer is {answer}.", logp
+        return f"\n</think>\n\nThe answer is \\boxed{{{answer}}}, or maybe \\boxed{{0}}.", logp
+
+
+def _finish(text: str, req: GenRequest, logp: float) -> Completion:
+    stop_reason = None
+    cut = min(((text.find(s), s) for s in req.stop if s and s in text), default=None)
+    if cut is not None:
+        pos, stop_reason = cut
+        text = text[:pos]
+    tokens = _TOKEN.findall(text)
+    if len(tokens) > req.max_tokens:
+        # Cut at the token where the budget runs out, as a real engine would.
+        spans = list(_TOKEN.finditer(text))
+        text = text[: spans[req.max_tokens - 1].end()] if req.max_tokens else ""
+        return Completion(text, "length", None, req.max_tokens, logp if req.logprobs else None)
+    return Completion(text, "stop", stop_reason, len(tokens), logp if req.logprobs else None)
+
+
+def _written_results(prefix: str) -> list[Fraction]:
+    """The result written in each `Step k:` paragraph of the prefix (the first `= v`)."""
+    out = []
+    for block in prefix.split(STEP_BOUNDARY):
+        if _STEP.search(block):
+            m = _RESULT.search(block)
+            if m:
+                out.append(Fraction(m.group(1)))
+    return out
+
+
+def _resolve(operand, values: list[Fraction]) -> Fraction:
+    return values[operand.index] if isinstance(operand, Ref) else operand
+
+
+def _ideal_values(plan: list[StepPlan]) -> list[Fraction]:
+    values: list[Fraction] = []
+    for step in plan:
+        values.append(OPS[step.op](_resolve(step.lhs, values), _resolve(step.rhs, values)))
+    return values
+
+
+def _slip(result: Fraction, ideal: Fraction, rng: random.Random) -> Fraction:
+    """A plausible wrong result: off by a small amount or by ten; never the right value."""
+    while True:
+        delta = rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 20]) * rng.choice([-1, 1])
+        wrong = result + delta
+        if wrong not in (result, ideal, 0):
+            return wrong

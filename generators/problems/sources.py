@@ -1,0 +1,191 @@
+"""Load problems into the `problems` record: built-in families, JSONL, Parquet, `datasets`.
+
+A file source maps its own field names onto ours (`fields={"question": "problem",
+"answer": "solution"}`) and says how its gold answer is written (`answer_format`):
+`plain` (the value itself), `boxed` (the last `\\boxed{}` of a worked solution) or `gsm8k`
+(the number after `####`). Bad input is an error naming the file, the line (or row) and the
+field; a file is read and checked whole before anything is returned, so a bad line 3 means
+nothing from that file is stored.
+
+Not here: writing to the warehouse (the caller ingests the returned frame).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+
+from generators.answers import extract_boxed, extract_gsm8k
+from generators.problems.families import FAMILIES, make_problems
+from warehouse.errors import UserError
+from warehouse.ids import problem_id
+from warehouse.schema import PROBLEMS
+
+AnswerFormat = Literal["plain", "boxed", "gsm8k"]
+BUILTIN = "builtin:"
+
+
+class ProblemSourceError(UserError):
+    """A problem file or source that cannot be read as asked."""
+
+
+def load_problems(
+    source: str,
+    *,
+    fields: dict[str, str] | None = None,
+    answer_format: AnswerFormat = "plain",
+    limit: int | None = None,
+    seed: int = 0,
+    difficulty: tuple[int, int] | None = None,
+    split: str | None = None,
+    name: str | None = None,
+) -> pl.DataFrame:
+    """Problems as a frame of the `problems` table.
+
+    >>> load_problems("builtin:linear", limit=2).height
+    2
+    """
+    if source.startswith(BUILTIN):
+        return _builtin(source, limit if limit is not None else 100, seed, difficulty)
+    fields = {"question": "question", "answer": "answer", **(fields or {})}
+    path, kind = _locate(source)
+    label = name or (path.stem if kind != "hf" else path.name)
+    rows = []
+    for where, record in _records(path, kind, split):
+        rows.append(_problem_row(record, where, fields, answer_format, label))
+        if limit is not None and len(rows) >= limit:
+            break
+    if not rows:
+        raise ProblemSourceError(f"{source}: no problems in it")
+    return PROBLEMS.conform(pl.DataFrame(rows, schema=PROBLEMS.polars_schema)).unique(
+        subset="problem_id", keep="first", maintain_order=True
+    )
+
+
+def _builtin(source: str, count: int, seed: int, difficulty) -> pl.DataFrame:
+    family = source[len(BUILTIN) :]
+    if family not in FAMILIES:
+        allowed = ", ".join(BUILTIN + f for f in FAMILIES)
+        raise ProblemSourceError(f"unknown built-in problem family {source!r}; allowed: {allowed}")
+    problems = make_problems(family, count, seed, difficulty)
+    rows = [
+        {
+            "problem_id": problem_id(source, p.question),
+            "source": source,
+            "question": p.question,
+            "gold": p.gold,
+            "meta": json.dumps({"family": p.family, "difficulty": p.difficulty, "seed": seed}),
+        }
+        for p in problems
+    ]
+    return pl.DataFrame(rows, schema=PROBLEMS.polars_schema)
+
+
+def _locate(source: str) -> tuple[Path, str]:
+    if source.startswith("hf:"):
+        path = Path(source[3:])
+        if not path.is_dir():
+            raise ProblemSourceError(
+                f"{source}: no dataset folder at {path} (hf: takes a folder written by "
+                "Dataset.save_to_disk; this tool never downloads from a hub)"
+            )
+        return path, "hf"
+    path = Path(source)
+    if not path.exists():
+        raise ProblemSourceError(f"{source}: no such file")
+    if path.is_dir():
+        return path, "hf"
+    suffix = path.suffix.lower()
+    if suffix in (".jsonl", ".json", ".ndjson"):
+        return path, "jsonl"
+    if suffix == ".parquet":
+        return path, "parquet"
+    raise ProblemSourceError(
+        f"{source}: unknown file type {suffix!r}; use .jsonl, .parquet or a datasets folder (hf:DIR)"
+    )
+
+
+def _records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str, dict]]:
+    if kind == "jsonl":
+        with path.open(encoding="utf-8") as fh:
+            for lineno, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ProblemSourceError(
+                        f"{path} line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
+                    ) from None
+                if not isinstance(record, dict):
+                    raise ProblemSourceError(f"{path} line {lineno}: expected a JSON object")
+                yield f"{path} line {lineno}", record
+    elif kind == "parquet":
+        try:
+            frame = pl.read_parquet(path)
+        except Exception as exc:  # polars raises several types for a broken file
+            raise ProblemSourceError(f"{path}: cannot read as Parquet ({exc})") from None
+        for i, record in enumerate(frame.iter_rows(named=True)):
+            yield f"{path} row {i}", record
+    else:
+        import datasets
+
+        try:
+            ds = datasets.load_from_disk(str(path))
+        except Exception as exc:  # datasets raises FileNotFoundError/ValueError variants
+            raise ProblemSourceError(f"{path}: not a saved datasets folder ({exc})") from None
+        if isinstance(ds, datasets.DatasetDict):
+            names = list(ds.keys())
+            chosen = split or ("test" if "test" in ds else names[0] if len(names) == 1 else None)
+            if chosen not in ds:
+                raise ProblemSourceError(
+                    f"{path}: a DatasetDict with splits {names}; name one with `split:`"
+                )
+            ds = ds[chosen]
+        for i, record in enumerate(ds):
+            yield f"{path} row {i}", record
+
+
+def _problem_row(
+    record: dict, where: str, fields: dict[str, str], answer_format: AnswerFormat, source: str
+) -> dict:
+    qfield, afield = fields["question"], fields["answer"]
+    question = record.get(qfield)
+    if question is None:
+        present = ", ".join(sorted(record)) or "none"
+        raise ProblemSourceError(
+            f"{where}: field {qfield!r} (question) missing; fields present: {present}"
+        )
+    if not isinstance(question, str) or not question.strip():
+        raise ProblemSourceError(f"{where}: field {qfield!r} (question) is empty or not text")
+    gold = None
+    raw = record.get(afield)
+    if raw is not None and str(raw).strip():
+        gold = _gold(str(raw), answer_format)
+        if gold is None:
+            raise ProblemSourceError(
+                f"{where}: field {afield!r} has no gold answer in answer_format {answer_format!r}"
+                f" (value starts {str(raw)[:60]!r})"
+            )
+    meta = {k: v for k, v in record.items() if k not in (qfield, afield)}
+    meta["imported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    return {
+        "problem_id": problem_id(source, question),
+        "source": source,
+        "question": question,
+        "gold": gold,
+        "meta": json.dumps(meta, default=str, ensure_ascii=False),
+    }
+
+
+def _gold(raw: str, answer_format: AnswerFormat) -> str | None:
+    if answer_format == "gsm8k":
+        return extract_gsm8k(raw)
+    if answer_format == "boxed":
+        return extract_boxed(raw)
+    return raw.strip()

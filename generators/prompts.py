@@ -1,0 +1,67 @@
+"""Prompt templates and completion parsing: pure functions, testable without an engine.
+
+The step protocol every engine is asked for (and the sim engine speaks):
+  <think>
+  Step 1: <one calculation, written as an equation>.
+
+  Step 2: ...
+  </think>
+
+  <short answer ending in \\boxed{ANSWER}>
+Steps are separated by blank lines, so a step boundary is the stop string "\\n\\n".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from generators.answers import extract_boxed
+
+STEP_BOUNDARY = "\n\n"
+
+SOLVE_PROMPT = (
+    "Solve the following problem. Think step by step inside <think> and </think>, one step "
+    "per paragraph, separated by blank lines, writing each calculation as an equation "
+    "(for example `12 * 3 = 36`). After </think>, state the final answer as \\boxed{{ANSWER}}."
+    "\n\nProblem: {question}"
+)
+
+
+def build_messages(question: str) -> tuple[dict, ...]:
+    """The chat for one problem.
+
+    >>> build_messages("Compute 1 + 2.")[0]["role"]
+    'user'
+    """
+    return ({"role": "user", "content": SOLVE_PROMPT.format(question=question)},)
+
+
+@dataclass(frozen=True)
+class ParsedCompletion:
+    thought: str
+    response: str
+    predicted: str | None
+    think_closed: bool
+
+
+def parse_completion(text: str, reasoning: str | None = None) -> ParsedCompletion:
+    """Split a completion into thought and response and extract the final answer.
+
+    When the server split the thinking off (`reasoning`), the text is all response.
+    An unclosed `<think>` leaves the whole text as thought and the response empty.
+
+    >>> p = parse_completion("<think>\\n1 + 1 = 2\\n</think>\\n\\nSo \\\\boxed{2}.")
+    >>> (p.thought, p.predicted, p.think_closed)
+    ('1 + 1 = 2', '2', True)
+    """
+    if reasoning is not None:
+        return ParsedCompletion(reasoning.strip(), text.strip(), extract_boxed(text), True)
+    body = text
+    start = body.find("<think>")
+    if start != -1:
+        body = body[start + len("<think>") :]
+    end = body.find("</think>")
+    if end == -1:
+        return ParsedCompletion(body.strip(), "", None, False)
+    response = body[end + len("</think>") :].strip()
+    return ParsedCompletion(body[:end].strip(), response, extract_boxed(response), True)

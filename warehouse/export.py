@@ -1,0 +1,112 @@
+"""Export traces as Hugging Face datasets: `hf` (save_to_disk), `parquet` or `jsonl`.
+
+`export_sft` reads the `sft` view: a `messages` column (user question, then the assistant's
+`<think>\\n...\\n</think>\\n\\n` + response) plus `problem_id`, `trace_id`, `method`, `model`,
+`score`. Rows are `status = 'kept'` unless the `where` predicate itself mentions `status`.
+DuckDB writes the rows straight to Parquet/JSONL (streaming, never the whole set in Python);
+`hf` loads that Parquet with `datasets` and saves it to disk. A dataset card (README.md)
+says what is inside and how it was selected.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Literal
+
+from warehouse.errors import UserError
+from warehouse.store import Warehouse
+
+ExportFormat = Literal["hf", "parquet", "jsonl"]
+SFT_COLUMNS = "messages, problem_id, trace_id, method, model, score"
+
+
+def selection(where: str | None) -> str:
+    """The SQL predicate an export uses.
+
+    >>> selection(None)
+    "status = 'kept'"
+    >>> selection("method = 'self_output'")
+    "status = 'kept' AND (method = 'self_output')"
+    >>> selection("status = 'rejected'")
+    "(status = 'rejected')"
+    """
+    if not where:
+        return "status = 'kept'"
+    if re.search(r"\bstatus\b", where, re.I):
+        return f"({where})"
+    return f"status = 'kept' AND ({where})"
+
+
+def export_sft(
+    warehouse: str | Path | None,
+    out: str | Path,
+    *,
+    where: str | None = None,
+    fmt: ExportFormat = "hf",
+    overwrite: bool = False,
+) -> dict:
+    """Write the SFT dataset; returns {rows, path, format, where}."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    predicate = selection(where)
+    query = f"SELECT {SFT_COLUMNS} FROM sft WHERE {predicate} ORDER BY problem_id, trace_id"
+    with Warehouse(warehouse, read_only=True) as wh:
+        rows = wh.sql(f"SELECT count(*) AS n FROM sft WHERE {predicate}")["n"][0]
+        if rows == 0:
+            raise UserError(f"no traces match {predicate!r}; nothing exported")
+        if overwrite and out.exists():
+            shutil.rmtree(out)
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            if fmt == "jsonl":
+                _copy(wh, query, out / "data.jsonl", "FORMAT json")
+                path = out / "data.jsonl"
+            else:
+                parquet = (out if fmt == "parquet" else Path(tmp)) / "data.parquet"
+                _copy(wh, query, parquet, "FORMAT parquet, COMPRESSION zstd")
+                path = parquet
+                if fmt == "hf":
+                    import datasets
+
+                    ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=tmp)
+                    ds.save_to_disk(str(out))
+                    path = out
+        summary = _card_facts(wh, predicate)
+    (out / "README.md").write_text(_card(rows, fmt, predicate, summary), encoding="utf-8")
+    return {"rows": int(rows), "path": str(path), "format": fmt, "where": predicate}
+
+
+def _copy(wh: Warehouse, query: str, path: Path, options: str) -> None:
+    target = str(path).replace("'", "''")
+    wh.con.execute(f"COPY ({query}) TO '{target}' ({options})")
+
+
+def _card_facts(wh: Warehouse, predicate: str) -> list[tuple]:
+    return wh.con.execute(
+        f"SELECT method, model, source, count(*) FROM sft WHERE {predicate} "
+        "GROUP BY ALL ORDER BY 4 DESC"
+    ).fetchall()
+
+
+def _card(rows: int, fmt: str, predicate: str, facts: list[tuple]) -> str:
+    lines = "\n".join(f"| {m} | {mo} | {s} | {n} |" for m, mo, s, n in facts)
+    return f"""---
+tags: [reasonfactory, reasoning, sft]
+---
+# Reasoning traces (SFT)
+
+{rows} conversations exported by reasonfactory ({fmt}), selected with `{predicate}`.
+Each row has `messages`: the user's problem, then the assistant's
+`<think>` ... `</think>` reasoning followed by the final answer in `\\boxed{{}}`.
+
+| method | model | problem source | rows |
+|---|---|---|---|
+{lines}
+
+Traces from the `sim` engine come from a simulator, not a language model: use them to test
+a pipeline, not to train a model you care about.
+"""

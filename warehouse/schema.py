@@ -1,0 +1,169 @@
+"""The one definition of every warehouse table and column.
+
+Every stage builds its records against these definitions: generators produce frames with
+these columns, ingest selects exactly them, the DDL is derived from them. Add columns,
+never rename them (users' SQL and exports rely on the names).
+
+This module holds no I/O; `warehouse.store` does the connecting and ingesting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import polars as pl
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str
+    dtype: pl.DataType
+    doc: str
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    doc: str
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def polars_schema(self) -> dict[str, pl.DataType]:
+        return {c.name: c.dtype for c in self.columns}
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.name} (\n  {cols}\n)"
+
+    def conform(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Select this table's columns in order, cast to their types; missing ones become null.
+
+        >>> PROBLEMS.conform(pl.DataFrame({"problem_id": ["p1"], "question": ["1+1?"]})).columns[:3]
+        ['problem_id', 'source', 'question']
+        """
+        exprs = []
+        for c in self.columns:
+            if c.name in frame.columns:
+                exprs.append(pl.col(c.name).cast(c.dtype))
+            else:
+                exprs.append(pl.lit(None, dtype=c.dtype).alias(c.name))
+        return frame.select(exprs)
+
+
+_S, _I, _F, _B = pl.String(), pl.Int64(), pl.Float64(), pl.Boolean()
+_TS = pl.Datetime("us", "UTC")
+
+PROBLEMS = Table(
+    name="problems",
+    key=("problem_id",),
+    doc="One row per problem: built-in, imported from a file, or a dataset.",
+    columns=(
+        Column("problem_id", "VARCHAR", _S, "hash of source + normalised question"),
+        Column("source", "VARCHAR", _S, "builtin:arithmetic, a file stem, or --source NAME"),
+        Column("question", "VARCHAR", _S, "the problem statement shown to the model"),
+        Column("gold", "VARCHAR", _S, "gold final answer (bare), null when unknown"),
+        Column("meta", "JSON", _S, "family, difficulty, original fields of the record"),
+    ),
+)
+
+RUNS = Table(
+    name="runs",
+    key=("run_id",),
+    doc="One row per run: a recipe's content identity. Re-running the same recipe resumes it.",
+    columns=(
+        Column("run_id", "VARCHAR", _S, "hash of recipe name, generation fingerprint, problem set"),
+        Column("recipe_name", "VARCHAR", _S, "the recipe's name"),
+        Column("recipe", "VARCHAR", _S, "the validated recipe as YAML (last invocation)"),
+        Column("fingerprint", "VARCHAR", _S, "hash of everything that changes generated text"),
+        Column("started_at", "TIMESTAMPTZ", _TS, "first start"),
+        Column("finished_at", "TIMESTAMPTZ", _TS, "end of the last invocation"),
+        Column("status", "VARCHAR", _S, "running | completed | failed"),
+        Column("meta", "JSON", _S, "timings and counts of the last invocation"),
+    ),
+)
+
+TRACES = Table(
+    name="traces",
+    key=("trace_id",),
+    doc="Every generated trace, kept or rejected (with its reason).",
+    columns=(
+        Column("trace_id", "VARCHAR", _S, "hash of problem_id, method, fingerprint, sample index"),
+        Column("problem_id", "VARCHAR", _S, "problems.problem_id"),
+        Column("run_id", "VARCHAR", _S, "runs.run_id of the run that made it"),
+        Column("method", "VARCHAR", _S, "self_output | tree | journey | sos | distill"),
+        Column("model", "VARCHAR", _S, "engine model name"),
+        Column("thought", "VARCHAR", _S, "text inside <think>...</think>"),
+        Column("response", "VARCHAR", _S, "text after </think>"),
+        Column("predicted", "VARCHAR", _S, "extracted final answer (last \\boxed{})"),
+        Column("correct", "BOOLEAN", _B, "answer check verdict; null when not checkable"),
+        Column("n_tokens", "BIGINT", _I, "completion tokens as the engine counted them"),
+        Column("lang", "VARCHAR", _S, "language of the trace"),
+        Column("status", "VARCHAR", _S, "kept | rejected"),
+        Column("reject_reason", "VARCHAR", _S, "first filter rule the trace failed"),
+        Column("score", "DOUBLE", _F, "the method's own quality score (vote share, path Q...)"),
+        Column("created_at", "TIMESTAMPTZ", _TS, "when it was generated"),
+        Column("meta", "JSON", _S, "sampling details, votes, every filter's verdict"),
+    ),
+)
+
+NODES = Table(
+    name="nodes",
+    key=("tree_id", "node_id"),
+    doc="Every step of every search tree.",
+    columns=(
+        Column("tree_id", "VARCHAR", _S, "one tree per problem per run"),
+        Column("node_id", "VARCHAR", _S, "the node's tag within its tree"),
+        Column("parent_id", "VARCHAR", _S, "parent node_id, null for the root"),
+        Column("problem_id", "VARCHAR", _S, "problems.problem_id"),
+        Column("run_id", "VARCHAR", _S, "runs.run_id"),
+        Column("depth", "INTEGER", pl.Int32(), "0 for the root"),
+        Column("text", "VARCHAR", _S, "the step's text"),
+        Column("is_terminal", "BOOLEAN", _B, "final answer, failed check or max depth"),
+        Column("correct", "BOOLEAN", _B, "terminal answer checked against the gold"),
+        Column("visits", "BIGINT", _I, "MCTS visit count N"),
+        Column("q_value", "DOUBLE", _F, "mean backed-up reward"),
+        Column("mc_value", "DOUBLE", _F, "share of rollouts from here reaching the gold"),
+    ),
+)
+
+PROGRESS = Table(
+    name="progress",
+    key=("fingerprint", "method", "problem_id"),
+    doc="Resume ledger: a problem is done for a fingerprint once its output is stored "
+    "(written in the same transaction as its traces).",
+    columns=(
+        Column("fingerprint", "VARCHAR", _S, "runs.fingerprint"),
+        Column("method", "VARCHAR", _S, "generation method"),
+        Column("problem_id", "VARCHAR", _S, "problems.problem_id"),
+        Column("run_id", "VARCHAR", _S, "the run that did the work"),
+        Column("n_traces", "BIGINT", _I, "traces stored for it (kept or rejected)"),
+        Column("finished_at", "TIMESTAMPTZ", _TS, "when it was stored"),
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS)}
+
+# The view export reads. Thought steps may carry <step> tags during generation; SFT never sees them.
+SFT_VIEW = r"""
+CREATE OR REPLACE VIEW sft AS
+SELECT
+  t.*,
+  p.question,
+  p.gold,
+  p.source,
+  [
+    {'role': 'user', 'content': p.question},
+    {'role': 'assistant', 'content':
+       '<think>\n' || trim(regexp_replace(t.thought, '</?step>', '', 'g')) || '\n</think>\n\n'
+       || trim(t.response)}
+  ] AS messages
+FROM traces t JOIN problems p USING (problem_id)
+"""
+
+VIEWS = (SFT_VIEW,)

@@ -1,0 +1,201 @@
+"""Connect to the DuckDB warehouse, ingest record batches in bulk, and query it.
+
+Ingest takes polars frames (Arrow underneath) and inserts them with one
+`INSERT ... SELECT` per batch inside a single transaction, skipping keys already stored:
+a failed ingest stores nothing, and ingesting the same rows twice adds nothing.
+Rows are never inserted one by one.
+
+Not here: table definitions (`warehouse.schema`), exports (`warehouse.export`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from warehouse.errors import WarehouseError
+from warehouse.schema import RUNS, TABLES, VIEWS, Table
+
+DEFAULT_PATH = "reasonfactory.duckdb"
+ENV_VAR = "REASONFACTORY_WAREHOUSE"
+# Rows per INSERT: large enough that per-statement overhead vanishes, small enough that a
+# batch of ~2 KB traces stays around 100 MB.
+BATCH_ROWS = 50_000
+
+
+def resolve_path(path: str | os.PathLike | None = None) -> Path:
+    """The warehouse file: the argument, else $REASONFACTORY_WAREHOUSE, else ./reasonfactory.duckdb."""
+    return Path(path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
+
+
+class Warehouse:
+    """A DuckDB warehouse file.
+
+    >>> with Warehouse("/tmp/doc.duckdb") as wh:
+    ...     wh.ingest("problems", pl.DataFrame({"problem_id": ["p1"], "question": ["1+1?"]}))
+    1
+    """
+
+    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
+        self.path = resolve_path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise WarehouseError(
+                f"no warehouse at {self.path}: run `reasonfactory demo` or `reasonfactory run` "
+                f"first, or point --warehouse / ${ENV_VAR} at one"
+            )
+        if not read_only:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.con = duckdb.connect(str(self.path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        if not read_only:
+            self._create()
+
+    def _create(self) -> None:
+        for table in TABLES.values():
+            self.con.execute(table.ddl())
+            self._add_missing_columns(table)
+        for view in VIEWS:
+            self.con.execute(view)
+
+    def _add_missing_columns(self, table: Table) -> None:
+        # A warehouse made by an older version gains new columns; none is ever renamed.
+        have = {r[0] for r in self.con.execute(f"DESCRIBE {table.name}").fetchall()}
+        for c in table.columns:
+            if c.name not in have:
+                self.con.execute(f"ALTER TABLE {table.name} ADD COLUMN {c.name} {c.sql_type}")
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        table: str,
+        frames: pl.DataFrame | Iterable[pl.DataFrame],
+        *,
+        batch_rows: int = BATCH_ROWS,
+    ) -> int:
+        """Insert rows whose key is not stored yet; return how many were added.
+
+        All batches go in one transaction: if any fails, none is stored.
+        """
+        return self.ingest_all({table: frames}, batch_rows=batch_rows)[table]
+
+    def ingest_all(
+        self, tables: dict[str, pl.DataFrame | Iterable[pl.DataFrame]], *, batch_rows: int = BATCH_ROWS
+    ) -> dict[str, int]:
+        """Ingest into several tables in one transaction (e.g. traces and their progress rows)."""
+        added = dict.fromkeys(tables, 0)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            for table, frames in tables.items():
+                if isinstance(frames, pl.DataFrame):
+                    frames = [frames]
+                for frame in frames:
+                    for batch in _batches(frame, batch_rows):
+                        added[table] += self._insert_new(TABLES[table], batch)
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return added
+
+    def _insert_new(self, spec: Table, batch: pl.DataFrame) -> int:
+        batch = spec.conform(batch)
+        if batch.select(spec.key).is_duplicated().any():
+            batch = batch.unique(subset=list(spec.key), keep="first", maintain_order=True)
+        cols = ", ".join(spec.names)
+        on = " AND ".join(f"b.{k} = t.{k}" for k in spec.key)
+        self.con.register("_rf_batch", batch)
+        try:
+            return self.con.execute(
+                f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _rf_batch b "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
+            ).fetchone()[0]
+        finally:
+            self.con.unregister("_rf_batch")
+
+    def replace(self, table: str, frame: pl.DataFrame) -> int:
+        """Overwrite stored rows that share a key with `frame` (used to re-filter traces)."""
+        spec = TABLES[table]
+        frame = spec.conform(frame)
+        on = " AND ".join(f"{spec.name}.{k} = b.{k}" for k in spec.key)
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            self.con.register("_rf_batch", frame)
+            self.con.execute(f"DELETE FROM {spec.name} USING _rf_batch b WHERE {on}")
+            self.con.execute(
+                f"INSERT INTO {spec.name} ({', '.join(spec.names)}) "
+                f"SELECT {', '.join(spec.names)} FROM _rf_batch"
+            )
+            self.con.unregister("_rf_batch")
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        return frame.height
+
+    def start_run(self, run: dict) -> None:
+        """Record a run as running: a new row, or the same run resumed."""
+        now = datetime.now(UTC)
+        exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchone()
+        if exists:
+            self.con.execute(
+                "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL WHERE run_id = ?",
+                [run["recipe"], run["run_id"]],
+            )
+        else:
+            row = {**run, "started_at": now, "status": "running"}
+            self.ingest("runs", pl.DataFrame([row], schema_overrides=RUNS.polars_schema))
+
+    def finish_run(self, run_id: str, status: str, meta: str) -> None:
+        self.con.execute(
+            "UPDATE runs SET status = ?, finished_at = ?, meta = ? WHERE run_id = ?",
+            [status, datetime.now(UTC), meta, run_id],
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
+        """Run a query and return a polars frame."""
+        try:
+            if params:
+                return self.con.execute(query, params).pl()
+            return self.con.sql(query).pl()
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}") from exc
+
+    def existing_keys(self, table: str, keys: pl.DataFrame) -> pl.DataFrame:
+        """The rows of `keys` (key columns of `table`) that are already stored."""
+        spec = TABLES[table]
+        on = " AND ".join(f"k.{c} = t.{c}" for c in spec.key)
+        self.con.register("_rf_keys", keys)
+        try:
+            return self.con.sql(
+                f"SELECT k.* FROM _rf_keys k WHERE EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
+            ).pl()
+        finally:
+            self.con.unregister("_rf_keys")
+
+    def count(self, table: str) -> int:
+        return self.con.execute(f"SELECT count(*) FROM {TABLES[table].name}").fetchone()[0]
+
+
+def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
+    for offset in range(0, frame.height, size):
+        yield frame.slice(offset, size)
