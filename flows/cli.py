@@ -14,7 +14,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 import flows  # noqa: F401  (sets Prefect defaults before Prefect is imported)
 from warehouse.errors import UserError
@@ -217,18 +216,20 @@ def stats(
     if not rows:
         out.print("no runs yet")
         return
-    table = Table(title=f"runs in {resolve_path(warehouse)}")
-    for col in ("run", "recipe", "status", "method", "funnel", "rejected", "pass@k"):
-        table.add_column(col, overflow="fold")
+    out.print(f"runs in {resolve_path(warehouse)}")
     for r in rows:
-        funnel = [f"generated {r.generated}"] + [f"{name} {n}" for name, n in r.funnel]
-        funnel.append(f"kept {r.kept}")
-        table.add_row(
-            r.run_id, r.recipe_name, r.status, r.method, "\n-> ".join(funnel),
-            "\n".join(f"{k}: {v}" for k, v in r.rejected.items()) or "-",
-            "\n".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()) or "-",
+        out.print(
+            f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}, "
+            f"{r.problems} problems"
         )
-    out.print(table)
+        steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
+        out.print("  funnel:   " + " -> ".join(steps), highlight=False)
+        if r.rejected:
+            out.print("  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
+                      highlight=False, markup=False)
+        if r.pass_at:
+            out.print("  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
+                      highlight=False)
 
 
 @app.command()

@@ -160,8 +160,8 @@ SELECT
   [
     {'role': 'user', 'content': p.question},
     {'role': 'assistant', 'content':
-       '<think>\n' || trim(regexp_replace(t.thought, '</?step>', '', 'g')) || '\n</think>\n\n'
-       || trim(t.response)}
+       '<think>' || chr(10) || trim(regexp_replace(t.thought, '</?step>', '', 'g')) || chr(10)
+       || '</think>' || chr(10) || chr(10) || trim(t.response)}
   ] AS messages
 FROM traces t JOIN problems p USING (problem_id)
 """

@@ -1,0 +1,77 @@
+"""Shared fixtures: a temporary warehouse, Prefect's test harness, fixture problem files.
+
+Prefect runs against one temporary API server for the whole session (its test harness),
+with PREFECT_HOME under pytest's temp folder, so tests never touch ~/.prefect.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="rf-prefect-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def prefect_api():
+    """One temporary Prefect API for the session; yields its URL (for CLI subprocesses too)."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def warehouse_path(tmp_path) -> Path:
+    return tmp_path / "wh.duckdb"
+
+
+@pytest.fixture
+def cli(prefect_api, tmp_path):
+    """Run `reasonfactory ...` in a subprocess against the session's Prefect API."""
+
+    def run(*args: str, check: bool = False, env: dict | None = None):
+        full_env = {
+            **os.environ,
+            "PREFECT_API_URL": prefect_api,
+            "COLUMNS": "200",
+            **(env or {}),
+        }
+        proc = subprocess.run(
+            [sys.executable, "-c", "from flows.cli import main; main()", *args],
+            capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=300,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    return run
+
+
+def write_jsonl(path: Path, records: list[dict | str]) -> Path:
+    """Write records (dicts, or raw strings for deliberately broken lines)."""
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def shared_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"{path} is absent: the real problem sets live beside the dev checkout only")
+    return path
