@@ -51,9 +51,9 @@ def check_answer(gold: str, predicted: str | None, *, parsed_gold=None) -> Outco
     pred_parsed = parse_answer(predicted)
     if not pred_parsed:
         return Outcome.WRONG
-    timeout = {} if threading.current_thread() is threading.main_thread() else {
-        "timeout_seconds": None
-    }
+    timeout = (
+        {} if threading.current_thread() is threading.main_thread() else {"timeout_seconds": None}
+    )
     return Outcome.CORRECT if verify(gold_parsed, pred_parsed, **timeout) else Outcome.WRONG
 
 

@@ -83,9 +83,9 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
         reject_reason=pl.Series(first_failed, dtype=pl.String),
         meta=pl.Series(metas, dtype=pl.String),
     ).with_columns(
-        status=pl.when(pl.col("reject_reason").is_null()).then(pl.lit("kept")).otherwise(
-            pl.lit("rejected")
-        )
+        status=pl.when(pl.col("reject_reason").is_null())
+        .then(pl.lit("kept"))
+        .otherwise(pl.lit("rejected"))
     )
     if correct is not None:
         out = out.with_columns(correct=correct)

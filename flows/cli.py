@@ -36,7 +36,10 @@ err = Console(stderr=True)
 WarehouseOpt = Annotated[
     Path | None,
     typer.Option(
-        "--warehouse", "-w", envvar=ENV_VAR, show_default="./reasonfactory.duckdb",
+        "--warehouse",
+        "-w",
+        envvar=ENV_VAR,
+        show_default="./reasonfactory.duckdb",
         help="The DuckDB warehouse file.",
     ),
 ]
@@ -68,8 +71,8 @@ def demo(
     out.print(
         "\nNext:\n"
         f"  reasonfactory stats -w {where}\n"
-        f"  reasonfactory query -w {where} \"SELECT status, reject_reason, count(*) FROM traces "
-        "GROUP BY ALL ORDER BY 3 DESC\"\n"
+        f'  reasonfactory query -w {where} "SELECT status, reject_reason, count(*) FROM traces '
+        'GROUP BY ALL ORDER BY 3 DESC"\n'
         f"  reasonfactory export sft -w {where} --out ./demo-sft",
         soft_wrap=True,
     )
@@ -151,7 +154,9 @@ def _parse_fields(text: str) -> dict[str, str]:
 
 @app.command()
 def query(
-    sql: Annotated[str, typer.Argument(help="A SQL query over problems, runs, traces, nodes, sft.")],
+    sql: Annotated[
+        str, typer.Argument(help="A SQL query over problems, runs, traces, nodes, sft.")
+    ],
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -181,10 +186,14 @@ def export_sft(
     out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
     where: Annotated[
         str | None,
-        typer.Option(help="SQL predicate over the sft view; status='kept' is added unless it "
-                     "mentions status."),
+        typer.Option(
+            help="SQL predicate over the sft view; status='kept' is added unless it "
+            "mentions status."
+        ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")] = "hf",
+    fmt: Annotated[
+        str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")
+    ] = "hf",
     overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
@@ -197,8 +206,10 @@ def export_sft(
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
     result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
-    out.print(f"exported {result['rows']} rows ({result['format']}) to {result['path']} "
-              f"where {result['where']}")
+    out.print(
+        f"exported {result['rows']} rows ({result['format']}) to {result['path']} "
+        f"where {result['where']}"
+    )
 
 
 @app.command()
@@ -225,18 +236,25 @@ def stats(
         steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
         out.print("  funnel:   " + " -> ".join(steps), highlight=False)
         if r.rejected:
-            out.print("  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
-                      highlight=False, markup=False)
+            out.print(
+                "  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
+                highlight=False,
+                markup=False,
+            )
         if r.pass_at:
-            out.print("  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
-                      highlight=False)
+            out.print(
+                "  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
+                highlight=False,
+            )
 
 
 @app.command()
 def schedule(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
     cron: Annotated[str, typer.Option(help='Cron expression, e.g. "0 * * * *" (hourly).')],
-    name: Annotated[str | None, typer.Option(help="Deployment name (default: recipe name).")] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Deployment name (default: recipe name).")
+    ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).

@@ -84,13 +84,17 @@ def ingest_shard(
     warehouse: str, shard: pl.DataFrame, traces: pl.DataFrame, nodes, recipe: Recipe, run_id: str
 ) -> int:
     counts = traces.group_by("problem_id").len()
-    progress = shard.select("problem_id").join(counts, on="problem_id", how="left").select(
-        fingerprint=pl.lit(recipe.fingerprint),
-        method=pl.lit(recipe.generate.method),
-        problem_id=pl.col("problem_id"),
-        run_id=pl.lit(run_id),
-        n_traces=pl.col("len").fill_null(0),
-        finished_at=pl.lit(datetime.now(UTC)),
+    progress = (
+        shard.select("problem_id")
+        .join(counts, on="problem_id", how="left")
+        .select(
+            fingerprint=pl.lit(recipe.fingerprint),
+            method=pl.lit(recipe.generate.method),
+            problem_id=pl.col("problem_id"),
+            run_id=pl.lit(run_id),
+            n_traces=pl.col("len").fill_null(0),
+            finished_at=pl.lit(datetime.now(UTC)),
+        )
     )
     tables = {"traces": traces}
     if nodes is not None:
@@ -109,8 +113,12 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
     run_id = rec.run_id
     with Warehouse(warehouse) as wh:
         wh.start_run(
-            {"run_id": run_id, "recipe_name": rec.name, "recipe": rec.to_yaml(),
-             "fingerprint": rec.fingerprint}
+            {
+                "run_id": run_id,
+                "recipe_name": rec.name,
+                "recipe": rec.to_yaml(),
+                "fingerprint": rec.fingerprint,
+            }
         )
     engine = None
     try:
@@ -119,7 +127,10 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
         todo = pending_problems(warehouse, problems, rec)
         log.info(
             "run %s: %d problems (%d new in the warehouse), %d still to generate",
-            run_id, problems.height, stored, todo.height,
+            run_id,
+            problems.height,
+            stored,
+            todo.height,
         )
         engine = MeteredEngine(_engine_for(rec, todo))
         ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
@@ -139,7 +150,12 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             reasons.update(r for r in traces["reject_reason"].to_list() if r)
             log.info(
                 "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
-                i + 1, n_shards, shard.height, traces.height, shard_kept, time.perf_counter() - t0,
+                i + 1,
+                n_shards,
+                shard.height,
+                traces.height,
+                shard_kept,
+                time.perf_counter() - t0,
             )
         wall = time.perf_counter() - started
         summary = {

@@ -9,14 +9,15 @@ recipe name and the problem set. The same recipe run twice is the same run, resu
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from filters.pipeline import FilterSpec, parse_filter_spec
 from generators.base import StrictModel
-from generators.engines import EngineConfig, SimEngineConfig
+from generators.engines import ENGINES, SimEngineConfig
+from generators.registry import GENERATORS
 from generators.self_output import SelfOutputConfig
 from warehouse.errors import UserError
 from warehouse.ids import digest, fingerprint
@@ -30,8 +31,9 @@ class RecipeError(UserError):
 
 
 class ProblemsConfig(StrictModel):
-    source: str = Field(description="builtin:arithmetic | builtin:linear | FILE.jsonl | "
-                        "FILE.parquet | hf:DIR")
+    source: str = Field(
+        description="builtin:arithmetic | builtin:linear | FILE.jsonl | FILE.parquet | hf:DIR"
+    )
     fields: dict[str, str] = Field(default_factory=dict)
     answer_format: Literal["plain", "boxed", "gsm8k"] = "plain"
     limit: int | None = Field(None, ge=1)
@@ -49,7 +51,16 @@ class ProblemsConfig(StrictModel):
         return v
 
 
-GenerateConfig = SelfOutputConfig
+def _tagged_union(models: list[type[BaseModel]], tag: str):
+    """The recipe type for a registry: one model, or a union discriminated by `tag`."""
+    if len(models) == 1:
+        return models[0]
+    return Annotated[Union[tuple(models)], Field(discriminator=tag)]  # noqa: UP007
+
+
+# Built from the registries: registering a generator or an engine is all it takes.
+GenerateConfig = _tagged_union([spec.config for spec in GENERATORS.values()], "method")
+EngineConfig = _tagged_union([config for config, _ in ENGINES.values()], "kind")
 
 
 class Recipe(StrictModel):
@@ -96,7 +107,9 @@ class Recipe(StrictModel):
 def parse_recipe(data: dict, origin: str = "recipe") -> Recipe:
     """Validate a recipe mapping; errors name the key, the bad value and what is allowed."""
     if not isinstance(data, dict):
-        raise RecipeError(f"{origin}: a recipe is a mapping with keys {', '.join(Recipe.model_fields)}")
+        raise RecipeError(
+            f"{origin}: a recipe is a mapping with keys {', '.join(Recipe.model_fields)}"
+        )
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
@@ -112,34 +125,66 @@ def load_recipe(path: str | Path) -> Recipe:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+        raise RecipeError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
     return parse_recipe(data, str(path))
 
 
 def _explain(err: dict) -> str:
-    loc = [str(p) for p in err["loc"] if not str(p).startswith("function-")]
+    raw = [p for p in err["loc"] if not str(p).startswith("function-")]
+    loc, parent = _walk(raw)
     key = ".".join(loc) or "recipe"
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = _allowed_keys(loc[:-1])
+        allowed = list(parent.model_fields) if parent else []
         return f"unknown key {key!r}; allowed: {', '.join(allowed)}"
     if kind == "literal_error":
         return f"{key}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"
+    if kind == "union_tag_invalid":
+        tag = err["ctx"]["discriminator"].strip("'")
+        ctx = err["ctx"]
+        return f"{key}.{tag}: {ctx['tag']!r} is not allowed; expected {ctx['expected_tags']}"
     if kind == "missing":
         return f"missing key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
     return f"{key}: {msg} (got {err['input']!r})" if "input" in err else f"{key}: {msg}"
 
 
-def _allowed_keys(loc: list[str]) -> list[str]:
-    model: type[BaseModel] = Recipe
-    for part in loc:
-        field = model.model_fields.get(part)
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return []
-        model = ann
-    return list(model.model_fields)
+def _members(annotation) -> list[type[BaseModel]]:
+    """The models a field may hold: itself, or the members of a (discriminated) union."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in get_args(annotation) for m in _members(arg)]
+
+
+def _walk(raw: list) -> tuple[list[str], type[BaseModel] | None]:
+    """The error location as the user wrote it (union tags dropped), and the model that holds
+    its last key. pydantic puts a union's tag in the location: ('generate', 'tree', 'width')."""
+    shown: list[str] = []
+    model: type[BaseModel] | None = Recipe
+    parent = model
+    i = 0
+    while i < len(raw):
+        part = str(raw[i])
+        shown.append(part)
+        parent = model
+        field = model.model_fields.get(part) if model else None
+        members = _members(field.annotation) if field else []
+        if len(members) > 1 and i + 1 < len(raw):
+            i += 1  # the tag picks the member
+            members = [m for m in members if _tag_of(m) == raw[i]] or members[:1]
+        model = members[0] if members else None
+        i += 1
+    return shown, parent
+
+
+def _tag_of(model: type[BaseModel]) -> str | None:
+    for name in ("method", "kind"):
+        field = model.model_fields.get(name)
+        if field is not None and get_args(field.annotation):
+            return get_args(field.annotation)[0]
+    return None
 
 
 DEMO_RECIPE = {

@@ -129,6 +129,7 @@ NODES = Table(
         Column("visits", "BIGINT", _I, "MCTS visit count N"),
         Column("q_value", "DOUBLE", _F, "mean backed-up reward"),
         Column("mc_value", "DOUBLE", _F, "share of rollouts from here reaching the gold"),
+        Column("meta", "JSON", _S, "verification detail (failed claim, code output), answer"),
     ),
 )
 

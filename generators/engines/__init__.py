@@ -5,6 +5,7 @@ Heavy engines (vllm, openai) are imported only when a recipe asks for them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field
@@ -22,21 +23,30 @@ class SimEngineConfig(StrictModel):
     format_error_rate: float = Field(0.0, ge=0, lt=1)
 
 
-EngineConfig = SimEngineConfig
+def _make_sim(config: SimEngineConfig) -> Engine:
+    from generators.engines.sim import SimEngine
+
+    return SimEngine(config.error_rate, config.format_error_rate, model=config.model)
 
 
-def make_engine(config: EngineConfig) -> Engine:
-    if config.kind == "sim":
-        from generators.engines.sim import SimEngine
+# kind -> (config model, factory). A factory imports its engine module lazily, so vllm or an
+# HTTP client is only imported when a recipe asks for that engine.
+ENGINES: dict[str, tuple[type[StrictModel], Callable[[StrictModel], Engine]]] = {
+    "sim": (SimEngineConfig, _make_sim),
+}
 
-        return SimEngine(config.error_rate, config.format_error_rate, model=config.model)
-    raise ValueError(f"unknown engine kind {config.kind!r}")
+
+def make_engine(config: StrictModel) -> Engine:
+    kind = config.kind
+    if kind not in ENGINES:
+        raise ValueError(f"unknown engine kind {kind!r}; valid: {', '.join(ENGINES)}")
+    return ENGINES[kind][1](config)
 
 
 __all__ = [
     "Completion",
     "Engine",
-    "EngineConfig",
+    "ENGINES",
     "EngineError",
     "GenRequest",
     "SimEngineConfig",

@@ -126,9 +126,7 @@ def _render_arith(op: str):
 
 # -- linear ----------------------------------------------------------------------------------
 
-_LINEAR_Q = re.compile(
-    r"Solve for x: (-?\d+)x ([+-]) (\d+) = (?:(-?\d+)x ([+-]) (\d+)|(-?\d+))\."
-)
+_LINEAR_Q = re.compile(r"Solve for x: (-?\d+)x ([+-]) (\d+) = (?:(-?\d+)x ([+-]) (\d+)|(-?\d+))\.")
 
 
 def make_linear(rng: random.Random, ops: int) -> Problem:
@@ -156,31 +154,46 @@ def plan_linear(question: str) -> list[StepPlan] | None:
         d = Fraction(int(m.group(6))) * (1 if m.group(5) == "+" else -1)
         return [
             StepPlan(
-                "-", a, c,
-                lambda l, r, res, _v: f"Collect the x terms on the left: {l} - {r} = {res}, "
-                f"so {res}x {_signed(b)} = {fmt(d)}.",
+                "-",
+                a,
+                c,
+                lambda lhs, r, res, _v: (
+                    f"Collect the x terms on the left: {lhs} - {r} = {res}, "
+                    f"so {res}x {_signed(b)} = {fmt(d)}."
+                ),
             ),
             StepPlan(
-                "-", d, b,
-                lambda l, r, res, v: f"Move the constant to the right: {l} - {r} = {res}, "
-                f"so {fmt(v[0])}x = {res}.",
+                "-",
+                d,
+                b,
+                lambda lhs, r, res, v: (
+                    f"Move the constant to the right: {lhs} - {r} = {res}, so {fmt(v[0])}x = {res}."
+                ),
             ),
             StepPlan(
-                "/", Ref(1), Ref(0),
-                lambda l, r, res, _v: f"Divide both sides by {r}: {l} / {r} = {res}, "
-                f"so x = {res}.",
+                "/",
+                Ref(1),
+                Ref(0),
+                lambda lhs, r, res, _v: (
+                    f"Divide both sides by {r}: {lhs} / {r} = {res}, so x = {res}."
+                ),
             ),
         ]
     d = Fraction(int(m.group(7)))
     return [
         StepPlan(
-            "-", d, b,
-            lambda l, r, res, _v: f"Move the constant to the right: {l} - {r} = {res}, "
-            f"so {fmt(a)}x = {res}.",
+            "-",
+            d,
+            b,
+            lambda lhs, r, res, _v: (
+                f"Move the constant to the right: {lhs} - {r} = {res}, so {fmt(a)}x = {res}."
+            ),
         ),
         StepPlan(
-            "/", Ref(0), a,
-            lambda l, r, res, _v: f"Divide both sides by {r}: {l} / {r} = {res}, so x = {res}.",
+            "/",
+            Ref(0),
+            a,
+            lambda lhs, r, res, _v: f"Divide both sides by {r}: {lhs} / {r} = {res}, so x = {res}.",
         ),
     ]
 

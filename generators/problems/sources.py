@@ -106,7 +106,8 @@ def _locate(source: str) -> tuple[Path, str]:
     if suffix == ".parquet":
         return path, "parquet"
     raise ProblemSourceError(
-        f"{source}: unknown file type {suffix!r}; use .jsonl, .parquet or a datasets folder (hf:DIR)"
+        f"{source}: unknown file type {suffix!r}; "
+        "use .jsonl, .parquet or a datasets folder (hf:DIR)"
     )
 
 
