@@ -72,6 +72,18 @@ class Recipe(StrictModel):
         default_factory=lambda: [FilterSpec("format"), FilterSpec("answer")]
     )
 
+    @field_validator("generate", "engine", mode="before")
+    @classmethod
+    def _default_tag(cls, v, info):
+        """A section without its tag (`generate: {samples: 4}`) means the first registered
+        entry (self_output, sim), as it did when each registry had one entry."""
+        tag, registry = (
+            ("method", GENERATORS) if info.field_name == "generate" else ("kind", ENGINES)
+        )
+        if isinstance(v, dict) and tag not in v:
+            return {tag: next(iter(registry)), **v}
+        return v
+
     @field_validator("filters", mode="before")
     @classmethod
     def _filters(cls, v):

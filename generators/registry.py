@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['self_output']
+['self_output', 'tree']
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from generators.base import StrictModel
 from generators.self_output import SelfOutputConfig, self_output
+from generators.tree import TreeConfig, tree
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class GeneratorSpec:
 
 GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
+    "tree": GeneratorSpec(tree, TreeConfig),
 }
 
 
