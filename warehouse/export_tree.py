@@ -41,7 +41,7 @@ def export_prm(
     if labels not in ("q", "mc"):
         raise UserError(f"--labels {labels!r}: expected q or mc")
     query = prm_query(labels, threshold)
-    card = _PRM_CARD.format(labels=labels, threshold=threshold)
+    card = {"template": _PRM_CARD, "labels": labels, "threshold": threshold}
     return _export(warehouse, out, query, where, fmt, overwrite, "leaf_id", card, "prm")
 
 
@@ -59,12 +59,12 @@ def export_dpo(
     if not 0 < max_similarity <= 1:
         raise UserError(f"--max-similarity {max_similarity}: expected a number in (0, 1]")
     query = dpo_query(margin, max_similarity)
-    card = _DPO_CARD.format(margin=margin, max_similarity=max_similarity)
+    card = {"template": _DPO_CARD, "margin": margin, "max_similarity": max_similarity}
     order = "node_id, chosen_id, rejected_id"
     return _export(warehouse, out, query, where, fmt, overwrite, order, card, "dpo")
 
 
-def _export(warehouse, out, query, where, fmt, overwrite, order, card, kind) -> dict:
+def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kind) -> dict:
     out = Path(out)
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
@@ -73,7 +73,7 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card, kind) -> 
     predicate = f"({where})" if where else "TRUE"
     selected = f"SELECT * FROM ({query}) WHERE {predicate}"
     with Warehouse(warehouse, read_only=True) as wh:
-        if wh.count("nodes") == 0:
+        if wh.sql("SELECT count(*) AS n FROM nodes")["n"][0] == 0:
             raise UserError(
                 f"no search trees in {wh.path}: run a recipe with `generate: {{method: tree}}` "
                 f"before `export {kind}`"
@@ -87,7 +87,9 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card, kind) -> 
         ordered = f"{selected} ORDER BY problem_id, tree_id, {order}"
         with tempfile.TemporaryDirectory() as tmp:
             path = _write(wh, ordered, out, fmt, Path(tmp))
-    (out / "README.md").write_text(card.replace("{rows}", str(rows)), encoding="utf-8")
+    fields = {k: v for k, v in card.items() if k != "template"}
+    text = card["template"].format(rows=rows, **fields)
+    (out / "README.md").write_text(text, encoding="utf-8")
     return {"rows": int(rows), "path": str(path), "format": fmt, "where": predicate}
 
 
