@@ -80,6 +80,7 @@ from warehouse.schema import NODES, TRACES
 Verifier = Literal["equations", "code", "rollout"]
 VERIFIERS: tuple[str, ...] = ("equations", "code", "rollout")
 log = logging.getLogger("reasonfactory.tree")
+PROGRESS_SECONDS = 5.0  # a progress line at most this often during a search
 
 
 class TreeConfig(StrictModel):
@@ -180,7 +181,8 @@ def plant(problem: dict, config: TreeConfig, ctx: RunContext) -> Search:
 
 def search_trees(searches: list[Search], engine: Engine, config: TreeConfig) -> None:
     """Run every tree's rollouts in synchronous rounds, one engine call per round."""
-    started, rounds, requests = time.perf_counter(), 0, 0
+    started = last_log = time.perf_counter()
+    rounds = requests = 0
     while True:
         jobs = [(s, node) for s in searches if (node := advance(s, config)) is not None]
         if not jobs:
@@ -188,17 +190,32 @@ def search_trees(searches: list[Search], engine: Engine, config: TreeConfig) -> 
         run_round(jobs, engine, config)
         rounds += 1
         requests += len(jobs)
-        if rounds % 10 == 0:
+        if time.perf_counter() - last_log >= PROGRESS_SECONDS:
+            last_log = time.perf_counter()
+            done = sum(s.rollouts_started for s in searches)
             log.info(
-                "tree search: round %d, %d trees still searching, %d requests so far (%.1f s)",
+                "tree search: round %d, %d of %d trees still searching, rollouts %d/%d, "
+                "%d requests so far (%.0f s)",
                 rounds,
                 len(jobs),
+                len(searches),
+                done,
+                config.rollouts * len(searches),
                 requests,
-                time.perf_counter() - started,
+                last_log - started,
             )
     loose = [(s, n) for s in searches for n in iter_nodes(s.root) if _pending_answer(n)]
     if loose:  # closed thoughts whose answer no rollout came back for
         run_round(loose, engine, config)
+        rounds, requests = rounds + 1, requests + len(loose)
+    log.info(
+        "tree search: %d trees, %d rounds, %d requests (%.1f per engine call), %.1f s",
+        len(searches),
+        rounds,
+        requests,
+        requests / max(rounds, 1),
+        time.perf_counter() - started,
+    )
 
 
 def advance(s: Search, config: TreeConfig) -> Node | None:
