@@ -2,7 +2,8 @@
 
 `run_python(code, context)` runs the ancestors' code (`context`, output discarded) and then
 the step's code in a fresh `python -I -B` process and returns an `ExecutionResult`. It never
-raises for anything the code does. Layers, each tested on its own in tests/test_sandbox.py:
+raises for anything the code does; it raises `SandboxError` when the machine cannot confine
+the run (then nothing ran). Layers, each tested on its own in tests/test_sandbox.py:
 - a throwaway working folder (removed afterwards) and a scrubbed environment: no variable of
   ours reaches the code;
 - wall-clock timeout: the whole process group is killed;
@@ -45,6 +46,11 @@ from pathlib import Path
 CHILD = Path(__file__).with_name("sandbox_child.py")
 EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
 DENIED = "sandbox: denied "
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not confine a run (a machine or configuration problem, never the
+    code's doing): nothing was run, and running it unconfined is not an option."""
 
 
 @dataclass(frozen=True)
@@ -120,8 +126,10 @@ def run_python(
     work = tempfile.mkdtemp(prefix="rf-sandbox-")
     outdir = tempfile.mkdtemp(prefix="rf-sandbox-out-")
     cgroup = _make_cgroup(limits.processes) if want["cgroup"] else None
+    status_read, status_write = os.pipe()
     config = {
         "work": work,
+        "status_fd": status_write,
         "limits": {
             "cpu_seconds": max(1, int(limits.cpu_seconds)),
             "memory_mb": limits.memory_mb,
@@ -150,7 +158,10 @@ def run_python(
                 env=_clean_env(work),
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(status_write,),
             )
+            os.close(status_write)
+            status_write = None
             try:
                 proc.communicate(job.encode(), timeout=limits.wall_seconds)
             except subprocess.TimeoutExpired:
@@ -164,11 +175,17 @@ def run_python(
         seconds = time.perf_counter() - started
         stdout = _read(Path(outdir) / "out", limits.output_chars)
         stderr = _read(Path(outdir) / "err", limits.output_chars)
+        confined = os.read(status_read, 16) == b"confined"
     finally:
+        for fd in (status_read, status_write):
+            if fd is not None:
+                os.close(fd)
         _remove_cgroup(cgroup)
         shutil.rmtree(work, ignore_errors=True)
         shutil.rmtree(outdir, ignore_errors=True)
     code_ = proc.returncode
+    if not confined and not timed_out:
+        raise SandboxError(f"the sandbox could not confine the run: {stderr.strip()[-500:]}")
     cpu_killed = code_ in (-signal.SIGXCPU, -signal.SIGKILL) and not timed_out
     denied = tuple(
         line.removeprefix(DENIED) for line in stderr.splitlines() if line.startswith(DENIED)

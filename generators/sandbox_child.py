@@ -18,7 +18,8 @@ namespace when the machine allows one. Before any untrusted line runs it:
 Then it runs the ancestors' code with its output discarded, and the step's code.
 
 Exit status: 0 ran to the end, 1 the code raised, 3 MemoryError, 4 confinement failed
-(nothing was run). Standard library only: it must not import the project.
+(nothing was run); "confined" is written to `status_fd` before any untrusted line runs.
+Standard library only: it must not import the project.
 """
 
 import contextlib
@@ -99,6 +100,10 @@ def main() -> int:
     except Exception as exc:  # nothing untrusted has run: refuse to run it unconfined
         sys.stderr.write(f"sandbox: confinement failed: {exc!r}\n")
         return EXIT_SETUP
+    # Tell the parent, on a pipe only it reads, that confinement held; the code cannot fake
+    # a failure of it (an exit status can be faked with os._exit).
+    os.write(config["status_fd"], b"confined")
+    os.close(config["status_fd"])
     return run(job)
 
 

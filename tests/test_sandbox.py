@@ -216,3 +216,17 @@ def test_without_any_layer_the_same_code_does_get_through(listener):
     result = run_python(_connect_code(port), limits=QUICK, layers=ALL_OFF)
     time.sleep(0.5)
     assert result.ok and received == [b"leak"]
+
+
+def test_a_sandbox_that_cannot_confine_refuses_to_run(monkeypatch, tmp_path):
+    # Inject the failure: a cgroup the child cannot join. Nothing may run unconfined.
+    marker = tmp_path / "ran.txt"
+    monkeypatch.setattr(sandbox, "_make_cgroup", lambda processes: str(tmp_path / "no-cgroup"))
+    with pytest.raises(sandbox.SandboxError, match="could not confine"):
+        run_python(f"open({str(marker)!r}, 'w').write('ran')", limits=QUICK)
+    assert not marker.exists()
+
+
+def test_code_cannot_fake_a_confinement_failure():
+    result = run_python("import os\nos._exit(4)", limits=QUICK)
+    assert not result.ok and result.exit_code == 4

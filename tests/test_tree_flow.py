@@ -145,16 +145,16 @@ def test_exports_explain_what_is_missing(prefect_api, tmp_path, tree_warehouse):
         export_prm(path, tmp_path / "z", labels="nope")
 
 
-@pytest.mark.parametrize("kind", ["prm", "dpo"])
-def test_cli_export_tree_datasets(cli, tmp_path, kind):
-    assert "Usage" in cli("export", kind, "--help", check=True).stdout
+def test_cli_runs_a_tree_recipe_and_exports_prm_and_dpo(cli, tmp_path):
     recipe = tmp_path / "tree.yaml"
     small = {**TREE, "problems": {**PROBLEMS, "limit": 8}}
     recipe.write_text(json.dumps(small))  # JSON is YAML
     cli("run", str(recipe), check=True)
-    done = cli("export", kind, "--out", str(tmp_path / kind), "--format", "jsonl", check=True)
-    assert f"to {tmp_path / kind / 'data.jsonl'}" in done.stdout
-    lines = (tmp_path / kind / "data.jsonl").read_text().splitlines()
-    assert len(lines) > 0 and "prompt" in json.loads(lines[0])
-    bad = cli("export", kind, "--out", str(tmp_path / "bad"), "--where", "no_such_column")
-    assert bad.returncode == 1 and "error:" in bad.stderr and "Traceback" not in bad.stderr
+    for kind in ("prm", "dpo"):
+        assert "Usage" in cli("export", kind, "--help", check=True).stdout
+        done = cli("export", kind, "--out", str(tmp_path / kind), "--format", "jsonl", check=True)
+        assert f"to {tmp_path / kind / 'data.jsonl'}" in done.stdout
+        lines = (tmp_path / kind / "data.jsonl").read_text().splitlines()
+        assert len(lines) > 0 and "prompt" in json.loads(lines[0])
+        bad = cli("export", kind, "--out", str(tmp_path / "bad"), "--where", "no_such_column")
+        assert bad.returncode == 1 and "error:" in bad.stderr and "Traceback" not in bad.stderr
