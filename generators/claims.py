@@ -1,0 +1,121 @@
+"""Arithmetic claims inside prose: find `17 * 3 = 51` in a step and say whether it holds.
+
+A claim is an arithmetic expression (at least one operation) followed by `=` and a number:
+`Step 2: 22 * 3 = 66.`, `Move the constant to the right: 9 - (-4) = 13, so 3x = 13.` Text
+around it (`so 3x = 13`, `x = 4`) is not a claim: a side with letters in it is not
+arithmetic. Truth is decided by sympy on an expression built from the parsed numbers
+(`generators.arith`), never by evaluating text.
+
+Not here: changing claims (`generators.error_injection`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from fractions import Fraction
+
+from generators.arith import Node, format_value, has_operation, parse_arith, to_sympy
+
+_LHS = re.compile(r"(?:[\d.+\-*/×÷·−() \t]|\\times|\\cdot|\\div)+\Z")
+_RHS = re.compile(r"[ \t]*(\(?(-?\d+(?:\.\d+)?(?:/\d+)?)\)?)")
+_CHAINED = re.compile(r"[ \t]*(?:[-+*/×÷·(\d]|\\times|\\cdot|\\div)")
+_STARTS = re.compile(r"(?<![\d.])[\d(\-−]")
+LOOKBACK = 300
+
+
+@dataclass(frozen=True)
+class Claim:
+    """`lhs = rhs` found at `text[start:end]`."""
+
+    lhs: str
+    rhs: str
+    start: int
+    end: int
+    node: Node
+
+    @property
+    def text(self) -> str:
+        return f"{self.lhs} = {self.rhs}"
+
+    @property
+    def rhs_value(self) -> Fraction:
+        return Fraction(self.rhs.strip("()"))
+
+    @property
+    def decimal(self) -> bool:
+        return "." in self.lhs or "." in self.rhs
+
+
+def find_claims(text: str) -> list[Claim]:
+    """Every arithmetic claim in `text`, in order.
+
+    >>> [c.text for c in find_claims("Collect: 5 - 2 = 3, so 3x + 4 = 9. Then 12 / 3 = 4.")]
+    ['5 - 2 = 3', '12 / 3 = 4']
+    """
+    out = []
+    for m in re.finditer(r"(?<![=<>!])=(?!=)", text):
+        eq = m.start()
+        rhs = _RHS.match(text, eq + 1)
+        if not rhs or _CHAINED.match(text, rhs.end()):
+            continue
+        window = text[max(0, eq - LOOKBACK) : eq]
+        lhs_m = _LHS.search(window)
+        if not lhs_m:
+            continue
+        offset = eq - len(window) + lhs_m.start()
+        found = _longest_expression(lhs_m.group(0))
+        if found is None:
+            continue
+        rel, lhs, node = found
+        out.append(Claim(lhs, rhs.group(1), offset + rel, rhs.end(1), node))
+    return out
+
+
+def _longest_expression(candidate: str) -> tuple[int, str, Node] | None:
+    """The longest suffix of `candidate` that is an expression with an operation in it."""
+    for m in _STARTS.finditer(candidate):
+        piece = candidate[m.start() :].rstrip()
+        node = parse_arith(piece)
+        if node is not None and has_operation(node):
+            return m.start(), piece, node
+    return None
+
+
+def parse_claim(text: str) -> Claim | None:
+    """A whole string `lhs = rhs` as a claim (as stored in `meta`), or None.
+
+    >>> parse_claim("17 * 3 = 41").rhs
+    '41'
+    """
+    claims = find_claims(text)
+    if len(claims) != 1 or claims[0].start != len(text) - len(text.lstrip()):
+        return None
+    return claims[0]
+
+
+def claim_holds(claim: Claim | str) -> bool | None:
+    """Whether the claim is true, decided by sympy; None if `claim` is not a claim.
+
+    >>> claim_holds("17 * 3 = 51"), claim_holds("17 * 3 = 41"), claim_holds("x = 2")
+    (True, False, None)
+    """
+    import sympy
+
+    if isinstance(claim, str):
+        claim = parse_claim(claim)
+        if claim is None:
+            return None
+    value = claim.rhs_value
+    return bool(sympy.Eq(to_sympy(claim.node), sympy.Rational(value.numerator, value.denominator)))
+
+
+def value_of(claim: Claim) -> Fraction | None:
+    from generators.arith import evaluate
+
+    return evaluate(claim.node)
+
+
+def restate(claim: Claim, value: Fraction) -> str:
+    """The claim's left side with another right side: `17 * 3 = 51`."""
+    return f"{claim.lhs} = {format_value(value, decimal=claim.decimal)}"
