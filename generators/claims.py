@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from generators.arith import Node, format_value, has_operation, parse_arith, to_sympy
+from generators.arith import Node, evaluate, format_value, has_operation, parse_arith, to_sympy
 
 _LHS = re.compile(r"(?:[\d.+\-*/×÷·−() \t]|\\times|\\cdot|\\div)+\Z")
 _RHS = re.compile(r"[ \t]*(\(?(-?\d+(?:\.\d+)?(?:/\d+)?)\)?)")
@@ -111,8 +111,7 @@ def claim_holds(claim: Claim | str) -> bool | None:
 
 
 def value_of(claim: Claim) -> Fraction | None:
-    from generators.arith import evaluate
-
+    """The left side's exact value (None on division by zero)."""
     return evaluate(claim.node)
 
 

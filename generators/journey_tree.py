@@ -27,11 +27,11 @@ import json
 import random
 import re
 from dataclasses import dataclass
-from fractions import Fraction
 
 import polars as pl
 
 from generators.answers import extract_boxed
+from generators.arith import format_value
 from generators.claims import claim_holds, find_claims, parse_claim, value_of
 from generators.journey_phrases import SENTENCE_JOIN, phrase
 from generators.journey_text import Journey, Piece, assemble
@@ -87,15 +87,9 @@ def wrong_claim_of(node: dict) -> _Wrong | None:
             value = value_of(claim)
             if value is None:
                 continue
-            expected = _format(value, claim.decimal)
+            expected = format_value(value, decimal=claim.decimal)
             return _Wrong(claim.text, claim.lhs, claim.rhs, expected, "recheck")
     return None
-
-
-def _format(value: Fraction, decimal: bool) -> str:
-    from generators.arith import format_value
-
-    return format_value(value, decimal=decimal)
 
 
 def linearise_tree(

@@ -40,6 +40,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from itertools import combinations
 from typing import Literal
 
@@ -64,8 +65,13 @@ def sum_heuristic(nums: tuple[int, ...], target: int) -> float:
     return sum(abs(n - target) for n in nums) / len(nums)
 
 
+@lru_cache(maxsize=256)
+def _factors(target: int) -> tuple[int, ...]:
+    return tuple(f for f in range(2, target + 1) if target % f == 0)
+
+
 def mult_heuristic(nums: tuple[int, ...], target: int) -> float:
-    factors = [f for f in range(2, target + 1) if target % f == 0]
+    factors = _factors(target)
     return sum(min(abs(n - f) for f in factors) for n in nums)
 
 
