@@ -17,7 +17,8 @@ from fractions import Fraction
 
 from generators.arith import Node, evaluate, format_value, has_operation, parse_arith, to_sympy
 
-_LHS = re.compile(r"(?:[\d.+\-*/×÷·−() \t]|\\times|\\cdot|\\div)+\Z")
+_LHS_CHARS = frozenset("0123456789.+-*/×÷·−() \t")
+_LATEX_OPS = ("\\times", "\\cdot", "\\div")
 _RHS = re.compile(r"[ \t]*(\(?(-?\d+(?:\.\d+)?(?:/\d+)?)\)?)")
 _CHAINED = re.compile(r"[ \t]*(?:[-+*/×÷·(\d]|\\times|\\cdot|\\div)")
 _STARTS = re.compile(r"(?<![\d.])[\d(\-−]")
@@ -59,17 +60,29 @@ def find_claims(text: str) -> list[Claim]:
         rhs = _RHS.match(text, eq + 1)
         if not rhs or _CHAINED.match(text, rhs.end()):
             continue
-        window = text[max(0, eq - LOOKBACK) : eq]
-        lhs_m = _LHS.search(window)
-        if not lhs_m:
+        offset = _arithmetic_run_start(text, eq)
+        if offset == eq:
             continue
-        offset = eq - len(window) + lhs_m.start()
-        found = _longest_expression(lhs_m.group(0))
+        found = _longest_expression(text[offset:eq])
         if found is None:
             continue
         rel, lhs, node = found
         out.append(Claim(lhs, rhs.group(1), offset + rel, rhs.end(1), node))
     return out
+
+
+def _arithmetic_run_start(text: str, end: int) -> int:
+    """Where the run of arithmetic characters ending at `end` starts (a linear scan back)."""
+    i, lo = end, max(0, end - LOOKBACK)
+    while i > lo:
+        if text[i - 1] in _LHS_CHARS:
+            i -= 1
+            continue
+        op = next((op for op in _LATEX_OPS if text.endswith(op, lo, i)), None)
+        if op is None:
+            break
+        i -= len(op)
+    return i
 
 
 def _longest_expression(candidate: str) -> tuple[int, str, Node] | None:
