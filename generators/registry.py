@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['self_output', 'tree']
+['journey', 'self_output', 'sos', 'tree']
 """
 
 from __future__ import annotations
@@ -10,7 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from generators.base import StrictModel
+from generators.journey import JourneyConfig, journey
 from generators.self_output import SelfOutputConfig, self_output
+from generators.sos import SosConfig, sos
 from generators.tree import TreeConfig, tree
 
 
@@ -18,10 +20,13 @@ from generators.tree import TreeConfig, tree
 class GeneratorSpec:
     fn: Callable
     config: type[StrictModel]
+    uses_engine: bool = True  # False: symbolic (sos); the flow skips engine checks for it
 
 
 GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
+    "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
+    "journey": GeneratorSpec(journey, JourneyConfig),
     "tree": GeneratorSpec(tree, TreeConfig),
 }
 
