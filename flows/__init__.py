@@ -9,3 +9,5 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # Prefect's own logs, in the terminal and the UI.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "reasonfactory")
 logging.getLogger("reasonfactory").setLevel(logging.INFO)
+# Outside a flow run (a generator called from a notebook or a test) those logs stay local.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

@@ -75,6 +75,21 @@ def test_a_tree_run_stores_every_node_once_and_resumes_to_nothing(tree_warehouse
         assert wh.count("nodes") == nodes
 
 
+def test_same_recipe_and_seed_same_nodes_and_traces_whatever_the_shards(tree_warehouse, tmp_path):
+    path, _ = tree_warehouse
+    other = tmp_path / "again.duckdb"
+    resharded = {**TREE, "generate": {**TREE["generate"], "shard_size": 7}}
+    run_recipe(parse_recipe(resharded), str(other))
+    nodes = "SELECT * FROM nodes ORDER BY tree_id, node_id"
+    traces = (
+        "SELECT trace_id, problem_id, thought, response, predicted, score, status, n_tokens "
+        "FROM traces WHERE method = 'tree' ORDER BY trace_id"
+    )
+    with Warehouse(path, read_only=True) as a, Warehouse(other, read_only=True) as b:
+        assert a.sql(nodes).equals(b.sql(nodes))
+        assert a.sql(traces).equals(b.sql(traces))
+
+
 def _load(out, fmt):
     import datasets
 
