@@ -95,7 +95,7 @@ def main() -> None:
     print(
         f"tree on {n} problems x {args.ops} operations (sim error_rate 0.3, typo_rate 0.1, "
         f"wordings {args.wordings}; rollouts {args.rollouts}, width {args.width}, "
-        "verify equations)"
+        "verify equations, traces_per_problem 64: every verified path is kept)"
     )
     print(f"  nodes in the trees:        {out.nodes.height}")
     print(f"  nodes expanded (requests): {m.requests}  = engine calls a per-node loop makes")
