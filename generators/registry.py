@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['journey', 'self_output', 'sos']
+['journey', 'self_output', 'sos', 'tree']
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from generators.base import StrictModel
 from generators.journey import JourneyConfig, journey
 from generators.self_output import SelfOutputConfig, self_output
 from generators.sos import SosConfig, sos
+from generators.tree import TreeConfig, tree
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
     "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
     "journey": GeneratorSpec(journey, JourneyConfig),
+    "tree": GeneratorSpec(tree, TreeConfig),
 }
 
 
