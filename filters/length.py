@@ -46,7 +46,13 @@ class LengthOptions(StrictModel):
 @lru_cache(maxsize=4)
 def load_tokenizer(path: str):
     """A tokenizer from a local folder (cached): never a download."""
-    from transformers import AutoTokenizer
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise ValueError(
+            f"length.tokenizer {path!r}: counting with a tokenizer needs transformers "
+            "(pip install transformers); leave tokenizer out to approximate"
+        ) from None
 
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
