@@ -19,7 +19,9 @@ threads):
 Known false positives of math-verify 0.9.0 that a guard here turns into `wrong` (Math-Verify
 issue #14): tiny values compared by absolute rounding (`1/2004!` vs `1/2006!`,
 `1/2^99` vs `1/2^98`), a `\\pm` answer against one of its signs (`\\pm 2021` vs `2021`,
-fixed upstream but guarded), and sequences with `\\ldots`, which it parses to one number.
+fixed upstream but guarded), and sequences with `\\ldots`, which it parses to one number
+(they are compared as written, normalised). And one false negative: a dropped percent sign
+on a decimal (`12.5\\%` vs `12.5`; math-verify forgives it on integers only).
 
 Not here: which traces to check (the filter reads `gold`, `predicted`, `gold_source`).
 """
@@ -105,13 +107,28 @@ def check_answer(gold: str, predicted: str | None, *, parsed_gold=None, **timeou
         return Outcome.WRONG
     if predicted.strip() == gold.strip():
         return Outcome.CORRECT
+    if any(e in gold or e in predicted for e in _ELLIPSIS):
+        # Sequences with dots parse to junk ("1, 2, \ldots, n" -> 2): only the same written
+        # sequence counts.
+        return Outcome.CORRECT if answer_key(gold) == answer_key(predicted) else Outcome.WRONG
     pred_parsed = parse_answer(predicted, **timeouts)
     if not pred_parsed:
         return Outcome.WRONG
     verify_timeout = {"timeout_seconds": None} if "parsing_timeout" in timeouts else {}
     if not verify(gold_parsed, pred_parsed, **verify_timeout):
-        return Outcome.WRONG
+        if ("%" in gold) == ("%" in predicted):
+            return Outcome.WRONG
+        # math-verify forgives a dropped percent sign on integers only (50\% vs 50, not
+        # 12.5\% vs 12.5): compare the numbers without it.
+        bare = [parse_answer(_strip_percent(x), **timeouts) for x in (gold, predicted)]
+        if not all(bare) or not verify(*bare, **verify_timeout):
+            return Outcome.WRONG
+        return Outcome.CORRECT
     return Outcome.CORRECT if _guard(gold, predicted, gold_parsed, pred_parsed) else Outcome.WRONG
+
+
+def _strip_percent(answer: str) -> str:
+    return answer.replace("\\%", "").replace("%", "").strip()
 
 
 _ELLIPSIS = ("\\ldots", "\\cdots", "\\dots", "...")
@@ -123,10 +140,6 @@ _REL_TOL = 1e-6
 
 def _guard(gold: str, predicted: str, gold_parsed, pred_parsed) -> bool:
     """Second look at a math-verify "equal": False for its known false positives."""
-    if any(e in gold or e in predicted for e in _ELLIPSIS):
-        # Sequences with dots parse to a single number ("1, 2, \ldots, n" -> 2): only the
-        # same written sequence counts.
-        return answer_key(gold) == answer_key(predicted)
     if any(p in gold for p in _PM) != any(p in predicted for p in _PM):
         g, p = _first_expr(gold_parsed), _first_expr(pred_parsed)
         return _set_size(g) == _set_size(p)
