@@ -137,7 +137,6 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
             status=pl.lit(None, pl.String), reject_reason=pl.lit(None, pl.String)
         )
     specs = [parse_filter_spec(s) for s in specs]
-    check_filter_order(specs)
     frame = traces.with_columns(standing=pl.lit(True))
     reasons: dict[str, list] = {}
     details: dict[str, list] = {}

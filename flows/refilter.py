@@ -33,13 +33,13 @@ BATCH_TRACES = 20_000
 def stored_filters(warehouse: str, run_id: str) -> list[FilterSpec]:
     """The filters of a run's stored recipe; a missing run is a user error naming the runs."""
     with Warehouse(warehouse, read_only=True) as wh:
-        row = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        if row is None:
+        rows = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        if not rows:
             known = [r[0] for r in wh.con.execute("SELECT run_id FROM runs").fetchall()]
             raise UserError(
                 f"no run {run_id!r} in {wh.path}; runs: {', '.join(known) or 'none yet'}"
             )
-    items = (yaml.safe_load(row[0] or "") or {}).get("filters") or []
+    items = (yaml.safe_load(rows[0][0] or "") or {}).get("filters") or []
     return [parse_filter_spec(i) for i in items]
 
 
@@ -160,9 +160,9 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
 def _record(warehouse: str, run_id: str, summary: dict) -> None:
     """The run's recipe lists the filters last applied; its meta says when and with what."""
     with Warehouse(warehouse) as wh:
-        recipe, meta = wh.con.execute(
+        ((recipe, meta),) = wh.con.execute(
             "SELECT recipe, meta FROM runs WHERE run_id = ?", [run_id]
-        ).fetchone()
+        ).fetchall()
         data = yaml.safe_load(recipe or "") or {}
         data["filters"] = summary["filters"]
         m = json.loads(meta) if meta else {}
