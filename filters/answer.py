@@ -31,12 +31,14 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import re
 import resource
 import signal
 import threading
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from enum import StrEnum
+from fractions import Fraction
 
 import polars as pl
 from math_verify import parse, verify
@@ -90,9 +92,15 @@ def parse_answer(answer: str, **timeouts):
     return parse(f"\\boxed{{{answer}}}", **(timeouts or _timeouts()))
 
 
-def check_answer(gold: str, predicted: str | None, *, parsed_gold=None, **timeouts) -> Outcome:
+def check_answer(
+    gold: str, predicted: str | None, *, parsed_gold=None, golds: dict | None = None, **timeouts
+) -> Outcome:
     """Compare a predicted final answer with the gold one (in this process, no time limit
     of its own off the main thread: use `check_answers` for untrusted text at scale).
+
+    `golds` caches parsed golds across calls (gold text -> parse); a plain number or
+    fraction on both sides is compared exactly without parsing (math-verify's LaTeX parser
+    costs ~5 ms a call).
 
     >>> check_answer("\\\\frac{1}{2}", "0.5")
     <Outcome.CORRECT: 'correct'>
@@ -100,20 +108,39 @@ def check_answer(gold: str, predicted: str | None, *, parsed_gold=None, **timeou
     <Outcome.WRONG: 'wrong'>
     """
     timeouts = timeouts or _timeouts()
-    gold_parsed = parsed_gold if parsed_gold is not None else parse_answer(gold, **timeouts)
-    if not gold_parsed:
+    golds = {} if golds is None else golds
+    if parsed_gold is not None:
+        golds[gold] = parsed_gold
+
+    def gold_parse():
+        if gold not in golds:
+            golds[gold] = parse_answer(gold, **timeouts)
+        return golds[gold]
+
+    g = _literal(gold)
+    if g is None and not gold_parse():
         return Outcome.GOLD_UNPARSEABLE
     if predicted is None or not predicted.strip():
         return Outcome.WRONG
     if predicted.strip() == gold.strip():
         return Outcome.CORRECT
+    p = _literal(predicted)
+    if g is not None and p is not None:
+        if g[0] == p[0]:
+            return Outcome.CORRECT
+        if g[1] and p[1]:  # two different exact rationals are different numbers
+            return Outcome.WRONG
     if any(e in gold or e in predicted for e in _ELLIPSIS):
         # Sequences with dots parse to junk ("1, 2, \ldots, n" -> 2): only the same written
         # sequence counts.
         return Outcome.CORRECT if answer_key(gold) == answer_key(predicted) else Outcome.WRONG
+    gold_parsed = gold_parse()
     pred_parsed = parse_answer(predicted, **timeouts)
     if not pred_parsed:
         return Outcome.WRONG
+    percent = "%" in gold or "%" in predicted
+    if not percent and _apart(gold_parsed, pred_parsed):
+        return Outcome.WRONG  # two different numbers: skip math-verify's slow simplify
     verify_timeout = {"timeout_seconds": None} if "parsing_timeout" in timeouts else {}
     if not verify(gold_parsed, pred_parsed, **verify_timeout):
         if ("%" in gold) == ("%" in predicted):
@@ -125,6 +152,43 @@ def check_answer(gold: str, predicted: str | None, *, parsed_gold=None, **timeou
             return Outcome.WRONG
         return Outcome.CORRECT
     return Outcome.CORRECT if _guard(gold, predicted, gold_parsed, pred_parsed) else Outcome.WRONG
+
+
+_INT = re.compile(r"-?\d+")
+_DECIMAL = re.compile(r"-?\d*\.\d+")
+_FRAC = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}|(-?\d+)/(\d+)")
+
+
+def _literal(answer: str | None) -> tuple[Fraction, bool] | None:
+    """A plain integer, decimal or integer fraction as (value, exact), else None.
+
+    >>> _literal("-\\\\frac{3}{4}"), _literal("0.5"), _literal("x")
+    ((Fraction(-3, 4), True), (Fraction(1, 2), False), None)
+    """
+    if answer is None:
+        return None
+    a = answer.strip().strip("$").strip()
+    if len(a) > 40:
+        return None
+    if _INT.fullmatch(a):
+        return Fraction(int(a)), True
+    if _DECIMAL.fullmatch(a):
+        return Fraction(a), False
+    m = _FRAC.fullmatch(a)
+    if m:
+        sign, num, den = (m[1], m[2], m[3]) if m[2] else ("", m[4], m[5])
+        if int(den) == 0:
+            return None
+        return Fraction(int(sign + num), int(den)), True
+    return None
+
+
+def _apart(gold_parsed, pred_parsed) -> bool:
+    """Both sides are real numbers and they differ (relatively, beyond 1e-6)."""
+    g, p = _number(_first_expr(gold_parsed)), _number(_first_expr(pred_parsed))
+    if g is None or p is None:
+        return False
+    return abs(g - p) > _REL_TOL * max(abs(g), abs(p))
 
 
 def _strip_percent(answer: str) -> str:
@@ -219,23 +283,23 @@ def _timed(fn, timeout_s: float):
 _NO_TIMEOUTS = {"parsing_timeout": None}
 
 
+_GOLD_TIMED_OUT = object()
+
+
 def _check_group(gold: str, preds: list[str], timeout_s: float) -> list[str]:
-    try:
-        if gold not in _GOLDS:
-            _GOLDS[gold] = _timed(lambda: parse_answer(gold, **_NO_TIMEOUTS), timeout_s)
-    except _CheckTimeout:
-        return [Outcome.TIMEOUT.value] * len(preds)
-    except Exception:
-        return [Outcome.ERROR.value] * len(preds)
     out = []
     for pred in preds:
+        if _GOLDS.get(gold) is _GOLD_TIMED_OUT:
+            out.append(Outcome.TIMEOUT.value)
+            continue
         try:
             outcome = _timed(
-                lambda p=pred: check_answer(gold, p, parsed_gold=_GOLDS[gold], **_NO_TIMEOUTS),
-                timeout_s,
+                lambda p=pred: check_answer(gold, p, golds=_GOLDS, **_NO_TIMEOUTS), timeout_s
             )
         except _CheckTimeout:
             outcome = Outcome.TIMEOUT
+            if gold not in _GOLDS and _literal(gold) is None:
+                _GOLDS[gold] = _GOLD_TIMED_OUT  # the gold parse itself hangs: once is enough
         except Exception:  # MemoryError, RecursionError, a parser bug: this check only
             outcome = Outcome.ERROR
         out.append(outcome.value)

@@ -1,9 +1,10 @@
 """Dedup within a problem: exact (normalised text hash) and near (MinHash LSH, datasketch).
 
-The text of a trace is its thought and response. Exact: NFKC-free but case- and
-whitespace-insensitive hash. Near: word `shingle`-grams, a `num_perm` MinHash per trace
-(datasketch `MinHash`, affine32 scheme) and one `MinHashLSH` index at `threshold` Jaccard
-for the frame; a candidate only counts when it belongs to the same problem.
+The text of a trace is its thought and response. Exact: a hash of the text lower-cased with
+all whitespace removed (case- and whitespace-insensitive). Near: word `shingle`-grams, a
+`num_perm` MinHash per trace (datasketch's affine32 scheme, computed for all traces at once)
+and one `MinHashLSH` index at `threshold` Jaccard for the frame; a candidate only counts
+when it belongs to the same problem.
 
 Which trace is kept: in each problem, traces still standing (passed the earlier filters)
 come first, then by `trace_id`, so the choice does not depend on row order and a run
@@ -16,7 +17,8 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from datasketch import MinHash, MinHashLSH
+from datasketch import LeanMinHash, MinHash, MinHashLSH
+from datasketch.minhash import _fmix  # the scheme's pre-mix, so signatures equal datasketch's
 from pydantic import Field
 
 from generators.base import StrictModel
@@ -31,35 +33,64 @@ class DedupOptions(StrictModel):
     num_perm: int = Field(64, ge=8, le=512, description="MinHash permutations")
 
 
-def _identity(x):
-    return int(x)
+def shingle_hashes(texts: pl.Series, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 32-bit hashes of each text's word k-grams (lower-cased, whitespace-split), flat, and
+    the offset where each text's hashes start. A text with fewer than k words is one shingle.
 
-
-def shingle_hashes(texts: pl.Series, k: int) -> list[np.ndarray]:
-    """Per text, the 32-bit hashes of its word k-grams (lower-cased `\\w+` words).
-
-    Words are hashed by polars and k-grams combined with numpy, so no shingle string is
-    built; a text with fewer than k words is one shingle.
+    Words are hashed by polars and k-grams combined with numpy, so no shingle string is built.
     """
-    words = texts.fill_null("").str.to_lowercase().str.extract_all(r"\w+")
-    lengths = words.list.len().to_numpy()
-    # explode gives one null row for an empty list: keep only real words
+    # Whitespace-split, not a Unicode \\w regex: 7x faster on 100,000 traces, and
+    # consistent on both sides of a comparison, which is all shingles need.
+    words = (
+        _squash(texts.fill_null("").str.to_lowercase(), " ")
+        .str.split(" ")
+        .list.eval(pl.element().filter(pl.element() != ""))
+    )
+    lengths = words.list.len().to_numpy().astype(np.int64)
     flat = words.list.eval(pl.element().hash(seed=0)).explode().drop_nulls().to_numpy()
-    out, start = [], 0
+    flat = flat.astype(np.uint64, copy=False)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    counts = np.where(lengths >= k, lengths - k + 1, 1)  # shingles per text
+    spans = np.minimum(lengths, k)
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    total = int(counts.sum())
+    # position of each shingle's first word in `flat`
+    owner = np.repeat(np.arange(len(lengths)), counts)
+    first = starts[owner] + (np.arange(total) - offsets[owner])
+    h = np.zeros(total, dtype=np.uint64)
     mult = np.uint64(0x9E3779B97F4A7C15)
-    for n in lengths:
-        w = flat[start : start + n]
-        start += n
-        if n == 0:
-            out.append(np.zeros(1, dtype=np.uint32))
-            continue
-        span = min(k, n)
-        h = np.zeros(n - span + 1, dtype=np.uint64)
-        with np.errstate(over="ignore"):
-            for j in range(span):
-                h = h * mult + w[j : n - span + 1 + j]
-        out.append((h >> np.uint64(32)).astype(np.uint32))
+    with np.errstate(over="ignore"):
+        for j in range(k):
+            use = j < spans[owner]
+            idx = np.where(use, first + j, 0)
+            word = flat[idx] if flat.size else np.zeros(total, dtype=np.uint64)
+            h = np.where(use, h * mult + word, h)
+    return (h >> np.uint64(32)).astype(np.uint32), offsets
+
+
+def minhash_signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int) -> np.ndarray:
+    """One datasketch MinHash signature (affine32 scheme, seed 1) per text, as a matrix.
+
+    Equal to `MinHash(num_perm, hashfunc=int).update_batch(hashes_of_text).hashvalues`, but
+    for every text at once: datasketch hashes each value through a Python call, which is
+    most of its cost at 100,000 traces.
+    """
+    template = MinHash(num_perm=num_perm, scheme="affine32")
+    a, b = template.permutations
+    mixed = _fmix(hashes.astype(np.uint32), 32)
+    out = np.empty((len(offsets), num_perm), dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        for i in range(num_perm):
+            out[:, i] = np.minimum.reduceat(mixed * a[i] + b[i], offsets)
     return out
+
+
+def _squash(text, by: str):
+    """Every whitespace character replaced by `by` (literal replaces: no regex pass)."""
+    for ws in (" ", "\n", "\t", "\r", "\u3000", "\xa0"):
+        if ws != by:
+            text = text.str.replace_all(ws, by, literal=True)
+    return text
 
 
 def dedup_filter(traces: pl.DataFrame, options: DedupOptions | dict | None = None):
@@ -73,11 +104,7 @@ def dedup_filter(traces: pl.DataFrame, options: DedupOptions | dict | None = Non
         traces.select("trace_id", "problem_id", _text=text)
         .with_columns(
             _standing=standing,
-            _hash=pl.col("_text")
-            .str.to_lowercase()
-            .str.replace_all(r"\s+", " ")
-            .str.strip_chars()
-            .hash(),
+            _hash=_squash(pl.col("_text").str.to_lowercase(), "").hash(),
         )
         .with_row_index("_row")
         .sort("problem_id", "_standing", "trace_id", descending=[False, True, False])
@@ -111,10 +138,11 @@ def dedup_filter(traces: pl.DataFrame, options: DedupOptions | dict | None = Non
 
 def _near(unique: pl.DataFrame, opts: DedupOptions, dup_of, kind, similarity) -> None:
     """Greedy in keep order: a trace LSH-close to a kept one of its problem is a duplicate."""
-    hashes = shingle_hashes(unique["_text"], opts.shingle)
+    hashes, offsets = shingle_hashes(unique["_text"], opts.shingle)
+    signatures = minhash_signatures(hashes, offsets, opts.num_perm)
     lsh = MinHashLSH(threshold=opts.threshold, num_perm=opts.num_perm)
-    sketches = MinHash.generator(hashes, num_perm=opts.num_perm, hashfunc=_identity)
-    kept: dict[int, tuple[str, str, MinHash]] = {}
+    sketches = (LeanMinHash(seed=1, hashvalues=sig, scheme="affine32") for sig in signatures)
+    kept: dict[int, tuple[str, str, LeanMinHash]] = {}
     for (row, tid, pid), sketch in zip(
         unique.select("_row", "trace_id", "problem_id").iter_rows(), sketches, strict=True
     ):

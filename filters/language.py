@@ -44,6 +44,17 @@ _UNITS = {
     "Thai": r"\p{Thai}",
 }
 _CAPITALISED = r"\p{Lu}\p{Latin}+"
+_CHARS = {  # character classes of the scripts, for cutting them out
+    "Latin": r"\p{Latin}",
+    "Han": r"\p{Han}",
+    "Kana": r"\p{Hiragana}\p{Katakana}",
+    "Hangul": r"\p{Hangul}",
+    "Cyrillic": r"\p{Cyrillic}",
+    "Arabic": r"\p{Arabic}",
+    "Hebrew": r"\p{Hebrew}",
+    "Devanagari": r"\p{Devanagari}",
+    "Thai": r"\p{Thai}",
+}
 
 # The scripts a language is written in (default: Latin).
 _SCRIPTS = {
@@ -87,7 +98,7 @@ class LanguageOptions(StrictModel):
     candidates: tuple[str, ...] = Field(
         DEFAULT_CANDIDATES, description="languages the detector may answer (target added)"
     )
-    sample_chars: int = Field(400, ge=50, description="prose characters given to lingua")
+    sample_chars: int = Field(200, ge=50, description="prose characters given to lingua")
     min_letters: int = Field(
         40, ge=1, description="less prose than this (UTF-8 bytes of letters): no verdict"
     )
@@ -161,15 +172,43 @@ def language_filter(traces: pl.DataFrame, options: LanguageOptions | dict | None
     units = script_units(texts, "_both", opts.lang)
     total = units["_own"] + units["_other"]
     mixed = (units["_other"] / total).fill_nan(0.0).fill_null(0.0).round(4)
+    own = set(_SCRIPTS.get(opts.lang, ("Latin",)))
+    # Only languages written in the target's script need lingua to tell them apart; a text
+    # in another script is told by its script (lingua then only names it, for `lang`).
+    same_script = tuple(c for c in codes if own & set(_SCRIPTS.get(c, ("Latin",))))
     langs = {}
+    foreign_chars = "[" + "".join(_CHARS[x] for x in _UNITS if x not in own) + "]+"
     for field in ("_thought", "_response"):
-        sample = texts[field].str.replace_all(r"\s+", " ").str.slice(0, opts.sample_chars)
+        field_units = script_units(texts, field, opts.lang)
+        in_script = (field_units["_own"] >= field_units["_other"]).to_list()
+        text = texts[field]
+        # In a text of the target's script, lingua reads the target-script part only (the
+        # code-switched share is measured above, not guessed from a 200-character sample).
+        cleaned = text.str.replace_all(foreign_chars, " ")
+        sample = (
+            pl.Series([c if k else t for c, t, k in zip(cleaned, text, in_script, strict=True)])
+            .str.replace_all(r"\s+", " ")
+            .str.slice(0, opts.sample_chars)
+        )
         # letters in UTF-8 bytes: a CJK character (3 bytes) says more than a Latin letter
         letters = sample.str.replace_all(r"\P{L}+", "").str.len_bytes()
         judged = (letters >= opts.min_letters).to_list()
-        found = detect_languages([t for t, j in zip(sample, judged, strict=True) if j], codes)
-        it = iter(found)
-        langs[field] = [next(it) if j else None for j in judged]
+        found = [None] * len(judged)
+        for subset, candidates in ((True, same_script), (False, codes)):
+            idx = [
+                i
+                for i, (j, s) in enumerate(zip(judged, in_script, strict=True))
+                if j and s is subset
+            ]
+            if not idx:
+                continue
+            if len(candidates) == 1:
+                detected = list(candidates) * len(idx)
+            else:
+                detected = detect_languages([sample[i] for i in idx], candidates)
+            for i, lang in zip(idx, detected, strict=True):
+                found[i] = lang
+        langs[field] = found
     foreign_dominant = (units["_other"] > units["_own"]).to_list()
     reasons = []
     for i, (t, r) in enumerate(zip(langs["_thought"], langs["_response"], strict=True)):
