@@ -141,24 +141,41 @@ def prose(expr: pl.Expr) -> pl.Expr:
     return expr.fill_null("").str.replace_all(MATH_AND_CODE, " ")
 
 
-def script_units(frame: pl.DataFrame, column: str, target: str) -> pl.DataFrame:
-    """Per row: prose units in the target's scripts and in the most frequent other script."""
+def script_counts(frame: pl.DataFrame, column: str, target: str) -> pl.DataFrame:
+    """Per row: prose units in the target's scripts (`_own`) and in each other one (`_n_X`).
+
+    The per-script counts run only on rows that hold any other-script character at all
+    (most rows hold none), which keeps this one regex pass on the common row.
+    """
     own = _SCRIPTS.get(target, ("Latin",))
-    counts = {s: pl.col(column).str.count_matches(p) for s, p in _UNITS.items()}
-    if "Latin" not in own:  # capitalised words are names, not code-switching
-        counts["Latin"] = counts["Latin"] - pl.col(column).str.count_matches(_CAPITALISED)
     others = [s for s in _UNITS if s not in own]
-    out = frame.select(
-        _own=pl.sum_horizontal(*(counts[s] for s in own)),
-        **{f"_n_{s}": counts[s].clip(lower_bound=0) for s in others},
+    col = pl.col(column)
+    base = frame.select(
+        _own=pl.sum_horizontal(*(col.str.count_matches(_UNITS[s]) for s in own)),
+        _any=col.str.count_matches("[" + "".join(_CHARS[s] for s in others) + "]"),
+    ).with_row_index("_row")
+    counts = {s: col.str.count_matches(_UNITS[s]) for s in others}
+    if "Latin" in counts:  # capitalised words are names, not code-switching
+        counts["Latin"] = (counts["Latin"] - col.str.count_matches(_CAPITALISED)).clip(0)
+    rows = base.filter(pl.col("_any") > 0)["_row"]
+    some = frame[rows].select(**{f"_n_{s}": e for s, e in counts.items()}).with_columns(_row=rows)
+    return (
+        base.join(some, on="_row", how="left", maintain_order="left")
+        .drop("_row", "_any")
+        .with_columns(pl.col(f"_n_{s}").fill_null(0) for s in others)
     )
-    other_cols = [f"_n_{s}" for s in others]
-    return out.select(
+
+
+def summarise_scripts(counts: pl.DataFrame) -> pl.DataFrame:
+    """`_own`, `_other` (sum of other scripts) and `_script` (the most frequent other)."""
+    other_cols = [c for c in counts.columns if c.startswith("_n_")]
+    names = [c.removeprefix("_n_") for c in other_cols]
+    return counts.select(
         "_own",
         _other=pl.sum_horizontal(*other_cols),
         _script=pl.concat_list(other_cols)
         .list.arg_max()
-        .replace_strict(dict(enumerate(others)), return_dtype=pl.String),
+        .replace_strict(dict(enumerate(names)), return_dtype=pl.String),
     )
 
 
@@ -166,10 +183,9 @@ def language_filter(traces: pl.DataFrame, options: LanguageOptions | dict | None
     """Verdicts `ok`, `reason`, `lang`, `detail` {thought, response, mixed, script}."""
     opts = LanguageOptions.model_validate(options or {})
     codes = tuple(sorted({opts.lang, *opts.candidates}))
-    texts = traces.select(
-        _thought=prose(pl.col("thought")), _response=prose(pl.col("response"))
-    ).with_columns(_both=pl.concat_str(["_thought", "_response"], separator="\n\n"))
-    units = script_units(texts, "_both", opts.lang)
+    texts = traces.select(_thought=prose(pl.col("thought")), _response=prose(pl.col("response")))
+    per_field = {f: script_counts(texts, f, opts.lang) for f in ("_thought", "_response")}
+    units = summarise_scripts(per_field["_thought"] + per_field["_response"])
     total = units["_own"] + units["_other"]
     mixed = (units["_other"] / total).fill_nan(0.0).fill_null(0.0).round(4)
     own = set(_SCRIPTS.get(opts.lang, ("Latin",)))
@@ -179,9 +195,9 @@ def language_filter(traces: pl.DataFrame, options: LanguageOptions | dict | None
     langs = {}
     foreign_chars = "[" + "".join(_CHARS[x] for x in _UNITS if x not in own) + "]+"
     for field in ("_thought", "_response"):
-        field_units = script_units(texts, field, opts.lang)
+        field_units = summarise_scripts(per_field[field])
         in_script = (field_units["_own"] >= field_units["_other"]).to_list()
-        text = texts[field]
+        text = texts[field].str.slice(0, 4 * opts.sample_chars)
         # In a text of the target's script, lingua reads the target-script part only (the
         # code-switched share is measured above, not guessed from a 200-character sample).
         cleaned = text.str.replace_all(foreign_chars, " ")
