@@ -49,22 +49,29 @@ def shingle_hashes(texts: pl.Series, k: int) -> tuple[np.ndarray, np.ndarray]:
     lengths = words.list.len().to_numpy().astype(np.int64)
     flat = words.list.eval(pl.element().hash(seed=0)).explode().drop_nulls().to_numpy()
     flat = flat.astype(np.uint64, copy=False)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     counts = np.where(lengths >= k, lengths - k + 1, 1)  # shingles per text
-    spans = np.minimum(lengths, k)
-    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    offsets = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
     total = int(counts.sum())
-    # position of each shingle's first word in `flat`
-    owner = np.repeat(np.arange(len(lengths)), counts)
-    first = starts[owner] + (np.arange(total) - offsets[owner])
-    h = np.zeros(total, dtype=np.uint64)
     mult = np.uint64(0x9E3779B97F4A7C15)
+    # Rolling k-word hash at every position of the flat word array (windows that cross a
+    # text boundary are computed and never used), then each text's own windows are taken.
+    n = flat.size
+    rolling = np.zeros(max(n - k + 1, 0), dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(k):
-            use = j < spans[owner]
-            idx = np.where(use, first + j, 0)
-            word = flat[idx] if flat.size else np.zeros(total, dtype=np.uint64)
-            h = np.where(use, h * mult + word, h)
+            rolling = rolling * mult + flat[j : n - k + 1 + j]
+    h = np.zeros(total, dtype=np.uint64)
+    long = lengths >= k
+    owner = np.repeat(np.arange(len(lengths))[long], counts[long])
+    local = np.arange(owner.size) - np.repeat(np.cumsum(counts[long]) - counts[long], counts[long])
+    h[offsets[owner] + local] = rolling[starts[owner] + local]
+    with np.errstate(over="ignore"):
+        for t in np.flatnonzero(~long):  # texts shorter than k words: one shingle each
+            value = np.uint64(0)
+            for w in flat[starts[t] : starts[t] + lengths[t]]:
+                value = value * mult + w
+            h[offsets[t]] = value
     return (h >> np.uint64(32)).astype(np.uint32), offsets
 
 
@@ -137,25 +144,29 @@ def dedup_filter(traces: pl.DataFrame, options: DedupOptions | dict | None = Non
 
 
 def _near(unique: pl.DataFrame, opts: DedupOptions, dup_of, kind, similarity) -> None:
-    """Greedy in keep order: a trace LSH-close to a kept one of its problem is a duplicate."""
+    """Greedy in keep order: a trace LSH-close to a kept one of its problem is a duplicate.
+
+    One LSH index per problem (band parameters computed once for the threshold): problems
+    share phrasing, and a single index would hand back candidates from all of them."""
     hashes, offsets = shingle_hashes(unique["_text"], opts.shingle)
     signatures = minhash_signatures(hashes, offsets, opts.num_perm)
-    lsh = MinHashLSH(threshold=opts.threshold, num_perm=opts.num_perm)
-    sketches = (LeanMinHash(seed=1, hashvalues=sig, scheme="affine32") for sig in signatures)
-    kept: dict[int, tuple[str, str, LeanMinHash]] = {}
-    for (row, tid, pid), sketch in zip(
-        unique.select("_row", "trace_id", "problem_id").iter_rows(), sketches, strict=True
-    ):
+    bands = MinHashLSH(threshold=opts.threshold, num_perm=opts.num_perm)
+    params = (bands.b, bands.r)
+    index, current = None, None
+    kept: dict[int, tuple[str, LeanMinHash]] = {}
+    rows = unique.select("_row", "trace_id", "problem_id").iter_rows()
+    for (row, tid, pid), sig in zip(rows, signatures, strict=True):
+        if pid != current:  # `unique` is sorted by problem
+            index, current = MinHashLSH(num_perm=opts.num_perm, params=params), pid
+        sketch = LeanMinHash(seed=1, hashvalues=sig, scheme="affine32")
         best = None
-        for other in lsh.query(sketch):
-            o_tid, o_pid, o_sketch = kept[other]
-            if o_pid != pid:
-                continue
+        for other in index.query(sketch):
+            o_tid, o_sketch = kept[other]
             sim = sketch.jaccard(o_sketch)
             if sim >= opts.threshold and (best is None or sim > best[1]):
                 best = (o_tid, sim)
         if best is None:
-            lsh.insert(row, sketch)
-            kept[row] = (tid, pid, sketch)
+            index.insert(row, sketch)
+            kept[row] = (tid, sketch)
         else:
             dup_of[row], kind[row], similarity[row] = best[0], "near", round(best[1], 4)

@@ -235,3 +235,18 @@ def test_plain_numbers_skip_the_parser_entirely(tmp_path):
     with patch.object(answer, "parse_answer", side_effect=AssertionError("parsed")):
         outcomes = check_answers([("42", "42.0"), ("-\\frac{3}{4}", "-3/4"), ("7", "8")])
     assert [o.value for o in outcomes] == ["correct", "correct", "wrong"]
+
+
+def test_answer_filter_in_a_prefect_task_submitted_to_the_default_runner(prefect_api):
+    from prefect import flow, task
+
+    @task
+    def check(df):
+        return answer_filter(df, {"timeout_s": 2.0})["reason"].to_list()
+
+    @flow
+    def checks():
+        df = _frame(["\\sqrt{12}", "\\frac{1}{2004!}"], ["2\\sqrt{3}", "\\frac{1}{2006!}"])
+        return check.submit(df).result()  # ThreadPoolTaskRunner: a worker thread
+
+    assert checks() == [None, "wrong_answer"]
