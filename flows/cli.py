@@ -241,6 +241,9 @@ def stats(
                 highlight=False,
                 markup=False,
             )
+        refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
+        if refiltered:
+            out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
         if r.pass_at:
             out.print(
                 "  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),

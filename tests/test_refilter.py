@@ -111,6 +111,7 @@ def test_rebuild_uses_the_recorded_majority_when_the_problem_has_no_gold():
     ]
 
 
+@pytest.mark.slow
 def test_cli_refilter_and_help(cli, tmp_path):
     cli("demo", "--limit", "20", check=True)
     run_id = json.loads(
@@ -121,7 +122,7 @@ def test_cli_refilter_and_help(cli, tmp_path):
     proc = cli("refilter", "--run", run_id, "--recipe", str(f), check=True)
     assert "filters: format, answer, dedup" in proc.stdout and "rejected duplicate:" in proc.stdout
     stats = cli("stats", check=True).stdout
-    assert "-> dedup" in stats
+    assert "-> dedup" in stats and "re-filtered" in stats
     bad = cli("refilter", "--run", "r_missing")
     assert bad.returncode == 1 and "no run 'r_missing'" in bad.stderr
     assert "Traceback" not in bad.stderr
