@@ -47,6 +47,7 @@ from pydantic import Field
 
 from generators.answers import answer_key
 from generators.base import StrictModel
+from generators.checkers import check
 
 
 class Outcome(StrEnum):
@@ -420,14 +421,29 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
     `gold_source`). Reasons: wrong_answer, gold_unparseable, check_timeout, check_error,
     no_gold (the problem has none), no_consensus (no gold and no qualified majority)."""
     opts = AnswerOptions.model_validate(options or {})
-    golds = traces["gold"].to_list()
-    outcomes = check_answers(zip(golds, traces["predicted"].to_list(), strict=True), opts)
+    golds, preds = traces["gold"].to_list(), traces["predicted"].to_list()
+    # Problems whose answers are not checked by equality (Countdown) carry a `checker`.
+    n = len(golds)
+    checkers = traces["checker"].to_list() if "checker" in traces.columns else [None] * n
+    pairs = [
+        (g, p) if c is None else (None, None)
+        for g, p, c in zip(golds, preds, checkers, strict=True)
+    ]
+    outcomes = check_answers(pairs, opts)
     ok, reason, correct = [], [], []
-    for gold, source, outcome in zip(golds, traces["gold_source"], outcomes, strict=True):
+    for gold, pred, source, checker, outcome in zip(
+        golds, preds, traces["gold_source"], checkers, outcomes, strict=True
+    ):
         if gold is None:
             ok.append(False)
             reason.append("no_consensus" if source == "none" else "no_gold")
             correct.append(None)
+            continue
+        if checker is not None:
+            right = check(checker, gold, pred)
+            ok.append(right)
+            reason.append(None if right else "wrong_answer")
+            correct.append(right)
             continue
         ok.append(outcome is Outcome.CORRECT)
         reason.append(REASONS.get(outcome))

@@ -1,16 +1,17 @@
 """Apply a recipe's filters in order: each trace gets `status`, `reject_reason` and, in
 `meta.verdicts`, every rule's verdict (`"ok"` or its reason) for later analysis.
 
-A trace's `reject_reason` is the first rule it failed. Applying the same filters twice
-changes nothing. Filters are looked up by name in `FILTERS`; an unknown name is an error
-that lists the valid ones, and so is an unknown option (each filter has a frozen options
-model in `OPTIONS`).
+A trace's `reject_reason` is the first rule it failed; a generator's own verdict (the
+`generator_reason` working column, e.g. `no_solution` for a failed search) comes first.
+Applying the same filters twice changes nothing. Filters are looked up by name in `FILTERS`;
+an unknown name is an error that lists the valid ones, and so is an unknown option (each
+filter has a frozen options model in `OPTIONS`).
 
 The column contract of a filter `fn(traces, options) -> verdicts`:
 - it reads the trace columns it needs plus the working columns generators add (`gold`,
-  `gold_source`, `finish_reason`, `think_closed`), `question` (joined by the flow) and
-  `standing` (True while a trace has passed every earlier filter: rules that pick among
-  a problem's traces, such as dedup or the k shortest, pick among those still standing);
+  `gold_source`, `finish_reason`, `think_closed`, `checker`), `question` (joined by the
+  flow) and `standing` (True while a trace has passed every earlier rule: rules that pick
+  among a problem's traces, such as dedup or the k shortest, pick among those standing);
 - it returns one row per trace: `ok`, `reason`, and optionally `correct` (the answer
   check: later filters see it), `lang` (stored in `traces.lang`) and `detail` (a struct
   stored as `meta.details.<filter>`: token counts, the kept duplicate, the benchmark hit).
@@ -140,6 +141,10 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
     frame = traces.with_columns(standing=pl.lit(True))
     reasons: dict[str, list] = {}
     details: dict[str, list] = {}
+    if "generator_reason" in traces.columns:
+        # The generator's own verdict (sos: no_solution) is the first rule.
+        reasons["generate"] = traces["generator_reason"].to_list()
+        frame = frame.with_columns(standing=pl.col("generator_reason").is_null())
     for spec in specs:
         verdict = FILTERS[spec.name](frame, filter_options(spec))
         if verdict.height != frame.height:

@@ -6,7 +6,9 @@ Generators hand fresh traces to the filters with `gold`, `gold_source`, `finish_
 `rebuild_working_columns` derives them again from the warehouse: the gold from
 `problems.gold` (or, for a problem without one, the qualified majority answer the generator
 recorded in `meta.gold_source`/`meta.majority_answer`), and `finish_reason`/`think_closed`
-from `meta`. That is what lets `refilter` re-apply filters without generating anything.
+from `meta`, the answer `checker` (Countdown) from the problem text, and the generator's own
+rejection (`generator_reason`) from the stored `meta.verdicts.generate`. That is what lets
+`refilter` re-apply filters without generating anything.
 
 Pure frame functions; reading and writing the warehouse is the caller's.
 """
@@ -14,6 +16,8 @@ Pure frame functions; reading and writing the warehouse is the caller's.
 from __future__ import annotations
 
 import polars as pl
+
+from generators.checkers import attach_checkers
 
 
 def with_questions(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
@@ -34,7 +38,8 @@ def _meta(field: str, dtype: pl.DataType) -> pl.Expr:
 
 def rebuild_working_columns(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     """Stored traces (all `traces` columns) -> the same with `gold`, `gold_source`,
-    `finish_reason`, `think_closed` and `question` as at generation time.
+    `finish_reason`, `think_closed`, `checker`, `generator_reason` and `question` as at
+    generation time.
 
     >>> t = pl.DataFrame({"problem_id": ["p"], "response": ["\\\\boxed{2}"],
     ...     "meta": ['{"finish_reason": "stop", "think_closed": true}']})
@@ -43,11 +48,17 @@ def rebuild_working_columns(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.
     ('2', 'problem', True)
     """
     stored = problems.select("problem_id", "question", pl.col("gold").alias("_problem_gold"))
-    frame = traces.drop("question", "gold", "gold_source", strict=False).join(
+    frame = traces.drop("question", "gold", "gold_source", "generator_reason", strict=False).join(
         stored.unique("problem_id"), on="problem_id", how="left", maintain_order="left"
     )
     recorded_source = _meta("gold_source", pl.String)
     majority = (recorded_source == "majority") & _meta("majority_answer", pl.String).is_not_null()
+    target = _meta("target", pl.String)  # Countdown generators record the target
+    generate = _meta("verdicts.generate", pl.String)
+    frame = frame.with_columns(_problem_gold=pl.coalesce(pl.col("_problem_gold"), target))
+    if frame.select(generate.is_not_null().any()).item():  # the generator gave verdicts
+        frame = frame.with_columns(generator_reason=pl.when(generate != "ok").then(generate))
+    frame = attach_checkers(frame.drop("checker", strict=False), problems)
     return frame.with_columns(
         gold=pl.when(pl.col("_problem_gold").is_not_null())
         .then(pl.col("_problem_gold"))

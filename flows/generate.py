@@ -23,7 +23,8 @@ from prefect.states import Failed
 from filters.pipeline import apply_filters
 from filters.working import with_questions
 from flows.recipe import Recipe, parse_recipe
-from generators.base import RunContext
+from generators.base import Generated, RunContext
+from generators.checkers import attach_checkers
 from generators.engines import make_engine
 from generators.engines.metered import MeteredEngine
 from generators.problems.families import plan_problem
@@ -72,7 +73,9 @@ def pending_problems(warehouse: str, problems: pl.DataFrame, recipe: Recipe) -> 
 @task(cache_policy=NONE)
 def generate_shard(shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext):
     spec = get_generator(recipe.generate.method)
-    return spec.fn(shard, engine, recipe.generate, ctx)
+    out = spec.fn(shard, engine, recipe.generate, ctx)
+    # Problems whose answers are not checked by equality (Countdown) get their checker.
+    return Generated(attach_checkers(out.traces, shard), out.nodes)
 
 
 @task(cache_policy=NONE)
@@ -186,7 +189,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
 
 
 def _engine_for(recipe: Recipe, problems: pl.DataFrame):
-    if recipe.engine.kind == "sim" and problems.height:
+    uses_engine = get_generator(recipe.generate.method).uses_engine
+    if recipe.engine.kind == "sim" and problems.height and uses_engine:
         unknown = [q for q in problems["question"].head(50) if plan_problem(q) is None]
         if unknown:
             raise UserError(

@@ -72,6 +72,17 @@ class Recipe(StrictModel):
         default_factory=lambda: [FilterSpec("format"), FilterSpec("answer")]
     )
 
+    @field_validator("generate", "engine", mode="before")
+    @classmethod
+    def _default_tag(cls, v, info):
+        # With several methods (engines) registered, the tag picks the config; a recipe that
+        # names none gets the default, as it did when there was only one.
+        generate = info.field_name == "generate"
+        tag, default = ("method", "self_output") if generate else ("kind", "sim")
+        if isinstance(v, dict) and tag not in v:
+            return {**v, tag: default}
+        return v
+
     @field_validator("filters", mode="before")
     @classmethod
     def _filters(cls, v):
@@ -139,7 +150,7 @@ def _explain(err: dict) -> str:
     key = ".".join(loc) or "recipe"
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = list(parent.model_fields) if parent else []
+        allowed = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
         return f"unknown key {key!r}; allowed: {', '.join(allowed)}"
     if kind == "literal_error":
         return f"{key}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"

@@ -39,4 +39,8 @@ WORKING_COLUMNS = {
     "gold_source": pl.String(),
     "finish_reason": pl.String(),
     "think_closed": pl.Boolean(),
+    # How the answer is checked when not by equality with `gold` (generators.checkers).
+    "checker": pl.String(),
+    # The generator's own reason to reject a trace (a failed search), applied before filters.
+    "generator_reason": pl.String(),
 }

@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['self_output']
+['journey', 'self_output', 'sos']
 """
 
 from __future__ import annotations
@@ -10,17 +10,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from generators.base import StrictModel
+from generators.journey import JourneyConfig, journey
 from generators.self_output import SelfOutputConfig, self_output
+from generators.sos import SosConfig, sos
 
 
 @dataclass(frozen=True)
 class GeneratorSpec:
     fn: Callable
     config: type[StrictModel]
+    uses_engine: bool = True  # False: symbolic (sos); the flow skips engine checks for it
 
 
 GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
+    "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
+    "journey": GeneratorSpec(journey, JourneyConfig),
 }
 
 

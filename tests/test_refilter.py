@@ -129,3 +129,25 @@ def test_cli_refilter_and_help(cli, tmp_path):
     for cmd in ("refilter", "decontam"):
         help_text = cli(cmd, "--help", check=True).stdout
         assert "Usage" in help_text and "Example" in help_text
+
+
+def test_refilter_rebuilds_countdown_checkers_and_generator_verdicts(prefect_api, warehouse_path):
+    # sos traces are checked by a Countdown checker and may be rejected by the generator
+    # itself (no_solution): a refilter must rebuild both from the warehouse.
+    recipe = {
+        "name": "refilter-sos",
+        "problems": {"source": "builtin:countdown", "limit": 12},
+        "generate": {"method": "sos", "samples": 3, "max_nodes": 40},
+        "filters": ["format", "answer"],
+    }
+    summary = run_recipe(parse_recipe(recipe), str(warehouse_path))
+    before = _traces(warehouse_path)
+    assert {"no_solution"} <= set(before["reject_reason"].drop_nulls())
+    assert before["correct"].drop_nulls().any()
+    run_refilter(summary["run_id"], str(warehouse_path), _specs(["format", "answer", "dedup"]))
+    run_refilter(summary["run_id"], str(warehouse_path), _specs(recipe["filters"]))
+    after = _traces(warehouse_path)
+    assert after.drop("meta").equals(before.drop("meta"))
+    assert [json.loads(m)["verdicts"] for m in after["meta"]] == [
+        json.loads(m)["verdicts"] for m in before["meta"]
+    ]

@@ -32,10 +32,13 @@ def selection(where: str | None) -> str:
     "status = 'kept' AND (method = 'self_output')"
     >>> selection("status = 'rejected'")
     "(status = 'rejected')"
+    >>> selection("response LIKE '%status%'")
+    "status = 'kept' AND (response LIKE '%status%')"
     """
     if not where:
         return "status = 'kept'"
-    if re.search(r"\bstatus\b", where, re.I):
+    unquoted = re.sub(r"'(?:[^']|'')*'", "''", where)  # a word inside a string literal is no column
+    if re.search(r"\bstatus\b", unquoted, re.I):
         return f"({where})"
     return f"status = 'kept' AND ({where})"
 
