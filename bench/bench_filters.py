@@ -48,7 +48,8 @@ STEPS = [
     "To double-check, I add the given-away ones back: ${abc} + {c} = {ab}$, which matches.",
     "The ratio of what is left to what we started with is $\\frac{{{abc}}}{{{ab}}}$.",
     "Hmm, wait. Let me re-read the question to make sure I am using the right quantity.",
-    "If we split the remaining {thing} evenly among {d} friends, each gets $\\frac{{{abc}}}{{{d}}}$.",
+    "If we split the remaining {thing} evenly among {d} friends, each gets "
+    "$\\frac{{{abc}}}{{{d}}}$.",
     "Since {abc} is {parity}, the split {works} come out even.",
     "Now I compare this with the rough estimate of about {est} {thing} from before.",
 ]
@@ -75,8 +76,16 @@ def make_thought(rng: random.Random, target_chars: int) -> str:
         ab = a * b
         parts.append(
             rng.choice(STEPS).format(
-                name=rng.choice(NAMES), thing=rng.choice(THINGS), a=a, b=b, c=c, d=d, ab=ab,
-                abc=ab - c, est=round(ab, -1), parity="even" if (ab - c) % 2 == 0 else "odd",
+                name=rng.choice(NAMES),
+                thing=rng.choice(THINGS),
+                a=a,
+                b=b,
+                c=c,
+                d=d,
+                ab=ab,
+                abc=ab - c,
+                est=round(ab, -1),
+                parity="even" if (ab - c) % 2 == 0 else "odd",
                 works="can" if (ab - c) % d == 0 else "cannot",
             )
         )
@@ -142,7 +151,9 @@ def benchmark_file(tmp: Path) -> str:
         return str(path)
     fallback = tmp / "bench.jsonl"  # a user's clone has no ../shared: a stand-in benchmark
     fallback.write_text(
-        "\n".join(json.dumps({"problem": f"Compute the sum of {i} and {i + 1}."}) for i in range(500))
+        "\n".join(
+            json.dumps({"problem": f"Compute the sum of {i} and {i + 1}."}) for i in range(500)
+        )
     )
     return str(fallback)
 
@@ -169,7 +180,12 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     tmp = Path(tempfile.mkdtemp(prefix="rf-bench-"))
-    print(f"machine: {os.cpu_count()} cores; building {args.traces:,d} traces ...", flush=True)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"machine: {os.cpu_count()} cores, load average {load} (other work on the machine "
+        f"slows every number below); building {args.traces:,d} traces ...",
+        flush=True,
+    )
     t0 = time.perf_counter()
     traces = make_traces(args.traces)
     chars = traces.select(
@@ -200,6 +216,7 @@ def main() -> None:
     reasons = result["reject_reason"].value_counts(sort=True).drop_nulls()
     print(f"  kept {kept:,d}; rejected: " + ", ".join(f"{r} {c:,d}" for r, c in reasons.rows()))
     print(f"  target >= 1,000 traces/s: {'met' if n / whole >= 1000 else 'NOT met'}")
+    print("  load average now: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
 
     from filters.answer import check_answers
 

@@ -153,7 +153,7 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
             )
         reasons[spec.name] = [
             None if ok else (r or spec.name)
-            for ok, r in zip(verdict["ok"], verdict["reason"], strict=True)
+            for ok, r in zip(verdict["ok"].to_list(), verdict["reason"].to_list(), strict=True)
         ]
         updates = {"standing": pl.col("standing") & pl.Series(verdict["ok"]).fill_null(False)}
         for column in ("correct", "lang"):
@@ -163,7 +163,7 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
         if "detail" in verdict.columns:
             details[spec.name] = verdict["detail"].to_list()
     first_failed, metas = [], []
-    for i, meta in enumerate(traces["meta"]):
+    for i, meta in enumerate(traces["meta"].to_list()):
         first_failed.append(next((reasons[n][i] for n in reasons if reasons[n][i]), None))
         m = json.loads(meta) if meta else {}
         m["verdicts"] = {name: reasons[name][i] or "ok" for name in reasons}
