@@ -4,7 +4,17 @@
 A trace's `reject_reason` is the first rule it failed; a generator's own verdict (the
 `generator_reason` working column, e.g. `no_solution` for a failed search) comes first.
 Applying the same filters twice changes nothing. Filters are looked up by name in `FILTERS`;
-an unknown name is an error that lists the valid ones.
+an unknown name is an error that lists the valid ones, and so is an unknown option (each
+filter has a frozen options model in `OPTIONS`).
+
+The column contract of a filter `fn(traces, options) -> verdicts`:
+- it reads the trace columns it needs plus the working columns generators add (`gold`,
+  `gold_source`, `finish_reason`, `think_closed`, `checker`), `question` (joined by the
+  flow) and `standing` (True while a trace has passed every earlier rule: rules that pick
+  among a problem's traces, such as dedup or the k shortest, pick among those standing);
+- it returns one row per trace: `ok`, `reason`, and optionally `correct` (the answer
+  check: later filters see it), `lang` (stored in `traces.lang`) and `detail` (a struct
+  stored as `meta.details.<filter>`: token counts, the kept duplicate, the benchmark hit).
 """
 
 from __future__ import annotations
@@ -14,9 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import polars as pl
+from pydantic import BaseModel, ValidationError
 
-from filters.answer import answer_filter
-from filters.format import format_filter
+from filters.answer import AnswerOptions, answer_filter
+from filters.decontam import DecontamOptions, decontam_filter
+from filters.dedup import DedupOptions, dedup_filter
+from filters.format import FormatOptions, format_filter
+from filters.language import LanguageOptions, language_filter
+from filters.length import LengthOptions, length_filter
+from filters.vote import VoteOptions, vote_filter
 
 
 @dataclass(frozen=True)
@@ -25,21 +41,42 @@ class FilterSpec:
     options: dict = field(default_factory=dict)
 
 
-FILTERS: dict[str, Callable[[pl.DataFrame, dict], pl.DataFrame]] = {
+FILTERS: dict[str, Callable[[pl.DataFrame, BaseModel], pl.DataFrame]] = {
     "answer": answer_filter,
     "format": format_filter,
+    "vote": vote_filter,
+    "length": length_filter,
+    "language": language_filter,
+    "dedup": dedup_filter,
+    "decontam": decontam_filter,
+}
+
+OPTIONS: dict[str, type[BaseModel]] = {
+    "answer": AnswerOptions,
+    "format": FormatOptions,
+    "vote": VoteOptions,
+    "length": LengthOptions,
+    "language": LanguageOptions,
+    "dedup": DedupOptions,
+    "decontam": DecontamOptions,
+}
+
+# Rules that read `correct`, so the answer filter must come before them.
+_NEEDS_CORRECT = {
+    "vote": lambda o: o.pass_rate is not None,
+    "length": lambda o: o.shortest_k is not None,
 }
 
 
 def parse_filter_spec(item) -> FilterSpec:
-    """`"answer"` or `{"length": {"max_tokens": 4096}}` -> FilterSpec.
+    """`"answer"` or `{"length": {"max_tokens": 4096}}` -> FilterSpec, options validated.
 
     >>> parse_filter_spec("format")
     FilterSpec(name='format', options={})
     """
     if isinstance(item, FilterSpec):
-        return item
-    if isinstance(item, str):
+        name, options = item.name, item.options
+    elif isinstance(item, str):
         name, options = item, {}
     elif isinstance(item, dict) and len(item) == 1:
         name, options = next(iter(item.items()))
@@ -50,47 +87,106 @@ def parse_filter_spec(item) -> FilterSpec:
         raise ValueError(f"a filter is a name or {{name: {{options}}}}, got {item!r}")
     if name not in FILTERS:
         raise ValueError(f"unknown filter {name!r}; valid: {', '.join(FILTERS)}")
+    filter_options(FilterSpec(name, options))
     return FilterSpec(name, options)
 
 
+def filter_options(spec: FilterSpec) -> BaseModel:
+    """The validated options model of a spec; errors name the option and the allowed ones."""
+    model = OPTIONS[spec.name]
+    try:
+        return model.model_validate(spec.options)
+    except ValidationError as exc:
+        raise ValueError(
+            f"filter {spec.name!r}: " + "; ".join(_explain(e, model) for e in exc.errors())
+        ) from None
+
+
+def _explain(err: dict, model: type[BaseModel]) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or spec_name(model)
+    if err["type"] == "extra_forbidden":
+        return f"unknown option {key!r}; allowed: {', '.join(model.model_fields)}"
+    if err["type"] == "missing":
+        return f"missing option {key!r}"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{key}: {msg} (got {err['input']!r})"
+
+
+def spec_name(model: type[BaseModel]) -> str:
+    return next((n for n, m in OPTIONS.items() if m is model), "options")
+
+
+def check_filter_order(specs: list[FilterSpec]) -> None:
+    """Raise if a rule that reads `correct` comes before (or without) the answer filter."""
+    seen_answer = False
+    for spec in specs:
+        if spec.name == "answer":
+            seen_answer = True
+        need = _NEEDS_CORRECT.get(spec.name)
+        if need and not seen_answer and need(filter_options(spec)):
+            raise ValueError(
+                f"filter {spec.name!r} with these options reads the answer check: put "
+                "'answer' before it in filters"
+            )
+
+
 def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame:
-    """The traces with `status`, `reject_reason`, `correct` and `meta.verdicts` set."""
+    """The traces with `status`, `reject_reason`, `correct`, `lang` and `meta.verdicts`
+    (plus `meta.details`) set."""
     if traces.height == 0:
         return traces.with_columns(
             status=pl.lit(None, pl.String), reject_reason=pl.lit(None, pl.String)
         )
+    specs = [parse_filter_spec(s) for s in specs]
+    frame = traces.with_columns(standing=pl.lit(True))
     reasons: dict[str, list] = {}
+    details: dict[str, list] = {}
     if "generator_reason" in traces.columns:
         # The generator's own verdict (sos: no_solution) is the first rule.
         reasons["generate"] = traces["generator_reason"].to_list()
-    correct = traces["correct"] if "correct" in traces.columns else None
+        frame = frame.with_columns(standing=pl.col("generator_reason").is_null())
     for spec in specs:
-        verdict = FILTERS[spec.name](traces, spec.options)
-        if verdict.height != traces.height:
+        verdict = FILTERS[spec.name](frame, filter_options(spec))
+        if verdict.height != frame.height:
             raise RuntimeError(
-                f"filter {spec.name} gave {verdict.height} verdicts for {traces.height} traces"
+                f"filter {spec.name} gave {verdict.height} verdicts for {frame.height} traces"
             )
         reasons[spec.name] = [
             None if ok else (r or spec.name)
-            for ok, r in zip(verdict["ok"], verdict["reason"], strict=True)
+            for ok, r in zip(verdict["ok"].to_list(), verdict["reason"].to_list(), strict=True)
         ]
-        if "correct" in verdict.columns:
-            correct = verdict["correct"]
+        updates = {"standing": pl.col("standing") & pl.Series(verdict["ok"]).fill_null(False)}
+        for column in ("correct", "lang"):
+            if column in verdict.columns:
+                updates[column] = verdict[column]
+        frame = frame.with_columns(**updates)
+        if "detail" in verdict.columns:
+            details[spec.name] = verdict["detail"].to_list()
     first_failed, metas = [], []
-    for i, meta in enumerate(traces["meta"]):
-        verdicts = {name: reasons[name][i] or "ok" for name in reasons}
+    for i, meta in enumerate(traces["meta"].to_list()):
         first_failed.append(next((reasons[n][i] for n in reasons if reasons[n][i]), None))
         m = json.loads(meta) if meta else {}
-        m["verdicts"] = verdicts
-        metas.append(json.dumps(m))
-    out = traces.with_columns(
+        m["verdicts"] = {name: reasons[name][i] or "ok" for name in reasons}
+        d = {name: _compact(details[name][i]) for name in details}
+        d = {k: v for k, v in d.items() if v}
+        if d:
+            m["details"] = d
+        else:
+            m.pop("details", None)
+        metas.append(json.dumps(m, ensure_ascii=False))
+    out = frame.drop("standing").with_columns(
         reject_reason=pl.Series(first_failed, dtype=pl.String),
         meta=pl.Series(metas, dtype=pl.String),
-    ).with_columns(
+    )
+    return out.with_columns(
         status=pl.when(pl.col("reject_reason").is_null())
         .then(pl.lit("kept"))
         .otherwise(pl.lit("rejected"))
     )
-    if correct is not None:
-        out = out.with_columns(correct=correct)
-    return out
+
+
+def _compact(value):
+    """A detail struct as a dict without its null fields (None when nothing is left)."""
+    if not isinstance(value, dict):
+        return value
+    return {k: v for k, v in value.items() if v is not None} or None

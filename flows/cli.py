@@ -338,11 +338,116 @@ def stats(
                 highlight=False,
                 markup=False,
             )
+        refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
+        if refiltered:
+            out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
         if r.pass_at:
             out.print(
                 "  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
                 highlight=False,
             )
+
+
+@app.command()
+def refilter(
+    run_id: Annotated[str, typer.Option("--run", help="The run whose traces to re-filter.")],
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            help="A recipe (or a YAML with only `filters: [...]`) whose filters to apply; "
+            "default: the run's own."
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Re-apply a filter set to a run's stored traces, generating nothing.
+
+    Every trace stays; status, reject_reason, correct, lang and meta.verdicts are rewritten,
+    and the run's stored recipe then lists these filters (so `stats` shows their funnel).
+    Running it twice with the same filters changes nothing.
+
+    Example: reasonfactory refilter --run r_0cd6f202b38c5e84 --recipe strict.yaml
+
+    where strict.yaml is e.g.
+
+        filters: [format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
+    """
+    from flows.refilter import filters_from_file, run_refilter, stored_filters
+
+    path = str(resolve_path(warehouse).resolve())
+    specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
+    s = run_refilter(run_id, path, specs)
+    out.print(f"\nrun {s['run_id']} re-filtered in {s['warehouse']}")
+    names = [f if isinstance(f, str) else next(iter(f)) for f in s["filters"]]
+    out.print(f"  filters: {', '.join(names) or 'none'}", highlight=False)
+    out.print(f"  funnel: traces {s['traces']} -> kept {s['kept']}")
+    for reason, n in s["rejected"].items():
+        out.print(f"    rejected {reason}: {n}", markup=False, highlight=False)
+    out.print(f"  time: {s['seconds']:.1f} s")
+
+
+@app.command()
+def decontam(
+    problems: Annotated[
+        str, typer.Argument(help="A problem file (.jsonl, .parquet, datasets folder).")
+    ],
+    benchmark: Annotated[
+        list[str],
+        typer.Option("--benchmark", "-b", help="A benchmark file; repeat for several."),
+    ],
+    field: Annotated[
+        str | None,
+        typer.Option(help="Question field of the problem file (default: problem/question/prompt)."),
+    ] = None,
+    ngram: Annotated[int, typer.Option(help="Words per n-gram.")] = 8,
+    report: Annotated[
+        Path | None, typer.Option("--out", help="Write one JSON line per contaminated problem.")
+    ] = None,
+) -> None:
+    """Report which problems of a file overlap a benchmark (word n-grams, as open-r1).
+
+    Example: reasonfactory decontam gsm8k_test.jsonl -b math500.jsonl -b aime24.jsonl
+
+    The same check as the `decontam` filter ({decontam: {benchmarks: [...], ngram: 8}} in a
+    recipe), which rejects the traces of contaminated problems as `contaminated`.
+    """
+    from collections import Counter
+
+    from filters.decontam import _locate, _question, _records, find_contamination, load_benchmarks
+
+    if ngram < 1:
+        raise UserError(f"--ngram {ngram}: expected a positive number of words")
+    index = load_benchmarks(tuple(benchmark), ngram)
+    path, kind = _locate(problems)
+    rows = [
+        (where, _question(rec, where, (field,) if field else None))
+        for where, rec in _records(path, kind, None)
+    ]
+    hits = find_contamination([q for _, q in rows], index)
+    found = [(where, q, h) for (where, q), h in zip(rows, hits, strict=True) if h]
+    by_bench = Counter(h.benchmark for _, _, h in found)
+    sizes = ", ".join(f"{k} ({v} questions)" for k, v in index.sizes.items())
+    out.print(f"{problems}: {len(rows)} problems against {sizes}, {ngram}-grams", soft_wrap=True)
+    out.print(
+        f"  contaminated: {len(found)}"
+        + (" (" + ", ".join(f"{k} {v}" for k, v in by_bench.most_common()) + ")" if found else ""),
+        highlight=False,
+    )
+    for where, _q, h in found[:5]:
+        out.print(
+            f"  {where}: {h.benchmark} row {h.row}, n-gram {h.ngram!r}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        with report.open("w", encoding="utf-8") as fh:
+            for where, q, h in found:
+                record = {"where": where, "question": q, "benchmark": h.benchmark,
+                          "benchmark_row": h.row, "ngram": h.ngram}
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.print(f"  report: {report}")
 
 
 @app.command()

@@ -21,6 +21,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed
 
 from filters.pipeline import apply_filters
+from filters.working import with_questions
 from flows.recipe import Recipe, parse_recipe
 from generators.base import Generated, RunContext
 from generators.checkers import attach_checkers
@@ -145,7 +146,7 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             t0 = time.perf_counter()
             shard = todo.slice(i * size, size)
             out = generate_shard(shard, engine, rec, ctx)
-            traces = filter_shard(out.traces, rec)
+            traces = filter_shard(with_questions(out.traces, shard), rec)
             ingest_shard(warehouse, shard, traces, out.nodes, rec, run_id)
             generated += traces.height
             shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0

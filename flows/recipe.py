@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from filters.pipeline import FilterSpec, parse_filter_spec
+from filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
 from generators.base import StrictModel
 from generators.engines import ENGINES, SimEngineConfig
 from generators.registry import GENERATORS
@@ -88,7 +88,9 @@ class Recipe(StrictModel):
     def _filters(cls, v):
         if not isinstance(v, list):
             raise ValueError("filters is a list, e.g. [answer, format]")
-        return [parse_filter_spec(item) for item in v]
+        specs = [parse_filter_spec(item) for item in v]
+        check_filter_order(specs)
+        return specs
 
     @property
     def fingerprint(self) -> str:

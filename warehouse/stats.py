@@ -102,7 +102,7 @@ def _funnel(wh: Warehouse, run_id: str, method: str, filters: list[str]) -> list
         cols.append(f"count(*) FILTER (WHERE {' AND '.join(conds)})")
     row = wh.con.execute(
         f"SELECT {', '.join(cols)} FROM traces WHERE run_id = ? AND method = ?", [run_id, method]
-    ).fetchone()
+    ).fetchall()[0]
     return list(zip(filters, row, strict=True))
 
 
@@ -123,4 +123,4 @@ def _count_problems(wh: Warehouse, run_id: str, method: str) -> int:
     return wh.con.execute(
         "SELECT count(DISTINCT problem_id) FROM traces WHERE run_id = ? AND method = ?",
         [run_id, method],
-    ).fetchone()[0]
+    ).fetchall()[0][0]

@@ -174,8 +174,8 @@ class Warehouse:
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
         """Run a query and return a polars frame."""
         try:
-            if params:
-                return self.con.execute(query, params).pl()
+            if params:  # DuckDB 2.0: execute() results have no .pl(); sql() takes params
+                return self.con.sql(query, params=params).pl()
             return self.con.sql(query).pl()
         except duckdb.Error as exc:
             raise WarehouseError(f"query failed: {exc}") from exc

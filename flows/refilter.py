@@ -1,0 +1,188 @@
+"""The `refilter` flow: re-apply a filter set to a run's stored traces, generating nothing.
+
+Reads the run's traces in batches of whole problems (rules like dedup and vote look at all
+of a problem's traces), rebuilds the working columns from the warehouse
+(`filters.working`), applies the filters and overwrites each batch in one transaction
+(`Warehouse.replace`): every trace is kept, only `status`, `reject_reason`, `correct`,
+`lang` and `meta` change. Re-running it with the same filters changes nothing. The run's
+stored recipe then lists the filters last applied, so `stats` shows the right funnel.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+import polars as pl
+import yaml
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NONE
+from prefect.states import Failed
+
+from filters.pipeline import FilterSpec, apply_filters, check_filter_order, parse_filter_spec
+from filters.working import rebuild_working_columns
+from warehouse.errors import UserError
+from warehouse.store import Warehouse
+
+_USER_ERROR = "user error: "
+BATCH_TRACES = 20_000
+
+
+def stored_filters(warehouse: str, run_id: str) -> list[FilterSpec]:
+    """The filters of a run's stored recipe; a missing run is a user error naming the runs."""
+    with Warehouse(warehouse, read_only=True) as wh:
+        rows = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        if not rows:
+            known = [r[0] for r in wh.con.execute("SELECT run_id FROM runs").fetchall()]
+            raise UserError(
+                f"no run {run_id!r} in {wh.path}; runs: {', '.join(known) or 'none yet'}"
+            )
+    items = (yaml.safe_load(rows[0][0] or "") or {}).get("filters") or []
+    return [parse_filter_spec(i) for i in items]
+
+
+def filters_from_file(path: str) -> list[FilterSpec]:
+    """Filters from a recipe file, or from a YAML holding only `filters: [...]`."""
+    from pathlib import Path
+
+    from flows.recipe import RecipeError, load_recipe
+
+    p = Path(path)
+    if not p.exists():
+        raise RecipeError(f"{path}: no such recipe file")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    if isinstance(data, dict) and set(data) == {"filters"}:
+        try:
+            specs = [parse_filter_spec(i) for i in data["filters"] or []]
+            check_filter_order(specs)
+        except ValueError as exc:
+            raise RecipeError(f"{path}: filters: {exc}") from None
+        return specs
+    return list(load_recipe(p).filters)
+
+
+@task(cache_policy=NONE)
+def problem_batches(warehouse: str, run_id: str, batch_traces: int) -> list[list[str]]:
+    """The run's problems in batches of about `batch_traces` traces."""
+    with Warehouse(warehouse, read_only=True) as wh:
+        counts = wh.sql(
+            "SELECT problem_id, count(*) AS n FROM traces WHERE run_id = ? GROUP BY 1 ORDER BY 1",
+            [run_id],
+        )
+    batches, current, n = [], [], 0
+    for pid, count in counts.iter_rows():
+        if current and n + count > batch_traces:
+            batches.append(current)
+            current, n = [], 0
+        current.append(pid)
+        n += count
+    if current:
+        batches.append(current)
+    return batches
+
+
+@task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
+def refilter_batch(
+    warehouse: str, run_id: str, problem_ids: list[str], specs: list[FilterSpec]
+) -> pl.DataFrame:
+    keys = pl.DataFrame({"problem_id": problem_ids})
+    with Warehouse(warehouse) as wh:
+        wh.con.register("_rf_keys", keys)
+        try:
+            traces = wh.sql(
+                "SELECT t.* FROM traces t JOIN _rf_keys k USING (problem_id) "
+                "WHERE t.run_id = ? ORDER BY t.trace_id",
+                [run_id],
+            )
+            problems = wh.sql(
+                "SELECT p.problem_id, p.question, p.gold FROM problems p "
+                "JOIN _rf_keys k USING (problem_id)"
+            )
+        finally:
+            wh.con.unregister("_rf_keys")
+        filtered = apply_filters(rebuild_working_columns(traces, problems), specs)
+        wh.replace("traces", filtered)
+    return filtered.select("status", "reject_reason")
+
+
+@flow(name="refilter", log_prints=False)
+def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
+    """Re-apply `filters` (default: the run's own) to the stored traces of `run_id`."""
+    log = get_run_logger()
+    started = time.perf_counter()
+    try:
+        specs = (
+            [parse_filter_spec(f) for f in filters]
+            if filters is not None
+            else stored_filters(warehouse, run_id)
+        )
+        check_filter_order(specs)
+        stored_filters(warehouse, run_id)  # the run exists
+        batches = problem_batches(warehouse, run_id, BATCH_TRACES)
+        reasons: Counter = Counter()
+        total = kept = 0
+        for i, batch in enumerate(batches):
+            t0 = time.perf_counter()
+            verdicts = refilter_batch(warehouse, run_id, batch, specs)
+            total += verdicts.height
+            batch_kept = int((verdicts["status"] == "kept").sum())
+            kept += batch_kept
+            reasons.update(r for r in verdicts["reject_reason"].to_list() if r)
+            log.info(
+                "batch %d/%d: %d problems, %d traces, %d kept (%.1f s)",
+                i + 1,
+                len(batches),
+                len(batch),
+                verdicts.height,
+                batch_kept,
+                time.perf_counter() - t0,
+            )
+        summary = {
+            "run_id": run_id,
+            "warehouse": str(warehouse),
+            "filters": [f.name if not f.options else {f.name: f.options} for f in specs],
+            "traces": total,
+            "kept": kept,
+            "rejected": dict(reasons.most_common()),
+            "seconds": round(time.perf_counter() - started, 3),
+        }
+        _record(warehouse, run_id, summary)
+        return summary
+    except (UserError, ValueError) as exc:
+        return Failed(message=_USER_ERROR + str(exc))
+
+
+def _record(warehouse: str, run_id: str, summary: dict) -> None:
+    """The run's recipe lists the filters last applied; its meta says when and with what."""
+    with Warehouse(warehouse) as wh:
+        ((recipe, meta),) = wh.con.execute(
+            "SELECT recipe, meta FROM runs WHERE run_id = ?", [run_id]
+        ).fetchall()
+        data = yaml.safe_load(recipe or "") or {}
+        data["filters"] = summary["filters"]
+        m = json.loads(meta) if meta else {}
+        m["refilter"] = {**summary, "at": datetime.now(UTC).isoformat(timespec="seconds")}
+        wh.con.execute(
+            "UPDATE runs SET recipe = ?, meta = ? WHERE run_id = ?",
+            [yaml.safe_dump(data, sort_keys=False), json.dumps(m), run_id],
+        )
+
+
+def run_refilter(run_id: str, warehouse: str, filters: list[FilterSpec] | None = None) -> dict:
+    """Run the flow and return its summary; a user error comes back as `UserError`."""
+    data = (
+        None
+        if filters is None
+        else [f.name if not f.options else {f.name: f.options} for f in filters]
+    )
+    state = refilter(run_id, str(warehouse), data, return_state=True)
+    if state.is_failed():
+        if state.message and state.message.startswith(_USER_ERROR):
+            raise UserError(state.message.removeprefix(_USER_ERROR))
+        state.result()
+    return state.result()
