@@ -17,6 +17,9 @@ from generators.self_output import SelfOutputConfig, self_output
 class GeneratorSpec:
     fn: Callable
     config: type[StrictModel]
+    # The prompt templates the method sends: part of the run's fingerprint, so editing one
+    # makes new traces instead of resuming old ones.
+    prompt: str = ""
 
 
 GENERATORS: dict[str, GeneratorSpec] = {
