@@ -1,7 +1,8 @@
 """Format check: one closed `<think>` block, a non-empty thought, exactly one boxed answer.
 
 Reads the parsed columns (`thought`, `response`, `think_closed`, `finish_reason`). A trace
-cut off by the token limit is `truncated`; the rest fail as `format:<what>`.
+cut off by the token limit is `truncated`, one the engine failed on (after its retries)
+`engine_error`; the rest fail as `format:<what>`.
 Column expressions only: it runs at DataFrame speed.
 """
 
@@ -23,7 +24,9 @@ def format_filter(traces: pl.DataFrame, options=None) -> pl.DataFrame:
     boxed = pl.col("response").fill_null("").str.count_matches(_BOXED)
     thought = pl.col("thought").fill_null("")
     reason = (
-        pl.when(pl.col("finish_reason") == "length")
+        pl.when(pl.col("finish_reason") == "error")
+        .then(pl.lit("engine_error"))
+        .when(pl.col("finish_reason") == "length")
         .then(pl.lit("truncated"))
         .when(~pl.col("think_closed").fill_null(False))
         .then(pl.lit("format:unclosed_think"))

@@ -16,6 +16,7 @@ import polars as pl
 
 from filters.answer import answer_filter
 from filters.format import format_filter
+from filters.selected import selected_filter
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class FilterSpec:
 FILTERS: dict[str, Callable[[pl.DataFrame, dict], pl.DataFrame]] = {
     "answer": answer_filter,
     "format": format_filter,
+    "selected": selected_filter,
 }
 
 

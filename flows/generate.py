@@ -147,7 +147,9 @@ def ingest_shard(
         tables["completions"] = completions
     if redo:  # a redone problem's rows are replaced by its new ones, never duplicated
         replace.update(
-            traces=("trace_id",), nodes=("tree_id",), progress=("fingerprint", "method", "problem_id")
+            traces=("trace_id",),
+            nodes=("tree_id",),
+            progress=("fingerprint", "method", "problem_id"),
         )
     with Warehouse(warehouse) as wh:
         return wh.ingest_all(tables, replace=replace)["traces"]

@@ -79,6 +79,17 @@ class Recipe(StrictModel):
         default_factory=lambda: [FilterSpec("format"), FilterSpec("answer")]
     )
 
+    @field_validator("generate", "engine", mode="before")
+    @classmethod
+    def _default_tag(cls, v, info):
+        # Without a tag, the defaults (`method: self_output`, `kind: sim`) are meant.
+        tag, default = {"generate": ("method", "self_output"), "engine": ("kind", "sim")}[
+            info.field_name
+        ]
+        if isinstance(v, dict) and tag not in v:
+            return {tag: default, **v}
+        return v
+
     @field_validator("filters", mode="before")
     @classmethod
     def _filters(cls, v):
@@ -92,7 +103,9 @@ class Recipe(StrictModel):
             {
                 "engine": output_settings(self.engine),
                 "generate": output_settings(self.generate, NOT_IN_FINGERPRINT),
-                "prompt": GENERATORS[self.generate.method].prompt,
+                # Prompt templates written in code (a config's PROMPT): editing one makes new
+                # traces instead of resuming old ones.
+                "prompt": getattr(self.generate, "PROMPT", ""),
             }
         )
 

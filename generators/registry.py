@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['self_output']
+['distill', 'self_output']
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from generators.base import StrictModel
+from generators.distill import DistillConfig, distill
 from generators.self_output import SelfOutputConfig, self_output
 
 
@@ -24,6 +25,7 @@ class GeneratorSpec:
 
 GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
+    "distill": GeneratorSpec(distill, DistillConfig),
 }
 
 

@@ -107,7 +107,9 @@ class CachedEngine:
             missing = []
             for k, key in enumerate(ks):
                 hit = stored.get(key)
-                if hit is not None and reusable(hit.finish_reason, hit.meta.get("max_tokens"), req.max_tokens):
+                if hit is not None and reusable(
+                    hit.finish_reason, hit.meta.get("max_tokens"), req.max_tokens
+                ):
                     out[i][k] = hit
                     self.reused += 1
                 else:

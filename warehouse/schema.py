@@ -157,7 +157,7 @@ COMPLETIONS = Table(
     doc="Every completion an engine returned, keyed by its content (generators/resume.py): a "
     "re-run reuses these instead of asking the engine again.",
     columns=(
-        Column("request_key", "VARCHAR", _S, "hash of engine, request content, sampling, sample no."),
+        Column("request_key", "VARCHAR", _S, "hash of engine, request, sampling, sample no."),
         Column("engine", "VARCHAR", _S, "hash of the engine settings that change its output"),
         Column("model", "VARCHAR", _S, "engine model name"),
         Column("text", "VARCHAR", _S, "the completion as returned (answer part when split)"),

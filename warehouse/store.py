@@ -216,9 +216,7 @@ class Warehouse:
         on = " AND ".join(f"k.{c} = t.{c}" for c in spec.key)
         self.con.register("_rf_keys", keys.select(spec.key).unique())
         try:
-            return self.con.sql(
-                f"SELECT t.* FROM {spec.name} t JOIN _rf_keys k ON {on}"
-            ).pl()
+            return self.con.sql(f"SELECT t.* FROM {spec.name} t JOIN _rf_keys k ON {on}").pl()
         finally:
             self.con.unregister("_rf_keys")
 

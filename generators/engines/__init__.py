@@ -47,8 +47,13 @@ class VllmEngineConfig(StrictModel):
 
     # Settings that change speed or memory, not the text (left out of the run's fingerprint).
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset(
-        {"tensor_parallel_size", "gpu_memory_utilization", "enable_prefix_caching",
-         "enforce_eager", "max_num_seqs"}
+        {
+            "tensor_parallel_size",
+            "gpu_memory_utilization",
+            "enable_prefix_caching",
+            "enforce_eager",
+            "max_num_seqs",
+        }
     )
 
 

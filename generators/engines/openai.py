@@ -50,7 +50,7 @@ class OpenAIEngine:
     """Async, bounded-concurrency client of an OpenAI-compatible server.
 
     >>> eng = OpenAIEngine("my-model", base_url="http://127.0.0.1:8000/v1")  # doctest: +SKIP
-    >>> eng.generate([GenRequest(messages=({"role": "user", "content": "1+1?"},))])  # doctest: +SKIP
+    >>> eng.generate([GenRequest(prompt="1 + 1 =")])  # doctest: +SKIP
     """
 
     def __init__(
@@ -91,8 +91,9 @@ class OpenAIEngine:
             out[job.request].append(c)
         if all(c.finish_reason == "error" for c in results):
             raise UserError(
-                f"engine openai: all {len(results)} requests to {self.base_url or 'api.openai.com'} "
-                f"failed after {self.max_retries} retries; first error: {results[0].meta['error']}"
+                f"engine openai: all {len(results)} requests to "
+                f"{self.base_url or 'api.openai.com'} failed after {self.max_retries} retries; "
+                f"first error: {results[0].meta['error']}"
             )
         return out
 
@@ -161,19 +162,28 @@ class OpenAIEngine:
                     prompt=_completion_prompt(req), extra_body=extra or None, **args
                 )
             resp = raw.parse()
-        except (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError) as exc:
+        except (
+            openai.AuthenticationError,
+            openai.PermissionDeniedError,
+            openai.NotFoundError,
+        ) as exc:
             raise UserError(
                 f"engine openai: {self.base_url or 'api.openai.com'} refused model "
                 f"{self.model!r}: {_status(exc)} {_message(exc)} (API key from ${self.api_key_env})"
             ) from None
         except openai.BadRequestError as exc:
-            raise UserError(f"engine openai: the server rejected a request: {_message(exc)}") from None
+            raise UserError(
+                f"engine openai: the server rejected a request: {_message(exc)}"
+            ) from None
         except (openai.APIStatusError, openai.APIConnectionError) as exc:
             # Retryable, and still failing after every retry: this sample is redone next run.
             return Completion(
                 "",
                 finish_reason="error",
-                meta={"error": f"{_status(exc)} {_message(exc)}".strip(), "retries": self.max_retries},
+                meta={
+                    "error": f"{_status(exc)} {_message(exc)}".strip(),
+                    "retries": self.max_retries,
+                },
             )
         latency = time.monotonic() - start
         return _parse(resp, self.endpoint, raw.retries_taken, latency)
@@ -222,9 +232,11 @@ def _parse(resp, endpoint: str, retries: int, latency: float) -> Completion:
 def _completion_prompt(req: GenRequest) -> str:
     """A raw prompt for the completions endpoint: the request's, else the chat's contents
     joined by blank lines (no chat template: the server does not apply one there)."""
-    head = req.prompt if req.prompt is not None else "\n\n".join(
-        m.get("content", "") for m in req.messages
-    ) + "\n\n"
+    head = (
+        req.prompt
+        if req.prompt is not None
+        else "\n\n".join(m.get("content", "") for m in req.messages) + "\n\n"
+    )
     return head + req.prefix
 
 
@@ -245,3 +257,72 @@ def _run(coro):
         return asyncio.run(coro)
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(asyncio.run, coro).result()
+
+
+class EndpointScorer:
+    """A reward model behind an OpenAI-compatible server's `/classify` endpoint (vllm serve
+    with a sequence-classification reward model): one chat per (question, completion) pair,
+    the first class's output is the reward. Same retries and concurrency as the engine."""
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 32,
+        timeout: float = 120.0,
+        max_retries: int = 6,
+    ):
+        self.model = model
+        # vLLM serves /classify beside /v1, not under it.
+        self.base_url = base_url.rstrip("/").removesuffix("/v1")
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self._key = os.environ.get(api_key_env) or NO_KEY
+
+    @classmethod
+    def from_config(cls, config) -> EndpointScorer:
+        return cls(
+            config.model,
+            config.base_url,
+            api_key_env=config.api_key_env,
+            concurrency=config.concurrency,
+            timeout=config.timeout,
+            max_retries=config.max_retries,
+        )
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        return _run(self._score_all(pairs))
+
+    async def _score_all(self, pairs: list[tuple[str, str]]) -> list[float]:
+        limit = asyncio.Semaphore(self.concurrency)
+        client = openai.AsyncOpenAI(
+            api_key=self._key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+        )
+
+        async def one(question: str, text: str) -> float:
+            body = {
+                "model": self.model,
+                "messages": [
+                    {"role": "user", "content": question},
+                    {"role": "assistant", "content": text},
+                ],
+            }
+            async with limit:
+                try:
+                    out = await client.post("/classify", body=body, cast_to=object)
+                except openai.APIError as exc:
+                    raise UserError(
+                        f"verifier endpoint {self.base_url}/classify failed: {_message(exc)}"
+                    ) from None
+            return float(out["data"][0]["probs"][0])
+
+        try:
+            return await asyncio.gather(*(one(q, t) for q, t in pairs))
+        finally:
+            await client.close()
