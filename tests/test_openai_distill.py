@@ -1,5 +1,6 @@
-"""The `openai` engine and `distill` against a real HTTP server on 127.0.0.1 (tests/teacher_server.py)
-that answers like an R1 teacher and injects 429s, 500s, slow replies and truncated answers."""
+"""The `openai` engine and `distill` against a real HTTP server on 127.0.0.1
+(tests/teacher_server.py) that answers like an R1 teacher and injects 429s, 500s, slow
+replies and truncated answers."""
 
 from __future__ import annotations
 
