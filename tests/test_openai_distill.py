@@ -8,14 +8,14 @@ import json
 import time
 
 import pytest
+from conftest import write_jsonl
+from teacher_server import TeacherServer
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
 from generators.engines.base import GenRequest
 from generators.engines.openai import OpenAIEngine
 from generators.prompts import parse_completion
-from tests.conftest import write_jsonl
-from tests.teacher_server import TeacherServer
 from warehouse.errors import UserError
 from warehouse.store import Warehouse
 
