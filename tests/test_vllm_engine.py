@@ -32,6 +32,8 @@ except ImportError:
     )
 
 from conftest import write_jsonl  # noqa: E402
+from tiny_models import build_tiny_causal_lm  # noqa: E402
+
 from flows.generate import run_recipe  # noqa: E402
 from flows.recipe import parse_recipe  # noqa: E402
 from generators.base import RunContext  # noqa: E402
@@ -41,7 +43,6 @@ from generators.engines.vllm import VllmEngine  # noqa: E402
 from generators.prompts import STEP_BOUNDARY, build_messages  # noqa: E402
 from generators.registry import GENERATORS  # noqa: E402
 from generators.self_output import SelfOutputConfig, self_output  # noqa: E402
-from tiny_models import build_tiny_causal_lm  # noqa: E402
 from warehouse.store import Warehouse  # noqa: E402
 
 pytestmark = pytest.mark.slow
