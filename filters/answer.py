@@ -17,6 +17,8 @@ from enum import StrEnum
 import polars as pl
 from math_verify import parse, verify
 
+from generators.checkers import check
+
 
 class Outcome(StrEnum):
     CORRECT = "correct"
@@ -61,13 +63,21 @@ def answer_filter(traces: pl.DataFrame, options=None) -> pl.DataFrame:
     """Verdicts `ok`, `reason`, `correct` for each trace (reads `gold`, `predicted`)."""
     golds: dict[str, list] = {}
     ok, reason, correct = [], [], []
-    for gold, pred, source in zip(
-        traces["gold"], traces["predicted"], traces["gold_source"], strict=True
+    # Problems whose answers are not checked by equality (Countdown) carry a `checker`.
+    checkers = traces["checker"] if "checker" in traces.columns else [None] * traces.height
+    for gold, pred, source, checker in zip(
+        traces["gold"], traces["predicted"], traces["gold_source"], checkers, strict=True
     ):
         if gold is None:
             ok.append(False)
             reason.append("no_consensus" if source == "none" else "no_gold")
             correct.append(None)
+            continue
+        if checker is not None:
+            right = check(checker, gold, pred)
+            ok.append(right)
+            reason.append(None if right else "wrong_answer")
+            correct.append(right)
             continue
         if gold not in golds:
             golds[gold] = parse_answer(gold)

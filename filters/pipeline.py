@@ -1,9 +1,10 @@
 """Apply a recipe's filters in order: each trace gets `status`, `reject_reason` and, in
 `meta.verdicts`, every rule's verdict (`"ok"` or its reason) for later analysis.
 
-A trace's `reject_reason` is the first rule it failed. Applying the same filters twice
-changes nothing. Filters are looked up by name in `FILTERS`; an unknown name is an error
-that lists the valid ones.
+A trace's `reject_reason` is the first rule it failed; a generator's own verdict (the
+`generator_reason` working column, e.g. `no_solution` for a failed search) comes first.
+Applying the same filters twice changes nothing. Filters are looked up by name in `FILTERS`;
+an unknown name is an error that lists the valid ones.
 """
 
 from __future__ import annotations
@@ -61,6 +62,9 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
             status=pl.lit(None, pl.String), reject_reason=pl.lit(None, pl.String)
         )
     reasons: dict[str, list] = {}
+    if "generator_reason" in traces.columns:
+        # The generator's own verdict (sos: no_solution) is the first rule.
+        reasons["generate"] = traces["generator_reason"].to_list()
     correct = traces["correct"] if "correct" in traces.columns else None
     for spec in specs:
         verdict = FILTERS[spec.name](traces, spec.options)

@@ -259,9 +259,18 @@ def schedule(
 ) -> None:
     """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
 
-    Point PREFECT_API_URL at a Prefect server (`prefect server start`) to see runs in its UI;
-    without one, Prefect starts a temporary local server for as long as this command runs.
+    Cron runs need a Prefect server (its scheduler creates them): start one with
+    `prefect server start` and point PREFECT_API_URL at it, e.g.
+    PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
     """
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError(
+            "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
+            "cron runs would never start. Run `prefect server start` in another terminal and "
+            "set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
     from flows.generate import generate
     from flows.recipe import load_recipe
 

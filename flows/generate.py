@@ -24,7 +24,8 @@ from prefect.states import Failed
 
 from filters.pipeline import apply_filters
 from flows.recipe import Recipe, parse_recipe
-from generators.base import RunContext
+from generators.base import Generated, RunContext
+from generators.checkers import attach_checkers
 from generators.engines import make_engine
 from generators.engines.metered import MeteredEngine
 from generators.problems.families import plan_problem
@@ -89,15 +90,17 @@ def generate_shard(shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext,
     spec = get_generator(recipe.generate.method)
     if warehouse is None:
         cached = CachedEngine(engine, recipe.engine_id)
-        return spec.fn(shard, cached, recipe.generate, ctx), cached.take_fresh(), 0
-    with Warehouse(warehouse) as wh:
-        cached = CachedEngine(
-            engine,
-            recipe.engine_id,
-            lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys})),
-        )
-        out = spec.fn(shard, cached, recipe.generate, ctx)
-    return out, cached.take_fresh(), cached.reused
+        out, reused = spec.fn(shard, cached, recipe.generate, ctx), 0
+    else:
+        with Warehouse(warehouse) as wh:
+            cached = CachedEngine(
+                engine,
+                recipe.engine_id,
+                lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys})),
+            )
+            out, reused = spec.fn(shard, cached, recipe.generate, ctx), cached.reused
+    # Problems whose answers are not checked by equality (Countdown) get their checker.
+    return Generated(attach_checkers(out.traces, shard), out.nodes), cached.take_fresh(), reused
 
 
 @task(cache_policy=NONE)
@@ -244,7 +247,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
 
 
 def _engine_for(recipe: Recipe, problems: pl.DataFrame):
-    if recipe.engine.kind == "sim" and problems.height:
+    uses_engine = get_generator(recipe.generate.method).uses_engine
+    if recipe.engine.kind == "sim" and problems.height and uses_engine:
         unknown = [q for q in problems["question"].head(50) if plan_problem(q) is None]
         if unknown:
             raise UserError(

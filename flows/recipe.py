@@ -82,12 +82,12 @@ class Recipe(StrictModel):
     @field_validator("generate", "engine", mode="before")
     @classmethod
     def _default_tag(cls, v, info):
-        # Without a tag, the defaults (`method: self_output`, `kind: sim`) are meant.
-        tag, default = {"generate": ("method", "self_output"), "engine": ("kind", "sim")}[
-            info.field_name
-        ]
+        # With several methods (engines) registered, the tag picks the config; a recipe that
+        # names none gets the default, as it did when there was only one.
+        generate = info.field_name == "generate"
+        tag, default = ("method", "self_output") if generate else ("kind", "sim")
         if isinstance(v, dict) and tag not in v:
-            return {tag: default, **v}
+            return {**v, tag: default}
         return v
 
     @field_validator("filters", mode="before")
@@ -163,7 +163,7 @@ def _explain(err: dict) -> str:
     key = ".".join(loc) or "recipe"
     kind = err["type"]
     if kind == "extra_forbidden":
-        allowed = list(parent.model_fields) if parent else []
+        allowed = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
         return f"unknown key {key!r}; allowed: {', '.join(allowed)}"
     if kind == "literal_error":
         return f"{key}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"

@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['distill', 'self_output']
+['distill', 'journey', 'self_output', 'sos']
 """
 
 from __future__ import annotations
@@ -11,21 +11,23 @@ from dataclasses import dataclass
 
 from generators.base import StrictModel
 from generators.distill import DistillConfig, distill
+from generators.journey import JourneyConfig, journey
 from generators.self_output import SelfOutputConfig, self_output
+from generators.sos import SosConfig, sos
 
 
 @dataclass(frozen=True)
 class GeneratorSpec:
     fn: Callable
     config: type[StrictModel]
-    # The prompt templates the method sends: part of the run's fingerprint, so editing one
-    # makes new traces instead of resuming old ones.
-    prompt: str = ""
+    uses_engine: bool = True  # False: symbolic (sos); the flow skips engine checks for it
 
 
 GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
     "distill": GeneratorSpec(distill, DistillConfig),
+    "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
+    "journey": GeneratorSpec(journey, JourneyConfig),
 }
 
 

@@ -101,3 +101,12 @@ def test_run_recipe_file_and_limit(cli, tmp_path):
     )
     proc = cli("run", str(recipe), "--limit", "10", check=True)
     assert "funnel: generated 20 -> kept" in proc.stdout
+
+
+def test_schedule_without_a_prefect_server_says_how_to_start_one(cli, tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("name: s\nproblems: {source: builtin:linear, limit: 2}\n")
+    proc = cli("schedule", str(recipe), "--cron", "* * * * *", env={"PREFECT_API_URL": ""})
+    assert proc.returncode == 1
+    assert "prefect server start" in proc.stderr and "PREFECT_API_URL" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -4,6 +4,8 @@
   difficulty = number of operations (one step each).
 - `linear`: one-variable linear equations with an integer, non-zero solution, e.g.
   `Solve for x: 5x - 3 = 2x + 9.`; difficulty 2 (x on one side) or 3 (x on both sides).
+- `countdown`: make a target from 4 numbers (3..5 with `difficulty`); see
+  `generators.problems.countdown`. It has no step plan: the sim engine does not play it.
 
 A family both makes problems (`make`) and reads them back (`plan`): the step plan is what
 the sim engine executes, one equation per step. Each step is `lhs op rhs = result` where
@@ -20,6 +22,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+
+from generators.problems.countdown import make_countdown, plan_countdown
 
 Value = Fraction
 
@@ -207,11 +211,13 @@ class Family:
     make: Callable[[random.Random, int], Problem]
     plan: Callable[[str], list[StepPlan] | None]
     difficulty: tuple[int, int]  # the range `make` accepts
+    default_difficulty: tuple[int, int] | None = None  # when the recipe names none
 
 
 FAMILIES: dict[str, Family] = {
     "arithmetic": Family("arithmetic", make_arithmetic, plan_arithmetic, (1, 12)),
     "linear": Family("linear", make_linear, plan_linear, (2, 3)),
+    "countdown": Family("countdown", make_countdown, plan_countdown, (3, 5), (4, 4)),
 }
 
 
@@ -225,7 +231,7 @@ def make_problems(
     True
     """
     fam = FAMILIES[family]
-    lo, hi = difficulty or fam.difficulty
+    lo, hi = difficulty or fam.default_difficulty or fam.difficulty
     lo, hi = max(lo, fam.difficulty[0]), min(hi, fam.difficulty[1])
     rng = random.Random(f"{family}:{seed}")
     seen: set[str] = set()

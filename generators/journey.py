@@ -1,0 +1,357 @@
+"""`journey`: traces that go wrong, notice it, back up and recover (journey learning).
+
+Two sources, one recipe key (`from`):
+
+- `inject` (default): base traces are sampled exactly as `self_output` samples them (its
+  function, the recipe's engine, one batched call); those that pass the format and answer
+  checks get up to `detours` injected mistakes, each followed by feedback, a line going
+  back and the original step (`generators.error_injection`). The rest of the trace is
+  unchanged and reaches the same answer.
+- `tree`: search trees are grown by the registered `tree` method (its settings under
+  `tree:`) and each is linearised around a correct path, with real wrong branches from the
+  tree as detours (`generators.journey_tree`).
+
+Either way a single run does it all. Each journey trace's `meta.journey` records where
+every error, feedback, back-tracking line and correction sits (character offsets into the
+thought and paragraph indexes), the error type, the claims, and the source trace or tree,
+so `SELECT ... FROM traces, unnest(json_extract(meta, '$.journey.errors[*]')) AS e` works.
+With `keep_sources` (default) the source traces (self_output or tree) are stored beside
+the journeys, under their own method. A problem with no usable source gets one rejected
+journey row saying why (`no_correct_base`, `no_correct_path`, `no_detour`).
+
+Not here: the phrases, the perturbations, the linearisation (their own modules).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+from typing import Literal
+
+import polars as pl
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+
+from filters.answer import answer_filter
+from filters.format import format_filter
+from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from generators.checkers import attach_checkers, checker_for
+from generators.claims import claim_holds
+from generators.engines.sim import count_tokens
+from generators.error_injection import ERROR_TYPES, inject_errors
+from generators.journey_text import Journey
+from generators.journey_tree import linearise_tree
+from generators.self_output import SelfOutputConfig, self_output
+from warehouse.errors import UserError
+from warehouse.ids import digest, trace_id
+from warehouse.schema import TRACES
+
+ErrorType = Literal["arithmetic_slip", "sign_error", "wrong_operand", "dropped_term"]
+
+
+class JourneyConfig(StrictModel):
+    model_config = ConfigDict(
+        validate_by_name=True, validate_by_alias=True, serialize_by_alias=True
+    )
+
+    method: Literal["journey"] = "journey"
+    from_: Literal["inject", "tree"] = Field("inject", alias="from")
+    detours: int = Field(1, ge=1, le=16)
+    language: Literal["en", "zh"] = "en"
+    error_types: tuple[ErrorType, ...] = ERROR_TYPES
+    per_problem: int = Field(1, ge=1, le=64)  # journey traces per problem
+    keep_sources: bool = True  # store the base traces / tree traces too
+    # from: inject -- the base traces, sampled as self_output samples them
+    samples: int = Field(4, ge=1, le=4096)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(2048, ge=1)
+    min_agreement: float = Field(0.5, gt=0, le=1)
+    seed: int = 0
+    # from: tree -- the tree method's own settings
+    tree: dict = Field(default_factory=dict)
+    shard_size: int = Field(512, ge=1)
+
+    @field_validator("error_types")
+    @classmethod
+    def _some_types(cls, v):
+        if not v:
+            raise ValueError(f"name at least one error type: {', '.join(ERROR_TYPES)}")
+        return tuple(dict.fromkeys(v))
+
+    @field_validator("tree")
+    @classmethod
+    def _tree_settings(cls, v):
+        spec = _tree_spec()
+        if spec is not None:
+            _tree_config(spec, v)  # checked now when the tree method is installed
+        return v
+
+    def base_config(self) -> SelfOutputConfig:
+        return SelfOutputConfig(
+            samples=self.samples,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            max_tokens=self.max_tokens,
+            seed=self.seed,
+            min_agreement=self.min_agreement,
+        )
+
+
+def _tree_spec():
+    from generators.registry import GENERATORS  # the registry imports this module
+
+    return GENERATORS.get("tree")
+
+
+def _tree_config(spec, settings: dict):
+    data = dict(settings)
+    if "method" in spec.config.model_fields:
+        data.setdefault("method", "tree")
+    try:
+        return spec.config.model_validate(data)
+    except ValidationError as exc:
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ValueError(f"tree settings: {detail}") from None
+
+
+def journey(problems: pl.DataFrame, engine, config: JourneyConfig, ctx: RunContext) -> Generated:
+    """Journey traces for a shard of problems (and, with `keep_sources`, their sources).
+
+    >>> from generators.engines.sim import SimEngine
+    >>> from generators.problems.sources import load_problems
+    >>> out = journey(load_problems("builtin:arithmetic", limit=3), SimEngine(0.1),
+    ...               JourneyConfig(samples=2), RunContext("run", "fp", "sim"))
+    >>> sorted(set(out.traces["method"]))
+    ['journey', 'self_output']
+    """
+    if config.from_ == "tree":
+        return _from_tree(problems, engine, config, ctx)
+    return _from_inject(problems, engine, config, ctx)
+
+
+def _from_inject(problems, engine, config: JourneyConfig, ctx: RunContext) -> Generated:
+    base = attach_checkers(
+        self_output(problems, engine, config.base_config(), ctx).traces, problems
+    )
+    usable = (
+        format_filter(base)["ok"] & answer_filter(base)["ok"]
+        if base.height
+        else pl.Series([], dtype=pl.Boolean)
+    )
+    bases: dict[str, list[dict]] = {}
+    for row, ok in zip(base.iter_rows(named=True), usable, strict=True):
+        if ok:
+            bases.setdefault(row["problem_id"], []).append(row)
+    now = datetime.now(UTC)
+    rows = []
+    for problem in problems.iter_rows(named=True):
+        chosen = bases.get(problem["problem_id"], [])[: config.per_problem]
+        if not chosen:
+            rows.append(
+                _row(
+                    problem,
+                    -1,
+                    Journey("", ()),
+                    "",
+                    None,
+                    {},
+                    config,
+                    ctx,
+                    now,
+                    reason="no_correct_base",
+                )
+            )
+            continue
+        for b in chosen:
+            sample = json.loads(b["meta"])["sample_index"]
+            rng = random.Random(digest(config.seed, b["trace_id"], "journey"))
+            made = inject_errors(
+                b["thought"],
+                detours=config.detours,
+                rng=rng,
+                types=config.error_types,
+                language=config.language,
+                question=problem["question"],
+            )
+            source = {"from": "inject", "source_trace_id": b["trace_id"]}
+            rows.append(
+                _row(
+                    problem,
+                    sample,
+                    made or Journey(b["thought"], ()),
+                    b["response"],
+                    b["predicted"],
+                    source,
+                    config,
+                    ctx,
+                    now,
+                    score=b["score"],
+                    gold=b["gold"],
+                    gold_source=b["gold_source"],
+                    reason=None if made else "no_detour",
+                )
+            )
+    journeys = _frame(rows)
+    return Generated(traces=_with_sources(journeys, base, config))
+
+
+def _from_tree(problems, engine, config: JourneyConfig, ctx: RunContext) -> Generated:
+    spec = _tree_spec()
+    if spec is None:
+        raise UserError(
+            "generate.from: 'tree' needs the `tree` generation method, which this installation "
+            "does not have; use `from: inject`, or install a version with method `tree`"
+        )
+    try:
+        tree_config = _tree_config(spec, config.tree)
+    except ValueError as exc:
+        raise UserError(f"generate.tree: {exc}") from None
+    grown = spec.fn(problems, engine, tree_config, ctx)
+    nodes = grown.nodes if grown.nodes is not None else pl.DataFrame()
+    per_problem = (
+        nodes.partition_by("problem_id", as_dict=True, maintain_order=True) if nodes.height else {}
+    )
+    now = datetime.now(UTC)
+    rows = []
+    for problem in problems.iter_rows(named=True):
+        tree = per_problem.get((problem["problem_id"],))
+        if tree is None:
+            rows.append(
+                _row(
+                    problem,
+                    -1,
+                    Journey("", ()),
+                    "",
+                    None,
+                    {"from": "tree"},
+                    config,
+                    ctx,
+                    now,
+                    reason="no_correct_path",
+                )
+            )
+            continue
+        tree_id = tree["tree_id"][0]
+        seen: set[str] = set()
+        for k in range(config.per_problem):
+            rng = random.Random(digest(config.seed, tree_id, k))
+            out = linearise_tree(tree, detours=config.detours, language=config.language, rng=rng)
+            thought = out.journey.thought if out.journey else ""
+            if k and (thought in seen or out.reason):
+                continue  # no new detour to show
+            seen.add(thought)
+            source = {"from": "tree", "tree_id": tree_id, "shortcut": list(out.shortcut)}
+            qs = [
+                q
+                for n, q in zip(tree["node_id"], tree["q_value"], strict=True)
+                if n in out.shortcut[1:] and q is not None
+            ]
+            rows.append(
+                _row(
+                    problem,
+                    k,
+                    out.journey or Journey("", ()),
+                    out.response or "",
+                    out.predicted,
+                    source,
+                    config,
+                    ctx,
+                    now,
+                    score=sum(qs) / len(qs) if qs else None,
+                    reason=out.reason,
+                )
+            )
+    journeys = _frame(rows)
+    out = Generated(traces=_with_sources(journeys, grown.traces, config), nodes=grown.nodes)
+    return out
+
+
+def _row(
+    problem,
+    sample,
+    made: Journey,
+    response,
+    predicted,
+    source,
+    config,
+    ctx,
+    now,
+    *,
+    score=None,
+    gold=None,
+    gold_source=None,
+    reason=None,
+) -> dict:
+    if reason is None and not verify_journey(made):
+        reason = "journey_invalid"  # a bug guard: every error must be followed by its correction
+    gold = gold if gold is not None else problem["gold"]
+    meta = {
+        "fingerprint": ctx.fingerprint,
+        "sample_index": sample,
+        "seed": config.seed,
+        "gold_source": gold_source or ("problem" if problem["gold"] is not None else "none"),
+        "journey": {
+            **source,
+            "language": config.language,
+            "n_detours": len(made.errors),
+            "errors": list(made.errors),
+        },
+    }
+    return {
+        "trace_id": trace_id(problem["problem_id"], "journey", ctx.fingerprint, sample),
+        "problem_id": problem["problem_id"],
+        "run_id": ctx.run_id,
+        "method": "journey",
+        "model": ctx.model,
+        "thought": made.thought,
+        "response": response,
+        "predicted": predicted,
+        "n_tokens": count_tokens(made.thought) + count_tokens(response),
+        "score": score,
+        "created_at": now,
+        "meta": json.dumps(meta, ensure_ascii=False),
+        "gold": gold,
+        "gold_source": meta["gold_source"],
+        "finish_reason": "stop",
+        "think_closed": True,
+        "checker": checker_for(problem["question"]),
+        "generator_reason": reason,
+    }
+
+
+def verify_journey(made: Journey) -> bool:
+    """Each detour: wrong step, then feedback, then the going-back line, then the correction,
+    in that order inside the thought; its claim false and its corrected claim true."""
+    for e in made.errors:
+        order = [
+            e["error_start"],
+            e["error_end"],
+            e["feedback_start"],
+            e["feedback_end"],
+            e["backtrack_start"],
+            e["backtrack_end"],
+            e["correction_start"],
+            e["correction_end"],
+        ]
+        if None in order or order != sorted(order) or order[-1] > len(made.thought):
+            return False
+        if (
+            claim_holds(e["wrong_claim"]) is not False
+            or claim_holds(e["corrected_claim"]) is not True
+        ):
+            return False
+    return True
+
+
+def _frame(rows: list[dict]) -> pl.DataFrame:
+    schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
+    return pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
+
+
+def _with_sources(journeys: pl.DataFrame, sources: pl.DataFrame | None, config) -> pl.DataFrame:
+    if not config.keep_sources or sources is None or sources.height == 0:
+        return journeys
+    return pl.concat([journeys, sources], how="diagonal_relaxed")

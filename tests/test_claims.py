@@ -1,0 +1,72 @@
+"""Claims in step text: found where written, judged by sympy, and only arithmetic is read."""
+
+from __future__ import annotations
+
+import pytest
+
+from generators.arith import evaluate, parse_arith
+from generators.claims import claim_holds, find_claims, parse_claim
+
+
+@pytest.mark.parametrize(
+    "text,claims",
+    [
+        ("Step 2: 22 * 3 = 66.", ["22 * 3 = 66"]),
+        ("Step 1: 17 + 5 = 22.", ["17 + 5 = 22"]),
+        (
+            "Collect the x terms on the left: 5 - (-2) = 7, so 7x + 4 = 9.",
+            ["5 - (-2) = 7"],
+        ),
+        ("Divide both sides by (-3): 12 / (-3) = -4, so x = -4.", ["12 / (-3) = -4"]),
+        ("Step 3: (-45) + 31 = -14.", ["(-45) + 31 = -14"]),
+        ("So 10 / 4 = 5/2 apples.", ["10 / 4 = 5/2"]),
+        ("The total is 1.5 \\times 4 = 6.", ["1.5 \\times 4 = 6"]),
+        ("(((17 + 5) * 3) - 8) / 2 = 29", ["(((17 + 5) * 3) - 8) / 2 = 29"]),
+        ("We get x = 4 and y = 2.", []),  # no operation: not a claim
+        ("3 + 4 = 3 * 2 + 1", []),  # a chained right side is not one number
+        ("if a == 3 + 4", []),
+        ("Let 2x + 3 = 7.", []),  # letters: algebra, not arithmetic
+    ],
+)
+def test_find_claims(text, claims):
+    found = find_claims(text)
+    assert [c.text for c in found] == claims
+    for c in found:  # the span is where the claim is written
+        assert text[c.start : c.end].replace(" ", "") == c.text.replace(" ", "")
+
+
+@pytest.mark.parametrize(
+    "claim,holds",
+    [
+        ("17 * 3 = 51", True),
+        ("17 * 3 = 41", False),
+        ("(-4) - 3 = -7", True),
+        ("(-4) - 3 = -1", False),
+        ("10 / 4 = 5/2", True),
+        ("10 / 4 = 2.5", True),
+        ("10 / 4 = 2", False),
+        ("1 / 0 = 1", False),
+        ("x = 2", None),
+        ("import os = 1", None),
+    ],
+)
+def test_claim_holds(claim, holds):
+    assert claim_holds(claim) is holds
+
+
+def test_parse_claim_is_whole_string_only():
+    assert parse_claim("17 * 3 = 41").lhs == "17 * 3"
+    assert parse_claim("so 17 * 3 = 41") is None
+    assert parse_claim("17 * 3 = 41 and 2 + 2 = 4") is None
+
+
+@pytest.mark.parametrize(
+    "text", ["2 ** 3", "2 + ", "(2 + 3", "2 + 3)", "abs(2)", "2 + 3; 4", "1e9", "2 3"]
+)
+def test_parser_rejects_what_is_not_arithmetic(text):
+    assert parse_arith(text) is None
+
+
+def test_parser_caps_size():
+    assert parse_arith(" + ".join(["1"] * 200)) is None
+    assert evaluate(parse_arith(" + ".join(["1"] * 50))) == 50
