@@ -5,7 +5,9 @@ import os
 
 # Prefect's telemetry fails without internet and sometimes locks its SQLite file.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Engines log their own progress (requests done, seconds) under `reasonfactory.*`; Prefect
-# shows those loggers' records beside its own.
+# Library modules log progress under `reasonfactory.*` (e.g. tree search rounds); show it with
+# Prefect's own logs, in the terminal and the UI.
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "reasonfactory")
 logging.getLogger("reasonfactory").setLevel(logging.INFO)
+# Outside a flow run (a generator called from a notebook or a test) those logs stay local.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

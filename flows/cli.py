@@ -212,6 +212,103 @@ def export_sft(
     )
 
 
+@export_app.command("prm")
+def export_prm(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over the prm rows (columns: problem_id, run_id, tree_id, "
+            "leaf_id, leaf_correct, source, prompt, completions, labels, ...)."
+        ),
+    ] = None,
+    labels: Annotated[
+        str, typer.Option(help="q (MCTS value) or mc (Math-Shepherd rollout share).")
+    ] = "q",
+    threshold: Annotated[
+        float, typer.Option(help="A step is labelled good when its value > threshold.")
+    ] = 0.0,
+    fmt: Annotated[
+        str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")
+    ] = "hf",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export search-tree paths as process supervision: {prompt, completions, labels}.
+
+    One row per root-to-leaf path of every stored tree (TRL <= 1.13 PRMTrainer's stepwise
+    format, as in the Math-Shepherd datasets). Needs a run with `generate: {method: tree}`.
+
+    Example: reasonfactory export prm --out ./prm --labels mc --where "leaf_correct"
+    """
+    from warehouse.export_tree import export_prm as do_export
+
+    result = do_export(
+        warehouse,
+        out_dir,
+        where=where,
+        fmt=fmt,
+        overwrite=overwrite,
+        labels=labels,
+        threshold=threshold,
+    )
+    out.print(
+        f"exported {result['rows']} paths ({result['format']}) to {result['path']} "
+        f"where {result['where']}"
+    )
+
+
+@export_app.command("dpo")
+def export_dpo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over the dpo rows (columns: problem_id, run_id, tree_id, "
+            "node_id, margin, rejected_failed, similarity, weight, source, ...)."
+        ),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="Least Q(chosen) - Q(rejected) (rStar-Math uses 0.5).")
+    ] = 0.5,
+    max_similarity: Annotated[
+        float,
+        typer.Option(
+            help="Drop pairs at least this similar (Levenshtein, 0-1) unless the rejected "
+            "step failed its check."
+        ),
+    ] = 0.9,
+    fmt: Annotated[
+        str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")
+    ] = "hf",
+    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export sibling steps as preference pairs: {prompt, chosen, rejected}.
+
+    The prompt is the question plus the steps both share; chosen leads to a correct answer,
+    rejected to a wrong one (rStar-Math's rule). TRL's DPOTrainer reads it as is. Needs a
+    run with `generate: {method: tree}`.
+
+    Example: reasonfactory export dpo --out ./dpo --where "rejected_failed"
+    """
+    from warehouse.export_tree import export_dpo as do_export
+
+    result = do_export(
+        warehouse,
+        out_dir,
+        where=where,
+        fmt=fmt,
+        overwrite=overwrite,
+        margin=margin,
+        max_similarity=max_similarity,
+    )
+    out.print(
+        f"exported {result['rows']} pairs ({result['format']}) to {result['path']} "
+        f"where {result['where']}"
+    )
+
+
 @app.command()
 def stats(
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,

@@ -9,6 +9,10 @@ The step protocol every engine is asked for (and the sim engine speaks):
 
   <short answer ending in \\boxed{ANSWER}>
 Steps are separated by blank lines, so a step boundary is the stop string "\\n\\n".
+
+Code-augmented steps (rStar-Math style, `build_code_messages`): each step states its
+calculation, then a ```python fenced block with no blank line in it that computes it (it may
+use variables of earlier steps) and prints the step's result.
 """
 
 from __future__ import annotations
@@ -25,6 +29,27 @@ SOLVE_PROMPT = (
     "(for example `12 * 3 = 36`). After </think>, state the final answer as \\boxed{{ANSWER}}."
     "\n\nProblem: {question}"
 )
+
+
+# Code-augmented steps: the marker tells the sim engine (and a reader) which protocol is asked for.
+CODE_MARKER = "```python"
+CODE_PROMPT = (
+    "Solve the following problem. Think step by step inside <think> and </think>, one step "
+    "per paragraph, separated by blank lines. In each step, write the calculation as an "
+    "equation (for example `12 * 3 = 36`), then a " + CODE_MARKER + " block with no blank "
+    "lines that computes it with Python (you may use the variables of earlier steps) and "
+    "prints the step's result. After </think>, state the final answer as \\boxed{{ANSWER}}."
+    "\n\nProblem: {question}"
+)
+
+
+def build_code_messages(question: str) -> tuple[dict, ...]:
+    """The chat asking for code-augmented steps (for `code` step verification).
+
+    >>> CODE_MARKER in build_code_messages("Compute 1 + 2.")[0]["content"]
+    True
+    """
+    return ({"role": "user", "content": CODE_PROMPT.format(question=question)},)
 
 
 def build_messages(question: str) -> tuple[dict, ...]:

@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['distill', 'journey', 'self_output', 'sos']
+['distill', 'journey', 'self_output', 'sos', 'tree']
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from generators.distill import DistillConfig, distill
 from generators.journey import JourneyConfig, journey
 from generators.self_output import SelfOutputConfig, self_output
 from generators.sos import SosConfig, sos
+from generators.tree import TreeConfig, tree
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ GENERATORS: dict[str, GeneratorSpec] = {
     "distill": GeneratorSpec(distill, DistillConfig),
     "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
     "journey": GeneratorSpec(journey, JourneyConfig),
+    "tree": GeneratorSpec(tree, TreeConfig),
 }
 
 

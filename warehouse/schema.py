@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from warehouse.tree_views import DPO_VIEW, PRM_VIEW
+
 
 @dataclass(frozen=True)
 class Column:
@@ -194,3 +196,4 @@ FROM traces t JOIN problems p USING (problem_id)
 """
 
 VIEWS = (SFT_VIEW,)
+VIEWS = (*VIEWS, PRM_VIEW, DPO_VIEW)  # search trees as PRM rows and DPO pairs (tree_views.py)

@@ -221,7 +221,8 @@ class Warehouse:
             self.con.unregister("_rf_keys")
 
     def count(self, table: str) -> int:
-        return self.con.execute(f"SELECT count(*) FROM {TABLES[table].name}").fetchone()[0]
+        # fetchall, not fetchone: DuckDB 2 keeps an unfinished result and blocks the connection
+        return self.con.execute(f"SELECT count(*) FROM {TABLES[table].name}").fetchall()[0][0]
 
 
 def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:

@@ -21,12 +21,20 @@ class SimEngineConfig(StrictModel):
     model: str = "sim"
     error_rate: float = Field(0.2, ge=0, lt=1)
     format_error_rate: float = Field(0.0, ge=0, lt=1)
+    typo_rate: float = Field(0.0, ge=0, lt=1)
+    wordings: int = Field(1, ge=1, le=5)
 
 
 def _make_sim(config: SimEngineConfig) -> Engine:
     from generators.engines.sim import SimEngine
 
-    return SimEngine(config.error_rate, config.format_error_rate, model=config.model)
+    return SimEngine(
+        config.error_rate,
+        config.format_error_rate,
+        model=config.model,
+        typo_rate=config.typo_rate,
+        wordings=config.wordings,
+    )
 
 
 class VllmEngineConfig(StrictModel):

@@ -11,6 +11,19 @@ every operation is injective in the carried value and a slip never lands on the 
 `\\boxed{}`, two boxed answers) so the format filter has something real to catch.
 `cumulative_logprob` is the log-probability of the simulator's own random choices.
 
+Three optional behaviours, all off by default (the defaults reproduce the text above exactly):
+- `typo_rate`: a step that did not slip writes a wrong result with this probability but
+  carries the right value on (a copying typo: `22 * 3 = 76.`, then `66 + 5 = 71.`). Later
+  steps are right, so the final answer can be right through a false equation: the lucky
+  answers an answer check cannot see and a step verifier can.
+- `wordings`: each step is worded one of this many ways (a lead-in such as "Now, "), so
+  correct solutions differ in text as a model's samples do.
+- code-augmented steps, when the prompt asks for them (`prompts.CODE_MARKER`): each step is
+  followed by a ```python block that computes it from earlier steps' variables and prints
+  it. A slipped step's code is honest (it prints the right value, which disagrees with the
+  written one) or, one time in three, buggy (it names an undefined variable).
+When the prefix already closes the thought (`</think>`), it writes only the answer paragraph.
+
 It only knows the built-in families (arithmetic, linear): anything else is an `EngineError`.
 """
 
@@ -23,7 +36,7 @@ from fractions import Fraction
 
 from generators.engines.base import Completion, EngineError, GenRequest
 from generators.problems.families import OPS, Ref, StepPlan, fmt, fmt_operand, plan_problem
-from generators.prompts import STEP_BOUNDARY
+from generators.prompts import CODE_MARKER, STEP_BOUNDARY
 from warehouse.ids import digest
 
 _STEP = re.compile(r"Step (\d+):")
@@ -46,11 +59,22 @@ class SimEngine:
     True
     """
 
-    def __init__(self, error_rate: float = 0.1, format_error_rate: float = 0.0, model: str = "sim"):
-        if not 0 <= error_rate < 1 or not 0 <= format_error_rate < 1:
-            raise ValueError("error_rate and format_error_rate must lie in [0, 1)")
+    def __init__(
+        self,
+        error_rate: float = 0.1,
+        format_error_rate: float = 0.0,
+        model: str = "sim",
+        typo_rate: float = 0.0,
+        wordings: int = 1,
+    ):
+        if not 0 <= error_rate < 1 or not 0 <= format_error_rate < 1 or not 0 <= typo_rate < 1:
+            raise ValueError("error_rate, format_error_rate and typo_rate must lie in [0, 1)")
+        if not 1 <= wordings <= len(LEADS):
+            raise ValueError(f"wordings must lie in [1, {len(LEADS)}]")
         self.error_rate = error_rate
         self.format_error_rate = format_error_rate
+        self.typo_rate = typo_rate
+        self.wordings = wordings
         self.model = model
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
@@ -78,23 +102,42 @@ class SimEngine:
     ) -> Completion:
         values = list(written)
         ideal = _ideal_values(plan)
+        code = CODE_MARKER in req.user_text()
+        closed = "</think>" in req.prefix
         logp, steps = 0.0, []
-        for k in range(len(written), len(plan)):
+        for k in range(len(written), 0 if closed else len(plan)):
             step = plan[k]
             lhs, rhs = _resolve(step.lhs, values), _resolve(step.rhs, values)
             result = OPS[step.op](lhs, rhs)
+            shown, bug = result, False
             if self.error_rate and rng.random() < self.error_rate:
-                result = _slip(result, ideal[k], rng)
+                result = shown = _slip(result, ideal[k], rng)
                 logp += math.log(self.error_rate)
+                if code:
+                    bug = rng.random() < 1 / 3
+                    logp += math.log(1 / 3 if bug else 2 / 3)
             else:
                 logp += math.log1p(-self.error_rate)
+                if self.typo_rate:
+                    if rng.random() < self.typo_rate:
+                        shown = _slip(result, ideal[k], rng)  # written wrong, carried right
+                        logp += math.log(self.typo_rate)
+                    else:
+                        logp += math.log1p(-self.typo_rate)
             values.append(result)
-            text = step.render(fmt_operand(lhs), fmt_operand(rhs), fmt(result), values)
+            text = step.render(fmt_operand(lhs), fmt_operand(rhs), fmt(shown), values)
+            if self.wordings > 1:
+                text = _reword(text, rng.randrange(self.wordings))
+                logp -= math.log(self.wordings)
+            if code:
+                text += "\n" + _code_block(step, k, bug)
             steps.append(f"Step {k + 1}: {text}")
         answer = fmt(values[-1]) if values else "0"
         ending, fmt_logp = self._ending(answer, rng)
         body = STEP_BOUNDARY.join(steps)
-        if req.prefix:
+        if closed:  # the thought is closed: only the answer paragraph is left to write
+            text = ending.split("</think>", 1)[-1].lstrip("\n")
+        elif req.prefix:
             lead = "" if req.prefix.endswith(("\n\n", "<think>\n")) else STEP_BOUNDARY
             text = lead + body + ending if body else ending.lstrip("\n")
         else:
@@ -149,6 +192,29 @@ def _ideal_values(plan: list[StepPlan]) -> list[Fraction]:
     for step in plan:
         values.append(OPS[step.op](_resolve(step.lhs, values), _resolve(step.rhs, values)))
     return values
+
+
+# Ways to word a step (`wordings`): the first is the plain form.
+LEADS = ("", "Now, ", "Next, ", "Then ", "So ")
+
+
+def _reword(text: str, which: int) -> str:
+    lead = LEADS[which]
+    return lead + text[0].lower() + text[1:] if lead and text[:1].isalpha() else lead + text
+
+
+def _code_block(step: StepPlan, k: int, bug: bool) -> str:
+    """The step's Python: `s3 = s2 * 4` from earlier steps' variables, then a print."""
+    lhs, rhs = _code_operand(step.lhs), _code_operand(step.rhs)
+    if bug:  # a slip in the code: a variable that was never defined
+        lhs = f"S{k}"
+    return f"```python\ns{k + 1} = {lhs} {step.op} {rhs}\nprint(s{k + 1})\n```"
+
+
+def _code_operand(operand) -> str:
+    if isinstance(operand, Ref):
+        return f"s{operand.index + 1}"
+    return fmt_operand(operand)
 
 
 def _slip(result: Fraction, ideal: Fraction, rng: random.Random) -> Fraction:

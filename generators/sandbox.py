@@ -1,0 +1,354 @@
+"""Run untrusted Python (code-augmented steps) in a subprocess sandbox; results as data.
+
+`run_python(code, context)` runs the ancestors' code (`context`, output discarded) and then
+the step's code in a fresh `python -I -B` process and returns an `ExecutionResult`. It never
+raises for anything the code does; it raises `SandboxError` when the machine cannot confine
+the run (then nothing ran). Layers, each tested on its own in tests/test_sandbox.py:
+- a throwaway working folder (removed afterwards) and a scrubbed environment: no variable of
+  ours reaches the code;
+- wall-clock timeout: the whole process group is killed;
+- rlimits: CPU seconds, address space (memory), file size, open files, no core files; no
+  processes or threads (RLIMIT_NPROC = 0 for a non-root user; as root, where that limit does
+  not apply, a pids cgroup with `pids.max` = `Limits.processes`);
+- every capability dropped and no_new_privs (running as root keeps uid 0 but no powers);
+- a network namespace of its own (`unshare --net`, or `--user --map-root-user --net` for a
+  non-root user) when the machine allows it: no interface but a down loopback;
+- Landlock (Linux >= 5.13), kernel-enforced: read-only beneath the interpreter's folders and
+  the system libraries, read-write beneath the working folder only; no TCP bind/connect;
+- an audit hook (PEP 578) that refuses process creation, sockets, ctypes, writes outside
+  the folder and reads outside the allowed ones, with a `sandbox: denied ...` line each.
+`isolation()` says which layers this machine provides. The kernel layers are the boundary;
+the audit hook alone is not one (CPython says so), it makes refusals legible and covers
+machines without Landlock. This is not a VM: for adversarial code at scale, run the whole
+pipeline in a container or gVisor as well.
+
+rStar-Math runs model code in-process with `exec` and a timeout decorator; we do not.
+Not here: deciding whether a step is right (`generators.verify_steps.check_code`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+CHILD = Path(__file__).with_name("sandbox_child.py")
+EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
+DENIED = "sandbox: denied "
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not confine a run (a machine or configuration problem, never the
+    code's doing): nothing was run, and running it unconfined is not an option."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one run may use. `processes` counts tasks in the pids cgroup (root only)."""
+
+    wall_seconds: float = 10.0
+    cpu_seconds: int = 10
+    memory_mb: int = 512
+    file_mb: int = 8
+    open_files: int = 64
+    processes: int = 1
+    output_chars: int = 4096
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    ok: bool
+    stdout: str
+    stderr: str
+    exit_code: int | None
+    timed_out: bool = False
+    memory_exceeded: bool = False
+    file_too_large: bool = False
+    denied: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """One line on what went wrong (or what it printed)."""
+        if self.timed_out:
+            return f"timed out after {self.seconds:.1f} s"
+        if self.memory_exceeded:
+            return "memory limit exceeded"
+        if self.file_too_large:
+            return "file size limit exceeded"
+        if self.denied:
+            return "refused by the sandbox: " + "; ".join(self.denied[:3])
+        if not self.ok:
+            lines = [line for line in self.stderr.strip().splitlines() if line.strip()]
+            return lines[-1][:300] if lines else f"exit status {self.exit_code}"
+        return self.stdout.strip()[-300:]
+
+
+@functools.cache
+def isolation() -> dict[str, bool]:
+    """Which layers this machine gives a sandboxed run (probed once per process).
+
+    >>> sorted(isolation())
+    ['audit_hook', 'landlock', 'netns', 'pids_cgroup', 'rlimit_nproc']
+    """
+    return {
+        "netns": _unshare_prefix() is not None,
+        "landlock": _landlock_abi() > 0,
+        "pids_cgroup": _cgroup_root() is not None,
+        "rlimit_nproc": os.geteuid() != 0,
+        "audit_hook": True,
+    }
+
+
+def run_python(
+    code: str, context: str = "", limits: Limits = Limits(), *, layers: dict | None = None
+) -> ExecutionResult:
+    """Run `context` (output discarded) then `code` in a fresh sandboxed interpreter.
+
+    `layers` turns kernel layers off for tests of each layer alone
+    (`{"netns": False, "landlock": False, "audit": False, "cgroup": False}`); by default every
+    layer the machine has is on.
+
+    >>> run_python("print(s + 1)", context="s = 41").stdout
+    '42\\n'
+    """
+    want = {"netns": True, "landlock": True, "audit": True, "cgroup": True, **(layers or {})}
+    work = tempfile.mkdtemp(prefix="rf-sandbox-")
+    outdir = tempfile.mkdtemp(prefix="rf-sandbox-out-")
+    cgroup = _make_cgroup(limits.processes) if want["cgroup"] else None
+    status_read, status_write = os.pipe()
+    config = {
+        "work": work,
+        "status_fd": status_write,
+        "limits": {
+            "cpu_seconds": max(1, int(limits.cpu_seconds)),
+            "memory_mb": limits.memory_mb,
+            "file_mb": limits.file_mb,
+            "open_files": limits.open_files,
+        },
+        "layers": {
+            "cgroup": cgroup,
+            "landlock": want["landlock"] and _landlock_abi() > 0,
+            "audit": want["audit"],
+        },
+    }
+    prefix = (_unshare_prefix() or []) if want["netns"] else []
+    cmd = [*prefix, sys.executable, "-I", "-B", str(CHILD), json.dumps(config)]
+    job = json.dumps({"context": context, "code": code})
+    started = time.perf_counter()
+    timed_out = False
+    try:
+        with open(Path(outdir) / "out", "wb") as out, open(Path(outdir) / "err", "wb") as err:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=out,
+                stderr=err,
+                cwd=work,
+                env=_clean_env(work),
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(status_write,),
+            )
+            os.close(status_write)
+            status_write = None
+            try:
+                proc.communicate(job.encode(), timeout=limits.wall_seconds)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill(proc, cgroup)
+                proc.wait()
+            except BaseException:
+                _kill(proc, cgroup)
+                proc.wait()
+                raise
+        seconds = time.perf_counter() - started
+        stdout = _read(Path(outdir) / "out", limits.output_chars)
+        stderr = _read(Path(outdir) / "err", limits.output_chars)
+        confined = os.read(status_read, 16) == b"confined"
+    finally:
+        for fd in (status_read, status_write):
+            if fd is not None:
+                os.close(fd)
+        _remove_cgroup(cgroup)
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(outdir, ignore_errors=True)
+    code_ = proc.returncode
+    if not confined and not timed_out:
+        raise SandboxError(f"the sandbox could not confine the run: {stderr.strip()[-500:]}")
+    cpu_killed = code_ in (-signal.SIGXCPU, -signal.SIGKILL) and not timed_out
+    denied = tuple(
+        line.removeprefix(DENIED) for line in stderr.splitlines() if line.startswith(DENIED)
+    )
+    memory = code_ == EXIT_MEMORY or "MemoryError" in stderr
+    too_large = code_ == -signal.SIGXFSZ
+    return ExecutionResult(
+        ok=code_ == 0 and not timed_out and not denied,
+        stdout=stdout,
+        stderr=stderr,
+        exit_code=code_,
+        timed_out=timed_out or cpu_killed,
+        memory_exceeded=memory,
+        file_too_large=too_large,
+        denied=denied,
+        seconds=seconds,
+    )
+
+
+def run_many(
+    jobs: list[tuple[str, str]], limits: Limits = Limits(), workers: int | None = None
+) -> list[ExecutionResult]:
+    """Run `(context, code)` jobs, several sandboxes at once; results in job order."""
+    if not jobs:
+        return []
+    workers = workers or max(1, min(len(jobs), (os.cpu_count() or 2) * 2))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(lambda job: run_python(job[1], job[0], limits), jobs))
+
+
+def _clean_env(work: str) -> dict[str, str]:
+    # Nothing of ours: no tokens, no proxies, no PYTHON* settings. One BLAS thread, since the
+    # sandbox may not start threads.
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": work,
+        "TMPDIR": work,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "OPENBLAS_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+    }
+
+
+def _read(path: Path, limit: int) -> str:
+    with open(path, "rb") as f:
+        data = f.read(limit + 1)
+        if len(data) > limit:  # keep the head and the tail, like rStar's 512 + 512
+            f.seek(max(0, path.stat().st_size - limit // 2))
+            data = data[: limit // 2] + b"\n...\n" + f.read()
+    return data.decode("utf-8", "replace")
+
+
+def _kill(proc: subprocess.Popen, cgroup: str | None) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if cgroup:
+        for pid in _cgroup_pids(cgroup):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+# -- probes ----------------------------------------------------------------------------------
+
+
+@functools.cache
+def _unshare_prefix() -> list[str] | None:
+    """The command prefix that gives a run its own network namespace, or None."""
+    unshare = shutil.which("unshare") or next(
+        (p for p in ("/usr/bin/unshare", "/bin/unshare") if os.path.exists(p)), None
+    )
+    if unshare is None or not sys.platform.startswith("linux"):
+        return None
+    options = [["--net"]] if os.geteuid() == 0 else []
+    options.append(["--user", "--map-root-user", "--net"])
+    for opts in options:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            probe = subprocess.run(
+                [unshare, *opts, sys.executable, "-I", "-S", "-c", "pass"],
+                capture_output=True,
+                timeout=30,
+            )
+            if probe.returncode == 0:
+                return [unshare, *opts]
+    return None
+
+
+@functools.cache
+def _landlock_abi() -> int:
+    if not sys.platform.startswith("linux"):
+        return 0
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        return max(0, int(libc.syscall(444, None, 0, 1)))
+    except (OSError, AttributeError):
+        return 0
+
+
+@functools.cache
+def _cgroup_root() -> str | None:
+    """A pids-cgroup folder we may create children in (root only), or None."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return None
+    candidates = ["/sys/fs/cgroup/pids"]
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):
+                candidates.append("/sys/fs/cgroup" + line[3:].rstrip("/"))
+    for root in candidates:
+        probe = Path(root) / f"rf-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            probe.mkdir()
+        except OSError:
+            continue
+        try:
+            if (probe / "pids.max").exists():
+                (probe / "pids.max").write_text("1")
+                return root
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                probe.rmdir()
+    return None
+
+
+def _make_cgroup(processes: int) -> str | None:
+    root = _cgroup_root()
+    if root is None:
+        return None
+    path = Path(root) / f"rf-sandbox-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    try:
+        path.mkdir()
+        (path / "pids.max").write_text(str(max(1, processes)))
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.rmdir()
+        return None
+    return str(path)
+
+
+def _cgroup_pids(cgroup: str) -> list[int]:
+    with contextlib.suppress(OSError, ValueError):
+        return [int(p) for p in Path(cgroup, "cgroup.procs").read_text().split()]
+    return []
+
+
+def _remove_cgroup(cgroup: str | None) -> None:
+    if not cgroup:
+        return
+    for _ in range(50):  # a killed task leaves the cgroup a moment after it dies
+        for pid in _cgroup_pids(cgroup):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        try:
+            os.rmdir(cgroup)
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.02)

@@ -1,0 +1,593 @@
+"""`tree`: rStar-Math-style MCTS over reasoning steps, process-verified, batched across trees.
+
+One search tree per problem (`generators.mcts` holds the pure search). A node is one step
+paragraph of the step protocol (`generators.prompts`); expanding a node asks the engine for
+`width` candidate next steps in one request (`n = width`, `prefix` = the steps so far,
+stop at the blank line that ends a step). Identical candidates are one child (`samples`
+counts them). A step that closes the thought (`</think>` follows it) gets one child, the
+answer paragraph, written by a later request; that answer node is terminal with reward +1
+if its boxed answer matches the gold (math-verify), else -1. Without a gold answer the
+running majority of the tree's answers stands in, and at the end every answer is re-scored
+against the final majority (if its share reaches `min_agreement`) and all Q values are
+rebuilt from the re-scored rewards.
+
+Each new step is verified before it can be expanded (`verify`, any of, run in this order):
+- `equations`: its arithmetic claims recomputed exactly (`generators.verify_steps`);
+- `code`: its Python, after its ancestors' code, run in the sandbox (`generators.sandbox`);
+  an error, a timeout, a limit or a printed value that contradicts the step fails it;
+- `rollout`: Math-Shepherd: `rollout_samples` completions from it; `mc_value` = share that
+  reach the right answer; none (`mc_value == 0`) fails it.
+A failed step is terminal with `correct = false` and reward -1 on itself only (as rStar
+scores invalid nodes), like a step past `max_depth` or one cut off by `max_step_tokens`;
+answer rewards are backed up to the root. So a step's Q is the mean outcome of the answers
+reached through it, and its children's slips do not lower it.
+
+Batching, in synchronous rounds: every round, each tree advances its current rollout (UCT
+descent from the root; rollout `k` starts when rollout `k-1` reached a terminal, a dead end
+or `max_depth`) to the one node it needs the engine for, and the nodes of all trees go to
+the engine in ONE `generate` call (plus one call for the `rollout` verifier's completions).
+No tree waits on another's engine call and no request is ever sent alone; a round's calls
+hold as many requests as there are unfinished trees in the shard. After the last round,
+one more call writes the answer paragraph of every closed thought still without one.
+
+Traces: per problem, the `traces_per_problem` correct root-to-answer paths ranked by
+(mean Q, min Q) over their nodes, in the R1 format (`thought` = the steps joined by blank
+lines, `response` = the answer paragraph), `score` = mean Q. A path through a failed step
+cannot reach an answer. Every node of every tree is returned for the `nodes` table.
+
+Same config, seed and problems: same trees, same traces (the tree's tie-breaking RNG and
+every request's seed derive from the seed, the problem and the node's tag, not from the
+batch or the shard). Not here: filtering and storing (flows/generate.py does both).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+import polars as pl
+from pydantic import Field, field_validator
+
+from filters.answer import Outcome, check_answer
+from generators.answers import answer_key, extract_boxed
+from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from generators.engines.base import Completion, Engine, GenRequest
+from generators.mcts import (
+    Node,
+    add_child,
+    backup,
+    iter_nodes,
+    make_root,
+    path_to,
+    recompute_values,
+    score_alone,
+    select_child,
+)
+from generators.prompts import STEP_BOUNDARY, build_code_messages, build_messages
+from generators.rollout_labels import completion_answer, mc_label, mc_value
+from generators.sandbox import Limits, run_many
+from generators.verify_steps import StepCheck, check_code, check_equations, code_of
+from warehouse.ids import digest, trace_id
+from warehouse.schema import NODES, TRACES
+
+Verifier = Literal["equations", "code", "rollout"]
+VERIFIERS: tuple[str, ...] = ("equations", "code", "rollout")
+log = logging.getLogger("reasonfactory.tree")
+PROGRESS_SECONDS = 5.0  # a progress line at most this often during a search
+
+
+class TreeConfig(StrictModel):
+    method: Literal["tree"] = "tree"
+    rollouts: int = Field(16, ge=1, le=4096)
+    width: int = Field(4, ge=1, le=64)
+    max_depth: int = Field(16, ge=1, le=256)
+    c: float = Field(2.0, ge=0)
+    temperature: float = Field(0.8, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_step_tokens: int = Field(512, ge=1)
+    verify: tuple[Verifier, ...] = ("equations",)
+    rollout_samples: int = Field(8, ge=1, le=256)
+    max_tokens: int = Field(2048, ge=1)
+    traces_per_problem: int = Field(2, ge=1, le=64)
+    min_agreement: float = Field(0.5, gt=0, le=1)
+    code_timeout: float = Field(5.0, gt=0, le=300)
+    code_memory_mb: int = Field(512, ge=64, le=65536)
+    seed: int = 0
+    shard_size: int = Field(128, ge=1)
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verifiers(cls, v):
+        """`verify: equations` or a list; run in a fixed order, cheapest first."""
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            v = [v]
+        if not isinstance(v, (list, tuple)):
+            raise ValueError(f"a verifier name or a list of them ({', '.join(VERIFIERS)})")
+        unknown = [x for x in v if x not in VERIFIERS]
+        if unknown:
+            raise ValueError(f"unknown verifier {unknown[0]!r}; allowed: {', '.join(VERIFIERS)}")
+        return tuple(x for x in VERIFIERS if x in v)
+
+
+@dataclass
+class Search:
+    """One problem's tree and where its current rollout stands."""
+
+    problem_id: str
+    question: str
+    gold: str | None
+    gold_source: str
+    tree_id: str
+    messages: tuple[dict, ...]
+    root: Node
+    rng: random.Random
+    rollouts_started: int = 0
+    cursor: Node | None = None
+    verdicts: dict[str, bool] = field(default_factory=dict)
+    votes: Counter = field(default_factory=Counter)
+
+
+def tree(problems: pl.DataFrame, engine: Engine, config: TreeConfig, ctx: RunContext) -> Generated:
+    """Search a tree per problem, all trees batched together; return traces and every node.
+
+    >>> from generators.engines.sim import SimEngine
+    >>> from generators.problems.sources import load_problems
+    >>> out = tree(load_problems("builtin:arithmetic", limit=2), SimEngine(error_rate=0.2),
+    ...            TreeConfig(rollouts=4), RunContext("run", "fp", "sim"))
+    >>> out.nodes["tree_id"].n_unique(), bool(out.traces["predicted"].is_not_null().all())
+    (2, True)
+    """
+    searches = [plant(row, config, ctx) for row in problems.iter_rows(named=True)]
+    search_trees(searches, engine, config)
+    now = datetime.now(UTC)
+    traces, nodes = [], []
+    for s in searches:
+        settle_majority(s, config)
+        traces += trace_rows(s, config, ctx, now)
+        nodes += node_rows(s, ctx)
+    trace_schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
+    return Generated(
+        traces=pl.DataFrame(traces, schema={k: trace_schema[k] for k in _TRACE_COLUMNS}),
+        nodes=pl.DataFrame(nodes, schema=NODES.polars_schema),
+    )
+
+
+def plant(problem: dict, config: TreeConfig, ctx: RunContext) -> Search:
+    pid = problem["problem_id"]
+    build = build_code_messages if "code" in config.verify else build_messages
+    return Search(
+        problem_id=pid,
+        question=problem["question"],
+        gold=problem.get("gold"),
+        gold_source="problem" if problem.get("gold") is not None else "none",
+        tree_id="tr_" + digest(ctx.fingerprint, pid),
+        messages=build(problem["question"]),
+        root=make_root(),
+        rng=random.Random(digest(config.seed, pid, "uct")),
+    )
+
+
+# -- the search loop -------------------------------------------------------------------------
+
+
+def search_trees(searches: list[Search], engine: Engine, config: TreeConfig) -> None:
+    """Run every tree's rollouts in synchronous rounds, one engine call per round."""
+    started = last_log = time.perf_counter()
+    rounds = requests = 0
+    while True:
+        jobs = [(s, node) for s in searches if (node := advance(s, config)) is not None]
+        if not jobs:
+            break
+        run_round(jobs, engine, config)
+        rounds += 1
+        requests += len(jobs)
+        if time.perf_counter() - last_log >= PROGRESS_SECONDS:
+            last_log = time.perf_counter()
+            done = sum(s.rollouts_started for s in searches)
+            log.info(
+                "tree search: round %d, %d of %d trees still searching, rollouts %d/%d, "
+                "%d requests so far (%.0f s)",
+                rounds,
+                len(jobs),
+                len(searches),
+                done,
+                config.rollouts * len(searches),
+                requests,
+                last_log - started,
+            )
+    loose = [(s, n) for s in searches for n in iter_nodes(s.root) if _pending_answer(n)]
+    if loose:  # closed thoughts whose answer no rollout came back for
+        run_round(loose, engine, config)
+        rounds, requests = rounds + 1, requests + len(loose)
+    log.info(
+        "tree search: %d trees, %d rounds, %d requests (%.1f per engine call), %.1f s",
+        len(searches),
+        rounds,
+        requests,
+        requests / max(rounds, 1),
+        time.perf_counter() - started,
+    )
+
+
+def advance(s: Search, config: TreeConfig) -> Node | None:
+    """Walk the current rollout down to the next node that needs the engine (None: done)."""
+    while True:
+        if s.cursor is None:
+            if s.rollouts_started >= config.rollouts or s.root.exhausted:
+                return None
+            s.rollouts_started += 1
+            s.cursor = s.root
+        node = s.cursor
+        if _pending_answer(node):
+            return node
+        if node.terminal or node.exhausted:
+            s.cursor = None
+            continue
+        if not node.expanded:
+            if node.kind == "step" and node.depth >= config.max_depth:
+                node.terminal, node.reason = True, "max_depth"
+                score_alone(node, -1.0)
+                s.cursor = None
+                continue
+            return node
+        child = select_child(node, config.c, s.rng)
+        if child is None:
+            node.exhausted = True
+            s.cursor = None
+            continue
+        s.cursor = child
+
+
+def run_round(jobs: list[tuple[Search, Node]], engine: Engine, config: TreeConfig) -> None:
+    """Expand (or write the answer of) every job's node with one engine call, then verify."""
+    results = _generate(engine, [request_for(s, node, config) for s, node in jobs])
+    fresh: list[tuple[Search, Node, str | None]] = []
+    for (s, node), completions in zip(jobs, results, strict=True):
+        if _pending_answer(node):
+            write_answer(s, node, completions[0] if completions else None)
+        else:
+            fresh += [(s, child, answer) for child, answer in expand(node, completions)]
+    verify([(s, child) for s, child, _ in fresh], engine, config)
+    for s, child, answer in fresh:
+        settle(s, child, answer)
+
+
+def request_for(s: Search, node: Node, config: TreeConfig) -> GenRequest:
+    if _pending_answer(node):
+        prefix, n, stop, purpose = _prefix(node.parent, closed=True), 1, (), "answer"
+    else:
+        prefix, n, stop, purpose = _prefix(node), config.width, (STEP_BOUNDARY,), "expand"
+    return GenRequest(
+        messages=s.messages,
+        prefix=prefix,
+        n=n,
+        temperature=config.temperature,
+        top_p=config.top_p,
+        max_tokens=config.max_step_tokens,
+        stop=stop,
+        seed=_seed(config.seed, s.problem_id, node.node_id, purpose),
+    )
+
+
+def split_step(text: str) -> tuple[str, bool, str | None]:
+    """A sampled continuation as (step paragraph, closes the thought, answer text if any).
+
+    >>> split_step("Step 4: 58 / 2 = 29.\\n</think>")
+    ('Step 4: 58 / 2 = 29.', True, None)
+    """
+    body, closes, answer = text, False, None
+    if "</think>" in body:
+        body, after = body.split("</think>", 1)
+        closes, answer = True, after.strip() or None
+    step = body.strip().removeprefix("<think>").strip()
+    if not closes and extract_boxed(step) is not None:
+        closes = True  # the answer was written inside the thought: the thought is done
+    return step, closes, answer
+
+
+def expand(node: Node, completions: list[Completion]) -> list[tuple[Node, str | None]]:
+    """Children from the sampled continuations; identical ones merge (`samples` counts them)."""
+    node.expanded = True
+    made: dict[tuple[str, bool], Node] = {}
+    out: list[tuple[Node, str | None]] = []
+    for c in completions:
+        step, closes, answer = split_step(c.text)
+        if not step:
+            if closes:  # "</think>" straight away: this node was the last step
+                existing = next((ch for ch in node.children if ch.kind == "answer"), None)
+                if existing is not None:
+                    existing.samples += 1
+                else:
+                    out.append((add_child(node, "answer", None), answer))
+            continue
+        key = (step, closes)
+        if key in made:
+            made[key].samples += 1
+            continue
+        child = add_child(node, "step", step, closes=closes, tokens=c.n_tokens)
+        if c.finish_reason == "length":
+            child.terminal, child.reason = True, "truncated"
+        made[key] = child
+        out.append((child, answer))
+    return out
+
+
+def settle(s: Search, child: Node, answer: str | None) -> None:
+    """After verification: back up a failed step; give a closing step its answer node."""
+    if child.kind == "answer":
+        if answer is not None:
+            write_answer(s, child, Completion(answer))
+        return
+    if child.terminal:
+        score_alone(child, -1.0)
+        return
+    if child.closes:
+        child.expanded = True
+        leaf = add_child(child, "answer", None)
+        if answer is not None:
+            write_answer(s, leaf, Completion(answer))
+
+
+def write_answer(s: Search, node: Node, completion: Completion | None) -> None:
+    text = (completion.text if completion else "").strip().removeprefix("</think>").strip()
+    node.text = text
+    node.tokens = completion.n_tokens if completion else 0
+    node.answer = extract_boxed(text)
+    node.terminal, node.reason = True, "answer"
+    if s.gold is None:
+        s.votes.update([answer_key(node.answer)] if node.answer else [])
+    right = is_right(s, node.answer)
+    node.correct = right if s.gold is not None else None
+    backup(node, 1.0 if right else -1.0)
+
+
+def is_right(s: Search, answer: str | None) -> bool:
+    """Against the gold (math-verify, cached per distinct answer), else the running majority."""
+    key = answer_key(answer)
+    if key is None:
+        return False
+    if s.gold is None:
+        return bool(s.votes) and s.votes.most_common(1)[0][0] == key
+    if key not in s.verdicts:
+        outcome = check_answer(s.gold, answer)
+        if outcome is Outcome.GOLD_UNPARSEABLE:
+            s.verdicts[key] = key == answer_key(s.gold)
+        else:
+            s.verdicts[key] = outcome is Outcome.CORRECT
+    return s.verdicts[key]
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig) -> None:
+    """Run the configured verifiers on new steps, cheapest first; a failure is terminal."""
+    alive = [(s, n) for s, n in fresh if n.kind == "step" and not n.terminal]
+    if "equations" in config.verify:
+        for _, node in alive:
+            _record(node, check_equations(node.text))
+        alive = [(s, n) for s, n in alive if not n.terminal]
+    if "code" in config.verify:
+        with_code = [(s, n) for s, n in alive if code_of(n.text)]
+        jobs = [(_ancestor_code(n), code_of(n.text)) for _, n in with_code]
+        limits = Limits(
+            wall_seconds=config.code_timeout,
+            cpu_seconds=math.ceil(config.code_timeout),
+            memory_mb=config.code_memory_mb,
+        )
+        for (_, node), result in zip(with_code, run_many(jobs, limits), strict=True):
+            _record(node, check_code(node.text, result))
+        alive = [(s, n) for s, n in alive if not n.terminal]
+    if "rollout" in config.verify and alive:
+        requests = [
+            GenRequest(
+                messages=s.messages,
+                prefix=_prefix(n, closed=n.closes),
+                n=config.rollout_samples,
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_tokens=config.max_tokens,
+                seed=_seed(config.seed, s.problem_id, n.node_id, "rollout"),
+            )
+            for s, n in alive
+        ]
+        for (s, node), completions in zip(alive, _generate(engine, requests), strict=True):
+            answers = [completion_answer(c.text, node.closes) for c in completions]
+            if s.gold is None:
+                s.votes.update(answer_key(a) for a in answers if a)
+            node.rollout_answers = answers
+            node.mc_value = mc_value(answers, lambda a, s=s: is_right(s, a))
+            _record(node, mc_label(answers, lambda a, s=s: is_right(s, a)))
+
+
+def _record(node: Node, check: StepCheck) -> None:
+    node.checks.append(check.as_meta())
+    node.check = check.as_meta()
+    if not check.ok:
+        node.terminal, node.correct, node.reason = True, False, "failed_check"
+
+
+def _ancestor_code(node: Node) -> str:
+    return "\n".join(
+        code for n in path_to(node)[:-1] if n.kind == "step" and (code := code_of(n.text))
+    )
+
+
+# -- after the search ------------------------------------------------------------------------
+
+
+def settle_majority(s: Search, config: TreeConfig) -> None:
+    """No gold: the majority answer, if agreed enough, becomes the gold; rewards are re-scored."""
+    if s.gold_source != "none":
+        return
+    answers = [n for n in iter_nodes(s.root) if n.kind == "answer" and n.text is not None]
+    keys = [answer_key(n.answer) for n in answers]
+    votes = Counter(k for k in keys if k is not None)
+    if not votes or votes.most_common(1)[0][1] / len(answers) < config.min_agreement:
+        return
+    top = votes.most_common(1)[0][0]
+    s.gold = next(n.answer for n, k in zip(answers, keys, strict=True) if k == top)
+    s.gold_source = "majority"
+    for node, key in zip(answers, keys, strict=True):
+        node.correct = key == top
+        node.reward = 1.0 if node.correct else -1.0
+    for node in iter_nodes(s.root):
+        if node.rollout_answers is not None:
+            node.mc_value = mc_value(node.rollout_answers, lambda a: answer_key(a) == top)
+    recompute_values(s.root)
+
+
+_TRACE_COLUMNS = [
+    "trace_id",
+    "problem_id",
+    "run_id",
+    "method",
+    "model",
+    "thought",
+    "response",
+    "predicted",
+    "n_tokens",
+    "score",
+    "created_at",
+    "meta",
+    *WORKING_COLUMNS,
+]
+
+
+def ranked_paths(s: Search) -> list[tuple[float, float, list[Node]]]:
+    """Correct root-to-answer paths as (mean Q, min Q, nodes), best first."""
+    ranked = []
+    for leaf in iter_nodes(s.root):
+        if leaf.kind != "answer" or leaf.correct is not True:
+            continue
+        path = path_to(leaf)
+        if any(n.check is not None and not n.check["ok"] for n in path):
+            continue  # cannot happen (a failed step is terminal); never let one through
+        qs = [n.q for n in path]
+        ranked.append((sum(qs) / len(qs), min(qs), path))
+    ranked.sort(key=lambda r: (-r[0], -r[1], [n.node_id for n in r[2]]))
+    return ranked
+
+
+def trace_rows(s: Search, config: TreeConfig, ctx: RunContext, now: datetime) -> list[dict]:
+    rows = []
+    ranked = ranked_paths(s)
+    for rank, (mean_q, min_q, path) in enumerate(ranked[: config.traces_per_problem]):
+        leaf = path[-1]
+        meta = {
+            "fingerprint": ctx.fingerprint,
+            "tree_id": s.tree_id,
+            "path": [n.node_id for n in path],
+            "q_values": [round(n.q, 6) for n in path],
+            "mean_q": mean_q,
+            "min_q": min_q,
+            "rank": rank,
+            "correct_paths": len(ranked),
+            "gold_source": s.gold_source,
+            "finish_reason": "stop",
+            "think_closed": True,
+            "verify": list(config.verify),
+            "rollouts": config.rollouts,
+            "width": config.width,
+            "temperature": config.temperature,
+            "seed": config.seed,
+        }
+        rows.append(
+            {
+                "trace_id": trace_id(s.problem_id, "tree", ctx.fingerprint, rank),
+                "problem_id": s.problem_id,
+                "run_id": ctx.run_id,
+                "method": "tree",
+                "model": ctx.model,
+                "thought": STEP_BOUNDARY.join(n.text for n in path if n.kind == "step"),
+                "response": leaf.text,
+                "predicted": leaf.answer,
+                "n_tokens": sum(n.tokens for n in path),
+                "score": mean_q,
+                "created_at": now,
+                "meta": json.dumps(meta),
+                "gold": s.gold,
+                "gold_source": s.gold_source,
+                "finish_reason": "stop",
+                "think_closed": True,
+            }
+        )
+    return rows
+
+
+def node_rows(s: Search, ctx: RunContext) -> list[dict]:
+    rows = []
+    for node in iter_nodes(s.root):
+        if _pending_answer(node):
+            continue  # the engine never wrote it: there is no text to store
+        meta = {
+            "kind": node.kind,
+            "answer": node.answer,
+            "check": node.check,
+            "reward": node.reward,
+            "samples": node.samples,
+            "closes": node.closes,
+            "reason": node.reason,
+            "tokens": node.tokens,
+        }
+        if len(node.checks) > 1:
+            meta["checks"] = node.checks
+        if node.rollout_answers is not None:
+            meta["rollout_answers"] = node.rollout_answers
+        rows.append(
+            {
+                "tree_id": s.tree_id,
+                "node_id": node.node_id,
+                "parent_id": node.parent.node_id if node.parent else None,
+                "problem_id": s.problem_id,
+                "run_id": ctx.run_id,
+                "depth": node.depth,
+                "text": node.text,
+                "is_terminal": node.terminal,
+                "correct": node.correct,
+                "visits": node.visits,
+                "q_value": node.q,
+                "mc_value": node.mc_value,
+                "meta": json.dumps(meta),
+            }
+        )
+    return rows
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _pending_answer(node: Node) -> bool:
+    return node.kind == "answer" and node.text is None
+
+
+def _prefix(node: Node, closed: bool = False) -> str:
+    """The assistant text so far: `<think>`, the steps down to `node`, and a step boundary
+    (or, when the thought is closed, `</think>` and the blank line before the answer)."""
+    steps = [n.text for n in path_to(node) if n.kind == "step"]
+    body = STEP_BOUNDARY.join(steps)
+    if closed:
+        return "<think>\n" + body + "\n</think>\n\n"
+    return "<think>\n" + body + (STEP_BOUNDARY if steps else "")
+
+
+def _seed(seed: int, problem_id: str, node_id: str, purpose: str) -> int:
+    return int(digest(seed, problem_id, node_id, purpose, length=8), 16)
+
+
+def _generate(engine: Engine, requests: list[GenRequest]) -> list[list[Completion]]:
+    if not requests:
+        return []
+    results = engine.generate(requests)
+    if len(results) != len(requests):
+        raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
+    return results

@@ -1,0 +1,232 @@
+"""The code sandbox, for real: hostile steps are contained and reported; each layer holds alone.
+
+Hostile code: an infinite loop, a fork bomb, a 10 GB allocation, a socket connect to a real
+server listening on 127.0.0.1, a write outside its folder, reads of an environment secret.
+Each is refused or cut off, comes back as data (never an exception), and leaves nothing
+behind. The layer tests turn the others off to show that one layer alone holds; a layer this
+machine lacks is skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from generators import sandbox
+from generators.sandbox import Limits, isolation, run_many, run_python
+
+QUICK = Limits(wall_seconds=4, cpu_seconds=4, memory_mb=256)
+SECRET = "rf-test-secret-7d1c"
+ALL_OFF = {"netns": False, "landlock": False, "audit": False, "cgroup": False}
+
+
+@pytest.fixture
+def listener():
+    """A real TCP server on 127.0.0.1 that records what reaches it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    received.append(conn.recv(100) or b"<connected>")
+                except OSError:
+                    received.append(b"<connected>")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], received
+    stop.set()
+    thread.join(2)
+    server.close()
+
+
+def _connect_code(port: int) -> str:
+    return (
+        "import socket\ns = socket.socket()\ns.settimeout(2)\n"
+        f"s.connect(('127.0.0.1', {port}))\ns.sendall(b'leak')\nprint('connected')"
+    )
+
+
+def _fork_code(n: int = 20) -> str:
+    # A bounded burst (safe even if a layer failed), reporting how many forks succeeded.
+    return (
+        "import os\nmade = 0\n"
+        f"for _ in range({n}):\n"
+        "    pid = os.fork()\n"
+        "    if pid == 0:\n        os._exit(0)\n"
+        "    made += 1\n"
+        "print('forked', made)"
+    )
+
+
+def _leftover_cgroups() -> list[str]:
+    root = sandbox._cgroup_root()
+    if root is None:
+        return []
+    return [p.name for p in Path(root).glob(f"rf-sandbox-{os.getpid()}-*")]
+
+
+def test_plain_code_runs_with_its_ancestors_context():
+    result = run_python("s3 = s2 * 4\nprint(s3)", context="s1 = 17 + 5\ns2 = s1 * 3\nprint(s2)")
+    assert result.ok and result.stdout == "264\n"  # the context's print is discarded
+    assert not result.timed_out and not result.denied
+
+
+def test_the_code_may_use_its_own_folder_and_the_standard_library_and_sympy():
+    code = (
+        "import json, math, fractions, sympy\n"
+        "with open('scratch.txt', 'w') as f: f.write('x' * 10)\n"
+        "print(len(open('scratch.txt').read()), math.gcd(12, 18), sympy.Rational(1, 3) + 1)"
+    )
+    result = run_python(code, limits=Limits(wall_seconds=30, cpu_seconds=30))
+    assert result.ok, result.stderr
+    assert result.stdout.split() == ["10", "6", "4/3"]
+
+
+def test_infinite_loop_is_killed_at_the_wall_clock():
+    start = time.perf_counter()
+    result = run_python("while True:\n    pass", limits=Limits(wall_seconds=2, cpu_seconds=2))
+    assert time.perf_counter() - start < 10
+    assert not result.ok and result.timed_out
+    assert "timed out" in result.summary()
+
+
+def test_fork_bomb_is_contained():
+    start = time.perf_counter()
+    result = run_python("import os\nwhile True:\n    os.fork()", limits=QUICK)
+    assert time.perf_counter() - start < 10
+    assert not result.ok
+    assert "forked" not in result.stdout
+    assert _leftover_cgroups() == []
+
+
+def test_ten_gigabyte_allocation_is_refused():
+    result = run_python("x = bytearray(10 * 1024**3)\nprint('allocated')", limits=QUICK)
+    assert not result.ok and result.memory_exceeded
+    assert "allocated" not in result.stdout and "memory" in result.summary()
+
+
+def test_socket_connect_reaches_nothing(listener):
+    port, received = listener
+    result = run_python(_connect_code(port), limits=QUICK)
+    time.sleep(0.5)
+    assert not result.ok and "connected" not in result.stdout
+    assert received == []
+
+
+def test_write_outside_its_folder_is_refused(tmp_path):
+    targets = [tmp_path / "escape.txt", Path("/tmp") / f"rf-escape-{os.getpid()}.txt"]
+    code = "\n".join(f"open({str(t)!r}, 'w').write('escaped')" for t in targets)
+    result = run_python(code, limits=QUICK)
+    assert not result.ok
+    assert not any(t.exists() for t in targets)
+
+
+def test_environment_secrets_do_not_reach_the_code(monkeypatch):
+    monkeypatch.setenv("RF_TEST_SECRET", SECRET)
+    read_env = run_python("import os\nprint(os.environ['RF_TEST_SECRET'])", limits=QUICK)
+    assert not read_env.ok and "KeyError" in read_env.summary()
+    dump = run_python("import os\nprint(dict(os.environ))", limits=QUICK)
+    assert dump.ok and SECRET not in dump.stdout
+    parent = run_python(
+        "import os\nprint(open(f'/proc/{os.getppid()}/environ', 'rb').read())", limits=QUICK
+    )
+    assert not parent.ok and SECRET not in parent.stdout + parent.stderr
+
+
+def test_output_is_capped_and_runs_go_in_parallel():
+    flood = run_python("print('x' * 100_000)", limits=Limits(output_chars=1000))
+    assert flood.ok and len(flood.stdout) < 1100 and "..." in flood.stdout
+    results = run_many([("", f"print({i} * 2)") for i in range(6)], QUICK, workers=3)
+    assert [r.stdout.strip() for r in results] == [str(i * 2) for i in range(6)]
+
+
+# -- each layer on its own -------------------------------------------------------------------
+
+
+def _only(layer: str) -> dict:
+    if not isolation()[{"netns": "netns", "landlock": "landlock", "cgroup": "pids_cgroup"}[layer]]:
+        pytest.skip(f"this machine gives a sandbox no {layer} layer (see sandbox.isolation())")
+    return {**ALL_OFF, layer: True}
+
+
+def test_network_namespace_alone_blocks_the_connection(listener):
+    port, received = listener
+    result = run_python(_connect_code(port), limits=QUICK, layers=_only("netns"))
+    time.sleep(0.5)
+    assert not result.ok and "unreachable" in result.stderr.lower()
+    assert received == []
+
+
+def test_landlock_alone_blocks_connect_and_files(listener, tmp_path):
+    port, received = listener
+    layers = _only("landlock")
+    connect = run_python(_connect_code(port), limits=QUICK, layers=layers)
+    time.sleep(0.5)
+    assert not connect.ok and received == []
+    target = tmp_path / "escape.txt"
+    write = run_python(f"open({str(target)!r}, 'w').write('x')", limits=QUICK, layers=layers)
+    assert not write.ok and "Permission" in write.stderr and not target.exists()
+    read = run_python("print(open('/etc/hostname').read())", limits=QUICK, layers=layers)
+    assert not read.ok and "Permission" in read.stderr
+
+
+def test_pids_cgroup_alone_blocks_fork():
+    result = run_python(_fork_code(), limits=QUICK, layers=_only("cgroup"))
+    assert not result.ok and "forked" not in result.stdout
+    assert "Resource temporarily unavailable" in result.stderr
+    assert _leftover_cgroups() == []
+
+
+def test_audit_hook_alone_refuses_and_says_so(listener, tmp_path):
+    port, received = listener
+    layers = {**ALL_OFF, "audit": True}
+    for code, event in [
+        (_connect_code(port), "socket"),
+        (_fork_code(), "os.fork"),
+        (f"open({str(tmp_path / 'x.txt')!r}, 'w')", "open for writing"),
+        ("import subprocess\nsubprocess.run(['true'])", "subprocess.Popen"),
+        ("import ctypes\nctypes.CDLL(None).fork()", "ctypes"),
+    ]:
+        result = run_python(code, limits=QUICK, layers=layers)
+        assert not result.ok and any(event in d for d in result.denied), (code, result)
+    time.sleep(0.5)
+    assert received == [] and not (tmp_path / "x.txt").exists()
+
+
+def test_without_any_layer_the_same_code_does_get_through(listener):
+    """The control experiment: the layer tests above would fail if the layers did nothing."""
+    port, received = listener
+    result = run_python(_connect_code(port), limits=QUICK, layers=ALL_OFF)
+    time.sleep(0.5)
+    assert result.ok and received == [b"leak"]
+
+
+def test_a_sandbox_that_cannot_confine_refuses_to_run(monkeypatch, tmp_path):
+    # Inject the failure: a cgroup the child cannot join. Nothing may run unconfined.
+    marker = tmp_path / "ran.txt"
+    monkeypatch.setattr(sandbox, "_make_cgroup", lambda processes: str(tmp_path / "no-cgroup"))
+    with pytest.raises(sandbox.SandboxError, match="could not confine"):
+        run_python(f"open({str(marker)!r}, 'w').write('ran')", limits=QUICK)
+    assert not marker.exists()
+
+
+def test_code_cannot_fake_a_confinement_failure():
+    result = run_python("import os\nos._exit(4)", limits=QUICK)
+    assert not result.ok and result.exit_code == 4
