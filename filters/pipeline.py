@@ -32,6 +32,7 @@ from filters.dedup import DedupOptions, dedup_filter
 from filters.format import FormatOptions, format_filter
 from filters.language import LanguageOptions, language_filter
 from filters.length import LengthOptions, length_filter
+from filters.selected import SelectedOptions, selected_filter
 from filters.vote import VoteOptions, vote_filter
 
 
@@ -49,6 +50,7 @@ FILTERS: dict[str, Callable[[pl.DataFrame, BaseModel], pl.DataFrame]] = {
     "language": language_filter,
     "dedup": dedup_filter,
     "decontam": decontam_filter,
+    "selected": selected_filter,
 }
 
 OPTIONS: dict[str, type[BaseModel]] = {
@@ -59,6 +61,7 @@ OPTIONS: dict[str, type[BaseModel]] = {
     "language": LanguageOptions,
     "dedup": DedupOptions,
     "decontam": DecontamOptions,
+    "selected": SelectedOptions,
 }
 
 # Rules that read `correct`, so the answer filter must come before them.

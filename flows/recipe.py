@@ -22,8 +22,15 @@ from generators.self_output import SelfOutputConfig
 from warehouse.errors import UserError
 from warehouse.ids import digest, fingerprint
 
-# Fields of the generation config that do not change what is generated.
-NOT_IN_FINGERPRINT = {"shard_size"}
+# Fields of the generation config that do not change what is generated. `max_tokens` only
+# decides where a sample is cut off: a raised budget redoes the truncated samples of the same
+# run instead of starting a new one (generators/resume.py).
+NOT_IN_FINGERPRINT = {"shard_size", "max_tokens"}
+
+
+def output_settings(config: BaseModel, exclude: set[str] = frozenset()) -> dict:
+    """A config's settings that change generated text (it may list more to leave out)."""
+    return config.model_dump(exclude=set(exclude) | set(getattr(config, "NOT_IN_FINGERPRINT", ())))
 
 
 class RecipeError(UserError):
@@ -96,10 +103,18 @@ class Recipe(StrictModel):
     def fingerprint(self) -> str:
         return fingerprint(
             {
-                "engine": self.engine.model_dump(),
-                "generate": self.generate.model_dump(exclude=NOT_IN_FINGERPRINT),
+                "engine": output_settings(self.engine),
+                "generate": output_settings(self.generate, NOT_IN_FINGERPRINT),
+                # Prompt templates written in code (a config's PROMPT): editing one makes new
+                # traces instead of resuming old ones.
+                "prompt": getattr(self.generate, "PROMPT", ""),
             }
         )
+
+    @property
+    def engine_id(self) -> str:
+        """The engine's identity in sample keys: its settings that change the text."""
+        return fingerprint(output_settings(self.engine))
 
     @property
     def run_id(self) -> str:

@@ -2,8 +2,8 @@
 
 A generator is one function `(problems, engine, config, ctx) -> Generated`, registered by
 name in `generators.registry`. It returns candidate traces (the `traces` columns plus the
-working columns filters read: `gold`, `gold_source`, `finish_reason`, `think_closed`) and,
-for search methods, tree nodes. It neither filters nor stores.
+working columns filters read: `gold`, `gold_source`, `finish_reason`, `think_closed`,
+`selected`) and, for search methods, tree nodes. It neither filters nor stores.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ WORKING_COLUMNS = {
     "gold_source": pl.String(),
     "finish_reason": pl.String(),
     "think_closed": pl.Boolean(),
+    "selected": pl.Boolean(),  # the sample a selection picked (generators/selection.py)
     # How the answer is checked when not by equality with `gold` (generators.checkers).
     "checker": pl.String(),
     # The generator's own reason to reject a trace (a failed search), applied before filters.

@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['journey', 'self_output', 'sos', 'tree']
+['distill', 'journey', 'self_output', 'sos', 'tree']
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from generators.base import StrictModel
+from generators.distill import DistillConfig, distill
 from generators.journey import JourneyConfig, journey
 from generators.self_output import SelfOutputConfig, self_output
 from generators.sos import SosConfig, sos
@@ -25,6 +26,7 @@ class GeneratorSpec:
 
 GENERATORS: dict[str, GeneratorSpec] = {
     "self_output": GeneratorSpec(self_output, SelfOutputConfig),
+    "distill": GeneratorSpec(distill, DistillConfig),
     "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
     "journey": GeneratorSpec(journey, JourneyConfig),
     "tree": GeneratorSpec(tree, TreeConfig),

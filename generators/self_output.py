@@ -4,7 +4,8 @@ All problems of a shard go to the engine in one batched call (`n = samples` per 
 Per problem, each answer's vote share is computed (answers grouped by `answer_key`); a
 trace's `score` is its answer's share. When the problem has no gold answer, the majority
 answer stands in for it if its share reaches `min_agreement`, and the trace says so in
-`meta.gold_source = "majority"`.
+`meta.gold_source = "majority"`. `selection` picks among the samples by `confidence` or
+`best_of_n` instead (generators/selection.py); the choice is in `meta.selection`.
 
 Not here: checking answers (filters/answer.py) and storing (warehouse/).
 """
@@ -12,17 +13,23 @@ Not here: checking answers (filters/answer.py) and storing (warehouse/).
 from __future__ import annotations
 
 import json
-from collections import Counter
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
 
-from generators.answers import answer_key
 from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
 from generators.engines.base import Engine, GenRequest
-from generators.prompts import build_messages, parse_completion
+from generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
+from generators.selection import (
+    Sample,
+    SelectionConfig,
+    choose,
+    full_text,
+    rewards_for,
+    selection_meta,
+)
 from warehouse.ids import digest, trace_id
 from warehouse.schema import TRACES
 
@@ -36,6 +43,9 @@ class SelfOutputConfig(StrictModel):
     seed: int = 0
     min_agreement: float = Field(0.5, gt=0, le=1)
     shard_size: int = Field(512, ge=1)
+    selection: SelectionConfig = SelectionConfig()
+
+    PROMPT: ClassVar[str] = SOLVE_PROMPT  # in the run's fingerprint
 
 
 def request_seed(seed: int, problem_id: str) -> int:
@@ -73,13 +83,28 @@ def self_output(
         raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
     now = datetime.now(UTC)
     rows = []
-    for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
-        parsed = [parse_completion(c.text, c.reasoning) for c in completions]
-        keys = [answer_key(p.predicted) for p in parsed]
-        votes = Counter(k for k in keys if k is not None)
+    parsed_all = [[parse_completion(c.text, c.reasoning) for c in cs] for cs in results]
+    rewards = iter(
+        rewards_for(
+            config.selection,
+            [
+                (q, full_text(c))
+                for q, cs in zip(problems["question"], results, strict=True)
+                for c in cs
+            ],
+        )
+    )
+    for problem, completions, parsed in zip(
+        problems.iter_rows(named=True), results, parsed_all, strict=True
+    ):
+        samples = [
+            Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
+            for c, p in zip(completions, parsed, strict=True)
+        ]
+        choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
+        gold, gold_source, majority = choice.gold, choice.gold_source, choice.majority
         total = len(completions)
-        gold, gold_source, majority = _gold_for(problem["gold"], votes, total, parsed, keys, config)
-        for i, (c, p, k) in enumerate(zip(completions, parsed, keys, strict=True)):
+        for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
             meta = {
                 "fingerprint": ctx.fingerprint,
                 "sample_index": i,
@@ -92,6 +117,9 @@ def self_output(
                 "majority_share": majority[1],
                 "temperature": config.temperature,
                 "seed": config.seed,
+                "max_tokens": c.meta.get("max_tokens", config.max_tokens),
+                "request_key": c.meta.get("request_key"),
+                "selection": selection_meta(config.selection, choice, i),
             }
             rows.append(
                 {
@@ -104,30 +132,16 @@ def self_output(
                     "response": p.response,
                     "predicted": p.predicted,
                     "n_tokens": c.n_tokens,
-                    "score": votes[k] / total if k is not None else 0.0,
+                    "score": choice.scores[i],
                     "created_at": now,
                     "meta": json.dumps(meta),
                     "gold": gold,
                     "gold_source": gold_source,
                     "finish_reason": c.finish_reason,
                     "think_closed": p.think_closed,
+                    "selected": choice.selected == i,
                 }
             )
     schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
     frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
     return Generated(traces=frame)
-
-
-def _gold_for(gold, votes: Counter, total: int, parsed, keys, config: SelfOutputConfig):
-    """The answer traces are checked against: the problem's gold, else a qualified majority."""
-    if not votes:
-        majority = (None, 0.0)
-    else:
-        key, count = votes.most_common(1)[0]
-        shown = next(p.predicted for p, k in zip(parsed, keys, strict=True) if k == key)
-        majority = (shown, count / total)
-    if gold is not None:
-        return gold, "problem", majority
-    if majority[0] is not None and majority[1] >= config.min_agreement:
-        return majority[0], "majority", majority
-    return None, "none", majority

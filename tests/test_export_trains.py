@@ -13,7 +13,7 @@ import math
 import re
 
 import pytest
-from tiny_models import build_tiny_causal_lm
+from tiny_models import build_tiny_causal_lm, no_checkpointing
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
@@ -109,7 +109,7 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
         report_to=[],
         use_cpu=True,
         bf16=False,
-        activation_checkpointing=False,
+        **no_checkpointing(SFTConfig),
         dataloader_num_workers=0,
         seed=0,
     )

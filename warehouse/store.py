@@ -97,9 +97,17 @@ class Warehouse:
         return self.ingest_all({table: frames}, batch_rows=batch_rows)[table]
 
     def ingest_all(
-        self, tables: dict[str, pl.DataFrame | Iterable[pl.DataFrame]], *, batch_rows: int = BATCH_ROWS
+        self,
+        tables: dict[str, pl.DataFrame | Iterable[pl.DataFrame]],
+        *,
+        batch_rows: int = BATCH_ROWS,
+        replace: dict[str, tuple[str, ...]] | None = None,
     ) -> dict[str, int]:
-        """Ingest into several tables in one transaction (e.g. traces and their progress rows)."""
+        """Ingest into several tables in one transaction (e.g. traces and their progress rows).
+
+        `replace` maps a table to columns: stored rows sharing those columns' values with the
+        new rows are deleted first (a redone problem's traces, by trace_id; its tree, by tree_id).
+        """
         added = dict.fromkeys(tables, 0)
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -108,6 +116,8 @@ class Warehouse:
                     frames = [frames]
                 for frame in frames:
                     for batch in _batches(frame, batch_rows):
+                        if replace and table in replace:
+                            self._delete_matching(TABLES[table], batch, replace[table])
                         added[table] += self._insert_new(TABLES[table], batch)
             self.con.execute("COMMIT")
         except BaseException:
@@ -127,6 +137,14 @@ class Warehouse:
                 f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _rf_batch b "
                 f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
             ).fetchone()[0]
+        finally:
+            self.con.unregister("_rf_batch")
+
+    def _delete_matching(self, spec: Table, batch: pl.DataFrame, columns: tuple[str, ...]) -> None:
+        on = " AND ".join(f"{spec.name}.{c} = b.{c}" for c in columns)
+        self.con.register("_rf_batch", batch.select(columns).unique())
+        try:
+            self.con.execute(f"DELETE FROM {spec.name} USING _rf_batch b WHERE {on}")
         finally:
             self.con.unregister("_rf_batch")
 
@@ -189,6 +207,16 @@ class Warehouse:
             return self.con.sql(
                 f"SELECT k.* FROM _rf_keys k WHERE EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
             ).pl()
+        finally:
+            self.con.unregister("_rf_keys")
+
+    def fetch(self, table: str, keys: pl.DataFrame) -> pl.DataFrame:
+        """The stored rows of `table` whose key matches a row of `keys` (its key columns)."""
+        spec = TABLES[table]
+        on = " AND ".join(f"k.{c} = t.{c}" for c in spec.key)
+        self.con.register("_rf_keys", keys.select(spec.key).unique())
+        try:
+            return self.con.sql(f"SELECT t.* FROM {spec.name} t JOIN _rf_keys k ON {on}").pl()
         finally:
             self.con.unregister("_rf_keys")
 

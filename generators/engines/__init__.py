@@ -6,7 +6,7 @@ Heavy engines (vllm, openai) are imported only when a recipe asks for them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
@@ -37,10 +37,81 @@ def _make_sim(config: SimEngineConfig) -> Engine:
     )
 
 
+class VllmEngineConfig(StrictModel):
+    """Offline vLLM (`generators.engines.vllm`): a local folder or a hub name the machine has."""
+
+    kind: Literal["vllm"] = "vllm"
+    model: str = Field(description="model folder or name, e.g. Qwen/Qwen2.5-Math-7B-Instruct")
+    dtype: str = "auto"
+    max_model_len: int | None = Field(None, ge=16)
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    enable_prefix_caching: bool = True
+    enforce_eager: bool = False
+    max_num_seqs: int | None = Field(None, ge=1)
+    chat_template: str | None = Field(None, description="a Jinja file replacing the model's")
+    trust_remote_code: bool = False
+    engine_args: dict = Field(default_factory=dict, description="more vllm.LLM arguments")
+
+    # Settings that change speed or memory, not the text (left out of the run's fingerprint).
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset(
+        {
+            "tensor_parallel_size",
+            "gpu_memory_utilization",
+            "enable_prefix_caching",
+            "enforce_eager",
+            "max_num_seqs",
+        }
+    )
+
+
+def _make_vllm(config: VllmEngineConfig) -> Engine:
+    from generators.engines.vllm import VllmEngine
+
+    return VllmEngine.from_config(config)
+
+
+class OpenAIEngineConfig(StrictModel):
+    """Any OpenAI-compatible server (`generators.engines.openai`)."""
+
+    kind: Literal["openai"] = "openai"
+    model: str = Field(description="the model name the server knows")
+    base_url: str | None = Field(
+        None, description="e.g. http://127.0.0.1:8000/v1 (vllm serve); none: api.openai.com"
+    )
+    endpoint: Literal["chat", "completions"] = "chat"
+    api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
+    concurrency: int = Field(64, ge=1, le=4096)
+    timeout: float = Field(600.0, gt=0, description="seconds per attempt")
+    max_retries: int = Field(6, ge=0, le=100)
+    extra_body: dict = Field(default_factory=dict, description="server-specific request fields")
+
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset(
+        {"base_url", "api_key_env", "concurrency", "timeout", "max_retries"}
+    )
+
+
+def _make_openai(config: OpenAIEngineConfig) -> Engine:
+    from generators.engines.openai import OpenAIEngine
+
+    return OpenAIEngine(
+        config.model,
+        base_url=config.base_url,
+        endpoint=config.endpoint,
+        api_key_env=config.api_key_env,
+        concurrency=config.concurrency,
+        timeout=config.timeout,
+        max_retries=config.max_retries,
+        extra_body=config.extra_body,
+    )
+
+
 # kind -> (config model, factory). A factory imports its engine module lazily, so vllm or an
 # HTTP client is only imported when a recipe asks for that engine.
 ENGINES: dict[str, tuple[type[StrictModel], Callable[[StrictModel], Engine]]] = {
     "sim": (SimEngineConfig, _make_sim),
+    "vllm": (VllmEngineConfig, _make_vllm),
+    "openai": (OpenAIEngineConfig, _make_openai),
 }
 
 
@@ -57,6 +128,8 @@ __all__ = [
     "ENGINES",
     "EngineError",
     "GenRequest",
+    "OpenAIEngineConfig",
     "SimEngineConfig",
+    "VllmEngineConfig",
     "make_engine",
 ]

@@ -18,6 +18,10 @@ class GenRequest:
     `messages` is a chat (`[{"role": "user", "content": ...}]`); `prefix` is assistant text
     already written (a tree node's steps so far) that the completion continues.
     `prompt` is a raw completion-style prompt for engines and models without a chat template.
+    `first_sample` numbers the samples: completion `k` of this request is sample
+    `first_sample + k` of the series that `seed` starts, so sample 5 asked alone
+    (`n=1, first_sample=5`) is the same sample as the sixth of `n=8` (what lets a re-run
+    redo only the samples it needs). vLLM seeds sample `i` with `seed + i`; engines follow it.
     """
 
     messages: tuple[dict, ...] = ()
@@ -30,6 +34,8 @@ class GenRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     logprobs: bool = False
+    first_sample: int = 0
+    include_stop: bool = False
 
     def user_text(self) -> str:
         """The last user message (or the raw prompt): where the problem statement sits."""
@@ -41,10 +47,11 @@ class GenRequest:
 
 @dataclass(frozen=True)
 class Completion:
-    """One sampled continuation. `finish_reason` is `stop` or `length` (truncated)."""
+    """One sampled continuation. `finish_reason` is `stop`, `length` (truncated) or `error`
+    (the engine gave up on it after its retries; `meta["error"]` says why)."""
 
     text: str
-    finish_reason: Literal["stop", "length"] = "stop"
+    finish_reason: Literal["stop", "length", "error"] = "stop"
     stop_reason: str | None = None
     n_tokens: int = 0
     cumulative_logprob: float | None = None

@@ -93,7 +93,7 @@ class SimEngine:
         written = _written_results(req.prefix)
         out = []
         for i in range(req.n):
-            seed = digest(req.seed, i) if req.seed is not None else None
+            seed = digest(req.seed, req.first_sample + i) if req.seed is not None else None
             out.append(self._complete(plan, written, req, random.Random(seed)))
         return out
 
@@ -162,7 +162,7 @@ def _finish(text: str, req: GenRequest, logp: float) -> Completion:
     cut = min(((text.find(s), s) for s in req.stop if s and s in text), default=None)
     if cut is not None:
         pos, stop_reason = cut
-        text = text[:pos]
+        text = text[: pos + len(stop_reason)] if req.include_stop else text[:pos]
     tokens = _TOKEN.findall(text)
     if len(tokens) > req.max_tokens:
         # Cut at the token where the budget runs out, as a real engine would.

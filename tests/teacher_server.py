@@ -1,0 +1,233 @@
+"""A small OpenAI-compatible server that answers like an R1 teacher, with injected faults.
+
+A real HTTP server (Starlette on uvicorn, bound to 127.0.0.1) for the `openai` engine's tests
+and benchmark. It answers `POST /v1/chat/completions` and `/v1/completions` for questions like
+"What is 17 + 25?": the thinking, then `The answer is \\boxed{42}.`, either inline
+(`<think>...</think>`) or split off into `reasoning_content` (`split=True`). One word is one
+token: `max_tokens` cuts the reply (`finish_reason: length`), usage counts words.
+`POST /classify` scores chats like a reward model: 1.0 for a right boxed answer, else 0.0.
+
+Faults, by a marker in the question, counted per question across attempts:
+- `[429]`: the first attempt gets 429 with `Retry-After: 1`.
+- `[500]`: the first two attempts get 500.
+- `[slow]`: the first attempt sleeps `slow_s` (longer than the client's timeout).
+- `[long]`: the thinking is 400 words long (truncated under a small max_tokens).
+- `[down]`: 500 every time while `server.down` is true.
+- `[wrong]`: the answer is off by one.
+`delay_s` delays every reply (the benchmark's fixed 50 ms).
+
+This is a test fixture, not a model: it reads the two numbers out of the question.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+_QUESTION = re.compile(r"(-?\d+)\s*([+\-*])\s*(-?\d+)")
+_OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+@dataclass
+class TeacherState:
+    split: bool = False
+    delay_s: float = 0.0
+    slow_s: float = 3.0
+    down: bool = True
+    attempts: Counter = field(default_factory=Counter)
+    log: list[dict] = field(default_factory=list)
+
+
+def solve(question: str) -> tuple[str, str]:
+    """The teacher's (thinking, answer) for a question with `a op b` in it."""
+    m = _QUESTION.search(question)
+    if m is None:
+        return "I cannot find the numbers.", "I do not know."
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    value = _OPS[op](a, b) + (1 if "[wrong]" in question else 0)
+    steps = [f"We need {a} {op} {b}.", f"{a} {op} {b} = {value}."]
+    if "[long]" in question:
+        steps.insert(1, " ".join(["Let me double-check this carefully."] * 80))
+    return "\n\n".join(steps), f"The answer is \\boxed{{{value}}}."
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\S+\s*", text)
+
+
+def make_app(state: TeacherState) -> Starlette:
+    async def fault(question: str) -> JSONResponse | None:
+        state.attempts[question] += 1
+        n = state.attempts[question]
+        if "[429]" in question and n == 1:
+            return JSONResponse({"error": {"message": "rate limited"}}, 429, {"Retry-After": "1"})
+        if "[500]" in question and n <= 2:
+            return JSONResponse({"error": {"message": "overloaded"}}, 500)
+        if "[down]" in question and state.down:
+            return JSONResponse({"error": {"message": "down"}}, 500)
+        if "[slow]" in question and n == 1:
+            await asyncio.sleep(state.slow_s)
+        return None
+
+    def reply(question: str, body: dict, chat: bool) -> tuple[dict, str]:
+        thinking, answer = solve(question)
+        max_tokens = int(body.get("max_tokens") or 10**6)
+        think_words = _words(thinking)
+        answer_words = _words(answer)
+        finish = "stop"
+        if len(think_words) + 2 + len(answer_words) > max_tokens:  # the tags count as tokens
+            finish = "length"
+            think_words = think_words[: max(max_tokens - 1, 0)]
+            answer_words = []
+        thinking_out = "".join(think_words).rstrip()
+        answer_out = "".join(answer_words)
+        n_out = len(think_words) + len(answer_words) + (2 if finish == "stop" else 1)
+        message: dict = {"role": "assistant"}
+        if chat and state.split:
+            message["content"] = answer_out
+            message["reasoning_content"] = thinking_out
+        else:
+            closing = "\n</think>\n\n" + answer_out if finish == "stop" else ""
+            message["content"] = "<think>\n" + thinking_out + closing
+        choice: dict = {"index": 0, "finish_reason": finish}
+        if chat:
+            choice["message"] = message
+            if body.get("logprobs"):
+                choice["logprobs"] = {
+                    "content": [
+                        {"token": w, "logprob": -0.1, "bytes": None, "top_logprobs": []}
+                        for w in range(n_out)
+                    ]
+                }
+        else:
+            choice["text"] = message["content"]
+            choice["logprobs"] = None
+        usage = {
+            "prompt_tokens": len(_words(question)),
+            "completion_tokens": n_out,
+            "total_tokens": len(_words(question)) + n_out,
+            "completion_tokens_details": {"reasoning_tokens": len(think_words)},
+        }
+        return {
+            "id": f"cmpl-{sum(state.attempts.values())}",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "teacher"),
+            "choices": [choice],
+            "usage": usage,
+        }, finish
+
+    async def chat(request: Request) -> JSONResponse:
+        body = await request.json()
+        question = next(
+            (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
+        )
+        return await answer(question, body, request.headers, chat=True)
+
+    async def completions(request: Request) -> JSONResponse:
+        body = await request.json()
+        return await answer(body["prompt"], body, request.headers, chat=False)
+
+    async def answer(question: str, body: dict, headers, chat: bool) -> JSONResponse:
+        if state.delay_s:
+            await asyncio.sleep(state.delay_s)
+        failed = await fault(question)
+        entry = {
+            "question": question,
+            "status": failed.status_code if failed else 200,
+            "body": body,
+            "authorization": headers.get("authorization"),
+        }
+        state.log.append(entry)
+        if failed is not None:
+            return failed
+        payload, entry["finish_reason"] = reply(question, body, chat)
+        return JSONResponse(payload)
+
+    async def classify(request: Request) -> JSONResponse:
+        body = await request.json()
+        messages = body["messages"]
+        question = next(m["content"] for m in messages if m["role"] == "user")
+        text = next(m["content"] for m in reversed(messages) if m["role"] == "assistant")
+        _, right = solve(question.replace("[wrong]", ""))
+        score = 1.0 if right.split("boxed")[-1] in text else 0.0
+        return JSONResponse(
+            {
+                "id": "classify-0",
+                "object": "list",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+                "data": [{"index": 0, "label": None, "probs": [score], "num_classes": 1}],
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat, methods=["POST"]),
+            Route("/v1/completions", completions, methods=["POST"]),
+            Route("/classify", classify, methods=["POST"]),
+        ]
+    )
+
+
+class TeacherServer:
+    """Serve the teacher on 127.0.0.1 (a free port) in a background thread.
+
+    >>> with TeacherServer() as srv:  # doctest: +SKIP
+    ...     srv.base_url
+    'http://127.0.0.1:PORT/v1'
+    """
+
+    def __init__(self, **state):
+        self.state = TeacherState(**state)
+        config = uvicorn.Config(
+            make_app(self.state),
+            host="127.0.0.1",
+            port=0,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> TeacherServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the teacher server did not start")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_forever(port: int, delay_s: float = 0.0) -> None:
+    """Run the teacher in this process on a fixed port (the benchmark's server process)."""
+    uvicorn.run(
+        make_app(TeacherState(delay_s=delay_s)),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
