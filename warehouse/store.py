@@ -23,9 +23,12 @@ from warehouse.schema import RUNS, TABLES, VIEWS, Table
 
 DEFAULT_PATH = "reasonfactory.duckdb"
 ENV_VAR = "REASONFACTORY_WAREHOUSE"
-# Rows per INSERT: large enough that per-statement overhead vanishes, small enough that a
-# batch of ~2 KB traces stays around 100 MB.
-BATCH_ROWS = 50_000
+# Rows per INSERT: one DuckDB row group (122,880 rows; a batch of ~2 KB traces is ~270 MB).
+# Inside a transaction an INSERT of whole row groups compresses them and writes them to the
+# file as it goes; smaller INSERTs pile up uncompressed in transaction-local memory until
+# COMMIT (50,000-row batches of ~2 KB traces: 1.2 GB held per 500k rows, and two thirds of
+# the ingest time spent in COMMIT).
+BATCH_ROWS = 122_880
 
 
 def resolve_path(path: str | os.PathLike | None = None) -> Path:
@@ -112,13 +115,11 @@ class Warehouse:
         self.con.execute("BEGIN TRANSACTION")
         try:
             for table, frames in tables.items():
-                if isinstance(frames, pl.DataFrame):
-                    frames = [frames]
-                for frame in frames:
-                    for batch in _batches(frame, batch_rows):
-                        if replace and table in replace:
-                            self._delete_matching(TABLES[table], batch, replace[table])
-                        added[table] += self._insert_new(TABLES[table], batch)
+                spec = TABLES[table]
+                for batch in _batches(spec, frames, batch_rows):
+                    if replace and table in replace:
+                        self._delete_matching(spec, batch, replace[table])
+                    added[table] += self._insert_new(spec, batch)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
@@ -126,27 +127,25 @@ class Warehouse:
         return added
 
     def _insert_new(self, spec: Table, batch: pl.DataFrame) -> int:
-        batch = spec.conform(batch)
+        """Insert the rows of a conformed batch whose key is not stored yet."""
         if batch.select(spec.key).is_duplicated().any():
             batch = batch.unique(subset=list(spec.key), keep="first", maintain_order=True)
         cols = ", ".join(spec.names)
         on = " AND ".join(f"b.{k} = t.{k}" for k in spec.key)
-        self.con.register("_rf_batch", batch)
-        try:
-            return self.con.execute(
-                f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _rf_batch b "
-                f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
-            ).fetchone()[0]
-        finally:
-            self.con.unregister("_rf_batch")
+        # Arrow string_view is polars' own layout: no copy (the default export copies every
+        # string into large_string). DuckDB finds `_rf_batch` by name (a replacement scan);
+        # `register` would make a temporary view whose catalog entry, and the batch with it,
+        # lives until the transaction ends, so memory would grow with every batch.
+        _rf_batch = batch.to_arrow(compat_level=pl.CompatLevel.newest())  # noqa: F841
+        return self.con.execute(
+            f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _rf_batch b "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
+        ).fetchall()[0][0]
 
     def _delete_matching(self, spec: Table, batch: pl.DataFrame, columns: tuple[str, ...]) -> None:
         on = " AND ".join(f"{spec.name}.{c} = b.{c}" for c in columns)
-        self.con.register("_rf_batch", batch.select(columns).unique())
-        try:
-            self.con.execute(f"DELETE FROM {spec.name} USING _rf_batch b WHERE {on}")
-        finally:
-            self.con.unregister("_rf_batch")
+        _rf_keys = batch.select(columns).unique().to_arrow()  # noqa: F841  (replacement scan)
+        self.con.execute(f"DELETE FROM {spec.name} USING _rf_keys b WHERE {on}")
 
     def replace(self, table: str, frame: pl.DataFrame) -> int:
         """Overwrite stored rows that share a key with `frame` (used to re-filter traces)."""
@@ -171,7 +170,9 @@ class Warehouse:
     def start_run(self, run: dict) -> None:
         """Record a run as running: a new row, or the same run resumed."""
         now = datetime.now(UTC)
-        exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchone()
+        exists = self.con.execute(
+            "SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]
+        ).fetchall()
         if exists:
             self.con.execute(
                 "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL WHERE run_id = ?",
@@ -225,6 +226,28 @@ class Warehouse:
         return self.con.execute(f"SELECT count(*) FROM {TABLES[table].name}").fetchall()[0][0]
 
 
-def _batches(frame: pl.DataFrame, size: int) -> Iterator[pl.DataFrame]:
-    for offset in range(0, frame.height, size):
-        yield frame.slice(offset, size)
+def _batches(
+    spec: Table, frames: pl.DataFrame | Iterable[pl.DataFrame], size: int
+) -> Iterator[pl.DataFrame]:
+    """Conformed batches of exactly `size` rows (the last may be short), across frames.
+
+    Small frames are gathered (without copying) so every INSERT is large; big ones are sliced.
+    """
+    if isinstance(frames, pl.DataFrame):
+        frames = [frames]
+    pending: list[pl.DataFrame] = []
+    n = 0
+    for frame in frames:
+        if frame.height == 0:
+            continue
+        frame = spec.conform(frame)
+        while frame.height:
+            part = frame.slice(0, size - n)
+            pending.append(part)
+            n += part.height
+            frame = frame.slice(part.height)
+            if n == size:
+                yield pl.concat(pending, rechunk=False)
+                pending, n = [], 0
+    if pending:
+        yield pl.concat(pending, rechunk=False)
