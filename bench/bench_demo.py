@@ -134,7 +134,8 @@ def stage_times(n: int, tmp: Path) -> None:
     spent["    per-row meta update etc."] = spent["  apply_filters"] - in_filters
     order = [
         "  load problems", "  generate (self_output)", "    engine (sim)",
-        "    the rest of self_output", "  apply_filters", *(f"    {k} filter" for k in originals),
+        "    the rest of self_output", "  apply_filters",
+        *(f"    {k} filter" for k in originals if f"    {k} filter" in spent),
         "    per-row meta update etc.", "  ingest",
     ]  # fmt: skip
     print(f"\n== stage wall times, {n:,} problems as plain library calls (no Prefect, no profiler)")

@@ -32,7 +32,8 @@ BATCH_ROWS = 122_880
 
 
 def resolve_path(path: str | os.PathLike | None = None) -> Path:
-    """The warehouse file: the argument, else $REASONFACTORY_WAREHOUSE, else ./reasonfactory.duckdb."""
+    """The warehouse file: the argument, else $REASONFACTORY_WAREHOUSE, else
+    ./reasonfactory.duckdb."""
     return Path(path or os.environ.get(ENV_VAR) or DEFAULT_PATH)
 
 
@@ -175,7 +176,8 @@ class Warehouse:
         ).fetchall()
         if exists:
             self.con.execute(
-                "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL WHERE run_id = ?",
+                "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL "
+                "WHERE run_id = ?",
                 [run["recipe"], run["run_id"]],
             )
         else:
