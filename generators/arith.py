@@ -1,12 +1,12 @@
 """Strict arithmetic parsing: numbers, `+ - * /`, brackets; a syntax tree with source spans.
 
-Text from a model or a search is read as arithmetic here: the claims inside a step
-(`22 * 3 = 66`) and Countdown answers (`(91 - 58) - (54 - 52)`). Nothing goes through
-Python's `eval` or sympy's `sympify`: a small recursive-descent parser accepts only
-numbers, the four operations (also written `\\times`, `\\cdot`, `\\div`, `×`, `÷`, `−`) and
-round brackets, with caps on length and nesting; anything else parses to `None`.
-Values are exact (`Fraction`); `to_sympy` rebuilds a tree as a sympy expression for checks
-that must be done with sympy.
+Text from a model or a search is read as arithmetic here: the left side of a claim that
+error injection rewrites (`22 * 3`, spans kept) and Countdown answers
+(`(91 - 58) - (54 - 52)`). Nothing goes through Python's `eval` or sympy's `sympify`: a small
+recursive-descent parser accepts only numbers (`1,200` with thousands separators), the four
+operations (also written `\\times`, `\\cdot`, `\\div`, `×`, `÷`, `−`) and round brackets,
+with caps on length and nesting; anything else parses to `None`. Values are exact
+(`Fraction`).
 
 Not here: finding claims in prose (`generators.claims`), Countdown rules
 (`generators.problems.countdown`).
@@ -22,7 +22,9 @@ MAX_CHARS = 400
 MAX_TOKENS = 120
 MAX_DEPTH = 24
 
-_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d+)?)|(\\times|\\cdot|\\div|[-+*/×÷·−()]))")
+_TOKEN = re.compile(
+    r"\s*(?:(\d{1,3}(?:,\d{3})+(?!\d)(?:\.\d+)?|\d+(?:\.\d+)?)|(\\times|\\cdot|\\div|[-+*/×÷·−()]))"
+)
 _OP_ALIASES = {"\\times": "*", "\\cdot": "*", "×": "*", "·": "*", "\\div": "/", "÷": "/", "−": "-"}
 
 
@@ -80,7 +82,7 @@ def _tokenize(text: str, decimals: bool) -> list[_Tok] | None:
         if not m:
             return None
         if m.group(1) is not None:
-            if "." in m.group(1) and not decimals:
+            if ("." in m.group(1) or "," in m.group(1)) and not decimals:
                 return None
             toks.append(_Tok("num", m.group(1), m.start(1), m.end(1)))
         else:
@@ -131,7 +133,7 @@ class _Parser:
         kind = self.peek()
         if kind == "num":
             tok = self.take()
-            return Num(Fraction(tok.text), tok.text, tok.start, tok.end)
+            return Num(Fraction(tok.text.replace(",", "")), tok.text, tok.start, tok.end)
         if kind == "(":
             self.depth += 1
             if self.depth > MAX_DEPTH:
@@ -148,6 +150,9 @@ class _Parser:
 
 def parse_arith(text: str, *, unary_minus: bool = True, decimals: bool = True) -> Node | None:
     """The syntax tree of an arithmetic expression, or None if `text` is anything else.
+
+    `decimals=False` accepts plain integers only (no `2.5`, no `1,200`); `unary_minus=False`
+    rejects `-3` written as a number (Countdown's rules).
 
     >>> evaluate(parse_arith("(91 - 58) \\\\times 2"))
     Fraction(66, 1)
@@ -186,26 +191,6 @@ def evaluate(node: Node) -> Fraction | None:
     if node.op == "*":
         return a * b
     return None if b == 0 else a / b
-
-
-def to_sympy(node: Node):
-    """The same expression built from sympy numbers (exact rationals), never from text."""
-    import sympy
-
-    if isinstance(node, Num):
-        return sympy.Rational(node.value.numerator, node.value.denominator)
-    if isinstance(node, Group):
-        return to_sympy(node.inner)
-    if isinstance(node, Neg):
-        return -to_sympy(node.operand)
-    a, b = to_sympy(node.left), to_sympy(node.right)
-    if node.op == "+":
-        return a + b
-    if node.op == "-":
-        return a - b
-    if node.op == "*":
-        return a * b
-    return a / b
 
 
 def unwrap(node: Node) -> Node:

@@ -17,26 +17,17 @@ Not here: checking answers (filters/), storing (warehouse/), talking to the serv
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
 from typing import Literal
 
 import polars as pl
 from pydantic import Field
 
 from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.engines.base import Engine, GenRequest
-from generators.prompts import parse_completion
+from generators.engines.base import Completion, Engine, GenRequest
 from generators.selection import (
-    Sample,
     SelectionConfig,
-    choose,
-    full_text,
-    rewards_for,
-    selection_meta,
 )
-from generators.self_output import request_seed
-from warehouse.ids import trace_id
+from generators.self_output import request_seed, sample_rows
 from warehouse.schema import TRACES
 
 R1_SYSTEM_PROMPT = (
@@ -105,70 +96,24 @@ def distill(
     results = engine.generate(requests) if requests else []
     if len(results) != len(requests):
         raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
-    rewards = iter(
-        rewards_for(
-            config.selection,
-            [
-                (q, full_text(c))
-                for q, cs in zip(problems["question"], results, strict=True)
-                for c in cs
-            ],
-        )
-    )
-    now = datetime.now(UTC)
-    rows = []
-    for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
-        parsed = [parse_completion(c.text, c.reasoning) for c in completions]
-        samples = [
-            Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
-            for c, p in zip(completions, parsed, strict=True)
-        ]
-        choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
-        for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
-            meta = {
-                "fingerprint": ctx.fingerprint,
-                "teacher": ctx.model,
-                "sample_index": i,
-                "samples": len(completions),
-                "finish_reason": c.finish_reason,
-                "think_closed": p.think_closed,
-                "reasoning_source": "split" if c.reasoning is not None else "inline",
-                "tokens_in": c.meta.get("tokens_in"),
-                "tokens_out": c.meta.get("tokens_out", c.n_tokens),
-                "reasoning_tokens": c.meta.get("reasoning_tokens"),
-                "retries": c.meta.get("retries"),
-                "latency_s": c.meta.get("latency_s"),
-                "error": c.meta.get("error"),
-                "cumulative_logprob": c.cumulative_logprob,
-                "gold_source": choice.gold_source,
-                "majority_answer": choice.majority[0],
-                "majority_share": choice.majority[1],
-                "temperature": config.temperature,
-                "seed": config.seed,
-                "max_tokens": c.meta.get("max_tokens", config.max_tokens),
-                "request_key": c.meta.get("request_key"),
-                "selection": selection_meta(config.selection, choice, i),
-            }
-            rows.append(
-                {
-                    "trace_id": trace_id(problem["problem_id"], "distill", ctx.fingerprint, i),
-                    "problem_id": problem["problem_id"],
-                    "run_id": ctx.run_id,
-                    "method": "distill",
-                    "model": ctx.model,
-                    "thought": p.thought,
-                    "response": p.response,
-                    "predicted": p.predicted,
-                    "n_tokens": c.n_tokens,
-                    "score": choice.scores[i],
-                    "created_at": now,
-                    "meta": json.dumps(meta),
-                    "gold": choice.gold,
-                    "gold_source": choice.gold_source,
-                    "finish_reason": c.finish_reason,
-                    "think_closed": p.think_closed,
-                    "selected": choice.selected == i,
-                }
-            )
+    rows = sample_rows(problems, results, config, ctx, "distill", _teacher_meta(ctx))
     schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
     return Generated(traces=pl.DataFrame(rows, schema={k: schema[k] for k in schema}))
+
+
+def _teacher_meta(ctx: RunContext):
+    """What a teacher's answer cost and where its thinking came from, for `meta`."""
+
+    def meta(c: Completion) -> dict:
+        return {
+            "teacher": ctx.model,
+            "reasoning_source": "split" if c.reasoning is not None else "inline",
+            "tokens_in": c.meta.get("tokens_in"),
+            "tokens_out": c.meta.get("tokens_out", c.n_tokens),
+            "reasoning_tokens": c.meta.get("reasoning_tokens"),
+            "retries": c.meta.get("retries"),
+            "latency_s": c.meta.get("latency_s"),
+            "error": c.meta.get("error"),
+        }
+
+    return meta

@@ -62,6 +62,8 @@ def perturb_claim(
     >>> perturb_claim(c, "dropped_term", random.Random(0)).written
     '22 * 3 = 22'
     """
+    if claim.node is None:
+        return None  # a left side arith cannot rewrite (`20% * 50`)
     value = evaluate(claim.node)
     if value is None:
         return None

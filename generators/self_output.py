@@ -13,6 +13,7 @@ Not here: checking answers (filters/answer.py) and storing (warehouse/).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
@@ -20,7 +21,7 @@ import polars as pl
 from pydantic import Field
 
 from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.engines.base import Engine, GenRequest
+from generators.engines.base import Completion, Engine, GenRequest
 from generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
 from generators.selection import (
     Sample,
@@ -81,9 +82,29 @@ def self_output(
     results = engine.generate(requests) if requests else []
     if len(results) != len(requests):
         raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
+    rows = sample_rows(problems, results, config, ctx, "self_output")
+    schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
+    frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
+    return Generated(traces=frame)
+
+
+def sample_rows(
+    problems: pl.DataFrame,
+    results: list[list[Completion]],
+    config: SelfOutputConfig,
+    ctx: RunContext,
+    method: str,
+    extra_meta: Callable[[Completion], dict] | None = None,
+) -> list[dict]:
+    """One trace row per sampled completion: parsed, voted and selected per problem.
+
+    Shared by every generator that samples a problem N times and keeps all samples
+    (`self_output`, `distill`). `results[k]` are the completions for `problems[k]`; `config`
+    is any config with `selection`, `min_agreement`, `temperature`, `seed` and `max_tokens`;
+    `extra_meta(completion)` adds the generator's own `meta` keys.
+    """
     now = datetime.now(UTC)
     rows = []
-    parsed_all = [[parse_completion(c.text, c.reasoning) for c in cs] for cs in results]
     rewards = iter(
         rewards_for(
             config.selection,
@@ -94,39 +115,37 @@ def self_output(
             ],
         )
     )
-    for problem, completions, parsed in zip(
-        problems.iter_rows(named=True), results, parsed_all, strict=True
-    ):
+    for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
+        parsed = [parse_completion(c.text, c.reasoning) for c in completions]
         samples = [
             Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
             for c, p in zip(completions, parsed, strict=True)
         ]
         choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
-        gold, gold_source, majority = choice.gold, choice.gold_source, choice.majority
-        total = len(completions)
         for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
             meta = {
                 "fingerprint": ctx.fingerprint,
                 "sample_index": i,
-                "samples": total,
+                "samples": len(completions),
                 "finish_reason": c.finish_reason,
                 "think_closed": p.think_closed,
                 "cumulative_logprob": c.cumulative_logprob,
-                "gold_source": gold_source,
-                "majority_answer": majority[0],
-                "majority_share": majority[1],
+                "gold_source": choice.gold_source,
+                "majority_answer": choice.majority[0],
+                "majority_share": choice.majority[1],
                 "temperature": config.temperature,
                 "seed": config.seed,
                 "max_tokens": c.meta.get("max_tokens", config.max_tokens),
                 "request_key": c.meta.get("request_key"),
                 "selection": selection_meta(config.selection, choice, i),
+                **(extra_meta(c) if extra_meta else {}),
             }
             rows.append(
                 {
-                    "trace_id": trace_id(problem["problem_id"], "self_output", ctx.fingerprint, i),
+                    "trace_id": trace_id(problem["problem_id"], method, ctx.fingerprint, i),
                     "problem_id": problem["problem_id"],
                     "run_id": ctx.run_id,
-                    "method": "self_output",
+                    "method": method,
                     "model": ctx.model,
                     "thought": p.thought,
                     "response": p.response,
@@ -135,13 +154,11 @@ def self_output(
                     "score": choice.scores[i],
                     "created_at": now,
                     "meta": json.dumps(meta),
-                    "gold": gold,
-                    "gold_source": gold_source,
+                    "gold": choice.gold,
+                    "gold_source": choice.gold_source,
                     "finish_reason": c.finish_reason,
                     "think_closed": p.think_closed,
                     "selected": choice.selected == i,
                 }
             )
-    schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
-    frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
-    return Generated(traces=frame)
+    return rows

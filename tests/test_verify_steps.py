@@ -7,8 +7,9 @@ import string
 
 import pytest
 
+from generators.claims import find_equations
 from generators.sandbox import ExecutionResult
-from generators.verify_steps import check_code, check_equations, code_of, find_claims, prose_of
+from generators.verify_steps import check_code, check_equations, code_of, prose_of
 
 # (step text as a model writes it, holds?, the false claim named, its true left side)
 CASES = [
@@ -53,7 +54,7 @@ def test_claims_table(text, ok, claim, expected):
 
 
 def test_claims_found_and_skipped():
-    claims = find_claims("Step 2: 22 * 3 = 66, then 3x - 3 = 9, x = 4 and 66 + 5 = 71.")
+    claims = find_equations("Step 2: 22 * 3 = 66, then 3x - 3 = 9, x = 4 and 66 + 5 = 71.")
     assert [c.text for c in claims] == ["22 * 3 = 66", "66 + 5 = 71"]
 
 
