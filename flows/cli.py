@@ -43,6 +43,16 @@ WarehouseOpt = Annotated[
         help="The DuckDB warehouse file.",
     ),
 ]
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")]
+OverwriteOpt = Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")]
+
+
+def _report_export(result: dict, noun: str = "rows") -> None:
+    out.print(
+        f"exported {result['rows']} {noun} ({result['format']}) to {result['path']} "
+        f"where {result['where']}"
+    )
 
 
 def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
@@ -183,7 +193,7 @@ def query(
 
 @export_app.command("sft")
 def export_sft(
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    out_dir: OutOpt,
     where: Annotated[
         str | None,
         typer.Option(
@@ -191,10 +201,8 @@ def export_sft(
             "mentions status."
         ),
     ] = None,
-    fmt: Annotated[
-        str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")
-    ] = "hf",
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    fmt: FormatOpt = "hf",
+    overwrite: OverwriteOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Export kept traces as an SFT dataset with a `messages` column.
@@ -206,15 +214,12 @@ def export_sft(
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
     result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
-    out.print(
-        f"exported {result['rows']} rows ({result['format']}) to {result['path']} "
-        f"where {result['where']}"
-    )
+    _report_export(result)
 
 
 @export_app.command("prm")
 def export_prm(
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    out_dir: OutOpt,
     where: Annotated[
         str | None,
         typer.Option(
@@ -228,10 +233,8 @@ def export_prm(
     threshold: Annotated[
         float, typer.Option(help="A step is labelled good when its value > threshold.")
     ] = 0.0,
-    fmt: Annotated[
-        str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")
-    ] = "hf",
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    fmt: FormatOpt = "hf",
+    overwrite: OverwriteOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Export search-tree paths as process supervision: {prompt, completions, labels}.
@@ -252,15 +255,12 @@ def export_prm(
         labels=labels,
         threshold=threshold,
     )
-    out.print(
-        f"exported {result['rows']} paths ({result['format']}) to {result['path']} "
-        f"where {result['where']}"
-    )
+    _report_export(result, "paths")
 
 
 @export_app.command("dpo")
 def export_dpo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Output folder.")],
+    out_dir: OutOpt,
     where: Annotated[
         str | None,
         typer.Option(
@@ -278,10 +278,8 @@ def export_dpo(
             "step failed its check."
         ),
     ] = 0.9,
-    fmt: Annotated[
-        str, typer.Option("--format", help="hf (save_to_disk) | parquet | jsonl")
-    ] = "hf",
-    overwrite: Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")] = False,
+    fmt: FormatOpt = "hf",
+    overwrite: OverwriteOpt = False,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Export sibling steps as preference pairs: {prompt, chosen, rejected}.
@@ -303,10 +301,7 @@ def export_dpo(
         margin=margin,
         max_similarity=max_similarity,
     )
-    out.print(
-        f"exported {result['rows']} pairs ({result['format']}) to {result['path']} "
-        f"where {result['where']}"
-    )
+    _report_export(result, "pairs")
 
 
 @app.command()
@@ -444,8 +439,13 @@ def decontam(
         report.parent.mkdir(parents=True, exist_ok=True)
         with report.open("w", encoding="utf-8") as fh:
             for where, q, h in found:
-                record = {"where": where, "question": q, "benchmark": h.benchmark,
-                          "benchmark_row": h.row, "ngram": h.ngram}
+                record = {
+                    "where": where,
+                    "question": q,
+                    "benchmark": h.benchmark,
+                    "benchmark_row": h.row,
+                    "ngram": h.ngram,
+                }
                 fh.write(json.dumps(record, ensure_ascii=False) + "\n")
         out.print(f"  report: {report}")
 
