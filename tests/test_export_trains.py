@@ -13,7 +13,7 @@ import math
 import re
 
 import pytest
-from tiny_models import build_tiny_causal_lm, no_checkpointing
+from tiny_models import build_tiny_causal_lm, tiny_training_args
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
@@ -98,21 +98,7 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    config = SFTConfig(
-        output_dir=str(tmp_path / "run"),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        max_length=MAX_LENGTH,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        **no_checkpointing(SFTConfig),
-        dataloader_num_workers=0,
-        seed=0,
-    )
+    config = tiny_training_args(SFTConfig, tmp_path / "run", max_length=MAX_LENGTH)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
 
     # TRL rendered the export's `messages` with the chat template, untruncated.

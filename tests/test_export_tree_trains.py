@@ -15,7 +15,7 @@ import math
 from itertools import chain
 
 import pytest
-from tiny_models import build_tiny_causal_lm
+from tiny_models import build_tiny_causal_lm, tiny_training_args
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
@@ -61,20 +61,7 @@ def test_dpo_export_trains_with_trl_dpo_trainer(tree_warehouse, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     before = _snapshot(model)
-    config = DPOConfig(
-        output_dir=str(tmp_path / "run"),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        max_length=MAX_LENGTH,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        dataloader_num_workers=0,
-        seed=0,
-    )
+    config = tiny_training_args(DPOConfig, tmp_path / "run", max_length=MAX_LENGTH)
     trainer = DPOTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
 
     # TRL read the standard format: prompt, then chosen/rejected continuing it.

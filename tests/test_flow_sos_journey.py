@@ -11,7 +11,7 @@ import yaml
 from journey_checks import check_journey
 from sos_grammar import evaluate_expression, parse_sos
 from test_export_trains import check_sft_row
-from tiny_models import build_tiny_causal_lm, no_checkpointing
+from tiny_models import build_tiny_causal_lm, tiny_training_args
 
 from flows.generate import run_recipe
 from flows.recipe import parse_recipe
@@ -117,21 +117,7 @@ def test_sft_export_of_sos_and_journey_trains_with_trl(cli, prefect_api, tmp_pat
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    config = SFTConfig(
-        output_dir=str(tmp_path / "run"),
-        max_steps=2,
-        per_device_train_batch_size=2,
-        learning_rate=1e-3,
-        max_length=1024,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        **no_checkpointing(SFTConfig),
-        dataloader_num_workers=0,
-        seed=0,
-    )
+    config = tiny_training_args(SFTConfig, tmp_path / "run", max_length=1024)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
     assert max(len(ids) for ids in trainer.train_dataset["input_ids"]) < 1024  # not truncated
     first = trainer.train_dataset[0]["input_ids"]

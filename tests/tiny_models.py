@@ -119,3 +119,28 @@ def no_checkpointing(config_class) -> dict:
         else "gradient_checkpointing"
     )
     return {name: False}
+
+
+def tiny_training_args(config_class, output_dir, max_length: int, **overrides):
+    """A TRL config (SFTConfig, DPOConfig, ...) for 2 quick fp32 steps on the CPU.
+
+    TRL's defaults (bf16, activation checkpointing, 2e-5 learning rate) suit real GPUs; a
+    test wants plain CPU arithmetic and weights that visibly move.
+    """
+    settings = dict(
+        output_dir=str(output_dir),
+        max_steps=2,
+        per_device_train_batch_size=2,
+        learning_rate=1e-3,
+        max_length=max_length,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        bf16=False,
+        dataloader_num_workers=0,
+        seed=0,
+        **no_checkpointing(config_class),
+    )
+    settings.update(overrides)
+    return config_class(**settings)
