@@ -31,7 +31,7 @@ from generators.base import StrictModel
 
 # The problem loader's file readers: one place that reads JSONL/Parquet/datasets and names
 # the file and line of a bad record.
-from generators.problems.sources import ProblemSourceError, _locate, _records
+from generators.problems.sources import ProblemSourceError, locate_source, read_records
 
 QUESTION_FIELDS = ("problem", "question", "prompt")
 
@@ -82,11 +82,11 @@ def _load(paths, stamps, ngram, fields) -> BenchmarkIndex:
     whole: dict[str, Hit] = {}
     sizes: dict[str, int] = {}
     for path in paths:
-        p, kind = _locate(path)
+        p, kind = locate_source(path)
         name = p.stem if kind != "hf" else p.name
         n = 0
-        for row, (where, record) in enumerate(_records(p, kind, None)):
-            text = _question(record, where, fields)
+        for row, (where, record) in enumerate(read_records(p, kind, None)):
+            text = question_of(record, where, fields)
             words = normalise_words(text)
             whole.setdefault(" ".join(words), Hit(name, row, " ".join(words)))
             for g in ngrams(words, ngram):
@@ -96,7 +96,7 @@ def _load(paths, stamps, ngram, fields) -> BenchmarkIndex:
     return BenchmarkIndex(ngram, grams, whole, sizes)
 
 
-def _question(record: dict, where: str, fields: tuple[str, ...] | None) -> str:
+def question_of(record: dict, where: str, fields: tuple[str, ...] | None) -> str:
     names = fields or QUESTION_FIELDS
     for name in names:
         value = record.get(name)

@@ -408,15 +408,16 @@ def decontam(
     """
     from collections import Counter
 
-    from filters.decontam import _locate, _question, _records, find_contamination, load_benchmarks
+    from filters.decontam import find_contamination, load_benchmarks, question_of
+    from generators.problems.sources import locate_source, read_records
 
     if ngram < 1:
         raise UserError(f"--ngram {ngram}: expected a positive number of words")
     index = load_benchmarks(tuple(benchmark), ngram)
-    path, kind = _locate(problems)
+    path, kind = locate_source(problems)
     rows = [
-        (where, _question(rec, where, (field,) if field else None))
-        for where, rec in _records(path, kind, None)
+        (where, question_of(rec, where, (field,) if field else None))
+        for where, rec in read_records(path, kind, None)
     ]
     hits = find_contamination([q for _, q in rows], index)
     found = [(where, q, h) for (where, q), h in zip(rows, hits, strict=True) if h]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 
 import polars as pl
 import pytest
@@ -32,28 +31,23 @@ def test_check_answer_three_outcomes(gold, pred, expected):
     assert check_answer(gold, pred) is expected
 
 
-def test_check_answer_from_a_worker_thread():
-    # Prefect runs submitted tasks in threads; math-verify's signal.alarm would fail there.
-    results = {}
-
-    def work():
-        results["r"] = (check_answer("\\frac{1}{2}", "0.5"), check_answer("3", "4"))
-
-    t = threading.Thread(target=work)
-    t.start()
-    t.join(timeout=30)
-    assert results["r"] == (Outcome.CORRECT, Outcome.WRONG)
-
-
 def _traces(texts: list[str], gold: str = "5", finish: str = "stop") -> pl.DataFrame:
     rows = []
     for i, text in enumerate(texts):
         p = parse_completion(text)
-        rows.append({
-            "trace_id": f"t{i}", "thought": p.thought, "response": p.response,
-            "predicted": p.predicted, "think_closed": p.think_closed, "finish_reason": finish,
-            "gold": gold, "gold_source": "problem", "meta": json.dumps({"sample_index": i}),
-        })
+        rows.append(
+            {
+                "trace_id": f"t{i}",
+                "thought": p.thought,
+                "response": p.response,
+                "predicted": p.predicted,
+                "think_closed": p.think_closed,
+                "finish_reason": finish,
+                "gold": gold,
+                "gold_source": "problem",
+                "meta": json.dumps({"sample_index": i}),
+            }
+        )
     return pl.DataFrame(rows)
 
 

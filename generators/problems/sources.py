@@ -53,10 +53,10 @@ def load_problems(
     if source.startswith(BUILTIN):
         return _builtin(source, limit if limit is not None else 100, seed, difficulty)
     fields = {"question": "question", "answer": "answer", **(fields or {})}
-    path, kind = _locate(source)
+    path, kind = locate_source(source)
     label = name or (path.stem if kind != "hf" else path.name)
     rows = []
-    for where, record in _records(path, kind, split):
+    for where, record in read_records(path, kind, split):
         rows.append(_problem_row(record, where, fields, answer_format, label))
         if limit is not None and len(rows) >= limit:
             break
@@ -86,7 +86,8 @@ def _builtin(source: str, count: int, seed: int, difficulty) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=PROBLEMS.polars_schema)
 
 
-def _locate(source: str) -> tuple[Path, str]:
+def locate_source(source: str) -> tuple[Path, str]:
+    """The path of a file source and its kind: `jsonl`, `parquet` or `hf` (a datasets folder)."""
     if source.startswith("hf:"):
         path = Path(source[3:])
         if not path.is_dir():
@@ -111,7 +112,8 @@ def _locate(source: str) -> tuple[Path, str]:
     )
 
 
-def _records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str, dict]]:
+def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str, dict]]:
+    """`(where, record)` per row; `where` names the file and line (or row) for error messages."""
     if kind == "jsonl":
         with path.open(encoding="utf-8") as fh:
             for lineno, line in enumerate(fh, start=1):
