@@ -22,9 +22,9 @@ import io
 import os
 import pstats
 import shutil
-import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 # Prefect reads its settings at import: point it at a throwaway home, no telemetry.
@@ -37,17 +37,16 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from filters.pipeline import FILTERS, apply_filters  # noqa: E402
-from flows.generate import run_recipe  # noqa: E402
-from flows.recipe import DEMO_RECIPE, parse_recipe  # noqa: E402
-from generators.base import RunContext  # noqa: E402
-from generators.engines import make_engine  # noqa: E402
-from generators.engines.metered import MeteredEngine  # noqa: E402
-from generators.problems.sources import load_problems  # noqa: E402
-from generators.registry import get_generator  # noqa: E402
-from warehouse.store import Warehouse  # noqa: E402
+from reasonfactory.filters.pipeline import FILTERS, apply_filters  # noqa: E402
+from reasonfactory.flows.generate import run_recipe  # noqa: E402
+from reasonfactory.flows.recipe import DEMO_RECIPE, parse_recipe  # noqa: E402
+from reasonfactory.generators.base import RunContext  # noqa: E402
+from reasonfactory.generators.engines import make_engine  # noqa: E402
+from reasonfactory.generators.engines.metered import MeteredEngine  # noqa: E402
+from reasonfactory.generators.problems.sources import load_problems  # noqa: E402
+from reasonfactory.generators.registry import get_generator  # noqa: E402
+from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 
 # Stages of the flow, by (file suffix, function name); cumulative time under cProfile.
 STAGES = [
@@ -105,8 +104,8 @@ def stage_times(n: int, tmp: Path) -> None:
         return wrapper
 
     originals = dict(FILTERS)
-    for name, fn in originals.items():
-        FILTERS[name] = timed(f"    {name} filter", fn)
+    for name, entry in originals.items():
+        FILTERS[name] = replace(entry, fn=timed(f"    {name} filter", entry.fn))
     generate = timed("  generate (self_output)", get_generator(rec.generate.method).fn)
     filters = timed("  apply_filters", apply_filters)
     try:

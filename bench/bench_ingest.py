@@ -37,10 +37,9 @@ import numpy as np
 import polars as pl
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from warehouse.schema import TRACES  # noqa: E402
-from warehouse.store import Warehouse  # noqa: E402
+from reasonfactory.warehouse.schema import TRACES  # noqa: E402
+from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 
 MEMORY_LIMIT = None  # --memory-limit, applied to every path's DuckDB connection
 TARGET_VS_EXECUTEMANY = 20.0

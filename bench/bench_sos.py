@@ -15,18 +15,14 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from filters.pipeline import apply_filters, parse_filter_spec  # noqa: E402
-from generators.base import RunContext  # noqa: E402
-from generators.problems.countdown import parse_countdown  # noqa: E402
-from generators.problems.sources import load_problems  # noqa: E402
-from generators.sos import STRATEGIES, SosConfig, search_countdown, sos  # noqa: E402
-from warehouse.ids import digest  # noqa: E402
+from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec  # noqa: E402
+from reasonfactory.generators.base import RunContext  # noqa: E402
+from reasonfactory.generators.methods.sos import STRATEGIES, SosConfig, search_countdown, sos  # noqa: E402
+from reasonfactory.generators.problems.countdown import parse_countdown  # noqa: E402
+from reasonfactory.generators.problems.sources import load_problems  # noqa: E402
+from reasonfactory.warehouse.ids import digest  # noqa: E402
 
 
 def pct(values: list[int], q: float) -> int:

@@ -18,21 +18,17 @@ completion token counts (the sim counts words and punctuation).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from filters.pipeline import FilterSpec, apply_filters  # noqa: E402
-from generators.base import RunContext  # noqa: E402
-from generators.engines.base import Completion, GenRequest  # noqa: E402
-from generators.engines.metered import MeteredEngine  # noqa: E402
-from generators.engines.sim import SimEngine  # noqa: E402
-from generators.problems.sources import load_problems  # noqa: E402
-from generators.self_output import SelfOutputConfig, self_output  # noqa: E402
-from generators.tree import TreeConfig, tree  # noqa: E402
-from generators.verify_steps import check_equations  # noqa: E402
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters  # noqa: E402
+from reasonfactory.generators.base import RunContext  # noqa: E402
+from reasonfactory.generators.engines.base import Completion, GenRequest  # noqa: E402
+from reasonfactory.generators.engines.metered import MeteredEngine  # noqa: E402
+from reasonfactory.generators.engines.sim import SimEngine  # noqa: E402
+from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output  # noqa: E402
+from reasonfactory.generators.methods.tree import TreeConfig, tree  # noqa: E402
+from reasonfactory.generators.problems.sources import load_problems  # noqa: E402
+from reasonfactory.generators.verify.steps import check_equations  # noqa: E402
 
 FILTERS = [FilterSpec("format"), FilterSpec("answer")]
 

@@ -25,13 +25,16 @@ from pathlib import Path
 
 import polars as pl
 from pydantic import Field
-
-from filters.text import ngrams, normalise_words
-from generators.base import StrictModel
+from reasonfactory.filters.text import ngrams, normalise_words
+from reasonfactory.generators.base import StrictModel
 
 # The problem loader's file readers: one place that reads JSONL/Parquet/datasets and names
 # the file and line of a bad record.
-from generators.problems.sources import ProblemSourceError, locate_source, read_records
+from reasonfactory.generators.problems.sources import (
+    ProblemSourceError,
+    locate_source,
+    read_records,
+)
 
 QUESTION_FIELDS = ("problem", "question", "prompt")
 

@@ -20,8 +20,7 @@ import polars as pl
 from datasketch import LeanMinHash, MinHash, MinHashLSH
 from datasketch.minhash import _fmix  # the scheme's pre-mix, so signatures equal datasketch's
 from pydantic import Field
-
-from generators.base import StrictModel
+from reasonfactory.generators.base import StrictModel
 
 
 class DedupOptions(StrictModel):

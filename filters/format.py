@@ -17,9 +17,8 @@ from collections import Counter
 
 import polars as pl
 from pydantic import Field
-
-from filters.text import ngrams, normalise_words
-from generators.base import StrictModel
+from reasonfactory.filters.text import ngrams, normalise_words
+from reasonfactory.generators.base import StrictModel
 
 _BOXED = r"\\(?:boxed|fbox)\s*\{"
 
@@ -39,7 +38,7 @@ def repetition_share(text: str | None, n: int = 8) -> float:
     """Share of the text's word n-grams that repeat an earlier one (0 = no loop).
 
     >>> repetition_share("a b c d a b c d a b c d", 4)
-    0.6666666666666666
+    0.5555555555555556
     """
     grams = ngrams(normalise_words(text), n)
     if not grams:

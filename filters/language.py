@@ -3,7 +3,7 @@ script (DeepSeek-R1's language-consistency rule; the s1 distillation data has Ch
 sentences in 150 of 1,000 English traces).
 
 Two measures over the prose only (LaTeX, code, numbers and equations cut out first, see
-`filters.text.MATH_AND_CODE`):
+`reasonfactory.filters.text.MATH_AND_CODE`):
 - the language of the thought and of the response, by lingua (its models ship in the
   wheel; only the candidate languages are loaded) on the first `sample_chars` characters
   of prose: another language -> `wrong_language`. A text with too little prose to judge
@@ -24,9 +24,8 @@ from functools import lru_cache
 
 import polars as pl
 from pydantic import Field, field_validator
-
-from filters.text import MATH_AND_CODE
-from generators.base import StrictModel
+from reasonfactory.filters.text import MATH_AND_CODE
+from reasonfactory.generators.base import StrictModel
 
 DEFAULT_CANDIDATES = ("en", "zh", "ja", "ko", "ru", "fr", "de", "es", "pt", "it", "vi", "ar")
 

@@ -17,8 +17,7 @@ from functools import lru_cache
 
 import polars as pl
 from pydantic import Field, model_validator
-
-from generators.base import StrictModel
+from reasonfactory.generators.base import StrictModel
 
 APPROX = "approx:utf8_bytes/4"
 

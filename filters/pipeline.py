@@ -3,9 +3,9 @@
 
 A trace's `reject_reason` is the first rule it failed; a generator's own verdict (the
 `generator_reason` working column, e.g. `no_solution` for a failed search) comes first.
-Applying the same filters twice changes nothing. Filters are looked up by name in `FILTERS`;
-an unknown name is an error that lists the valid ones, and so is an unknown option (each
-filter has a frozen options model in `OPTIONS`).
+Applying the same filters twice changes nothing. Filters are looked up by name in `FILTERS`
+(one entry per filter: its function and its frozen options model); an unknown name is an
+error that lists the valid ones, and so is an unknown option.
 
 The column contract of a filter `fn(traces, options) -> verdicts`:
 - it reads the trace columns it needs plus the working columns generators add (`gold`,
@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 
 import polars as pl
 from pydantic import BaseModel, ValidationError
-
-from filters.answer import AnswerOptions, answer_filter
-from filters.decontam import DecontamOptions, decontam_filter
-from filters.dedup import DedupOptions, dedup_filter
-from filters.format import FormatOptions, format_filter
-from filters.language import LanguageOptions, language_filter
-from filters.length import LengthOptions, length_filter
-from filters.selected import SelectedOptions, selected_filter
-from filters.vote import VoteOptions, vote_filter
+from reasonfactory.filters.answer import AnswerOptions, answer_filter
+from reasonfactory.filters.decontam import DecontamOptions, decontam_filter
+from reasonfactory.filters.dedup import DedupOptions, dedup_filter
+from reasonfactory.filters.format import FormatOptions, format_filter
+from reasonfactory.filters.language import LanguageOptions, language_filter
+from reasonfactory.filters.length import LengthOptions, length_filter
+from reasonfactory.filters.selected import SelectedOptions, selected_filter
+from reasonfactory.filters.vote import VoteOptions, vote_filter
 
 
 @dataclass(frozen=True)
@@ -42,26 +41,23 @@ class FilterSpec:
     options: dict = field(default_factory=dict)
 
 
-FILTERS: dict[str, Callable[[pl.DataFrame, BaseModel], pl.DataFrame]] = {
-    "answer": answer_filter,
-    "format": format_filter,
-    "vote": vote_filter,
-    "length": length_filter,
-    "language": language_filter,
-    "dedup": dedup_filter,
-    "decontam": decontam_filter,
-    "selected": selected_filter,
-}
+@dataclass(frozen=True)
+class FilterEntry:
+    """A filter and its options model, registered together under one name."""
 
-OPTIONS: dict[str, type[BaseModel]] = {
-    "answer": AnswerOptions,
-    "format": FormatOptions,
-    "vote": VoteOptions,
-    "length": LengthOptions,
-    "language": LanguageOptions,
-    "dedup": DedupOptions,
-    "decontam": DecontamOptions,
-    "selected": SelectedOptions,
+    fn: Callable[[pl.DataFrame, BaseModel], pl.DataFrame]
+    options: type[BaseModel]
+
+
+FILTERS: dict[str, FilterEntry] = {
+    "answer": FilterEntry(answer_filter, AnswerOptions),
+    "format": FilterEntry(format_filter, FormatOptions),
+    "vote": FilterEntry(vote_filter, VoteOptions),
+    "length": FilterEntry(length_filter, LengthOptions),
+    "language": FilterEntry(language_filter, LanguageOptions),
+    "dedup": FilterEntry(dedup_filter, DedupOptions),
+    "decontam": FilterEntry(decontam_filter, DecontamOptions),
+    "selected": FilterEntry(selected_filter, SelectedOptions),
 }
 
 # Rules that read `correct`, so the answer filter must come before them.
@@ -96,7 +92,7 @@ def parse_filter_spec(item) -> FilterSpec:
 
 def filter_options(spec: FilterSpec) -> BaseModel:
     """The validated options model of a spec; errors name the option and the allowed ones."""
-    model = OPTIONS[spec.name]
+    model = FILTERS[spec.name].options
     try:
         return model.model_validate(spec.options)
     except ValidationError as exc:
@@ -116,7 +112,7 @@ def _explain(err: dict, model: type[BaseModel]) -> str:
 
 
 def spec_name(model: type[BaseModel]) -> str:
-    return next((n for n, m in OPTIONS.items() if m is model), "options")
+    return next((n for n, e in FILTERS.items() if e.options is model), "options")
 
 
 def check_filter_order(specs: list[FilterSpec]) -> None:
@@ -149,7 +145,7 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
         reasons["generate"] = traces["generator_reason"].to_list()
         frame = frame.with_columns(standing=pl.col("generator_reason").is_null())
     for spec in specs:
-        verdict = FILTERS[spec.name](frame, filter_options(spec))
+        verdict = FILTERS[spec.name].fn(frame, filter_options(spec))
         if verdict.height != frame.height:
             raise RuntimeError(
                 f"filter {spec.name} gave {verdict.height} verdicts for {frame.height} traces"

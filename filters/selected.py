@@ -9,8 +9,7 @@ select (no `selected` column) passes every trace.
 from __future__ import annotations
 
 import polars as pl
-
-from generators.base import StrictModel
+from reasonfactory.generators.base import StrictModel
 
 
 class SelectedOptions(StrictModel):

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import polars as pl
 from pydantic import Field, model_validator
-
-from generators.answers import answer_key
-from generators.base import StrictModel
+from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.verify.answers import answer_key
 
 
 class VoteOptions(StrictModel):

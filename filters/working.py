@@ -16,8 +16,7 @@ Pure frame functions; reading and writing the warehouse is the caller's.
 from __future__ import annotations
 
 import polars as pl
-
-from generators.checkers import attach_checkers
+from reasonfactory.generators.verify.checkers import attach_checkers
 
 
 def with_questions(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:

@@ -21,20 +21,19 @@ import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed
-
-from filters.pipeline import apply_filters
-from filters.working import with_questions
-from flows.recipe import Recipe, parse_recipe
-from generators.base import Generated, RunContext
-from generators.checkers import attach_checkers
-from generators.engines import make_engine
-from generators.engines.metered import MeteredEngine
-from generators.problems.families import plan_problem
-from generators.problems.sources import load_problems
-from generators.registry import get_generator
-from generators.resume import CachedEngine, needs_rerun
-from warehouse.errors import UserError
-from warehouse.store import Warehouse
+from reasonfactory.filters.pipeline import apply_filters
+from reasonfactory.filters.working import with_questions
+from reasonfactory.flows.recipe import Recipe, parse_recipe
+from reasonfactory.generators.base import Generated, RunContext
+from reasonfactory.generators.engines import make_engine
+from reasonfactory.generators.engines.cached import CachedEngine, needs_rerun
+from reasonfactory.generators.engines.metered import MeteredEngine
+from reasonfactory.generators.engines.sim_plans import plan_problem
+from reasonfactory.generators.problems.sources import load_problems
+from reasonfactory.generators.registry import get_generator
+from reasonfactory.generators.verify.checkers import attach_checkers
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import Warehouse
 
 _USER_ERROR = "user error: "
 

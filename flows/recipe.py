@@ -13,14 +13,13 @@ from typing import Annotated, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
-
-from filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
-from generators.base import StrictModel
-from generators.engines import ENGINES, SimEngineConfig
-from generators.registry import GENERATORS
-from generators.self_output import SelfOutputConfig
-from warehouse.errors import UserError
-from warehouse.ids import digest, fingerprint
+from reasonfactory.filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
+from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.engines import ENGINES, SimEngineConfig
+from reasonfactory.generators.methods.self_output import SelfOutputConfig
+from reasonfactory.generators.registry import GENERATORS
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.ids import digest, fingerprint
 
 # Fields of the generation config that do not change what is generated. `max_tokens` only
 # decides where a sample is cut off: a raised budget redoes the truncated samples of the same

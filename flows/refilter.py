@@ -2,7 +2,7 @@
 
 Reads the run's traces in batches of whole problems (rules like dedup and vote look at all
 of a problem's traces), rebuilds the working columns from the warehouse
-(`filters.working`), applies the filters and overwrites each batch in one transaction
+(`reasonfactory.filters.working`), applies the filters and overwrites each batch in one transaction
 (`Warehouse.replace`): every trace is kept, only `status`, `reject_reason`, `correct`,
 `lang` and `meta` change. Re-running it with the same filters changes nothing. The run's
 stored recipe then lists the filters last applied, so `stats` shows the right funnel.
@@ -20,11 +20,15 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed
-
-from filters.pipeline import FilterSpec, apply_filters, check_filter_order, parse_filter_spec
-from filters.working import rebuild_working_columns
-from warehouse.errors import UserError
-from warehouse.store import Warehouse
+from reasonfactory.filters.pipeline import (
+    FilterSpec,
+    apply_filters,
+    check_filter_order,
+    parse_filter_spec,
+)
+from reasonfactory.filters.working import rebuild_working_columns
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import Warehouse
 
 _USER_ERROR = "user error: "
 BATCH_TRACES = 20_000
@@ -47,7 +51,7 @@ def filters_from_file(path: str) -> list[FilterSpec]:
     """Filters from a recipe file, or from a YAML holding only `filters: [...]`."""
     from pathlib import Path
 
-    from flows.recipe import RecipeError, load_recipe
+    from reasonfactory.flows.recipe import RecipeError, load_recipe
 
     p = Path(path)
     if not p.exists():

@@ -40,7 +40,7 @@ WORKING_COLUMNS = {
     "finish_reason": pl.String(),
     "think_closed": pl.Boolean(),
     "selected": pl.Boolean(),  # the sample a selection picked (generators/selection.py)
-    # How the answer is checked when not by equality with `gold` (generators.checkers).
+    # How the answer is checked when not by equality with `gold` (verify/checkers.py).
     "checker": pl.String(),
     # The generator's own reason to reject a trace (a failed search), applied before filters.
     "generator_reason": pl.String(),

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generators.answers import extract_boxed
+from reasonfactory.generators.verify.answers import extract_boxed
 
 STEP_BOUNDARY = "\n\n"
 

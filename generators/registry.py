@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from generators.base import StrictModel
-from generators.distill import DistillConfig, distill
-from generators.journey import JourneyConfig, journey
-from generators.self_output import SelfOutputConfig, self_output
-from generators.sos import SosConfig, sos
-from generators.tree import TreeConfig, tree
+from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.methods.distill import DistillConfig, distill
+from reasonfactory.generators.methods.journey import JourneyConfig, journey
+from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
+from reasonfactory.generators.methods.sos import SosConfig, sos
+from reasonfactory.generators.methods.tree import TreeConfig, tree
 
 
 @dataclass(frozen=True)

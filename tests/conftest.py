@@ -23,6 +23,10 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+from reasonfactory.flows.runtime import configure_prefect  # noqa: E402  (after the env above)
+
+configure_prefect()  # what the CLI does before Prefect is imported
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -53,8 +57,12 @@ def cli(prefect_api, tmp_path):
             **(env or {}),
         }
         proc = subprocess.run(
-            [sys.executable, "-c", "from flows.cli import main; main()", *args],
-            capture_output=True, text=True, env=full_env, cwd=tmp_path, timeout=300,
+            [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()", *args],
+            capture_output=True,
+            text=True,
+            env=full_env,
+            cwd=tmp_path,
+            timeout=300,
         )
         if check and proc.returncode != 0:
             raise AssertionError(f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}")

@@ -9,9 +9,8 @@ from __future__ import annotations
 import json
 
 import sympy
+from reasonfactory.generators.verify.answer import Outcome, check_answer
 from sympy.parsing.sympy_parser import parse_expr
-
-from filters.answer import Outcome, check_answer
 
 
 def holds(claim: str) -> bool:

@@ -8,8 +8,15 @@ import pytest
 from conftest import shared_data, write_jsonl
 
 COMMANDS = [
-    ["--help"], ["demo", "--help"], ["run", "--help"], ["import", "--help"], ["query", "--help"],
-    ["export", "--help"], ["export", "sft", "--help"], ["stats", "--help"], ["schedule", "--help"],
+    ["--help"],
+    ["demo", "--help"],
+    ["run", "--help"],
+    ["import", "--help"],
+    ["query", "--help"],
+    ["export", "--help"],
+    ["export", "sft", "--help"],
+    ["stats", "--help"],
+    ["schedule", "--help"],
 ]
 
 
@@ -26,8 +33,15 @@ def test_demo_then_query_stats_export(cli, tmp_path):
     assert str(wh) in proc.stdout
     assert "funnel: generated 400 -> kept" in proc.stdout
     assert "rejected wrong_answer:" in proc.stdout
-    rows = json.loads(cli("query", "SELECT status, count(*) AS n FROM traces GROUP BY 1",
-                          "--format", "json", check=True).stdout)
+    rows = json.loads(
+        cli(
+            "query",
+            "SELECT status, count(*) AS n FROM traces GROUP BY 1",
+            "--format",
+            "json",
+            check=True,
+        ).stdout
+    )
     assert sum(r["n"] for r in rows) == 400
     stats = cli("stats", check=True).stdout
     assert "funnel:   generated 400 -> format" in stats and "pass@1" in stats
@@ -37,8 +51,11 @@ def test_demo_then_query_stats_export(cli, tmp_path):
 
 
 def test_query_is_read_only(cli, tmp_path):
-    cli("import", str(write_jsonl(tmp_path / "p.jsonl", [{"question": "q", "answer": "1"}])),
-        check=True)
+    cli(
+        "import",
+        str(write_jsonl(tmp_path / "p.jsonl", [{"question": "q", "answer": "1"}])),
+        check=True,
+    )
     proc = cli("query", "DELETE FROM problems")
     assert proc.returncode == 1
     assert "read-only" in proc.stderr and "Traceback" not in proc.stderr
@@ -47,10 +64,13 @@ def test_query_is_read_only(cli, tmp_path):
 
 
 def test_import_gsm8k_fixture_stores_bare_numbers(cli, tmp_path):
-    path = write_jsonl(tmp_path / "gsm.jsonl", [
-        {"question": "How many? A", "answer": "3 + 4 = 7\n#### 7"},
-        {"question": "How many? B", "answer": "work\n#### 1,024"},
-    ])
+    path = write_jsonl(
+        tmp_path / "gsm.jsonl",
+        [
+            {"question": "How many? A", "answer": "3 + 4 = 7\n#### 7"},
+            {"question": "How many? B", "answer": "work\n#### 1,024"},
+        ],
+    )
     proc = cli("import", str(path), "--answer-format", "gsm8k", "--source", "gsm", check=True)
     assert "2 problems read" in proc.stdout and "2 new" in proc.stdout
     golds = cli("query", "SELECT gold FROM problems ORDER BY gold", "--format", "csv").stdout
@@ -62,17 +82,29 @@ def test_import_gsm8k_fixture_stores_bare_numbers(cli, tmp_path):
 def test_import_real_gsm8k(cli):
     path = shared_data("gsm8k_test.jsonl")
     cli("import", str(path), "--answer-format", "gsm8k", check=True)
-    rows = json.loads(cli("query", "SELECT count(*) AS n, count(*) FILTER "
-                          "(WHERE regexp_full_match(gold, '-?[0-9]+')) AS bare FROM problems",
-                          "--format", "json", check=True).stdout)
+    rows = json.loads(
+        cli(
+            "query",
+            "SELECT count(*) AS n, count(*) FILTER "
+            "(WHERE regexp_full_match(gold, '-?[0-9]+')) AS bare FROM problems",
+            "--format",
+            "json",
+            check=True,
+        ).stdout
+    )
     assert rows == [{"n": 1319, "bare": 1319}]
 
 
 def test_malformed_line_3_stores_nothing_and_names_it(cli, tmp_path):
-    path = write_jsonl(tmp_path / "broken.jsonl", [
-        {"question": "a", "answer": "#### 1"}, {"question": "b", "answer": "#### 2"},
-        '{"question": "c", "answer": ',  {"question": "d", "answer": "#### 4"},
-    ])
+    path = write_jsonl(
+        tmp_path / "broken.jsonl",
+        [
+            {"question": "a", "answer": "#### 1"},
+            {"question": "b", "answer": "#### 2"},
+            '{"question": "c", "answer": ',
+            {"question": "d", "answer": "#### 4"},
+        ],
+    )
     proc = cli("import", str(path), "--answer-format", "gsm8k")
     assert proc.returncode != 0
     assert "broken.jsonl line 3" in proc.stderr

@@ -3,23 +3,24 @@ answer filter instead of equality with the target; the strict parser refuses non
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import Counter
 from itertools import permutations, product
 
 import polars as pl
 import pytest
-
-from filters.answer import answer_filter
-from generators.checkers import attach_checkers, check, checker_for
-from generators.problems.countdown import (
-    check_countdown,
+from reasonfactory.filters.answer import answer_filter
+from reasonfactory.generators.problems.countdown import (
+    countdown_checker,
     countdown_question,
     expression_from_moves,
     parse_countdown,
     solve_countdown,
 )
-from generators.problems.sources import load_problems
+from reasonfactory.generators.problems.sources import load_problems
+from reasonfactory.generators.verify.checkers import attach_checkers, check
+from reasonfactory.generators.verify.countdown import check_countdown
 
 
 def _brute_force_solvable(numbers, target) -> bool:
@@ -118,10 +119,23 @@ def test_countdown_answer_rule(numbers, target, answer, expected):
     assert check_countdown(numbers, target, answer) is expected
 
 
-def test_checker_spec_comes_from_the_question():
+def test_checker_spec_is_stored_on_the_problem_row(tmp_path):
     q = countdown_question([12, 45, 3, 7], 24)
-    assert checker_for(q) == "countdown:12,45,3,7"
-    assert checker_for("Compute (17 + 5) * 3.") is None
+    assert countdown_checker(q) == "countdown:12,45,3,7"
+    assert countdown_checker("Compute (17 + 5) * 3.") is None
+    # at load, built-in or from a file, the spec lands in the row's meta
+    built = load_problems("builtin:countdown", limit=2)
+    assert all(json.loads(m)["checker"].startswith("countdown:") for m in built["meta"])
+    path = tmp_path / "p.jsonl"
+    path.write_text(
+        json.dumps({"question": q, "answer": "24"})
+        + "\n"
+        + json.dumps({"question": "Compute 2 + 3.", "answer": "5"})
+        + "\n"
+    )
+    metas = [json.loads(m) for m in load_problems(str(path))["meta"]]
+    assert metas[0]["checker"] == "countdown:12,45,3,7" and metas[0]["family"] == "countdown"
+    assert "checker" not in metas[1]
     assert check("countdown:12,45,3,7", "24", "(45 - 12) - (3 + 7) + 1") is False
     assert check("countdown:12,45,3,7", "24", "12 * (45 / (3 * 7))") is False
     assert check("countdown:4,6", "24", "6 * 4") is True
@@ -136,7 +150,12 @@ def _traces(rows):
 def test_answer_filter_uses_the_countdown_rule_and_math_verify_otherwise():
     q = countdown_question([4, 6, 2], 26)
     problems = pl.DataFrame(
-        {"problem_id": ["c", "a"], "question": [q, "Compute 2 + 3."], "gold": ["26", "5"]}
+        {
+            "problem_id": ["c", "a"],
+            "question": [q, "Compute 2 + 3."],
+            "gold": ["26", "5"],
+            "meta": [json.dumps({"checker": countdown_checker(q)}), "{}"],
+        }
     )
     traces = _traces(
         [

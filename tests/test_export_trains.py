@@ -13,11 +13,10 @@ import math
 import re
 
 import pytest
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.warehouse.export import export_sft
 from tiny_models import build_tiny_causal_lm, tiny_training_args
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from warehouse.export import export_sft
 
 RECIPE = {
     "name": "t",

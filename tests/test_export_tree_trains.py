@@ -15,11 +15,10 @@ import math
 from itertools import chain
 
 import pytest
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.warehouse.export_tree import export_dpo, export_prm
 from tiny_models import build_tiny_causal_lm, tiny_training_args
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from warehouse.export_tree import export_dpo, export_prm
 
 RECIPE = {
     "name": "tree-train",

@@ -10,9 +10,10 @@ from unittest.mock import patch
 
 import polars as pl
 import pytest
-
-import filters.answer as answer
-from filters.answer import AnswerOptions, Outcome, answer_filter, check_answer, check_answers
+import reasonfactory.generators.verify.answer as answer
+from reasonfactory.filters.answer import answer_filter
+from reasonfactory.generators.verify.answer import Outcome, check_answer
+from reasonfactory.generators.verify.answer_pool import PoolOptions, check_answers
 
 C, W, G = Outcome.CORRECT, Outcome.WRONG, Outcome.GOLD_UNPARSEABLE
 # (gold, predicted, expected): forms models write and known traps; each row once through the
@@ -225,7 +226,7 @@ def test_each_gold_is_parsed_once_and_pairs_are_checked_once(tmp_path):
     preds = ["\\sqrt{7}+0"] * 3 + ["\\sqrt{6}"] * 2 + ["\\sqrt{7}+0"]
     preds += ["2\\sqrt{2}", "\\sqrt{9}", "\\sqrt{9}", "\\sqrt{2}\\cdot 2"]
     with patch.object(answer, "parse_answer", logged):
-        outcomes = check_answers(zip(golds, preds, strict=True), AnswerOptions(workers=1))
+        outcomes = check_answers(zip(golds, preds, strict=True), PoolOptions(workers=1))
     parsed = [json.loads(line) for line in log.read_text().splitlines()]
     assert sorted(parsed) == sorted(set(golds) | set(preds))  # each text parsed once
     assert [o.value for o in outcomes].count("correct") == 6

@@ -6,10 +6,9 @@ import json
 
 import pytest
 from conftest import shared_data, write_jsonl
+from reasonfactory.filters.decontam import decontam_filter, find_contamination, load_benchmarks
+from reasonfactory.warehouse.errors import UserError
 from trace_fixtures import ENGLISH, make_traces
-
-from filters.decontam import decontam_filter, find_contamination, load_benchmarks
-from warehouse.errors import UserError
 
 BENCH = [
     {"problem": "Convert the point $(0,3)$ in rectangular coordinates to polar coordinates."},

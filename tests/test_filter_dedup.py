@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 from datasketch import MinHash
+from reasonfactory.filters.dedup import dedup_filter, minhash_signatures, shingle_hashes
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters
 from trace_fixtures import ENGLISH, make_traces
-
-from filters.dedup import dedup_filter, minhash_signatures, shingle_hashes
-from filters.pipeline import FilterSpec, apply_filters
 
 _STEPS = " ".join(
     f"Basket {i} holds {i + 3} apples, so the running total becomes {i * (i + 7) // 2}."

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from reasonfactory.filters.format import FormatOptions, format_filter, repetition_share
+from reasonfactory.filters.pipeline import parse_filter_spec
 from trace_fixtures import ENGLISH, TRUNCATED, TWO_BOXED, make_traces
-
-from filters.format import FormatOptions, format_filter, repetition_share
-from filters.pipeline import parse_filter_spec
 
 
 def _reasons(texts, finish=None, **options):

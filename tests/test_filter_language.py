@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from reasonfactory.filters.language import LanguageOptions, language_filter
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters
 from trace_fixtures import CHINESE, ENGLISH, FRENCH, MIXED, make_traces
-
-from filters.language import LanguageOptions, language_filter
-from filters.pipeline import FilterSpec, apply_filters
 
 
 def _verdicts(texts, **options):

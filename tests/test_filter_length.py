@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from reasonfactory.filters.length import APPROX, LengthOptions, count_tokens, length_filter
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters, parse_filter_spec
 from trace_fixtures import ENGLISH, TRUNCATED, make_traces
-
-from filters.length import APPROX, LengthOptions, count_tokens, length_filter
-from filters.pipeline import FilterSpec, apply_filters, parse_filter_spec
 
 
 def test_truncated_mid_thought_is_always_rejected():
@@ -60,7 +59,7 @@ def test_shortest_k_picks_among_traces_still_standing():
 
 
 def test_shortest_k_needs_the_answer_check_first():
-    from filters.pipeline import check_filter_order
+    from reasonfactory.filters.pipeline import check_filter_order
 
     with pytest.raises(ValueError, match="put 'answer' before it"):
         check_filter_order([parse_filter_spec({"length": {"shortest_k": 2}})])

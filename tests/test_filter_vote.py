@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import polars as pl
 import pytest
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters, parse_filter_spec
+from reasonfactory.filters.vote import vote_filter
 from trace_fixtures import ENGLISH, make_traces
-
-from filters.pipeline import FilterSpec, apply_filters, parse_filter_spec
-from filters.vote import vote_filter
 
 
 def _answers(answers: list[str], problem_ids: list[str]) -> pl.DataFrame:
@@ -58,7 +57,7 @@ def test_pass_rate_band_drops_trivial_and_hopeless_problems():
 def test_pass_rate_needs_answer_before_and_a_valid_band():
     with pytest.raises(ValueError, match="lo <= hi"):
         parse_filter_spec({"vote": {"pass_rate": [0.9, 0.1]}})
-    from filters.pipeline import check_filter_order
+    from reasonfactory.filters.pipeline import check_filter_order
 
     with pytest.raises(ValueError, match="answer"):
         check_filter_order([parse_filter_spec({"vote": {"pass_rate": [0.1, 0.9]}})])

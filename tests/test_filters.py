@@ -6,11 +6,11 @@ import json
 
 import polars as pl
 import pytest
-
-from filters.answer import Outcome, answer_filter, check_answer
-from filters.format import format_filter
-from filters.pipeline import FilterSpec, apply_filters
-from generators.prompts import parse_completion
+from reasonfactory.filters.answer import answer_filter
+from reasonfactory.filters.format import format_filter
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters
+from reasonfactory.generators.prompts import parse_completion
+from reasonfactory.generators.verify.answer import Outcome, check_answer
 
 
 @pytest.mark.parametrize(

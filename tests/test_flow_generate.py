@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from generators import registry
-from warehouse.errors import UserError
-from warehouse.store import Warehouse
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.generators import registry
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import Warehouse
 
 RECIPE = {
     "name": "e2e",
@@ -67,7 +66,9 @@ def test_a_run_killed_mid_way_resumes_with_only_the_missing_work(
         return original.fn(*args, **kwargs)
 
     monkeypatch.setitem(
-        registry.GENERATORS, "self_output", registry.GeneratorSpec(dies_on_second_shard, original.config)
+        registry.GENERATORS,
+        "self_output",
+        registry.GeneratorSpec(dies_on_second_shard, original.config),
     )
     with pytest.raises(BaseException):  # noqa: B017  (Prefect may wrap the interrupt)
         run_recipe(parse_recipe(RECIPE), str(warehouse_path))

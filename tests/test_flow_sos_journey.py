@@ -9,13 +9,12 @@ import math
 import pytest
 import yaml
 from journey_checks import check_journey
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.warehouse.store import Warehouse
 from sos_grammar import evaluate_expression, parse_sos
 from test_export_trains import check_sft_row
 from tiny_models import build_tiny_causal_lm, tiny_training_args
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from warehouse.store import Warehouse
 
 SOS = {
     "name": "countdown-sos",

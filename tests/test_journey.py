@@ -10,18 +10,15 @@ from collections import Counter
 import polars as pl
 import pytest
 from journey_checks import check_journey, holds
-
-from filters.pipeline import apply_filters, parse_filter_spec
-from generators import registry
-from generators.base import Generated, RunContext, StrictModel
-from generators.engines.sim import SimEngine
-from generators.error_injection import ERROR_TYPES, inject_errors
-from generators.journey import JourneyConfig, journey
-from generators.journey_tree import linearise_tree
-from generators.problems.sources import load_problems
-from warehouse.errors import UserError
-from warehouse.ids import digest
-from warehouse.schema import NODES
+from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
+from reasonfactory.generators.base import Generated, RunContext, StrictModel
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.methods.journey import JourneyConfig, journey
+from reasonfactory.generators.methods.journey.from_tree import linearise_tree
+from reasonfactory.generators.methods.journey.inject import ERROR_TYPES, inject_errors
+from reasonfactory.generators.problems.sources import load_problems
+from reasonfactory.warehouse.ids import digest
+from reasonfactory.warehouse.schema import NODES
 
 CTX = RunContext("r", "fp", "sim")
 FILTERS = [parse_filter_spec("format"), parse_filter_spec("answer")]
@@ -334,10 +331,10 @@ def _fake_tree(problems, engine, config, ctx):
 _fake_tree.configs = []
 
 
-def test_from_tree_calls_the_registered_tree_method(monkeypatch):
-    monkeypatch.setitem(
-        registry.GENERATORS, "tree", registry.GeneratorSpec(_fake_tree, FakeTreeConfig)
-    )
+def test_from_tree_calls_the_tree_method(monkeypatch):
+    import reasonfactory.generators.methods.journey as journey_module
+
+    monkeypatch.setattr(journey_module, "grow_trees", _fake_tree)
     problems = pl.DataFrame(
         {"problem_id": ["p1", "p2"], "question": ["Compute 17 * 3 + 8."] * 2, "gold": ["59", "59"]}
     )
@@ -357,10 +354,3 @@ def test_from_tree_calls_the_registered_tree_method(monkeypatch):
         assert source["tree_id"] == "tr_" + digest(CTX.fingerprint, row["problem_id"])
     with pytest.raises(ValueError, match="tree settings: rolouts"):
         JourneyConfig.model_validate({"from": "tree", "tree": {"rolouts": 8}})
-
-
-def test_from_tree_without_the_tree_method_is_a_clear_error(monkeypatch):
-    monkeypatch.delitem(registry.GENERATORS, "tree", raising=False)
-    problems = load_problems("builtin:arithmetic", limit=2)
-    with pytest.raises(UserError, match="needs the `tree` generation method"):
-        journey(problems, SimEngine(), JourneyConfig.model_validate({"from": "tree"}), CTX)

@@ -6,7 +6,7 @@ import math
 import random
 from collections import Counter
 
-from generators.mcts import (
+from reasonfactory.generators.methods.tree.mcts import (
     add_child,
     backup,
     iter_nodes,

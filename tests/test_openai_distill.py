@@ -9,15 +9,14 @@ import time
 
 import pytest
 from conftest import write_jsonl
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.generators.engines.base import GenRequest
+from reasonfactory.generators.engines.openai import OpenAIEngine
+from reasonfactory.generators.prompts import parse_completion
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import Warehouse
 from teacher_server import TeacherServer
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from generators.engines.base import GenRequest
-from generators.engines.openai import OpenAIEngine
-from generators.prompts import parse_completion
-from warehouse.errors import UserError
-from warehouse.store import Warehouse
 
 KEY = "sk-test-secret-7f3a"
 

@@ -5,19 +5,29 @@ from __future__ import annotations
 import polars as pl
 import pytest
 from conftest import shared_data, write_jsonl
-
-from generators.problems.families import make_problems, plan_problem
-from generators.problems.sources import ProblemSourceError, load_problems
+from reasonfactory.generators.engines.sim_plans import plan_problem
+from reasonfactory.generators.problems.families import make_problems
+from reasonfactory.generators.problems.sources import ProblemSourceError, load_problems
 
 GSM8K_LIKE = [
-    {"question": "Janet has 16 eggs and eats 3. How many are left?",
-     "answer": "She has 16 - 3 = <<16-3=13>>13 left.\n#### 13", "id": 0},
-    {"question": "A shop sells 1,200 pens a day for 5 days. How many pens?",
-     "answer": "1200 * 5 = 6000\n#### 6,000", "id": 1},
+    {
+        "question": "Janet has 16 eggs and eats 3. How many are left?",
+        "answer": "She has 16 - 3 = <<16-3=13>>13 left.\n#### 13",
+        "id": 0,
+    },
+    {
+        "question": "A shop sells 1,200 pens a day for 5 days. How many pens?",
+        "answer": "1200 * 5 = 6000\n#### 6,000",
+        "id": 1,
+    },
 ]
 MATH_LIKE = [
-    {"problem": "What is $\\frac{1}{2} + \\frac{1}{3}$?",
-     "solution": "We get $\\boxed{\\frac{5}{6}}$.", "answer": "\\frac{5}{6}", "level": 2},
+    {
+        "problem": "What is $\\frac{1}{2} + \\frac{1}{3}$?",
+        "solution": "We get $\\boxed{\\frac{5}{6}}$.",
+        "answer": "\\frac{5}{6}",
+        "level": 2,
+    },
 ]
 
 
@@ -34,14 +44,15 @@ def test_builtin_families_are_seeded_and_distinct():
 def test_every_builtin_problem_has_a_plan_whose_steps_reach_the_gold(family):
     from fractions import Fraction
 
-    from generators.problems.families import OPS, Ref
+    from reasonfactory.generators.engines.sim_plans import Ref
+    from reasonfactory.generators.problems.families import OPS
 
     for p in make_problems(family, 200, seed=0):
         name, plan = plan_problem(p.question)
         assert name == family
         values = []
         for s in plan:
-            get = lambda o: values[o.index] if isinstance(o, Ref) else o  # noqa: E731
+            get = lambda o, v=values: v[o.index] if isinstance(o, Ref) else o  # noqa: E731
             values.append(OPS[s.op](get(s.lhs), get(s.rhs)))
         assert values[-1] == Fraction(p.gold)
 

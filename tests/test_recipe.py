@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from flows.recipe import DEMO_RECIPE, RecipeError, load_recipe, parse_recipe
+from reasonfactory.flows.recipe import DEMO_RECIPE, RecipeError, load_recipe, parse_recipe
 
 BASE = {"name": "r", "problems": {"source": "builtin:arithmetic"}}
 
@@ -19,13 +18,18 @@ def test_unknown_top_level_key_names_it_and_the_allowed_ones():
 
 
 def test_unknown_nested_key_names_its_path():
-    with pytest.raises(RecipeError, match=r"unknown key 'generate.sampels'; allowed: method, samples"):
+    with pytest.raises(
+        RecipeError, match=r"unknown key 'generate.sampels'; allowed: method, samples"
+    ):
         parse_recipe({**BASE, "generate": {"method": "self_output", "sampels": 4}})
 
 
 def test_bad_choice_lists_the_allowed_values():
-    with pytest.raises(RecipeError, match=r"problems.answer_format: 'latex' is not allowed; "
-                       r"expected 'plain', 'boxed' or 'gsm8k'"):
+    with pytest.raises(
+        RecipeError,
+        match=r"problems.answer_format: 'latex' is not allowed; "
+        r"expected 'plain', 'boxed' or 'gsm8k'",
+    ):
         parse_recipe({"name": "r", "problems": {"source": "x", "answer_format": "latex"}})
     with pytest.raises(RecipeError, match=r"generate.method.*'self_output'"):
         parse_recipe({**BASE, "generate": {"method": "beam"}})
@@ -40,7 +44,9 @@ def test_unknown_filter_and_out_of_range_value():
 
 def test_fingerprint_tracks_output_changing_settings_only():
     a = parse_recipe({**BASE, "generate": {"samples": 4}})
-    same = parse_recipe({**BASE, "generate": {"samples": 4, "shard_size": 7}, "filters": ["format"]})
+    same = parse_recipe(
+        {**BASE, "generate": {"samples": 4, "shard_size": 7}, "filters": ["format"]}
+    )
     other_seed = parse_recipe({**BASE, "generate": {"samples": 4, "seed": 1}})
     assert a.fingerprint == same.fingerprint
     assert a.fingerprint != other_seed.fingerprint

@@ -6,15 +6,14 @@ import json
 
 import polars as pl
 import pytest
-
-from filters.pipeline import parse_filter_spec
-from filters.working import rebuild_working_columns
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from flows.refilter import filters_from_file, run_refilter
-from warehouse.errors import UserError
-from warehouse.stats import run_stats
-from warehouse.store import Warehouse
+from reasonfactory.filters.pipeline import parse_filter_spec
+from reasonfactory.filters.working import rebuild_working_columns
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.flows.refilter import filters_from_file, run_refilter
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.stats import run_stats
+from reasonfactory.warehouse.store import Warehouse
 
 RECIPE = {
     "name": "refilter",

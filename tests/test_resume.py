@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 
 import polars as pl
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from generators.base import RunContext
-from generators.engines.base import GenRequest
-from generators.engines.sim import SimEngine
-from generators.problems.sources import load_problems
-from generators.prompts import build_messages
-from generators.resume import CachedEngine, sample_key
-from generators.self_output import SelfOutputConfig, self_output
-from warehouse.store import Warehouse
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.engines.base import GenRequest
+from reasonfactory.generators.engines.cached import CachedEngine, sample_key
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
+from reasonfactory.generators.problems.sources import load_problems
+from reasonfactory.generators.prompts import build_messages
+from reasonfactory.warehouse.store import Warehouse
 
 RECIPE = {
     "name": "budget",

@@ -16,9 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
-from generators import sandbox
-from generators.sandbox import Limits, isolation, run_many, run_python
+from reasonfactory.generators.verify import sandbox
+from reasonfactory.generators.verify.sandbox import Limits, isolation, run_many, run_python
 
 QUICK = Limits(wall_seconds=4, cpu_seconds=4, memory_mb=256)
 SECRET = "rf-test-secret-7d1c"

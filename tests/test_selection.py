@@ -6,13 +6,12 @@ import json
 
 import polars as pl
 import pytest
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.engines.openai import OpenAIEngine
+from reasonfactory.generators.methods.distill import DistillConfig, distill
+from reasonfactory.generators.methods.selection import Sample, SelectionConfig, choose
+from reasonfactory.generators.prompts import parse_completion
 from teacher_server import TeacherServer
-
-from generators.base import RunContext
-from generators.distill import DistillConfig, distill
-from generators.engines.openai import OpenAIEngine
-from generators.prompts import parse_completion
-from generators.selection import Sample, SelectionConfig, choose
 
 
 def _sample(answer, logprob=None, *, closed=True, finish="stop", n_tokens=10):

@@ -6,13 +6,12 @@ import json
 
 import polars as pl
 import pytest
-
-from generators.base import RunContext
-from generators.engines.base import Completion, GenRequest
-from generators.engines.metered import MeteredEngine
-from generators.engines.sim import SimEngine
-from generators.problems.sources import load_problems
-from generators.self_output import SelfOutputConfig, self_output
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.generators.engines.metered import MeteredEngine
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
+from reasonfactory.generators.problems.sources import load_problems
 
 CTX = RunContext("r", "fp", "fake")
 
@@ -35,11 +34,13 @@ class ScriptedEngine:
 
 
 def _problems(golds):
-    return pl.DataFrame({
-        "problem_id": [f"p{i}" for i in range(len(golds))],
-        "question": [f"question {i}" for i in range(len(golds))],
-        "gold": golds,
-    })
+    return pl.DataFrame(
+        {
+            "problem_id": [f"p{i}" for i in range(len(golds))],
+            "question": [f"question {i}" for i in range(len(golds))],
+            "gold": golds,
+        }
+    )
 
 
 def test_all_problems_go_in_one_engine_call():

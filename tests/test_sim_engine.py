@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-
-from generators.answers import extract_boxed
-from generators.engines.base import EngineError, GenRequest
-from generators.engines.sim import SimEngine
-from generators.problems.families import make_problems
-from generators.prompts import build_messages, parse_completion
+from reasonfactory.generators.engines.base import EngineError, GenRequest
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.problems.families import make_problems
+from reasonfactory.generators.prompts import build_messages, parse_completion
+from reasonfactory.generators.verify.answers import extract_boxed
 
 
 def _requests(problems, n, seed=0, **kw):
@@ -25,7 +24,9 @@ def test_correct_rate_follows_one_minus_e_to_the_s(error_rate, steps):
     problems = make_problems("arithmetic", 200, seed=steps, difficulty=(steps, steps))
     out = SimEngine(error_rate=error_rate).generate(_requests(problems, n=20))
     hits = sum(
-        extract_boxed(c.text) == p.gold for p, comps in zip(problems, out, strict=True) for c in comps
+        extract_boxed(c.text) == p.gold
+        for p, comps in zip(problems, out, strict=True)
+        for c in comps
     )
     total = 200 * 20
     expected = (1 - error_rate) ** steps

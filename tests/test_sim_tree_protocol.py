@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 
+from reasonfactory.generators.engines.base import GenRequest
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.problems.families import make_problems
+from reasonfactory.generators.prompts import CODE_MARKER, build_code_messages, build_messages
+from reasonfactory.generators.verify.answers import extract_boxed
+from reasonfactory.generators.verify.sandbox import run_python
+from reasonfactory.generators.verify.steps import code_of
 from test_tree import false_equations
-
-from generators.answers import extract_boxed
-from generators.engines.base import GenRequest
-from generators.engines.sim import SimEngine
-from generators.problems.families import make_problems
-from generators.prompts import CODE_MARKER, build_code_messages, build_messages
-from generators.sandbox import run_python
-from generators.verify_steps import code_of
 
 
 def _sample(engine, problems, n=10, build=build_messages, **kw):

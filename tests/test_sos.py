@@ -12,14 +12,13 @@ import re
 from collections import Counter
 
 import pytest
+from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.methods.sos import STRATEGIES, SosConfig, search_countdown, sos
+from reasonfactory.generators.problems.countdown import parse_countdown
+from reasonfactory.generators.problems.sources import load_problems
+from reasonfactory.generators.verify.answers import extract_boxed
 from sos_grammar import evaluate_expression, parse_sos
-
-from filters.pipeline import apply_filters, parse_filter_spec
-from generators.answers import extract_boxed
-from generators.base import RunContext
-from generators.problems.countdown import parse_countdown
-from generators.problems.sources import load_problems
-from generators.sos import STRATEGIES, SosConfig, search_countdown, sos
 
 CTX = RunContext("r", "fp", "sim")
 FILTERS = [parse_filter_spec("format"), parse_filter_spec("answer")]
@@ -116,7 +115,7 @@ def test_default_mix_is_the_papers(problems):
 
 
 def test_non_countdown_problem_is_a_user_error():
-    from warehouse.errors import UserError
+    from reasonfactory.warehouse.errors import UserError
 
     with pytest.raises(UserError, match="not a Countdown problem"):
         sos(load_problems("builtin:arithmetic", limit=1), None, SosConfig(), CTX)

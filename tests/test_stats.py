@@ -6,11 +6,12 @@ import itertools
 import random
 
 import pytest
+from reasonfactory.warehouse.stats import pass_at_k
 
-from warehouse.stats import pass_at_k
 
-
-@pytest.mark.parametrize("n,c,k", [(5, 2, 1), (5, 2, 2), (6, 1, 3), (6, 0, 2), (6, 6, 4), (7, 3, 7)])
+@pytest.mark.parametrize(
+    "n,c,k", [(5, 2, 1), (5, 2, 2), (6, 1, 3), (6, 0, 2), (6, 6, 4), (7, 3, 7)]
+)
 def test_pass_at_k_matches_enumeration(n, c, k):
     samples = [True] * c + [False] * (n - c)
     subsets = list(itertools.combinations(range(n), k))

@@ -3,7 +3,7 @@
 The sim engine serves most tests; `ScriptedEngine` (hand-written, below) plays a model whose
 steps are given, for the edge cases of the step protocol and for planted hostile code steps.
 `false_equations` is this test's own evaluator of `a op b = c` claims, independent of
-`generators.verify_steps`.
+`reasonfactory.generators.verify.steps`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-
-from generators.base import RunContext
-from generators.engines.base import Completion, GenRequest
-from generators.engines.sim import SimEngine
-from generators.problems.sources import load_problems
-from generators.tree import TreeConfig, split_step, tree
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.methods.tree import TreeConfig, split_step, tree
+from reasonfactory.generators.problems.sources import load_problems
 
 CTX = RunContext("run", "fp", "sim")
 ANSWER_TEXT = re.compile(r"The answer is \\boxed\{.+\}\.")

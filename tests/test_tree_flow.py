@@ -10,13 +10,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.export_tree import export_dpo, export_prm
+from reasonfactory.warehouse.store import Warehouse
 from test_tree import false_equations
-
-from flows.generate import run_recipe
-from flows.recipe import parse_recipe
-from warehouse.errors import UserError
-from warehouse.export_tree import export_dpo, export_prm
-from warehouse.store import Warehouse
 
 PROBLEMS = {"source": "builtin:arithmetic", "limit": 60, "difficulty": [5, 7]}
 ENGINE = {"kind": "sim", "error_rate": 0.3, "typo_rate": 0.1, "wordings": 3}

@@ -11,12 +11,11 @@ import json
 
 import polars as pl
 from journey_checks import check_journey
-
-from filters.pipeline import FilterSpec, apply_filters
-from generators.base import RunContext
-from generators.engines.sim import SimEngine
-from generators.journey import JourneyConfig, journey
-from generators.problems.sources import load_problems
+from reasonfactory.filters.pipeline import FilterSpec, apply_filters
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.engines.sim import SimEngine
+from reasonfactory.generators.methods.journey import JourneyConfig, journey
+from reasonfactory.generators.problems.sources import load_problems
 
 
 def test_journeys_from_real_trees_walk_into_failed_steps():

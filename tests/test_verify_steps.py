@@ -6,10 +6,9 @@ import random
 import string
 
 import pytest
-
-from generators.claims import find_equations
-from generators.sandbox import ExecutionResult
-from generators.verify_steps import check_code, check_equations, code_of, prose_of
+from reasonfactory.generators.verify.claims import find_equations
+from reasonfactory.generators.verify.sandbox import ExecutionResult
+from reasonfactory.generators.verify.steps import check_code, check_equations, code_of, prose_of
 
 # (step text as a model writes it, holds?, the false claim named, its true left side)
 CASES = [

@@ -32,18 +32,17 @@ except ImportError:
     )
 
 from conftest import write_jsonl  # noqa: E402
+from reasonfactory.flows.generate import run_recipe  # noqa: E402
+from reasonfactory.flows.recipe import parse_recipe  # noqa: E402
+from reasonfactory.generators.base import RunContext  # noqa: E402
+from reasonfactory.generators.engines import VllmEngineConfig  # noqa: E402
+from reasonfactory.generators.engines.base import GenRequest  # noqa: E402
+from reasonfactory.generators.engines.vllm import VllmEngine  # noqa: E402
+from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output  # noqa: E402
+from reasonfactory.generators.prompts import STEP_BOUNDARY, build_messages  # noqa: E402
+from reasonfactory.generators.registry import GENERATORS  # noqa: E402
+from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 from tiny_models import build_tiny_causal_lm  # noqa: E402
-
-from flows.generate import run_recipe  # noqa: E402
-from flows.recipe import parse_recipe  # noqa: E402
-from generators.base import RunContext  # noqa: E402
-from generators.engines import VllmEngineConfig  # noqa: E402
-from generators.engines.base import GenRequest  # noqa: E402
-from generators.engines.vllm import VllmEngine  # noqa: E402
-from generators.prompts import STEP_BOUNDARY, build_messages  # noqa: E402
-from generators.registry import GENERATORS  # noqa: E402
-from generators.self_output import SelfOutputConfig, self_output  # noqa: E402
-from warehouse.store import Warehouse  # noqa: E402
 
 pytestmark = pytest.mark.slow
 

@@ -5,14 +5,15 @@ from __future__ import annotations
 import duckdb
 import polars as pl
 import pytest
-
-from warehouse.errors import WarehouseError
-from warehouse.schema import TABLES
-from warehouse.store import Warehouse
+from reasonfactory.warehouse.errors import WarehouseError
+from reasonfactory.warehouse.schema import TABLES
+from reasonfactory.warehouse.store import Warehouse
 
 
 def _problems(ids, question="q"):
-    return pl.DataFrame({"problem_id": ids, "source": "s", "question": [f"{question}{i}" for i in ids]})
+    return pl.DataFrame(
+        {"problem_id": ids, "source": "s", "question": [f"{question}{i}" for i in ids]}
+    )
 
 
 def test_tables_have_the_contract_columns(warehouse_path):
@@ -49,8 +50,12 @@ def test_ingest_is_one_transaction_across_batches(warehouse_path):
         with pytest.raises(RuntimeError):
             wh.ingest("problems", frames())
         assert wh.count("problems") == 0
-        assert wh.ingest_all({"problems": _problems(["x"]), "traces": pl.DataFrame(
-            {"trace_id": ["t"], "problem_id": ["x"]})}) == {"problems": 1, "traces": 1}
+        assert wh.ingest_all(
+            {
+                "problems": _problems(["x"]),
+                "traces": pl.DataFrame({"trace_id": ["t"], "problem_id": ["x"]}),
+            }
+        ) == {"problems": 1, "traces": 1}
 
 
 def test_ingest_batches_large_frames(warehouse_path):

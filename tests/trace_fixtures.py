@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 import polars as pl
-
-from generators.prompts import parse_completion
+from reasonfactory.generators.prompts import parse_completion
 
 ENGLISH = (
     "<think>\nWe need the total number of apples the farmer sells. He has 12 baskets and each "

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-from warehouse.errors import UserError
-from warehouse.store import Warehouse
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import Warehouse
 
 ExportFormat = Literal["hf", "parquet", "jsonl"]
 SFT_COLUMNS = "messages, problem_id, trace_id, method, model, score"

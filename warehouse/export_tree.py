@@ -21,10 +21,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from warehouse.errors import UserError
-from warehouse.export import ExportFormat
-from warehouse.store import Warehouse
-from warehouse.tree_views import LabelSource, dpo_query, prm_query
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.export import ExportFormat
+from reasonfactory.warehouse.store import Warehouse
+from reasonfactory.warehouse.tree_views import LabelSource, dpo_query, prm_query
 
 
 def export_prm(

@@ -4,7 +4,7 @@ Every stage builds its records against these definitions: generators produce fra
 these columns, ingest selects exactly them, the DDL is derived from them. Add columns,
 never rename them (users' SQL and exports rely on the names).
 
-This module holds no I/O; `warehouse.store` does the connecting and ingesting.
+This module holds no I/O; `reasonfactory.warehouse.store` does the connecting and ingesting.
 """
 
 from __future__ import annotations
@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-
-from warehouse.tree_views import DPO_VIEW, PRM_VIEW
+from reasonfactory.warehouse.tree_views import DPO_VIEW, PRM_VIEW
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 import yaml
-
-from warehouse.store import Warehouse
+from reasonfactory.warehouse.store import Warehouse
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -17,9 +17,8 @@ from pathlib import Path
 
 import duckdb
 import polars as pl
-
-from warehouse.errors import WarehouseError
-from warehouse.schema import RUNS, TABLES, VIEWS, Table
+from reasonfactory.warehouse.errors import WarehouseError
+from reasonfactory.warehouse.schema import RUNS, TABLES, VIEWS, Table
 
 DEFAULT_PATH = "reasonfactory.duckdb"
 ENV_VAR = "REASONFACTORY_WAREHOUSE"
@@ -40,7 +39,8 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path:
 class Warehouse:
     """A DuckDB warehouse file.
 
-    >>> with Warehouse("/tmp/doc.duckdb") as wh:
+    >>> import tempfile
+    >>> with Warehouse(Path(tempfile.mkdtemp()) / "doc.duckdb") as wh:
     ...     wh.ingest("problems", pl.DataFrame({"problem_id": ["p1"], "question": ["1+1?"]}))
     1
     """
@@ -171,9 +171,7 @@ class Warehouse:
     def start_run(self, run: dict) -> None:
         """Record a run as running: a new row, or the same run resumed."""
         now = datetime.now(UTC)
-        exists = self.con.execute(
-            "SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]
-        ).fetchall()
+        exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchall()
         if exists:
             self.con.execute(
                 "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL "

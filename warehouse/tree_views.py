@@ -1,6 +1,6 @@
 """SQL that turns stored search trees (`nodes`) into PRM rows and DPO pairs.
 
-Pure strings, no I/O: `warehouse.export_tree` runs them with the user's options, and
+Pure strings, no I/O: `reasonfactory.warehouse.export_tree` runs them with the user's options, and
 `warehouse.schema` registers them with the default options as the `prm` and `dpo` views.
 
 `prm_query`: one row per terminal leaf (an answer, a failed step, a step past the depth

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import ClassVar, Literal
 
 from pydantic import Field
-
-from generators.base import StrictModel
-from generators.engines.base import Completion, Engine, EngineError, GenRequest
+from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.engines.base import Completion, Engine, EngineError, GenRequest
 
 
 class SimEngineConfig(StrictModel):
-    """The built-in simulator (CPU, no weights); see `generators.engines.sim`."""
+    """The built-in simulator (CPU, no weights); see `reasonfactory.generators.engines.sim`."""
 
     kind: Literal["sim"] = "sim"
     model: str = "sim"
@@ -26,7 +25,7 @@ class SimEngineConfig(StrictModel):
 
 
 def _make_sim(config: SimEngineConfig) -> Engine:
-    from generators.engines.sim import SimEngine
+    from reasonfactory.generators.engines.sim import SimEngine
 
     return SimEngine(
         config.error_rate,
@@ -66,13 +65,13 @@ class VllmEngineConfig(StrictModel):
 
 
 def _make_vllm(config: VllmEngineConfig) -> Engine:
-    from generators.engines.vllm import VllmEngine
+    from reasonfactory.generators.engines.vllm import VllmEngine
 
     return VllmEngine.from_config(config)
 
 
 class OpenAIEngineConfig(StrictModel):
-    """Any OpenAI-compatible server (`generators.engines.openai`)."""
+    """Any OpenAI-compatible server (`reasonfactory.generators.engines.openai`)."""
 
     kind: Literal["openai"] = "openai"
     model: str = Field(description="the model name the server knows")
@@ -92,7 +91,7 @@ class OpenAIEngineConfig(StrictModel):
 
 
 def _make_openai(config: OpenAIEngineConfig) -> Engine:
-    from generators.engines.openai import OpenAIEngine
+    from reasonfactory.generators.engines.openai import OpenAIEngine
 
     return OpenAIEngine(
         config.model,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from generators.engines.base import Completion, Engine, GenRequest
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
 
 
 @dataclass

@@ -35,10 +35,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import aiohttp
+from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.warehouse.errors import UserError
 from tenacity import AsyncRetrying, RetryError, retry_if_exception_type, stop_after_attempt
-
-from generators.engines.base import Completion, GenRequest
-from warehouse.errors import UserError
 
 log = logging.getLogger("reasonfactory.engines.openai")
 

@@ -34,10 +34,11 @@ import random
 import re
 from fractions import Fraction
 
-from generators.engines.base import Completion, EngineError, GenRequest
-from generators.problems.families import OPS, Ref, StepPlan, fmt, fmt_operand, plan_problem
-from generators.prompts import CODE_MARKER, STEP_BOUNDARY
-from warehouse.ids import digest
+from reasonfactory.generators.engines.base import Completion, EngineError, GenRequest
+from reasonfactory.generators.engines.sim_plans import Ref, StepPlan, plan_problem
+from reasonfactory.generators.problems.families import OPS, fmt, fmt_operand
+from reasonfactory.generators.prompts import CODE_MARKER, STEP_BOUNDARY
+from reasonfactory.warehouse.ids import digest
 
 _STEP = re.compile(r"Step (\d+):")
 _RESULT = re.compile(r"= \(?(-?\d+(?:/\d+)?)\)?")
@@ -52,7 +53,7 @@ def count_tokens(text: str) -> int:
 class SimEngine:
     """Seeded simulator engine.
 
-    >>> from generators.prompts import build_messages
+    >>> from reasonfactory.generators.prompts import build_messages
     >>> eng = SimEngine(error_rate=0.0)
     >>> [c] = eng.generate([GenRequest(messages=build_messages("Compute 2 + 3."), seed=1)])[0]
     >>> c.text.endswith("\\\\boxed{5}.")

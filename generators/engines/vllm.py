@@ -26,8 +26,8 @@ requests whose prefill gets chunked ("CPU Generator does not use offset"): on a 
 
 from __future__ import annotations
 
-from generators.engines.base import Completion, GenRequest
-from warehouse.errors import UserError
+from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.warehouse.errors import UserError
 
 THINK = "<think>"
 

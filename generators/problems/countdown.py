@@ -8,20 +8,19 @@ allowed (`difficulty` = how many numbers). The paper's 10% held-out targets are 
 out here: pick targets with your own split if you need one.
 
 A problem's gold answer is the target. An answer is right when it is an expression that
-uses each given number exactly once and evaluates to the target (`check_countdown`), read
-by the strict parser in `generators.arith`: never `eval`.
+uses each given number exactly once and evaluates to the target: that rule is
+`verify/countdown.py`. `countdown_checker` names it for a problem's row (`meta.checker`).
 
-Not here: the search strategies that write Stream-of-Search traces (`generators.sos`).
+Not here: the search strategies that write Stream-of-Search traces (`methods/sos.py`).
 """
 
 from __future__ import annotations
 
 import random
 import re
-from collections import Counter
 from itertools import combinations
 
-from generators.arith import evaluate, numbers_in, parse_arith
+from reasonfactory.generators.problems.problem import Problem
 
 TARGETS = (10, 100)
 NUMBERS = (1, 99)
@@ -30,8 +29,6 @@ _QUESTION = re.compile(
     r"Use the numbers ((?:\d+, )*\d+) and (\d+) to make (\d+), "
     r"using each number exactly once with \+, -, \* and /\."
 )
-_TRAILING_EQ = re.compile(r"^(.*?)=\s*\(?\s*(-?\d+)\s*\)?\s*$", re.S)
-_LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\$")
 
 
 def countdown_question(numbers: list[int] | tuple[int, ...], target: int) -> str:
@@ -138,36 +135,8 @@ def _wrap(item: tuple[str, bool]) -> str:
     return f"({expr})" if compound else expr
 
 
-def check_countdown(numbers: list[int] | tuple[int, ...], target: int, answer: str | None) -> bool:
-    """Whether `answer` uses each number exactly once and evaluates to `target`.
-
-    Brackets and `+ - * /` (also `\\times`, `\\div`) only; no unary minus, no other numbers.
-    A trailing `= target` is allowed.
-
-    >>> check_countdown([91, 58, 54, 52], 31, "(91 - 58) - (54 - 52)")
-    True
-    >>> check_countdown([91, 58, 54, 52], 31, "91 - 58 - 2")
-    False
-    """
-    if not answer:
-        return False
-    text = _LATEX_NOISE.sub("", answer).strip()
-    m = _TRAILING_EQ.match(text)
-    if m:
-        if int(m.group(2)) != target:
-            return False
-        text = m.group(1)
-    node = parse_arith(text, unary_minus=False, decimals=False)
-    if node is None:
-        return False
-    used = Counter(int(n.value) for n in numbers_in(node))
-    return used == Counter(numbers) and evaluate(node) == target
-
-
 def make_countdown(rng: random.Random, count: int):
     """One solvable problem with `count` numbers (the SoS generator's procedure)."""
-    from generators.problems.families import Problem
-
     target = rng.randint(*TARGETS)
     while True:
         numbers = [rng.randint(*NUMBERS) for _ in range(count)]
@@ -175,6 +144,16 @@ def make_countdown(rng: random.Random, count: int):
             return Problem(countdown_question(numbers, target), str(target), "countdown", count)
 
 
-def plan_countdown(question: str) -> None:
-    """No step plan: the sim engine does not play Countdown (method `sos` needs no engine)."""
-    return None
+def countdown_checker(question: str | None) -> str | None:
+    """The checker spec of a Countdown problem's text (`countdown:12,45,3,7`), or None for a
+    problem whose answer is compared with its gold. Stored on the problem row at load.
+
+    >>> countdown_checker(countdown_question([12, 45, 3, 7], 24))
+    'countdown:12,45,3,7'
+    >>> countdown_checker("Compute 2 + 3.") is None
+    True
+    """
+    found = parse_countdown(question or "")
+    if found is None:
+        return None
+    return "countdown:" + ",".join(str(n) for n in found[0])

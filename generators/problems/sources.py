@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
-
-from generators.answers import extract_boxed, extract_gsm8k
-from generators.problems.families import FAMILIES, make_problems
-from warehouse.errors import UserError
-from warehouse.ids import problem_id
-from warehouse.schema import PROBLEMS
+from reasonfactory.generators.problems.countdown import countdown_checker
+from reasonfactory.generators.problems.families import FAMILIES, make_problems
+from reasonfactory.generators.verify.answers import extract_boxed, extract_gsm8k
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.ids import problem_id
+from reasonfactory.warehouse.schema import PROBLEMS
 
 AnswerFormat = Literal["plain", "boxed", "gsm8k"]
 BUILTIN = "builtin:"
@@ -79,7 +79,10 @@ def _builtin(source: str, count: int, seed: int, difficulty) -> pl.DataFrame:
             "source": source,
             "question": p.question,
             "gold": p.gold,
-            "meta": json.dumps({"family": p.family, "difficulty": p.difficulty, "seed": seed}),
+            "meta": json.dumps(
+                {"family": p.family, "difficulty": p.difficulty, "seed": seed}
+                | _checker_meta(p.question)
+            ),
         }
         for p in problems
     ]
@@ -177,6 +180,7 @@ def _problem_row(
             )
     meta = {k: v for k, v in record.items() if k not in (qfield, afield)}
     meta["imported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    meta |= _checker_meta(question)
     return {
         "problem_id": problem_id(source, question),
         "source": source,
@@ -184,6 +188,14 @@ def _problem_row(
         "gold": gold,
         "meta": json.dumps(meta, default=str, ensure_ascii=False),
     }
+
+
+def _checker_meta(question: str) -> dict:
+    """`{"family": "countdown", "checker": ...}` for a problem whose answer is decided by a rule
+    rather than by its gold (Countdown, also when imported from a file), else `{}`. Stored
+    on the row so every later stage reads it instead of parsing the question again."""
+    spec = countdown_checker(question)
+    return {"family": "countdown", "checker": spec} if spec else {}
 
 
 def _gold(raw: str, answer_format: AnswerFormat) -> str | None:

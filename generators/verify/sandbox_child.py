@@ -1,6 +1,6 @@
 """The first code a sandboxed Python runs: it confines itself, then runs one job.
 
-Started by `generators.sandbox` as `python -I -B sandbox_child.py CONFIG_JSON` with the job
+Started by `generators.verify.sandbox` as `python -I -B sandbox_child.py CONFIG_JSON` with the job
 (`{"context": ancestors' code, "code": the step's code}`) on stdin, inside a network
 namespace when the machine allows one. Before any untrusted line runs it:
 1. joins its pids cgroup (when the parent made one: running as root, where RLIMIT_NPROC

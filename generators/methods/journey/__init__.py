@@ -5,11 +5,11 @@ Two sources, one recipe key (`from`):
 - `inject` (default): base traces are sampled exactly as `self_output` samples them (its
   function, the recipe's engine, one batched call); those that pass the format and answer
   checks get up to `detours` injected mistakes, each followed by feedback, a line going
-  back and the original step (`generators.error_injection`). The rest of the trace is
+  back and the original step (`generators.methods.journey.inject`). The rest of the trace is
   unchanged and reaches the same answer.
 - `tree`: search trees are grown by the registered `tree` method (its settings under
   `tree:`) and each is linearised around a correct path, with real wrong branches from the
-  tree as detours (`generators.journey_tree`).
+  tree as detours (`reasonfactory.generators.methods.journey.from_tree`).
 
 Either way a single run does it all. Each journey trace's `meta.journey` records where
 every error, feedback, back-tracking line and correction sits (character offsets into the
@@ -26,25 +26,28 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import UTC, datetime
 from typing import Literal
 
 import polars as pl
 from pydantic import ConfigDict, Field, ValidationError, field_validator
-
-from filters.answer import answer_filter
-from filters.format import format_filter
-from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.checkers import attach_checkers, checker_for
-from generators.claims import claim_holds
-from generators.engines.sim import count_tokens
-from generators.error_injection import ERROR_TYPES, inject_errors
-from generators.journey_text import Journey
-from generators.journey_tree import linearise_tree
-from generators.self_output import SelfOutputConfig, self_output
-from warehouse.errors import UserError
-from warehouse.ids import digest, trace_id
-from warehouse.schema import TRACES
+from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from reasonfactory.generators.engines.sim import count_tokens
+from reasonfactory.generators.methods.journey.from_tree import linearise_tree
+from reasonfactory.generators.methods.journey.inject import ERROR_TYPES, inject_errors
+from reasonfactory.generators.methods.journey.text import Journey
+from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
+from reasonfactory.generators.methods.tree import TreeConfig
+from reasonfactory.generators.methods.tree import tree as grow_trees
+from reasonfactory.generators.verify.answer import Outcome
+from reasonfactory.generators.verify.answer_pool import judge_answers
+from reasonfactory.generators.verify.answers import count_boxed
+from reasonfactory.generators.verify.checkers import attach_checkers, problem_checker
+from reasonfactory.generators.verify.claims import claim_holds
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.ids import digest, trace_id
+from reasonfactory.warehouse.schema import TRACES
 
 ErrorType = Literal["arithmetic_slip", "sign_error", "wrong_operand", "dropped_term"]
 
@@ -82,9 +85,7 @@ class JourneyConfig(StrictModel):
     @field_validator("tree")
     @classmethod
     def _tree_settings(cls, v):
-        spec = _tree_spec()
-        if spec is not None:
-            _tree_config(spec, v)  # checked now when the tree method is installed
+        _tree_config(v)  # checked when the recipe is read, not half-way through a run
         return v
 
     def base_config(self) -> SelfOutputConfig:
@@ -98,18 +99,10 @@ class JourneyConfig(StrictModel):
         )
 
 
-def _tree_spec():
-    from generators.registry import GENERATORS  # the registry imports this module
-
-    return GENERATORS.get("tree")
-
-
-def _tree_config(spec, settings: dict):
-    data = dict(settings)
-    if "method" in spec.config.model_fields:
-        data.setdefault("method", "tree")
+def _tree_config(settings: dict) -> TreeConfig:
+    data = {"method": "tree", **settings}
     try:
-        return spec.config.model_validate(data)
+        return TreeConfig.model_validate(data)
     except ValidationError as exc:
         detail = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
@@ -120,8 +113,8 @@ def _tree_config(spec, settings: dict):
 def journey(problems: pl.DataFrame, engine, config: JourneyConfig, ctx: RunContext) -> Generated:
     """Journey traces for a shard of problems (and, with `keep_sources`, their sources).
 
-    >>> from generators.engines.sim import SimEngine
-    >>> from generators.problems.sources import load_problems
+    >>> from reasonfactory.generators.engines.sim import SimEngine
+    >>> from reasonfactory.generators.problems.sources import load_problems
     >>> out = journey(load_problems("builtin:arithmetic", limit=3), SimEngine(0.1),
     ...               JourneyConfig(samples=2), RunContext("run", "fp", "sim"))
     >>> sorted(set(out.traces["method"]))
@@ -132,15 +125,35 @@ def journey(problems: pl.DataFrame, engine, config: JourneyConfig, ctx: RunConte
     return _from_inject(problems, engine, config, ctx)
 
 
+_THINK_TAG = re.compile("</?think>")
+
+
+def _usable_bases(base: pl.DataFrame) -> list[bool]:
+    """Base traces a journey can be built on: finished, one closed thought, one boxed answer,
+    and the right answer (the same structural rules as the `format` filter, and the answer
+    check every filter and method uses)."""
+    if base.height == 0:
+        return []
+    shaped = [
+        finish not in ("length", "error")
+        and bool(closed)
+        and bool((thought or "").strip())
+        and not _THINK_TAG.search(thought or "")
+        and count_boxed(resp) == 1
+        for finish, closed, thought, resp in base.select(
+            "finish_reason", "think_closed", "thought", "response"
+        ).iter_rows()
+    ]
+    checkers = base["checker"].to_list() if "checker" in base.columns else None
+    outcomes = judge_answers(base["gold"].to_list(), base["predicted"].to_list(), checkers)
+    return [s and o is Outcome.CORRECT for s, o in zip(shaped, outcomes, strict=True)]
+
+
 def _from_inject(problems, engine, config: JourneyConfig, ctx: RunContext) -> Generated:
     base = attach_checkers(
         self_output(problems, engine, config.base_config(), ctx).traces, problems
     )
-    usable = (
-        format_filter(base)["ok"] & answer_filter(base)["ok"]
-        if base.height
-        else pl.Series([], dtype=pl.Boolean)
-    )
+    usable = _usable_bases(base)
     bases: dict[str, list[dict]] = {}
     for row, ok in zip(base.iter_rows(named=True), usable, strict=True):
         if ok:
@@ -199,17 +212,11 @@ def _from_inject(problems, engine, config: JourneyConfig, ctx: RunContext) -> Ge
 
 
 def _from_tree(problems, engine, config: JourneyConfig, ctx: RunContext) -> Generated:
-    spec = _tree_spec()
-    if spec is None:
-        raise UserError(
-            "generate.from: 'tree' needs the `tree` generation method, which this installation "
-            "does not have; use `from: inject`, or install a version with method `tree`"
-        )
     try:
-        tree_config = _tree_config(spec, config.tree)
+        tree_config = _tree_config(config.tree)
     except ValueError as exc:
         raise UserError(f"generate.tree: {exc}") from None
-    grown = spec.fn(problems, engine, tree_config, ctx)
+    grown = grow_trees(problems, engine, tree_config, ctx)
     nodes = grown.nodes if grown.nodes is not None else pl.DataFrame()
     per_problem = (
         nodes.partition_by("problem_id", as_dict=True, maintain_order=True) if nodes.height else {}
@@ -317,7 +324,7 @@ def _row(
         "gold_source": meta["gold_source"],
         "finish_reason": "stop",
         "think_closed": True,
-        "checker": checker_for(problem["question"]),
+        "checker": problem_checker(problem),
         "generator_reason": reason,
     }
 

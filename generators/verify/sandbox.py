@@ -23,7 +23,7 @@ machines without Landlock. This is not a VM: for adversarial code at scale, run 
 pipeline in a container or gVisor as well.
 
 rStar-Math runs model code in-process with `exec` and a timeout decorator; we do not.
-Not here: deciding whether a step is right (`generators.verify_steps.check_code`).
+Not here: deciding whether a step is right (`reasonfactory.generators.verify.steps.check_code`).
 """
 
 from __future__ import annotations

@@ -1,65 +1,21 @@
-"""`tree`: rStar-Math-style MCTS over reasoning steps, process-verified, batched across trees.
+"""The search itself: plant one tree per problem, run synchronous MCTS rounds across all
+trees (one engine call per round), verify each new step, settle a majority gold.
 
-One search tree per problem (`generators.mcts` holds the pure search). A node is one step
-paragraph of the step protocol (`generators.prompts`); expanding a node asks the engine for
-`width` candidate next steps in one request (`n = width`, `prefix` = the steps so far,
-stop at the blank line that ends a step). Identical candidates are one child (`samples`
-counts them). A step that closes the thought (`</think>` follows it) gets one child, the
-answer paragraph, written by a later request; that answer node is terminal with reward +1
-if its boxed answer matches the gold (math-verify), else -1. Without a gold answer the
-running majority of the tree's answers stands in, and at the end every answer is re-scored
-against the final majority (if its share reaches `min_agreement`) and all Q values are
-rebuilt from the re-scored rewards.
-
-Each new step is verified before it can be expanded (`verify`, any of, run in this order):
-- `equations`: its arithmetic claims recomputed exactly (`generators.verify_steps`);
-- `code`: its Python, after its ancestors' code, run in the sandbox (`generators.sandbox`);
-  an error, a timeout, a limit or a printed value that contradicts the step fails it;
-- `rollout`: Math-Shepherd: `rollout_samples` completions from it; `mc_value` = share that
-  reach the right answer; none (`mc_value == 0`) fails it.
-A failed step is terminal with `correct = false` and reward -1 on itself only (as rStar
-scores invalid nodes), like a step past `max_depth` or one cut off by `max_step_tokens`;
-answer rewards are backed up to the root. So a step's Q is the mean outcome of the answers
-reached through it, and its children's slips do not lower it.
-
-Batching, in synchronous rounds: every round, each tree advances its current rollout (UCT
-descent from the root; rollout `k` starts when rollout `k-1` reached a terminal, a dead end
-or `max_depth`) to the one node it needs the engine for, and the nodes of all trees go to
-the engine in ONE `generate` call (plus one call for the `rollout` verifier's completions).
-No tree waits on another's engine call and no request is ever sent alone; a round's calls
-hold as many requests as there are unfinished trees in the shard. After the last round,
-one more call writes the answer paragraph of every closed thought still without one.
-
-Traces: per problem, the `traces_per_problem` correct root-to-answer paths ranked by
-(mean Q, min Q) over their nodes, in the R1 format (`thought` = the steps joined by blank
-lines, `response` = the answer paragraph), `score` = mean Q. A path through a failed step
-cannot reach an answer. Every node of every tree is returned for the `nodes` table.
-
-Same config, seed and problems: same trees, same traces (the tree's tie-breaking RNG and
-every request's seed derive from the seed, the problem and the node's tag, not from the
-batch or the shard). Not here: filtering and storing (flows/generate.py does both).
+Pure over the engine it is given; building rows is `rows.py`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 import math
 import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Literal
 
-import polars as pl
-from pydantic import Field, field_validator
-
-from filters.answer import Outcome, check_answer
-from generators.answers import answer_key, extract_boxed
-from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.engines.base import Completion, Engine, GenRequest
-from generators.mcts import (
+from reasonfactory.generators.base import RunContext
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
+from reasonfactory.generators.methods.tree.config import PROGRESS_SECONDS, TreeConfig, log
+from reasonfactory.generators.methods.tree.mcts import (
     Node,
     add_child,
     backup,
@@ -70,52 +26,13 @@ from generators.mcts import (
     score_alone,
     select_child,
 )
-from generators.prompts import STEP_BOUNDARY, build_code_messages, build_messages
-from generators.rollout_labels import completion_answer, mc_label, mc_value
-from generators.sandbox import Limits, run_many
-from generators.verify_steps import StepCheck, check_code, check_equations, code_of
-from warehouse.ids import digest, trace_id
-from warehouse.schema import NODES, TRACES
-
-Verifier = Literal["equations", "code", "rollout"]
-VERIFIERS: tuple[str, ...] = ("equations", "code", "rollout")
-log = logging.getLogger("reasonfactory.tree")
-PROGRESS_SECONDS = 5.0  # a progress line at most this often during a search
-
-
-class TreeConfig(StrictModel):
-    method: Literal["tree"] = "tree"
-    rollouts: int = Field(16, ge=1, le=4096)
-    width: int = Field(4, ge=1, le=64)
-    max_depth: int = Field(16, ge=1, le=256)
-    c: float = Field(2.0, ge=0)
-    temperature: float = Field(0.8, ge=0)
-    top_p: float = Field(1.0, gt=0, le=1)
-    max_step_tokens: int = Field(512, ge=1)
-    verify: tuple[Verifier, ...] = ("equations",)
-    rollout_samples: int = Field(8, ge=1, le=256)
-    max_tokens: int = Field(2048, ge=1)
-    traces_per_problem: int = Field(2, ge=1, le=64)
-    min_agreement: float = Field(0.5, gt=0, le=1)
-    code_timeout: float = Field(5.0, gt=0, le=300)
-    code_memory_mb: int = Field(512, ge=64, le=65536)
-    seed: int = 0
-    shard_size: int = Field(128, ge=1)
-
-    @field_validator("verify", mode="before")
-    @classmethod
-    def _verifiers(cls, v):
-        """`verify: equations` or a list; run in a fixed order, cheapest first."""
-        if v is None:
-            return ()
-        if isinstance(v, str):
-            v = [v]
-        if not isinstance(v, (list, tuple)):
-            raise ValueError(f"a verifier name or a list of them ({', '.join(VERIFIERS)})")
-        unknown = [x for x in v if x not in VERIFIERS]
-        if unknown:
-            raise ValueError(f"unknown verifier {unknown[0]!r}; allowed: {', '.join(VERIFIERS)}")
-        return tuple(x for x in VERIFIERS if x in v)
+from reasonfactory.generators.prompts import STEP_BOUNDARY, build_code_messages, build_messages
+from reasonfactory.generators.verify.answer import Outcome, check_answer
+from reasonfactory.generators.verify.answers import answer_key, extract_boxed
+from reasonfactory.generators.verify.rollout import completion_answer, mc_label, mc_value
+from reasonfactory.generators.verify.sandbox import Limits, run_many
+from reasonfactory.generators.verify.steps import StepCheck, check_code, check_equations, code_of
+from reasonfactory.warehouse.ids import digest
 
 
 @dataclass
@@ -134,31 +51,6 @@ class Search:
     cursor: Node | None = None
     verdicts: dict[str, bool] = field(default_factory=dict)
     votes: Counter = field(default_factory=Counter)
-
-
-def tree(problems: pl.DataFrame, engine: Engine, config: TreeConfig, ctx: RunContext) -> Generated:
-    """Search a tree per problem, all trees batched together; return traces and every node.
-
-    >>> from generators.engines.sim import SimEngine
-    >>> from generators.problems.sources import load_problems
-    >>> out = tree(load_problems("builtin:arithmetic", limit=2), SimEngine(error_rate=0.2),
-    ...            TreeConfig(rollouts=4), RunContext("run", "fp", "sim"))
-    >>> out.nodes["tree_id"].n_unique(), bool(out.traces["predicted"].is_not_null().all())
-    (2, True)
-    """
-    searches = [plant(row, config, ctx) for row in problems.iter_rows(named=True)]
-    search_trees(searches, engine, config)
-    now = datetime.now(UTC)
-    traces, nodes = [], []
-    for s in searches:
-        settle_majority(s, config)
-        traces += trace_rows(s, config, ctx, now)
-        nodes += node_rows(s, ctx)
-    trace_schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
-    return Generated(
-        traces=pl.DataFrame(traces, schema={k: trace_schema[k] for k in _TRACE_COLUMNS}),
-        nodes=pl.DataFrame(nodes, schema=NODES.polars_schema),
-    )
 
 
 def plant(problem: dict, config: TreeConfig, ctx: RunContext) -> Search:
@@ -204,7 +96,7 @@ def search_trees(searches: list[Search], engine: Engine, config: TreeConfig) -> 
                 requests,
                 last_log - started,
             )
-    loose = [(s, n) for s in searches for n in iter_nodes(s.root) if _pending_answer(n)]
+    loose = [(s, n) for s in searches for n in iter_nodes(s.root) if pending_answer(n)]
     if loose:  # closed thoughts whose answer no rollout came back for
         run_round(loose, engine, config)
         rounds, requests = rounds + 1, requests + len(loose)
@@ -227,7 +119,7 @@ def advance(s: Search, config: TreeConfig) -> Node | None:
             s.rollouts_started += 1
             s.cursor = s.root
         node = s.cursor
-        if _pending_answer(node):
+        if pending_answer(node):
             return node
         if node.terminal or node.exhausted:
             s.cursor = None
@@ -252,7 +144,7 @@ def run_round(jobs: list[tuple[Search, Node]], engine: Engine, config: TreeConfi
     results = _generate(engine, [request_for(s, node, config) for s, node in jobs])
     fresh: list[tuple[Search, Node, str | None]] = []
     for (s, node), completions in zip(jobs, results, strict=True):
-        if _pending_answer(node):
+        if pending_answer(node):
             write_answer(s, node, completions[0] if completions else None)
         else:
             fresh += [(s, child, answer) for child, answer in expand(node, completions)]
@@ -262,7 +154,7 @@ def run_round(jobs: list[tuple[Search, Node]], engine: Engine, config: TreeConfi
 
 
 def request_for(s: Search, node: Node, config: TreeConfig) -> GenRequest:
-    if _pending_answer(node):
+    if pending_answer(node):
         prefix, n, stop, purpose = _prefix(node.parent, closed=True), 1, (), "answer"
     else:
         prefix, n, stop, purpose = _prefix(node), config.width, (STEP_BOUNDARY,), "expand"
@@ -446,127 +338,10 @@ def settle_majority(s: Search, config: TreeConfig) -> None:
     recompute_values(s.root)
 
 
-_TRACE_COLUMNS = [
-    "trace_id",
-    "problem_id",
-    "run_id",
-    "method",
-    "model",
-    "thought",
-    "response",
-    "predicted",
-    "n_tokens",
-    "score",
-    "created_at",
-    "meta",
-    *WORKING_COLUMNS,
-]
-
-
-def ranked_paths(s: Search) -> list[tuple[float, float, list[Node]]]:
-    """Correct root-to-answer paths as (mean Q, min Q, nodes), best first."""
-    ranked = []
-    for leaf in iter_nodes(s.root):
-        if leaf.kind != "answer" or leaf.correct is not True:
-            continue
-        path = path_to(leaf)
-        if any(n.check is not None and not n.check["ok"] for n in path):
-            continue  # cannot happen (a failed step is terminal); never let one through
-        qs = [n.q for n in path]
-        ranked.append((sum(qs) / len(qs), min(qs), path))
-    ranked.sort(key=lambda r: (-r[0], -r[1], [n.node_id for n in r[2]]))
-    return ranked
-
-
-def trace_rows(s: Search, config: TreeConfig, ctx: RunContext, now: datetime) -> list[dict]:
-    rows = []
-    ranked = ranked_paths(s)
-    for rank, (mean_q, min_q, path) in enumerate(ranked[: config.traces_per_problem]):
-        leaf = path[-1]
-        meta = {
-            "fingerprint": ctx.fingerprint,
-            "tree_id": s.tree_id,
-            "path": [n.node_id for n in path],
-            "q_values": [round(n.q, 6) for n in path],
-            "mean_q": mean_q,
-            "min_q": min_q,
-            "rank": rank,
-            "correct_paths": len(ranked),
-            "gold_source": s.gold_source,
-            "finish_reason": "stop",
-            "think_closed": True,
-            "verify": list(config.verify),
-            "rollouts": config.rollouts,
-            "width": config.width,
-            "temperature": config.temperature,
-            "seed": config.seed,
-        }
-        rows.append(
-            {
-                "trace_id": trace_id(s.problem_id, "tree", ctx.fingerprint, rank),
-                "problem_id": s.problem_id,
-                "run_id": ctx.run_id,
-                "method": "tree",
-                "model": ctx.model,
-                "thought": STEP_BOUNDARY.join(n.text for n in path if n.kind == "step"),
-                "response": leaf.text,
-                "predicted": leaf.answer,
-                "n_tokens": sum(n.tokens for n in path),
-                "score": mean_q,
-                "created_at": now,
-                "meta": json.dumps(meta),
-                "gold": s.gold,
-                "gold_source": s.gold_source,
-                "finish_reason": "stop",
-                "think_closed": True,
-            }
-        )
-    return rows
-
-
-def node_rows(s: Search, ctx: RunContext) -> list[dict]:
-    rows = []
-    for node in iter_nodes(s.root):
-        if _pending_answer(node):
-            continue  # the engine never wrote it: there is no text to store
-        meta = {
-            "kind": node.kind,
-            "answer": node.answer,
-            "check": node.check,
-            "reward": node.reward,
-            "samples": node.samples,
-            "closes": node.closes,
-            "reason": node.reason,
-            "tokens": node.tokens,
-        }
-        if len(node.checks) > 1:
-            meta["checks"] = node.checks
-        if node.rollout_answers is not None:
-            meta["rollout_answers"] = node.rollout_answers
-        rows.append(
-            {
-                "tree_id": s.tree_id,
-                "node_id": node.node_id,
-                "parent_id": node.parent.node_id if node.parent else None,
-                "problem_id": s.problem_id,
-                "run_id": ctx.run_id,
-                "depth": node.depth,
-                "text": node.text,
-                "is_terminal": node.terminal,
-                "correct": node.correct,
-                "visits": node.visits,
-                "q_value": node.q,
-                "mc_value": node.mc_value,
-                "meta": json.dumps(meta),
-            }
-        )
-    return rows
-
-
 # -- helpers ---------------------------------------------------------------------------------
 
 
-def _pending_answer(node: Node) -> bool:
+def pending_answer(node: Node) -> bool:
     return node.kind == "answer" and node.text is None
 
 

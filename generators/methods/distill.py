@@ -21,14 +21,13 @@ from typing import Literal
 
 import polars as pl
 from pydantic import Field
-
-from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.engines.base import Completion, Engine, GenRequest
-from generators.selection import (
+from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
+from reasonfactory.generators.methods.selection import (
     SelectionConfig,
 )
-from generators.self_output import request_seed, sample_rows
-from warehouse.schema import TRACES
+from reasonfactory.generators.methods.self_output import request_seed, sample_rows
+from reasonfactory.warehouse.schema import TRACES
 
 R1_SYSTEM_PROMPT = (
     "You are a helpful assistant. The user asks a question, and you solve it. You first think "
@@ -74,8 +73,8 @@ def distill(
 ) -> Generated:
     """Ask the teacher `config.samples` times per problem in one engine call; select; keep all.
 
-    >>> from generators.engines.sim import SimEngine
-    >>> from generators.problems.sources import load_problems
+    >>> from reasonfactory.generators.engines.sim import SimEngine
+    >>> from reasonfactory.generators.problems.sources import load_problems
     >>> out = distill(load_problems("builtin:arithmetic", limit=2), SimEngine(),
     ...               DistillConfig(samples=3), RunContext("run", "fp", "sim"))
     >>> out.traces.height, out.traces["thought"][0].startswith("Step 1:")

@@ -19,11 +19,9 @@ from typing import ClassVar, Literal
 
 import polars as pl
 from pydantic import Field
-
-from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.engines.base import Completion, Engine, GenRequest
-from generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
-from generators.selection import (
+from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
+from reasonfactory.generators.methods.selection import (
     Sample,
     SelectionConfig,
     choose,
@@ -31,8 +29,9 @@ from generators.selection import (
     rewards_for,
     selection_meta,
 )
-from warehouse.ids import digest, trace_id
-from warehouse.schema import TRACES
+from reasonfactory.generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
+from reasonfactory.warehouse.ids import digest, trace_id
+from reasonfactory.warehouse.schema import TRACES
 
 
 class SelfOutputConfig(StrictModel):
@@ -59,8 +58,8 @@ def self_output(
 ) -> Generated:
     """Sample `config.samples` traces per problem in one engine call; vote; score.
 
-    >>> from generators.engines.sim import SimEngine
-    >>> from generators.problems.sources import load_problems
+    >>> from reasonfactory.generators.engines.sim import SimEngine
+    >>> from reasonfactory.generators.problems.sources import load_problems
     >>> ctx = RunContext("run", "fp", "sim")
     >>> out = self_output(load_problems("builtin:arithmetic", limit=3), SimEngine(),
     ...                   SelfOutputConfig(samples=4), ctx)

@@ -1,6 +1,6 @@
 """Pure Monte Carlo tree search over reasoning steps: node records, UCT, selection, backup.
 
-No engine, no I/O, no text protocol: `generators.tree` drives the search and decides what a
+No engine, no I/O, no text protocol: `search.py` drives the search and decides what a
 node's text is. A node is a step (or the root, or the answer paragraph after `</think>`),
 tagged rStar-style: `"0"` is the root, `"0.2"` its second child, `"0.2.1"` that one's first.
 

@@ -2,17 +2,17 @@
 
 `check_equations` recomputes every numeric claim a step makes (`22 * 3 = 66`, each link of
 a chain such as `4 + 5 = 9 = 3 * 3`); the claims are found and computed exactly by
-`generators.claims` (a strict tokeniser and parser over sympy numbers; step text is
+`generators.verify.claims` (a strict tokeniser and parser over sympy numbers; step text is
 untrusted and never reaches `sympify` or `eval`). A decimal written in a claim may be rounded
 or cut to its last shown place (`10 / 3 = 3.33` holds).
 
-`check_code` judges a code step from its sandbox run (`generators.sandbox`): an error, a
+`check_code` judges a code step from its sandbox run (`generators.verify.sandbox`): an error, a
 timeout, a memory or policy violation fails it, and so does printed output that disagrees
 with the result the step states in words.
 
 Both return a `StepCheck`, the record stored in `nodes.meta.check`. Not here: finding and
-computing claims (`generators.claims`), running the code (`generators.sandbox`) and rollout
-labels (`generators.rollout_labels`).
+computing claims (`claims.py`), running the code (`sandbox.py`) and rollout
+labels (`reasonfactory.generators.verify.rollout`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,14 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from reasonfactory.generators.verify.claims import (
+    CODE_BLOCK,
+    MAX_DIGITS,
+    UNDEFINED,
+    find_equations,
+    same_value,
+)
 from sympy import Rational
-
-from generators.claims import CODE_BLOCK, MAX_DIGITS, UNDEFINED, find_equations, same_value
 
 
 @dataclass(frozen=True)

@@ -46,13 +46,16 @@ from typing import Literal
 
 import polars as pl
 from pydantic import Field, field_validator
-
-from generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from generators.engines.sim import count_tokens
-from generators.problems.countdown import combine, expression_from_moves, parse_countdown
-from warehouse.errors import UserError
-from warehouse.ids import digest, trace_id
-from warehouse.schema import TRACES
+from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
+from reasonfactory.generators.engines.sim import count_tokens
+from reasonfactory.generators.problems.countdown import (
+    combine,
+    expression_from_moves,
+    parse_countdown,
+)
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.ids import digest, trace_id
+from reasonfactory.warehouse.schema import TRACES
 
 MODEL = "symbolic:sos"
 # Leaves of the full move tree per count of numbers (the paper's rating denominator).
@@ -307,7 +310,7 @@ def choose_strategy(mix: dict[str, float], rng: random.Random) -> Strategy:
 def sos(problems: pl.DataFrame, engine, config: SosConfig, ctx: RunContext) -> Generated:
     """`config.samples` search traces per Countdown problem; the engine is not used.
 
-    >>> from generators.problems.sources import load_problems
+    >>> from reasonfactory.generators.problems.sources import load_problems
     >>> out = sos(load_problems("builtin:countdown", limit=2), None, SosConfig(samples=3),
     ...           RunContext("run", "fp", "sim"))
     >>> out.traces.height, set(out.traces["method"])

@@ -8,8 +8,8 @@ operations (also written `\\times`, `\\cdot`, `\\div`, `×`, `÷`, `−`) and ro
 with caps on length and nesting; anything else parses to `None`. Values are exact
 (`Fraction`).
 
-Not here: finding claims in prose (`generators.claims`), Countdown rules
-(`generators.problems.countdown`).
+Not here: finding claims in prose (`reasonfactory.generators.verify.claims`), Countdown rules
+(`reasonfactory.generators.problems.countdown`).
 """
 
 from __future__ import annotations

@@ -29,12 +29,11 @@ import re
 from dataclasses import dataclass
 
 import polars as pl
-
-from generators.answers import extract_boxed
-from generators.arith import format_value
-from generators.claims import claim_holds, find_claims, parse_claim, value_of
-from generators.journey_phrases import SENTENCE_JOIN, phrase
-from generators.journey_text import Journey, Piece, assemble
+from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
+from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble
+from reasonfactory.generators.verify.answers import extract_boxed
+from reasonfactory.generators.verify.arith import format_value
+from reasonfactory.generators.verify.claims import claim_holds, find_claims, parse_claim, value_of
 
 _STEP_NO = re.compile(r"\s*Step (\d+)\s*[:.]")
 

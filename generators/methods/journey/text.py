@@ -7,15 +7,15 @@ of one paragraph by a space, or nothing in Chinese) and records, for every detou
 character span and paragraph index of its wrong step(s), feedback, back-tracking line and
 correction. Those records go into `traces.meta` so they can be queried with SQL.
 
-Not here: choosing errors or branches (`generators.error_injection`,
-`generators.journey_tree`).
+Not here: choosing errors or branches (`reasonfactory.generators.methods.journey.inject`,
+`reasonfactory.generators.methods.journey.from_tree`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from generators.prompts import STEP_BOUNDARY
+from reasonfactory.generators.prompts import STEP_BOUNDARY
 
 ROLES = ("step", "error", "feedback", "backtrack", "correction")
 

@@ -27,11 +27,10 @@ from dataclasses import dataclass
 from typing import Annotated, Literal, Protocol
 
 from pydantic import Field
-
-from generators.answers import answer_key, count_boxed
-from generators.base import StrictModel
-from generators.engines.base import Completion
-from generators.prompts import ParsedCompletion
+from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.engines.base import Completion
+from reasonfactory.generators.prompts import ParsedCompletion
+from reasonfactory.generators.verify.answers import answer_key, count_boxed
 
 
 class RulesVerifier(StrictModel):
@@ -117,7 +116,10 @@ def rules_reward(s: Sample, gold: str | None, majority_key: str | None) -> float
     if s.finish_reason != "stop" or not p.think_closed or count_boxed(p.response) != 1:
         return 0.0
     if gold is not None:
-        from filters.answer import Outcome, check_answer  # math-verify, guarded
+        from reasonfactory.generators.verify.answer import (  # math-verify, guarded
+            Outcome,
+            check_answer,
+        )
 
         return 1.0 if check_answer(gold, p.predicted) is Outcome.CORRECT else 0.0
     return 1.0 if majority_key is not None and answer_key(p.predicted) == majority_key else 0.0
@@ -128,7 +130,7 @@ def choose(
 ) -> Choice:
     """Score, rank and pick among one problem's samples.
 
-    >>> from generators.prompts import parse_completion
+    >>> from reasonfactory.generators.prompts import parse_completion
     >>> p = lambda a: parse_completion(f"<think>x</think> \\\\boxed{{{a}}}")
     >>> mk = lambda a, lp: Sample(p(a), "stop", 4, lp)
     >>> c = choose([mk("1", -4.0), mk("2", -0.4), mk("1", -2.0)], None, SelectionConfig(), 0.5)
@@ -194,11 +196,11 @@ def scorer_for(verifier: RewardModelVerifier | EndpointVerifier) -> Scorer:
     key = verifier.model_dump_json()
     if key not in _SCORERS:
         if isinstance(verifier, RewardModelVerifier):
-            from generators.engines.vllm import VllmRewardModel
+            from reasonfactory.generators.engines.vllm import VllmRewardModel
 
             _SCORERS[key] = VllmRewardModel.from_config(verifier)
         else:
-            from generators.engines.openai import EndpointScorer
+            from reasonfactory.generators.engines.openai import EndpointScorer
 
             _SCORERS[key] = EndpointScorer.from_config(verifier)
     return _SCORERS[key]

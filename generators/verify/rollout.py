@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from generators.answers import extract_boxed
-from generators.verify_steps import StepCheck
+from reasonfactory.generators.verify.answers import extract_boxed
+from reasonfactory.generators.verify.steps import StepCheck
 
 
 def completion_answer(text: str, closed: bool) -> str | None:

@@ -15,8 +15,8 @@ the steps before, the wrong step (cut after the false claim), one paragraph of f
 that names what is wrong plus a line going back, the original step, and the rest of the
 trace unchanged, so it still reaches the same answer.
 
-Not here: the phrases (`generators.journey_phrases`), the journey method itself
-(`generators.journey`).
+Not here: the phrases (`generators.methods.journey.phrases`), the journey method itself
+(`reasonfactory.generators.methods.journey`).
 """
 
 from __future__ import annotations
@@ -26,11 +26,18 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from generators.arith import BinOp, evaluate, format_value, numbers_in, parse_arith, unwrap
-from generators.claims import Claim, claim_holds, find_claims
-from generators.journey_phrases import SENTENCE_JOIN, phrase
-from generators.journey_text import Journey, Piece, assemble
-from generators.prompts import STEP_BOUNDARY
+from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
+from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble
+from reasonfactory.generators.prompts import STEP_BOUNDARY
+from reasonfactory.generators.verify.arith import (
+    BinOp,
+    evaluate,
+    format_value,
+    numbers_in,
+    parse_arith,
+    unwrap,
+)
+from reasonfactory.generators.verify.claims import Claim, claim_holds, find_claims
 
 ERROR_TYPES = ("arithmetic_slip", "sign_error", "wrong_operand", "dropped_term")
 _SLIPS = [d for d in range(-10, 11) if d] + [-20, 20]
@@ -57,7 +64,7 @@ def perturb_claim(
 
     `context` holds numbers seen before the claim (a miscopied operand comes from there).
 
-    >>> from generators.claims import find_claims
+    >>> from reasonfactory.generators.verify.claims import find_claims
     >>> [c] = find_claims("Step 2: 22 * 3 = 66.")
     >>> perturb_claim(c, "dropped_term", random.Random(0)).written
     '22 * 3 = 22'

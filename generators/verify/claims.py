@@ -1,7 +1,7 @@
 """Arithmetic claims in step text: find `22 * 3 = 66` where it is written and judge it.
 
 The one reader of claims in untrusted step text, used by the tree's `equations` verifier
-(`generators.verify_steps`), error injection and journeys. A strict tokeniser reads the
+(`generators.verify.steps`), error injection and journeys. A strict tokeniser reads the
 text where it stands (positions kept): numbers (`1,200` with thousands separators,
 decimals), `+ - * / ^ %`, brackets and `=`, with `×`, `÷`, `−`, `**`, `\\times`, `\\cdot`,
 `\\div` and `\\frac{a}{b}` read as their operations. A run of such tokens with an `=` in it
@@ -17,9 +17,12 @@ Two views of the same equations:
 - `find_claims`: the pairs that compute a number, a calculation on the left and one number
   on the right (`22 * 3 = 66`, not `9 = 3 * 3`), which error injection can rewrite.
 
-Not here: the verdict records of a step (`generators.verify_steps`), the rewriting parser
-with source spans of a left side (`generators.arith`), changing claims
-(`generators.error_injection`).
+Not here: the verdict records of a step (`steps.py`), the rewriting parser with source spans
+of a left side (`arith.py`: the one arithmetic parser, which this module reads claims with),
+changing claims (`methods/journey/inject.py`).
+
+Long on purpose: the tokeniser, the chain splitter and the two views share one set of token
+rules and caps; split apart they would have to be kept in step by hand.
 """
 
 from __future__ import annotations
@@ -29,9 +32,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import cached_property
 
+from reasonfactory.generators.verify.arith import Node, format_value, parse_arith
 from sympy import Integer, Rational
-
-from generators.arith import Node, format_value, parse_arith
 
 MAX_TOKENS = 64  # per side of a claim
 MAX_DIGITS = 40  # per number
@@ -291,7 +293,7 @@ class _Parser:
     unary := ('-'|'+') unary | power    power := atom ('^' unary)?
     atom := (num | frac | '(' expr ')') '%'?
 
-    It is separate from `generators.arith` on purpose: it accepts what people write in a
+    It is separate from `generators.verify.arith` on purpose: it accepts what people write in a
     result (`^`, `%`, `\\frac`) and computes in sympy numbers, where arith keeps a tree with
     spans for rewriting and is Countdown's strict rules parser.
     """

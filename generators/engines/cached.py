@@ -25,10 +25,9 @@ from dataclasses import replace
 from datetime import UTC, datetime
 
 import polars as pl
-
-from generators.engines.base import Completion, Engine, GenRequest
-from warehouse.ids import digest
-from warehouse.schema import COMPLETIONS
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
+from reasonfactory.warehouse.ids import digest
+from reasonfactory.warehouse.schema import COMPLETIONS
 
 # keys -> stored rows of the `completions` table for those keys (any subset, any order).
 Lookup = Callable[[list[str]], pl.DataFrame]

@@ -1,0 +1,203 @@
+"""Commands over stored data and problem files: import, query, stats, decontam."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import resolve_path
+
+
+@app.command("import")
+def import_(
+    path: Annotated[str, typer.Argument(help="A .jsonl or .parquet file, or a datasets folder.")],
+    fields: Annotated[
+        str, typer.Option(help="Field mapping: question=FIELD,answer=FIELD.")
+    ] = "question=question,answer=answer",
+    answer_format: Annotated[
+        str, typer.Option(help="How the gold answer is written: plain | boxed | gsm8k.")
+    ] = "plain",
+    source: Annotated[
+        str | None, typer.Option(help="Name of the problem set (default: the file's stem).")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Split of a DatasetDict folder.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Import only the first N problems.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Load a problem set into the warehouse without generating anything.
+
+    Example: reasonfactory import gsm8k_test.jsonl --answer-format gsm8k
+
+    The whole file is checked first: a bad line stores nothing from the file.
+    """
+    from reasonfactory.generators.problems.sources import load_problems
+    from reasonfactory.warehouse.store import Warehouse
+
+    if answer_format not in ("plain", "boxed", "gsm8k"):
+        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+    mapping = _parse_fields(fields)
+    problems = load_problems(
+        path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
+    )
+    with Warehouse(warehouse) as wh:
+        added = wh.ingest("problems", problems)
+    with_gold = problems.height - problems["gold"].null_count()
+    out.print(
+        f"{problems.height} problems read from {path} ({with_gold} with a gold answer), "
+        f"{added} new, stored in {resolve_path(warehouse)} as source "
+        f"{problems['source'][0]!r}"
+    )
+
+
+def _parse_fields(text: str) -> dict[str, str]:
+    mapping = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, sep, value = part.partition("=")
+        if not sep or not value:
+            raise UserError(f"--fields {text!r}: expected question=FIELD,answer=FIELD")
+        if key not in ("question", "answer"):
+            raise UserError(f"--fields: unknown key {key!r}; allowed: question, answer")
+        mapping[key] = value
+    return mapping
+
+
+@app.command()
+def query(
+    sql: Annotated[
+        str, typer.Argument(help="A SQL query over problems, runs, traces, nodes, sft.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Run a read-only SQL query against the warehouse.
+
+    Example: reasonfactory query "SELECT reject_reason, count(*) FROM traces GROUP BY 1"
+    """
+    import polars as pl
+    from reasonfactory.warehouse.store import Warehouse
+
+    if fmt not in ("table", "csv", "json"):
+        raise UserError(f"--format {fmt!r}: expected table, csv or json")
+    with Warehouse(warehouse, read_only=True) as wh:
+        frame = wh.sql(sql)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif fmt == "json":
+        sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False) + "\n")
+    else:
+        with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
+            out.print(str(frame), markup=False, highlight=False)
+
+
+@app.command()
+def stats(
+    run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """The funnel per run and method: generated -> after each filter -> kept, why rejected,
+    and pass@k (unbiased estimator)."""
+    from reasonfactory.warehouse.stats import run_stats
+    from reasonfactory.warehouse.store import Warehouse
+
+    with Warehouse(warehouse, read_only=True) as wh:
+        rows = run_stats(wh, run_id)
+    if not rows:
+        out.print("no runs yet")
+        return
+    out.print(f"runs in {resolve_path(warehouse)}")
+    for r in rows:
+        out.print(
+            f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}, "
+            f"{r.problems} problems"
+        )
+        steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
+        out.print("  funnel:   " + " -> ".join(steps), highlight=False)
+        if r.rejected:
+            out.print(
+                "  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
+                highlight=False,
+                markup=False,
+            )
+        refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
+        if refiltered:
+            out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
+        if r.pass_at:
+            out.print(
+                "  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
+                highlight=False,
+            )
+
+
+@app.command()
+def decontam(
+    problems: Annotated[
+        str, typer.Argument(help="A problem file (.jsonl, .parquet, datasets folder).")
+    ],
+    benchmark: Annotated[
+        list[str],
+        typer.Option("--benchmark", "-b", help="A benchmark file; repeat for several."),
+    ],
+    field: Annotated[
+        str | None,
+        typer.Option(help="Question field of the problem file (default: problem/question/prompt)."),
+    ] = None,
+    ngram: Annotated[int, typer.Option(help="Words per n-gram.")] = 8,
+    report: Annotated[
+        Path | None, typer.Option("--out", help="Write one JSON line per contaminated problem.")
+    ] = None,
+) -> None:
+    """Report which problems of a file overlap a benchmark (word n-grams, as open-r1).
+
+    Example: reasonfactory decontam gsm8k_test.jsonl -b math500.jsonl -b aime24.jsonl
+
+    The same check as the `decontam` filter ({decontam: {benchmarks: [...], ngram: 8}} in a
+    recipe), which rejects the traces of contaminated problems as `contaminated`.
+    """
+    from collections import Counter
+
+    from reasonfactory.filters.decontam import find_contamination, load_benchmarks, question_of
+    from reasonfactory.generators.problems.sources import locate_source, read_records
+
+    if ngram < 1:
+        raise UserError(f"--ngram {ngram}: expected a positive number of words")
+    index = load_benchmarks(tuple(benchmark), ngram)
+    path, kind = locate_source(problems)
+    rows = [
+        (where, question_of(rec, where, (field,) if field else None))
+        for where, rec in read_records(path, kind, None)
+    ]
+    hits = find_contamination([q for _, q in rows], index)
+    found = [(where, q, h) for (where, q), h in zip(rows, hits, strict=True) if h]
+    by_bench = Counter(h.benchmark for _, _, h in found)
+    sizes = ", ".join(f"{k} ({v} questions)" for k, v in index.sizes.items())
+    out.print(f"{problems}: {len(rows)} problems against {sizes}, {ngram}-grams", soft_wrap=True)
+    out.print(
+        f"  contaminated: {len(found)}"
+        + (" (" + ", ".join(f"{k} {v}" for k, v in by_bench.most_common()) + ")" if found else ""),
+        highlight=False,
+    )
+    for where, _q, h in found[:5]:
+        out.print(
+            f"  {where}: {h.benchmark} row {h.row}, n-gram {h.ngram!r}",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if report:
+        report.parent.mkdir(parents=True, exist_ok=True)
+        with report.open("w", encoding="utf-8") as fh:
+            for where, q, h in found:
+                record = {
+                    "where": where,
+                    "question": q,
+                    "benchmark": h.benchmark,
+                    "benchmark_row": h.row,
+                    "ngram": h.ngram,
+                }
+                fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+        out.print(f"  report: {report}")

@@ -1,0 +1,129 @@
+"""`export sft|prm|dpo`: Hugging Face datasets from the warehouse."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from reasonfactory.flows.cli.app import (
+    FormatOpt,
+    OutOpt,
+    OverwriteOpt,
+    WarehouseOpt,
+    export_app,
+    report_export,
+)
+from reasonfactory.warehouse.errors import UserError
+
+
+@export_app.command("sft")
+def export_sft(
+    out_dir: OutOpt,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over the sft view; status='kept' is added unless it "
+            "mentions status."
+        ),
+    ] = None,
+    fmt: FormatOpt = "hf",
+    overwrite: OverwriteOpt = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export kept traces as an SFT dataset with a `messages` column.
+
+    Example: reasonfactory export sft --out ./sft --where "method = 'self_output'"
+    """
+    from reasonfactory.warehouse.export import export_sft as do_export
+
+    if fmt not in ("hf", "parquet", "jsonl"):
+        raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
+    result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
+    report_export(result)
+
+
+@export_app.command("prm")
+def export_prm(
+    out_dir: OutOpt,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over the prm rows (columns: problem_id, run_id, tree_id, "
+            "leaf_id, leaf_correct, source, prompt, completions, labels, ...)."
+        ),
+    ] = None,
+    labels: Annotated[
+        str, typer.Option(help="q (MCTS value) or mc (Math-Shepherd rollout share).")
+    ] = "q",
+    threshold: Annotated[
+        float, typer.Option(help="A step is labelled good when its value > threshold.")
+    ] = 0.0,
+    fmt: FormatOpt = "hf",
+    overwrite: OverwriteOpt = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export search-tree paths as process supervision: {prompt, completions, labels}.
+
+    One row per root-to-leaf path of every stored tree (TRL <= 1.13 PRMTrainer's stepwise
+    format, as in the Math-Shepherd datasets). Needs a run with `generate: {method: tree}`.
+
+    Example: reasonfactory export prm --out ./prm --labels mc --where "leaf_correct"
+    """
+    from reasonfactory.warehouse.export_tree import export_prm as do_export
+
+    result = do_export(
+        warehouse,
+        out_dir,
+        where=where,
+        fmt=fmt,
+        overwrite=overwrite,
+        labels=labels,
+        threshold=threshold,
+    )
+    report_export(result, "paths")
+
+
+@export_app.command("dpo")
+def export_dpo(
+    out_dir: OutOpt,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over the dpo rows (columns: problem_id, run_id, tree_id, "
+            "node_id, margin, rejected_failed, similarity, weight, source, ...)."
+        ),
+    ] = None,
+    margin: Annotated[
+        float, typer.Option(help="Least Q(chosen) - Q(rejected) (rStar-Math uses 0.5).")
+    ] = 0.5,
+    max_similarity: Annotated[
+        float,
+        typer.Option(
+            help="Drop pairs at least this similar (Levenshtein, 0-1) unless the rejected "
+            "step failed its check."
+        ),
+    ] = 0.9,
+    fmt: FormatOpt = "hf",
+    overwrite: OverwriteOpt = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export sibling steps as preference pairs: {prompt, chosen, rejected}.
+
+    The prompt is the question plus the steps both share; chosen leads to a correct answer,
+    rejected to a wrong one (rStar-Math's rule). TRL's DPOTrainer reads it as is. Needs a
+    run with `generate: {method: tree}`.
+
+    Example: reasonfactory export dpo --out ./dpo --where "rejected_failed"
+    """
+    from reasonfactory.warehouse.export_tree import export_dpo as do_export
+
+    result = do_export(
+        warehouse,
+        out_dir,
+        where=where,
+        fmt=fmt,
+        overwrite=overwrite,
+        margin=margin,
+        max_similarity=max_similarity,
+    )
+    report_export(result, "pairs")

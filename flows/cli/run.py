@@ -1,0 +1,155 @@
+"""Commands that run flows: demo, run, refilter, schedule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from reasonfactory.flows.cli.app import WarehouseOpt, app, err, out
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import resolve_path
+
+
+def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
+    from reasonfactory.flows.generate import run_recipe
+
+    path = resolve_path(warehouse).resolve()
+    summary = run_recipe(recipe, str(path), limit)
+    _print_summary(summary)
+
+
+@app.command()
+def demo(
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[int | None, typer.Option(help="Problems to generate for.")] = None,
+) -> None:
+    """Run the built-in demo recipe: 200 arithmetic problems, 8 samples each, sim engine.
+
+    Takes a few seconds after Prefect starts. The `sim` engine is a simulator, not a model:
+    it makes step-level mistakes at a set rate so the filters have something to catch.
+    """
+    from reasonfactory.flows.recipe import DEMO_RECIPE, parse_recipe
+
+    recipe = parse_recipe(DEMO_RECIPE, "demo recipe")
+    _run_and_report(recipe, warehouse, limit)
+    where = resolve_path(warehouse)
+    out.print(
+        "\nNext:\n"
+        f"  reasonfactory stats -w {where}\n"
+        f'  reasonfactory query -w {where} "SELECT status, reject_reason, count(*) FROM traces '
+        'GROUP BY ALL ORDER BY 3 DESC"\n'
+        f"  reasonfactory export sft -w {where} --out ./demo-sft",
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def run(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    warehouse: WarehouseOpt = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
+) -> None:
+    """Run a recipe: load problems, generate, filter, store. Re-running resumes it.
+
+    Example recipe:
+
+        name: gsm8k-style\n
+        problems: {source: builtin:arithmetic, limit: 100}\n
+        engine: {kind: sim, error_rate: 0.2}\n
+        generate: {method: self_output, samples: 8, temperature: 0.8}\n
+        filters: [answer, format]
+    """
+    from reasonfactory.flows.recipe import load_recipe
+
+    _run_and_report(load_recipe(recipe), warehouse, limit)
+
+
+@app.command()
+def refilter(
+    run_id: Annotated[str, typer.Option("--run", help="The run whose traces to re-filter.")],
+    recipe: Annotated[
+        Path | None,
+        typer.Option(
+            help="A recipe (or a YAML with only `filters: [...]`) whose filters to apply; "
+            "default: the run's own."
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Re-apply a filter set to a run's stored traces, generating nothing.
+
+    Every trace stays; status, reject_reason, correct, lang and meta.verdicts are rewritten,
+    and the run's stored recipe then lists these filters (so `stats` shows their funnel).
+    Running it twice with the same filters changes nothing.
+
+    Example: reasonfactory refilter --run r_0cd6f202b38c5e84 --recipe strict.yaml
+
+    where strict.yaml is e.g.
+
+        filters: [format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
+    """
+    from reasonfactory.flows.refilter import filters_from_file, run_refilter, stored_filters
+
+    path = str(resolve_path(warehouse).resolve())
+    specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
+    s = run_refilter(run_id, path, specs)
+    out.print(f"\nrun {s['run_id']} re-filtered in {s['warehouse']}")
+    names = [f if isinstance(f, str) else next(iter(f)) for f in s["filters"]]
+    out.print(f"  filters: {', '.join(names) or 'none'}", highlight=False)
+    out.print(f"  funnel: traces {s['traces']} -> kept {s['kept']}")
+    for reason, n in s["rejected"].items():
+        out.print(f"    rejected {reason}: {n}", markup=False, highlight=False)
+    out.print(f"  time: {s['seconds']:.1f} s")
+
+
+@app.command()
+def schedule(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    cron: Annotated[str, typer.Option(help='Cron expression, e.g. "0 * * * *" (hourly).')],
+    name: Annotated[
+        str | None, typer.Option(help="Deployment name (default: recipe name).")
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
+
+    Cron runs need a Prefect server (its scheduler creates them): start one with
+    `prefect server start` and point PREFECT_API_URL at it, e.g.
+    PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
+    """
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError(
+            "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
+            "cron runs would never start. Run `prefect server start` in another terminal and "
+            "set PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+    from reasonfactory.flows.generate import generate
+    from reasonfactory.flows.recipe import load_recipe
+
+    rec = load_recipe(recipe)
+    path = str(resolve_path(warehouse).resolve())
+    err.print(f"serving recipe {rec.name!r} on cron {cron!r}, warehouse {path}; Ctrl-C stops")
+    generate.serve(
+        name=name or rec.name,
+        cron=cron,
+        parameters={"recipe": rec.to_data(), "warehouse": path, "limit": None},
+    )
+
+
+def _print_summary(s: dict) -> None:
+    out.print(f"\nrun {s['run_id']} stored in {s['warehouse']}")
+    out.print(
+        f"  problems: {s['problems']} ({s['problems_generated']} generated this time, the rest "
+        "were already done)"
+    )
+    out.print(f"  funnel: generated {s['generated']} -> kept {s['kept']}")
+    for reason, n in s["rejected"].items():
+        out.print(f"    rejected {reason}: {n}")
+    rate = s["generated"] / s["seconds"] if s["seconds"] else 0.0
+    out.print(
+        f"  time: {s['seconds']:.1f} s ({rate:.0f} traces/s), engine {s['engine_seconds']:.1f} s "
+        f"in {s['engine_calls']} calls"
+    )

@@ -1,0 +1,32 @@
+"""Process settings for Prefect, applied by the CLI before Prefect is imported.
+
+Nothing here runs on import: `configure_prefect()` sets defaults in `os.environ` (a value the
+user set wins) and is called by `reasonfactory.flows.cli.main`. A notebook or a test that drives
+the flows directly calls it itself, or sets what it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+DEFAULTS = {
+    # Prefect's telemetry fails without internet and sometimes locks its SQLite file.
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Library modules log progress under `reasonfactory.*` (e.g. tree search rounds); show it
+    # with Prefect's own logs, in the terminal and the UI.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "reasonfactory",
+    # Outside a flow run (a generator called from a notebook or a test) those logs stay local.
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
+
+
+def configure_prefect() -> None:
+    """Set the defaults above where the environment has no value of its own.
+
+    >>> configure_prefect(); os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] in ("false", "true")
+    True
+    """
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("reasonfactory").setLevel(logging.INFO)

@@ -1,0 +1,130 @@
+"""The sim engine's step plans: a built-in problem's text read back into the steps that solve it.
+
+A plan is what the sim executes, one equation per step. Each step is `lhs op rhs = result`
+where an operand is a literal or the result of an earlier step, so a wrong result written in
+one step is carried into the steps that use it, as a model's slip would be. Only the sim
+reads problems this way; the families that make the problems are in `problems/families.py`.
+Countdown has no plan: the sim does not play it (method `sos` needs no engine).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+from reasonfactory.generators.problems.families import _ARITH_Q, _LINEAR_Q, fmt, signed
+
+
+@dataclass(frozen=True)
+class Ref:
+    """The result of step `index` (0-based) as it was written."""
+
+    index: int
+
+
+Operand = Fraction | Ref
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    op: str
+    lhs: Operand
+    rhs: Operand
+    # text of the step from (lhs, rhs, result) as written, and the values written so far
+    render: Callable[[str, str, str, list[Fraction]], str]
+
+
+_ARITH_TOKEN = re.compile(r"\d+|[-+*/]")
+
+
+def plan_arithmetic(question: str) -> list[StepPlan] | None:
+    m = _ARITH_Q.search(question)
+    if not m:
+        return None
+    tokens = _ARITH_TOKEN.findall(m.group(1))
+    if len(tokens) < 3 or len(tokens) % 2 == 0:
+        return None
+    steps: list[StepPlan] = []
+    lhs: Operand = Fraction(int(tokens[0]))
+    for k in range(1, len(tokens), 2):
+        op, rhs = tokens[k], Fraction(int(tokens[k + 1]))
+        steps.append(StepPlan(op, lhs, rhs, _render_arith(op)))
+        lhs = Ref(len(steps) - 1)
+    return steps
+
+
+def _render_arith(op: str):
+    return lambda a, b, r, _values: f"{a} {op} {b} = {r}."
+
+
+def plan_linear(question: str) -> list[StepPlan] | None:
+    m = _LINEAR_Q.search(question)
+    if not m:
+        return None
+    a = Fraction(int(m.group(1)))
+    b = Fraction(int(m.group(3))) * (1 if m.group(2) == "+" else -1)
+    if m.group(4) is not None:
+        c = Fraction(int(m.group(4)))
+        d = Fraction(int(m.group(6))) * (1 if m.group(5) == "+" else -1)
+        return [
+            StepPlan(
+                "-",
+                a,
+                c,
+                lambda lhs, r, res, _v: (
+                    f"Collect the x terms on the left: {lhs} - {r} = {res}, "
+                    f"so {res}x {signed(b)} = {fmt(d)}."
+                ),
+            ),
+            StepPlan(
+                "-",
+                d,
+                b,
+                lambda lhs, r, res, v: (
+                    f"Move the constant to the right: {lhs} - {r} = {res}, so {fmt(v[0])}x = {res}."
+                ),
+            ),
+            StepPlan(
+                "/",
+                Ref(1),
+                Ref(0),
+                lambda lhs, r, res, _v: (
+                    f"Divide both sides by {r}: {lhs} / {r} = {res}, so x = {res}."
+                ),
+            ),
+        ]
+    d = Fraction(int(m.group(7)))
+    return [
+        StepPlan(
+            "-",
+            d,
+            b,
+            lambda lhs, r, res, _v: (
+                f"Move the constant to the right: {lhs} - {r} = {res}, so {fmt(a)}x = {res}."
+            ),
+        ),
+        StepPlan(
+            "/",
+            Ref(0),
+            a,
+            lambda lhs, r, res, _v: f"Divide both sides by {r}: {lhs} / {r} = {res}, so x = {res}.",
+        ),
+    ]
+
+
+PLANS: dict[str, Callable[[str], list[StepPlan] | None]] = {
+    "arithmetic": plan_arithmetic,
+    "linear": plan_linear,
+}
+
+
+def plan_problem(question: str) -> tuple[str, list[StepPlan]] | None:
+    """The family and step plan of a built-in problem's text, or None if the sim cannot
+    solve it."""
+    for name, plan_fn in PLANS.items():
+        plan = plan_fn(question)
+        if plan:
+            return name, plan
+    return None

@@ -1,0 +1,13 @@
+"""The one layer that decides truth; generators and filters both call it, nothing re-implements it.
+
+- `answers.py`: pull a final answer out of text (`\\boxed{}`, GSM8K's `####`), vote keys.
+- `answer.py`: is a predicted answer the gold one (math-verify, guarded), one pair.
+- `answer_pool.py`: many answer checks in a killable process pool, plus rule checkers.
+- `checkers.py`, `countdown.py`: problems decided by a rule rather than a gold (Countdown).
+- `arith.py`: the one arithmetic parser (exact fractions, a syntax tree); `claims.py` finds
+  `lhs = rhs` claims in prose and reads them with it.
+- `steps.py`: a step's verdict from its claims or its code; `sandbox.py` (+ `sandbox_child.py`)
+  runs model code confined; `rollout.py`: Math-Shepherd rollout labels.
+
+Imports nothing from methods, engines or problems.
+"""

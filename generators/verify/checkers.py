@@ -1,0 +1,63 @@
+"""Which rule decides a problem's answer when equality with the gold is not it.
+
+Most problems are checked by comparing the final answer with the gold answer (`answer.py`,
+math-verify). Some are not: a Countdown answer is right when it is an expression over the
+given numbers that reaches the target, and many expressions are. Such a problem carries a
+checker spec on its row (`problems.meta.checker`, e.g. `countdown:12,45,3,7`, written when
+the problem is loaded); `attach_checkers` copies it onto the problem's traces as the
+`checker` working column, and `check` applies it. Pure functions; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from reasonfactory.generators.verify.countdown import check_countdown
+
+
+def check(checker: str, gold: str | None, predicted: str | None) -> bool:
+    """Apply a checker spec to a predicted answer (gold = the target for Countdown).
+
+    >>> check("countdown:4,6", "24", "4 * 6")
+    True
+    """
+    kind, _, arg = checker.partition(":")
+    if kind == "countdown":
+        if gold is None or not gold.strip().lstrip("-").isdigit():
+            return False
+        numbers = [int(n) for n in arg.split(",") if n]
+        return check_countdown(numbers, int(gold), predicted)
+    raise ValueError(f"unknown answer checker {checker!r}; known: countdown")
+
+
+def problem_checker(problem: dict) -> str | None:
+    """The checker spec stored on a problem row (its `meta.checker`), or None.
+
+    >>> problem_checker({"meta": '{"checker": "countdown:4,6"}'})
+    'countdown:4,6'
+    """
+    meta = problem.get("meta")
+    if not meta:
+        return None
+    return (json.loads(meta) if isinstance(meta, str) else meta).get("checker")
+
+
+def attach_checkers(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
+    """The traces with a `checker` column from their problem's `meta.checker` (null where
+    math-verify applies); an existing non-null `checker` is kept."""
+    if traces.height == 0 or "problem_id" not in traces.columns:
+        return traces
+    if "meta" in problems.columns:
+        spec = pl.col("meta").str.json_path_match("$.checker")
+    else:
+        spec = pl.lit(None, pl.String)
+    specs = problems.select("problem_id", spec.alias("_checker")).unique("problem_id", keep="first")
+    if specs["_checker"].null_count() == specs.height and "checker" not in traces.columns:
+        return traces.with_columns(checker=pl.lit(None, pl.String))
+    out = traces.join(specs, on="problem_id", how="left", maintain_order="left")
+    if "checker" in out.columns:
+        out = out.with_columns(checker=pl.coalesce("checker", "_checker"))
+    else:
+        out = out.rename({"_checker": "checker"})
+    return out.drop("_checker", strict=False)
