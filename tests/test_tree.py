@@ -300,3 +300,30 @@ def test_hostile_code_steps_fail_and_the_run_goes_on(monkeypatch, tmp_path):
     assert "rf-tree-secret-91b" not in out.nodes.write_csv()
     assert out.traces["thought"].to_list() == ["\n\n".join(GOOD)]  # the run went on
     assert _sandbox_folders() <= folders_before  # every throwaway folder was removed
+
+
+PLAN = "Step 1: First find how many there are in all, then multiply by four."
+REAL = ["Step 2: She has 2 apples + 3 apples = 5 apples in all.", "Step 3: So 5 x 4 = $20 total."]
+
+
+@pytest.mark.parametrize("require", [False, True])
+def test_a_step_with_nothing_checkable_is_unverified_and_can_be_required(require):
+    config = TreeConfig(rollouts=6, width=2, verify=["equations"], require_claim=require)
+    out = _scripted([[PLAN], REAL[:1], REAL[1:]], config)
+    rows = {
+        r["text"]: (r, m)
+        for r, m in zip(out.nodes.iter_rows(named=True), _meta(out.nodes), strict=True)
+    }
+    plan_row, plan_meta = rows[PLAN]
+    assert plan_meta["check"]["ok"] is None  # counted, not guessed
+    if require:
+        assert plan_row["is_terminal"] and plan_row["correct"] is False
+        assert plan_meta["reason"] == "no_claim"
+        assert out.traces.height == 0
+    else:
+        assert not plan_row["is_terminal"]
+        # units, `x` and `$` are read: both real steps are checked and hold
+        assert rows[REAL[0]][1]["check"]["ok"] is True
+        assert rows[REAL[1]][1]["check"]["ok"] is True
+        [meta] = _meta(out.traces)
+        assert meta["unverified_steps"] == 1

@@ -10,7 +10,8 @@ from reasonfactory.generators.verify.claims import find_equations
 from reasonfactory.generators.verify.sandbox import ExecutionResult
 from reasonfactory.generators.verify.steps import check_code, check_equations, code_of, prose_of
 
-# (step text as a model writes it, holds?, the false claim named, its true left side)
+# (step text as a model writes it, holds? (None: nothing checkable), the false claim named,
+# its true left side)
 CASES = [
     ("Step 2: 22 * 3 = 66.", True, None, None),
     ("Step 2: 22 * 3 = 76.", False, "22 * 3 = 76", "66"),
@@ -35,11 +36,11 @@ CASES = [
     ("20% * 50 = 10", True, None, None),
     ("2^10 = 1024", True, None, None),
     ("5 / 0 = 3", False, "5 / 0 = 3", "undefined (division by zero)"),
-    ("f(3) = 9, so the function works.", True, None, None),  # not a numeric claim
-    ("12 = 3x", True, None, None),
-    ("x^2 = 4", True, None, None),
-    ("The answer is \\boxed{48}.", True, None, None),
-    ("No calculation here, just a plan.", True, None, None),
+    ("f(3) = 9, so the function works.", None, None, None),  # not a numeric claim
+    ("12 = 3x", None, None, None),
+    ("x^2 = 4", None, None, None),
+    ("The answer is \\boxed{48}.", None, None, None),
+    ("No calculation here, just a plan.", None, None, None),
 ]
 
 

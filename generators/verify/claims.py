@@ -1,28 +1,30 @@
 """Arithmetic claims in step text: find `22 * 3 = 66` where it is written and judge it.
 
 The one reader of claims in untrusted step text, used by the tree's `equations` verifier
-(`generators.verify.steps`), error injection and journeys. A strict tokeniser reads the
-text where it stands (positions kept): numbers (`1,200` with thousands separators,
-decimals), `+ - * / ^ %`, brackets and `=`, with `×`, `÷`, `−`, `**`, `\\times`, `\\cdot`,
-`\\div` and `\\frac{a}{b}` read as their operations. A run of such tokens with an `=` in it
-is an equation, possibly a chain (`4 + 5 = 9 = 3 * 3`); a run touching a letter
-(`3x - 3 = 9`, `x = 4`, `f(3) = 9`) is algebra and is skipped, and so is anything the small
-recursive-descent parser does not accept. Each side is computed exactly from sympy
-`Integer`/`Rational` numbers built by the parser, never from text (no `sympify`, no `eval`),
-with caps on tokens, digits and exponents. A decimal written in a claim may be the other side
-rounded or cut to its last shown place (`2/3 = 0.67` holds).
+(`generators.verify.steps`), error injection and journeys. The tokens come from
+`claim_tokens` (numbers, operators in symbols, words and LaTeX, units and currency skipped,
+positions kept). A run of such tokens with an `=` or `≈` in it is an equation, possibly a
+chain (`4 + 5 = 9 = 3 * 3`); a run glued to a name (`3x - 3 = 9`, `f(3) = 9`, `12 = 3x`) is
+algebra and is skipped, and so is anything the small recursive-descent parser does not
+accept. Each side is computed exactly from sympy `Integer`/`Rational` numbers built by the
+parser, never from text (no `sympify`, no `eval`), with caps on tokens, digits and
+exponents. `judge` decides a link: a decimal may be the other side rounded or cut to its
+last shown place (`2/3 = 0.67`), `≈` has the tolerance of the digits written, a percent may
+name the number it follows (`18 / 450 x 100 = 4%`), and a link whose operation is in words
+(`3 hours = 180 minutes`) or that restarts a running total is not judged (None), never
+guessed.
 
 Two views of the same equations:
 - `find_equations`: every `left = right` pair of every chain (what the verifier checks);
 - `find_claims`: the pairs that compute a number, a calculation on the left and one number
   on the right (`22 * 3 = 66`, not `9 = 3 * 3`), which error injection can rewrite.
 
-Not here: the verdict records of a step (`steps.py`), the rewriting parser with source spans
-of a left side (`arith.py`: the one arithmetic parser, which this module reads claims with),
-changing claims (`methods/journey/inject.py`).
+Not here: the tokens (`claim_tokens.py`), the verdict records of a step (`steps.py`), the
+rewriting parser with source spans of a left side (`arith.py`), changing claims
+(`methods/journey/inject.py`).
 
-Long on purpose: the tokeniser, the chain splitter and the two views share one set of token
-rules and caps; split apart they would have to be kept in step by hand.
+Long on purpose: the chain splitter, the exact parser and the judge share one set of caps
+and side records; split apart they would have to be kept in step by hand.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from fractions import Fraction
 from functools import cached_property
 
 from reasonfactory.generators.verify.arith import Node, format_value, parse_arith
+from reasonfactory.generators.verify.claim_tokens import MATH, Tok, tokens
 from sympy import Integer, Rational
 
 MAX_TOKENS = 64  # per side of a claim
@@ -63,6 +66,8 @@ class Side:
     literal: bool  # one number literal, no operation at all (`66`, `(-4)`; not `5/2`)
     start: int
     end: int
+    first: Rational | None = None  # the value of a leading number literal (`1.50` of `1.50+3`)
+    first_op: bool = False  # an operation follows that leading number
 
 
 @dataclass(frozen=True)
@@ -71,6 +76,8 @@ class Claim:
 
     left: Side
     right: Side
+    approx: bool = False  # written with `≈`: the right side is the left rounded
+    opening: bool = True  # the first link of its chain (nothing computed before it)
 
     @property
     def lhs(self) -> str:
@@ -91,12 +98,12 @@ class Claim:
     @property
     def text(self) -> str:
         """As written: `1.5 \\times 4 = 6`."""
-        return f"{self.lhs} = {self.rhs}"
+        return f"{self.lhs} {'≈' if self.approx else '='} {self.rhs}"
 
     @property
     def shown(self) -> str:
         """Normalised: `1.5 * 4 = 6`."""
-        return f"{self.left.shown} = {self.right.shown}"
+        return f"{self.left.shown} {'≈' if self.approx else '='} {self.right.shown}"
 
     @property
     def rhs_value(self) -> Fraction | None:
@@ -113,46 +120,7 @@ class Claim:
         return parse_arith(self.lhs)
 
 
-# -- tokenising ------------------------------------------------------------------------------
-
-CODE_BLOCK = re.compile(r"```[A-Za-z0-9_+-]*\n?.*?(?:```|$)", re.S)
-_TOKEN = re.compile(
-    r"(?P<frac>\\[dt]?frac\s*\{\s*\d+\s*\}\s*\{\s*\d+\s*\})"
-    r"|(?P<num>\d{1,3}(?:,\d{3})+(?![\d])(?:\.\d+)?|\d+\.\d+|\d+|\.\d+)"
-    r"|(?P<op>\*\*|[-+*/^×·∗÷−–]|\\(?:times|cdot|ast|div)(?![A-Za-z]))"
-    r"|(?P<pct>%)|(?P<lp>\()|(?P<rp>\))|(?P<eq>=)"
-    r"|(?P<space>\s+|\\(?:left|right)(?![A-Za-z])|\\[,;:! ]|\\[()\[\]])"
-    r"|(?P<word>[A-Za-z_\\][A-Za-z_0-9]*)|(?P<other>.)",
-    re.S,
-)
-_OPS = {"**": "^", "×": "*", "·": "*", "∗": "*", "÷": "/", "−": "-", "–": "-"}
-_OPS |= {"\\times": "*", "\\cdot": "*", "\\ast": "*", "\\div": "/"}
-_MATH = {"num", "frac", "op", "pct", "lp", "rp", "eq", "space"}
-
-
-@dataclass(frozen=True)
-class _Tok:
-    kind: str
-    norm: str  # the token as plain arithmetic: `\\times` -> `*`, `\\frac{1}{2}` -> `(1/2)`
-    start: int
-    end: int
-
-
-def _tokens(text: str) -> list[_Tok]:
-    # Code blocks are blanked with spaces of the same length: claims are made in words and
-    # positions must stay those of `text`.
-    masked = CODE_BLOCK.sub(lambda m: " " * len(m.group()), text)
-    out = []
-    for m in _TOKEN.finditer(masked):
-        kind, tok = m.lastgroup, m.group()
-        if kind == "op":
-            tok = _OPS.get(tok, tok)
-        elif kind == "frac":
-            tok = "({}/{})".format(*re.findall(r"\d+", tok))
-        elif kind == "space":
-            tok = " "
-        out.append(_Tok(kind, tok, m.start(), m.end()))
-    return out
+# -- chains --------------------------------------------------------------------------------
 
 
 def find_equations(text: str) -> list[Claim]:
@@ -160,21 +128,23 @@ def find_equations(text: str) -> list[Claim]:
 
     >>> [c.shown for c in find_equations("So x = 12 / 3 = 4, then 3x - 3 = 9 and 4 = 2 × 2.")]
     ['12 / 3 = 4', '4 = 2 * 2']
+    >>> [c.shown for c in find_equations("Toulouse has 2 * 80 sheep = 160 sheep.")]
+    ['2 * 80 = 160']
     """
-    tokens = _tokens(text)
+    toks = tokens(text)
     out: list[Claim] = []
     i, chains = 0, 0
-    while i < len(tokens) and chains < MAX_EQUATIONS:
-        if tokens[i].kind not in _MATH:
+    while i < len(toks) and chains < MAX_EQUATIONS:
+        if toks[i].kind not in _RUN:
             i += 1
             continue
         j = i
-        while j < len(tokens) and tokens[j].kind in _MATH:
+        while j < len(toks) and toks[j].kind in _RUN:
             j += 1
-        sides = _chain(text, tokens[i:j], tokens[i - 1] if i else None, tokens[j : j + 1])
-        if sides is not None:
+        links = _chain(text, toks[i:j], toks[i - 1] if i else None, toks[j : j + 1])
+        if links is not None:
             chains += 1
-            out.extend(Claim(a, b) for a, b in zip(sides, sides[1:], strict=False))
+            out.extend(links)
         i = j
     return out
 
@@ -190,29 +160,55 @@ def find_claims(text: str) -> list[Claim]:
     return [c for c in find_equations(text) if not c.left.literal and c.right.number]
 
 
-def _chain(text: str, run: list[_Tok], before: _Tok | None, after: list[_Tok]):
-    if not any(t.kind == "eq" for t in run):
+_RUN = MATH | {"space"}
+_BLANK = ("space", "skip")
+
+
+def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
+    if not any(t.kind in ("eq", "approx") for t in run):
         return None
     word_before = before is not None and before.kind == "word"
     word_after = bool(after) and after[0].kind == "word"
-    if (word_before and run[0].kind != "space") or (word_after and run[-1].kind != "space"):
+    labelled = word_before and run[0].kind == "eq"  # `x=220+23-80=163`
+    # `12 = 3x`, `= 5 -x` are algebra; `= 13 -year` ends in prose (the `-` is dropped below)
+    glued_after = (
+        word_after
+        and run[-1].kind not in _BLANK
+        and (run[-1].kind in ("num", "rp", "pct") or _is_variable(after[0].norm))
+    )
+    if (word_before and run[0].kind not in _BLANK and not labelled) or glued_after:
         return None  # glued to a name: `f(3) = 9`, `x^2 = 4`, `12 = 3x`
-    sides: list[list[_Tok]] = [[]]
+    if word_before and _operation_before(text, before):
+        return None  # `25 classmates + his 1 teacher + 1 = 27`: begun before the words
+    sides: list[list[Tok]] = [[]]
+    marks: list[str] = []
     for tok in run:
-        if tok.kind == "eq":
+        if tok.kind in ("eq", "approx"):
             sides.append([])
-        elif tok.kind != "space":
+            marks.append(tok.kind)
+        elif tok.kind not in _BLANK:
             sides[-1].append(tok)
     # `x = 12 / 3 = 4`: the variable's side lies outside the run; the numeric chain remains.
     if word_before and not sides[0]:
-        sides = sides[1:]
-    if word_after and not sides[-1]:
-        sides = sides[:-1]
+        sides, marks = sides[1:], marks[1:]
+    # `= 8 - the rest`, `= 60 (`: an operation left hanging where prose takes over
+    if not (after and after[0].kind == "word" and _is_variable(after[0].norm)):
+        while sides[-1] and sides[-1][-1].kind in ("op", "lp", "fracop"):
+            sides[-1] = sides[-1][:-1]
+    if not sides or not sides[-1]:
+        sides, marks = sides[:-1], marks[:-1]
+    if len(sides) < 2:
+        return None
+    # `= 51 4-packs`: a second number after the result starts the prose again
+    last = sides[-1]
+    for k in range(1, len(last)):
+        if last[k - 1].kind == "num" and last[k].kind == "num" and not _mixed(last, k - 1):
+            sides[-1] = last[:k]
+            break
     if len(sides) < 2 or any(not side for side in sides):
         return None
-    lead = sides[0][0]
-    if word_before and lead.kind == "op" and (lead.norm in "*/^" or _is_variable(before.norm)):
-        return None  # the run goes on from algebra: `3x - 3 = 9`
+    if word_before and sides[0][0].kind == "op":
+        return None  # the run goes on from words: `3x - 3 = 9`, `the rest - 10 = 5`
     out = []
     for side in sides:
         if len(side) > MAX_TOKENS:
@@ -232,30 +228,57 @@ def _chain(text: str, run: list[_Tok], before: _Tok | None, after: list[_Tok]):
                 _is_number(side, fraction=False),
                 start,
                 end,
+                _number(side[0].norm) if side[0].kind == "num" else None,
+                len(side) > 1 and side[1].kind == "op",
             )
         )
-    return out
+    return [
+        Claim(a, b, approx=mark == "approx", opening=k == 0)
+        for k, (a, b, mark) in enumerate(zip(out, out[1:], marks, strict=False))
+    ]
 
 
-def _with_spaces(run: list[_Tok], side: list[_Tok]) -> list[_Tok]:
+_LOOK_BACK = re.compile(r"(?:^|\s)[-+*/×÷=]\s+(?:[^\W\d]+[\s’']*){1,3}$")
+
+
+def _operation_before(text: str, before: Tok) -> bool:
+    """An operation a few words before the run: the expression began in the prose."""
+    return bool(_LOOK_BACK.search(text[max(0, before.start - 80) : before.end]))
+
+
+def _with_spaces(run: list[Tok], side: list[Tok]) -> list[Tok]:
     """The tokens of `run` from the side's first to its last, spaces included."""
-    return [t for t in run if side[0].start <= t.start and t.end <= side[-1].end]
+    return [
+        t for t in run if side[0].start <= t.start and t.end <= side[-1].end and t.kind != "skip"
+    ]
+
+
+def _mixed(side: list[Tok], k: int) -> bool:
+    """`3 1/2` at `side[k]`: a whole number, a space, then a fraction."""
+    part = [t.kind for t in side[k : k + 4]] == ["num", "num", "op", "num"]
+    return (
+        part
+        and side[k + 2].norm == "/"
+        and side[k].norm.isdigit()
+        and (side[k].end < side[k + 1].start and side[k + 1].norm.isdigit())
+    )
 
 
 def _is_variable(word: str) -> bool:
     return len(word) == 1 and word.isalpha()
 
 
-def _places(side: list[_Tok]) -> int | None:
+def _places(side: list[Tok]) -> int | None:
     """Decimal places of a side that is one (signed) decimal literal, such as `-2.33`."""
     if side[0].norm in ("-", "+"):
         side = side[1:]
-    if len(side) == 1 and side[0].kind == "num" and "." in side[0].norm:
-        return len(side[0].norm.split(".")[1])
+    kinds = [t.kind for t in side]
+    if kinds in (["num"], ["num", "pct"]) and "." in side[0].norm and "(" not in side[0].norm:
+        return len(side[0].norm.split(".")[1]) + 2 * (kinds[-1] == "pct")
     return None
 
 
-def _is_number(side: list[_Tok], fraction: bool = True) -> bool:
+def _is_number(side: list[Tok], fraction: bool = True) -> bool:
     """One number as a result is written: `66`, `-3`, `(-4)`, `1,550`, and with `fraction`
     also `5/2`, `\\frac{3}{4}`."""
     norms = [t.norm for t in side]
@@ -266,7 +289,12 @@ def _is_number(side: list[_Tok], fraction: bool = True) -> bool:
     kinds = [t.kind for t in side]
     if kinds == ["num"]:
         return True
-    return fraction and (kinds == ["frac"] or (kinds == ["num", "op", "num"] and norms[1] == "/"))
+    if not fraction:
+        return False
+    if kinds[-1:] == ["pct"]:
+        return kinds == ["num", "pct"]
+    frac = ["fracop", "lp", "num", "rp", "lp", "num", "rp"]
+    return kinds == frac or (kinds == ["num", "op", "num"] and norms[1] == "/")
 
 
 # -- exact evaluation ------------------------------------------------------------------------
@@ -276,7 +304,7 @@ class _Reject(Exception):
     """Not an expression this parser accepts: the run is not treated as a claim."""
 
 
-def _evaluate(side: list[_Tok]):
+def _evaluate(side: list[Tok]):
     """The exact value of one side (a sympy Rational, or `UNDEFINED`), None if not accepted."""
     parser = _Parser(side)
     try:
@@ -298,7 +326,7 @@ class _Parser:
     spans for rewriting and is Countdown's strict rules parser.
     """
 
-    def __init__(self, tokens: list[_Tok]):
+    def __init__(self, tokens: list[Tok]):
         self.tokens = tokens
         self.pos = 0
 
@@ -322,10 +350,17 @@ class _Parser:
 
     def term(self):
         value = self.unary()
-        while self.peek()[1] in ("*", "/"):
-            op = self.take()[1]
+        while self.peek()[1] in ("*", "/") or self.glued_bracket():
+            op = self.take()[1] if self.peek()[1] in ("*", "/") else "*"
             value = _apply(op, value, self.unary())
         return value
+
+    def glued_bracket(self) -> bool:
+        """`2(3 + 4)`: a bracket glued to what precedes it multiplies it."""
+        if self.pos == 0 or self.pos >= len(self.tokens) or self.tokens[self.pos].kind != "lp":
+            return False
+        prev = self.tokens[self.pos - 1]
+        return prev.kind in ("num", "rp", "pct") and prev.end == self.tokens[self.pos].start
 
     def unary(self):
         if self.peek()[1] in ("-", "+"):
@@ -345,9 +380,14 @@ class _Parser:
         kind, tok = self.take()
         if kind == "num":
             value = _number(tok)
-        elif kind == "frac":
-            num, den = (_number(d) for d in re.findall(r"\d+", tok))
-            value = _apply("/", num, den)
+            if _mixed(self.tokens, self.pos - 1):
+                whole = value
+                num = _number(self.take()[1])
+                self.take()
+                value = whole + _apply("/", num, _number(self.take()[1]))
+        elif kind == "fracop":
+            num = self.group()
+            value = _apply("/", num, self.group())
         elif kind == "lp":
             value = self.expression()
             if self.take()[0] != "rp":
@@ -359,8 +399,30 @@ class _Parser:
             value = _apply("/", value, Integer(100))
         return value
 
+    def group(self):
+        """`{12}` or a bare digit after `\\frac` (`\\frac12`)."""
+        kind, tok = self.take()
+        if kind == "num" and len(tok) == 1:
+            return _number(tok)
+        if kind != "lp":
+            raise _Reject
+        value = self.expression()
+        if self.take()[0] != "rp":
+            raise _Reject
+        return value
+
 
 def _number(tok: str) -> Rational:
+    if "/" in tok:  # a vulgar fraction such as `¾`
+        num, den = tok.split("/")
+        return Rational(int(num), int(den))
+    if "(" in tok:  # a repeating decimal, `0.1(6)` for 0.1666...
+        head, rep = tok.rstrip(")").split("(")
+        whole, _, fixed = head.partition(".")
+        if len(head) + len(rep) > MAX_DIGITS:
+            raise _Reject
+        base = Rational(f"{whole or 0}.{fixed}" if fixed else (whole or "0"))
+        return base + Rational(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed))
     digits = tok.replace(",", "")
     if len(digits) > MAX_DIGITS:
         raise _Reject
@@ -408,6 +470,62 @@ def same_value(a, b, places_a: int | None = None, places_b: int | None = None) -
     return False
 
 
+def _shifted(places: int | None) -> int | None:
+    return None if places is None else max(places - 2, 0)
+
+
+def _written_places(side: Side) -> int | None:
+    """Places a `≈` result is written to: `3.14` -> 2, `33` -> 0, `1,200` -> -2."""
+    if side.places is not None:
+        return side.places
+    if not side.literal:
+        return None
+    digits = re.sub(r"[^0-9]", "", side.shown)
+    return -(len(digits) - len(digits.rstrip("0"))) if digits.strip("0") else 0
+
+
+def _near(literal, places: int, exact) -> bool:
+    """`literal` is `exact` rounded (half a unit) or cut at its last written place."""
+    scale = Rational(10) ** places
+    if abs(literal - exact) * 2 * scale <= 1:
+        return True
+    cut = Rational(int(exact * scale), 1) / scale
+    return literal == cut
+
+
+def judge(claim: Claim) -> bool | None:
+    """Whether one link holds; None when it cannot be judged from the text alone.
+
+    `≈` holds when one side is the other rounded or cut to the places written (`1,200`
+    written with `≈` has the tolerance of its hundreds). A chain that opens with two
+    different plain numbers (`3 hours = 180 minutes`, `half of 10 = 5` read as `10 = 5`)
+    hides its operation in words: it is not judged.
+
+    >>> [judge(c) for c in find_equations("10 / 3 ≈ 3.3, 1000 / 3 ≈ 300, 10 / 3 ≈ 3.5")]
+    [True, True, False]
+    """
+    left, right = claim.left, claim.right
+    if claim.approx and left.value is not UNDEFINED and right.value is not UNDEFINED:
+        holds = any(
+            places is not None and _near(lit.value, places, other.value)
+            for lit, other in ((right, left), (left, right))
+            for places in [_written_places(lit)]
+        )
+    else:
+        holds = same_value(left.value, right.value, left.places, right.places)
+    if holds or left.value is UNDEFINED or right.value is UNDEFINED:
+        return holds
+    if left.literal and (right.literal or claim.opening):
+        return None  # `3 hours = 180 minutes`; `1.5 quarts = 4 * 1.5`: an operation in words
+    # `18 / 450 x 100 = 4%`: the percent sign names what the number already is
+    percent = right.shown.endswith("%") and "%" not in left.shown
+    if percent and same_value(left.value, right.value * 100, None, _shifted(right.places)):
+        return True
+    if right.first is not None and right.first_op and same_value(left.value, right.first):
+        return None  # `3/2 = 1.50 + 3.00 = 4.50`: a running total restarts the chain
+    return holds
+
+
 def parse_claim(text: str) -> Claim | None:
     """A whole string `lhs = rhs` as a claim (as stored in `meta`), or None.
 
@@ -432,7 +550,7 @@ def claim_holds(claim: Claim | str) -> bool | None:
         claim = parse_claim(claim)
         if claim is None:
             return None
-    return same_value(claim.left.value, claim.right.value, claim.left.places, claim.right.places)
+    return judge(claim)
 
 
 def _fraction(value) -> Fraction | None:

@@ -20,11 +20,13 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 
+from reasonfactory.generators.verify.claim_tokens import CODE_BLOCK
 from reasonfactory.generators.verify.claims import (
-    CODE_BLOCK,
     MAX_DIGITS,
     UNDEFINED,
+    Claim,
     find_equations,
+    judge,
     same_value,
 )
 from sympy import Rational
@@ -32,13 +34,22 @@ from sympy import Rational
 
 @dataclass(frozen=True)
 class StepCheck:
-    """One verifier's verdict on one step; `claim`/`expected` name a false equation."""
+    """One verifier's verdict on one step; `claim`/`expected` name a false equation.
+
+    `ok` is True (every claim judged holds), False (one does not) or None: `unverified`,
+    the step makes no claim the verifier can check (prose, algebra, a unit conversion).
+    """
 
     kind: str
-    ok: bool
+    ok: bool | None
     claim: str | None = None
     expected: str | None = None
     detail: str | None = None
+    claims: int = 0  # claims judged
+
+    @property
+    def unverified(self) -> bool:
+        return self.ok is None
 
     def as_meta(self) -> dict:
         return asdict(self)
@@ -72,27 +83,57 @@ def show(value) -> str:
     return str(value)
 
 
+def read_claims(text: str) -> list[dict]:
+    """Every equation a step writes, as read and judged: what `reasonfactory check steps`
+    prints. `holds` is None for a link that cannot be judged from the text alone.
+
+    >>> [(c["claim"], c["value"], c["holds"]) for c in read_claims("So 9 * 2 = $17 a day.")]
+    [('9 * 2 = 17', '18', False)]
+    """
+    return [_read(c) for c in find_equations(text)]
+
+
+def _read(claim: Claim) -> dict:
+    return {
+        "written": claim.text,
+        "claim": claim.shown,
+        "value": show(claim.left.value),
+        "stated": show(claim.right.value),
+        "approx": claim.approx,
+        "holds": judge(claim),
+    }
+
+
 def check_equations(text: str) -> StepCheck:
-    """Recompute every numeric claim in a step; the first false one fails it.
+    """Recompute every numeric claim in a step; the first false one fails it; a step with
+    nothing checkable is unverified (`ok` None).
 
     >>> check_equations("Step 2: 22 * 3 = 76.").detail
     '22 * 3 is 66, not 76'
     >>> check_equations("Step 2: 22 * 3 = 66.").ok
     True
+    >>> check_equations("So the answer is the number of apples left.").ok is None
+    True
     """
-    claims = find_equations(text)
-    for claim in claims:
-        left, right = claim.left, claim.right
-        if not same_value(left.value, right.value, left.places, right.places):
+    judged = 0
+    for claim in find_equations(text):
+        holds = judge(claim)
+        if holds is None:
+            continue
+        judged += 1
+        if not holds:
+            left, right = claim.left, claim.right
             return StepCheck(
                 "equations",
                 False,
                 claim=claim.shown,
                 expected=show(left.value),
                 detail=_explain(left.shown, left.value, right.shown, right.value),
+                claims=judged,
             )
-    detail = f"{len(claims)} claim(s) hold" if claims else "no numeric claim"
-    return StepCheck("equations", True, detail=detail)
+    if not judged:
+        return StepCheck("equations", None, detail="no checkable claim")
+    return StepCheck("equations", True, detail=f"{judged} claim(s) hold", claims=judged)
 
 
 # -- code ------------------------------------------------------------------------------------

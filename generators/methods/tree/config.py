@@ -24,6 +24,11 @@ class TreeConfig(StrictModel):
     top_p: float = Field(1.0, gt=0, le=1)
     max_step_tokens: int = Field(512, ge=1)
     verify: tuple[Verifier, ...] = ("equations",)
+    # A step with no claim the `equations` verifier can check (a plan, algebra, a unit
+    # conversion) is `unverified`. Off by default: on GSM8K's human solution lines about one
+    # line in twelve has nothing checkable, so requiring a claim would end about a quarter of
+    # correct 4-step solutions; on, such a step is a dead end (`reason: no_claim`).
+    require_claim: bool = False
     rollout_samples: int = Field(8, ge=1, le=256)
     max_tokens: int = Field(2048, ge=1)
     traces_per_problem: int = Field(2, ge=1, le=64)

@@ -39,7 +39,9 @@ class Node:
     expanded: bool = False
     terminal: bool = False
     exhausted: bool = False
-    reason: str | None = None  # why terminal: answer | failed_check | max_depth | truncated
+    reason: str | None = (
+        None  # why terminal: answer | failed_check | no_claim | max_depth | truncated
+    )
     visits: int = 0
     value_sum: float = 0.0
     reward: float | None = None  # the terminal reward recorded at this node, if any

@@ -34,6 +34,11 @@ TRACE_COLUMNS = [
 ]
 
 
+def unverified(node: Node) -> bool:
+    """A step the `equations` verifier found nothing checkable in."""
+    return any(c.get("kind") == "equations" and c.get("ok") is None for c in node.checks)
+
+
 def ranked_paths(s: Search) -> list[tuple[float, float, list[Node]]]:
     """Correct root-to-answer paths as (mean Q, min Q, nodes), best first."""
     ranked = []
@@ -41,7 +46,7 @@ def ranked_paths(s: Search) -> list[tuple[float, float, list[Node]]]:
         if leaf.kind != "answer" or leaf.correct is not True:
             continue
         path = path_to(leaf)
-        if any(n.check is not None and not n.check["ok"] for n in path):
+        if any(n.check is not None and n.check["ok"] is False for n in path):
             continue  # cannot happen (a failed step is terminal); never let one through
         qs = [n.q for n in path]
         ranked.append((sum(qs) / len(qs), min(qs), path))
@@ -67,6 +72,7 @@ def trace_rows(s: Search, config: TreeConfig, ctx: RunContext, now: datetime) ->
             "finish_reason": "stop",
             "think_closed": True,
             "verify": list(config.verify),
+            "unverified_steps": sum(unverified(n) for n in path),
             "rollouts": config.rollouts,
             "width": config.width,
             "temperature": config.temperature,

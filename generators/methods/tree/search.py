@@ -266,7 +266,7 @@ def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig)
     alive = [(s, n) for s, n in fresh if n.kind == "step" and not n.terminal]
     if "equations" in config.verify:
         for _, node in alive:
-            _record(node, check_equations(node.text))
+            _record(node, check_equations(node.text), config.require_claim)
         alive = [(s, n) for s, n in alive if not n.terminal]
     if "code" in config.verify:
         with_code = [(s, n) for s, n in alive if code_of(n.text)]
@@ -301,11 +301,13 @@ def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig)
             _record(node, mc_label(answers, lambda a, s=s: is_right(s, a)))
 
 
-def _record(node: Node, check: StepCheck) -> None:
+def _record(node: Node, check: StepCheck, require_claim: bool = False) -> None:
     node.checks.append(check.as_meta())
     node.check = check.as_meta()
-    if not check.ok:
+    if check.ok is False:
         node.terminal, node.correct, node.reason = True, False, "failed_check"
+    elif check.ok is None and require_claim:
+        node.terminal, node.correct, node.reason = True, False, "no_claim"
 
 
 def _ancestor_code(node: Node) -> str:

@@ -1,0 +1,296 @@
+"""Tokens of step text as claims are read from it: numbers, operations, units, prose.
+
+The first half of the claim reader (`claims.py` is the second): a regex tokeniser that keeps
+each token's place in the text, then one pass that decides, from the tokens around it, what
+an ambiguous token means where people write arithmetic:
+- word and symbol operators: `x`/`X` between numbers (`7 x 1.5`, `2x3`), `times`,
+  `multiplied by`, `divided by`, `plus`, `minus`, `of` after a percent or fraction
+  (`20% of 50`), `×`, `÷`, `\\times`, `\\cdot`, `\\div`, full-width `＋－＊／`, and the Chinese
+  `乘以 除以 加上 减去 乘 除 加 减`; a candidate that does not stand between two numbers is prose;
+- units and currency: `$`, `\\$`, `€`, `£`, `¥`, and up to three words after a number that
+  are followed by an operator, `=`, `≈` or `)` (`20 sheep + 160 sheep = 180 sheep`,
+  `$20/hour * 35 hours/week`,
+  `80 GB / 2 GB/minute = 40 minutes`, `\\text{ cm}`, `5 个 + 3 个`) are skipped like spaces;
+- a parenthetical that opens with a word right after a number (`= 60 (minutes)`) is skipped;
+- `=`, full-width `＝`, `equals` and `等于` between two values are equalities; `≈`, `≒` and
+  `\\approx` are approximate ones;
+- LaTeX: `\\frac`/`\\dfrac`/`\\tfrac` as an operation on two braced groups, `{}` as brackets,
+  `\\%`, `\\left`/`\\right`, thin spaces, and thin-space thousands (`1\\,000`).
+
+Not here: splitting runs of tokens into chains and computing sides (`claims.py`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+CODE_BLOCK = re.compile(r"```[A-Za-z0-9_+-]*\n?.*?(?:```|$)", re.S)
+
+_D = "[0-9０-９]"
+_TOKEN = re.compile(
+    rf"(?P<rep>{_D}*\.{_D}*\\overline\s*\{{{_D}+\}})"
+    rf"|(?P<num>(?:{_D}{{1,3}}(?:(?:,|\\,|,\\!){_D}{{3}})+(?!{_D})(?:\.{_D}+)?|{_D}+\.{_D}+|{_D}+|\.{_D}+)"
+    r"(?:\.\.\.|…)?|[½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"
+    r"|(?P<fracop>\\[dt]?frac(?![A-Za-z]))"
+    r"|(?P<op>\*\*|[-+*/^×·∗÷−–＋－＊／]|\\(?:times|cdot|ast|div)(?![A-Za-z]))"
+    r"|(?P<wop>(?<![A-Za-z])(?:times|multiplied\s+by|divided\s+by|plus|minus|of|[xX])(?![A-Za-z])"
+    r"|乘以|除以|加上|减去|[乘除加减])"
+    r"|(?P<eqword>(?<![A-Za-z])equals(?![A-Za-z])|等于)"
+    r"|(?P<pct>%|％|\\%|(?<![A-Za-z])percent(?![A-Za-z]))"
+    r"|(?P<lp>\(|（|\{)|(?P<rp>\)|）|\})"
+    r"|(?P<approx>≈|≒|\\approx(?![A-Za-z]))|(?P<eq>=|＝)"
+    rf"|(?P<cur>\\\$|\$(?=\s?{_D})|€|£|¥|￥)"
+    r"|(?P<space>\s+|\\(?:left|right|quad|qquad)(?![A-Za-z])|\\[,;:! ])"
+    r"|(?P<text>\\(?:text|mbox|mathrm|textrm|textbf|textit)\s*\{[^{}]*\})"
+    r"|(?P<cjk>[\u3400-\u9fff]+)"
+    r"|(?P<word>[A-Za-z_][A-Za-z_0-9']*(?:-[A-Za-z]+)*|\\[A-Za-z]+)|(?P<other>.)",
+    re.S,
+)
+_OPS = {"**": "^", "×": "*", "·": "*", "∗": "*", "÷": "/", "−": "-", "–": "-"}
+_OPS |= {"＋": "+", "－": "-", "＊": "*", "／": "/"}
+_OPS |= {"\\times": "*", "\\cdot": "*", "\\ast": "*", "\\div": "/"}
+_WOPS = {"times": "*", "multiplied by": "*", "divided by": "/", "plus": "+", "minus": "-"}
+_WOPS |= {"of": "*", "x": "*", "乘以": "*", "除以": "/", "加上": "+", "减去": "-"}
+_WOPS |= {"乘": "*", "除": "/", "加": "+", "减": "-"}
+_VULGAR = dict(
+    zip(
+        "½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞",
+        [
+            "1/2",
+            "1/3",
+            "2/3",
+            "1/4",
+            "3/4",
+            "1/5",
+            "2/5",
+            "3/5",
+            "4/5",
+            "1/6",
+            "5/6",
+            "1/8",
+            "3/8",
+            "5/8",
+            "7/8",
+        ],
+        strict=True,
+    )
+)
+_FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
+
+# kinds a claim is made of; `skip` tokens (spaces, units, currency) sit inside one unread
+MATH = {"num", "fracop", "op", "pct", "lp", "rp", "eq", "approx", "skip"}
+MAX_UNIT_WORDS = 5  # `1 pack of cloths per client`
+
+
+@dataclass(frozen=True)
+class Tok:
+    kind: str
+    norm: str  # the token as plain arithmetic: `\\times` -> `*`, `x` -> `*`, `（` -> `(`
+    start: int
+    end: int
+
+
+def tokens(text: str) -> list[Tok]:
+    """The tokens of `text`, with units, word operators and parentheticals resolved.
+
+    >>> [t.norm for t in tokens("20 sheep + 7 x 1.5 = 30.5 sheep.") if t.norm.strip()]
+    ['20', '+', '7', '*', '1.5', '=', '30.5', 'sheep', '.']
+    """
+    # Code blocks are blanked with spaces of the same length: claims are made in words and
+    # positions must stay those of `text`.
+    masked = CODE_BLOCK.sub(lambda m: " " * len(m.group()), text)
+    raw = [_raw(m) for m in _TOKEN.finditer(masked)]
+    return _resolve(raw)
+
+
+def _raw(m: re.Match) -> Tok:
+    kind, tok = m.lastgroup, m.group()
+    if kind == "num":
+        tok = _VULGAR.get(tok) or tok.translate(_FULLWIDTH).replace("\\!", "")
+        tok = tok.replace("\\,", ",").rstrip(".…")
+    elif kind == "rep":  # `0.\overline{3}`: written `0.(3)` for the parser
+        kind = "num"
+        head, rep = tok.translate(_FULLWIDTH).split("\\overline")
+        tok = f"{head}({rep.strip(' {}')})"
+    elif kind == "op":
+        tok = _OPS.get(tok, tok)
+    elif kind == "wop":
+        tok = " ".join(tok.split())
+    elif kind == "pct":
+        tok = "%"
+    elif kind == "lp":
+        tok = "("
+    elif kind == "rp":
+        tok = ")"
+    elif kind in ("eq", "eqword"):
+        tok = "="
+    elif kind == "approx":
+        tok = "≈"
+    elif kind in ("space", "cur"):
+        kind, tok = ("space" if kind == "space" else "cur"), " "
+    return Tok(kind, tok, m.start(), m.end())
+
+
+def _next(toks: list[Tok], i: int, step: int) -> int | None:
+    """Index of the nearest token from `i` in direction `step` that is not a space."""
+    i += step
+    while 0 <= i < len(toks) and toks[i].kind in ("space", "skip"):
+        i += step
+    return i if 0 <= i < len(toks) else None
+
+
+def _kind(toks: list[Tok], i: int | None) -> str | None:
+    return toks[i].kind if i is not None else None
+
+
+def _starts_value(toks: list[Tok], i: int | None) -> bool:
+    if i is None:
+        return False
+    kind = toks[i].kind
+    if kind == "cur":
+        return _starts_value(toks, _next(toks, i, 1))
+    return kind in ("num", "lp", "fracop") or (kind == "op" and toks[i].norm == "-")
+
+
+def _unit_word(tok: Tok) -> bool:
+    if tok.kind in ("cjk", "text"):
+        return True
+    return tok.kind == "word" and len(tok.norm) >= 2 and not tok.norm.startswith("\\")
+
+
+def _resolve(toks: list[Tok]) -> list[Tok]:
+    toks = list(toks)
+    for i, tok in enumerate(toks):
+        if tok.kind == "cur":
+            toks[i] = Tok("skip", " ", tok.start, tok.end)
+    # word operators: only between two values
+    for i, tok in enumerate(toks):
+        if tok.kind == "eqword":  # `3 times 3 equals 9`, `5乘以3等于15`
+            ok = _value_before(toks, i) is not None and _starts_value(toks, _next(toks, i, 1))
+            toks[i] = Tok("eq", "=", tok.start, tok.end) if ok else _as_word(tok)
+            continue
+        if tok.kind != "wop":
+            continue
+        before, after = _value_before(toks, i), _next(toks, i, 1)
+        word = tok.norm.lower() if tok.norm.isascii() else tok.norm
+        ok = before is not None and _starts_value(toks, after)
+        if ok and word == "of":
+            ok = toks[before].kind == "pct" or _fraction_before(toks, before)
+        if ok and word == "x":
+            # `3x - 3`, `4x-13`: a variable; `2x3`, `7 x 1.5`, `$2000x 10/100`: times
+            ok = toks[after].kind != "op"
+        toks[i] = Tok("op", _WOPS[word], tok.start, tok.end) if ok else _as_word(tok)
+    # units after a number, and parentheticals after a result
+    i = 0
+    while i < len(toks):
+        tok = toks[i]
+        prev = _next(toks, i, -1)
+        after_value = _kind(toks, prev) in ("num", "pct", "rp")
+        if after_value and tok.kind == "lp" and _paren_note(toks, i):
+            j = _close(toks, i)
+            for k in range(i, j + 1):
+                toks[k] = Tok("skip", " ", toks[k].start, toks[k].end)
+            i = j + 1
+            continue
+        per = tok.norm == "/" and i + 1 < len(toks) and _unit_word(toks[i + 1])
+        glued_to_bracket = (
+            prev is not None and toks[prev].kind == "rp" and toks[prev].end == tok.start
+        )
+        if after_value and not glued_to_bracket and (per or _unit_word(tok)):
+            j = _unit_end(toks, i + 1 if per else i)
+            if j is not None:
+                for k in range(i, j + 1):
+                    toks[k] = Tok("skip", " ", toks[k].start, toks[k].end)
+                i = j + 1
+                continue
+        i += 1
+    return toks
+
+
+def _value_before(toks: list[Tok], i: int) -> int | None:
+    """The value a word operator at `i` applies to: the token before it, or the number
+    before a unit (`23 slices x $4`, `25 miles per gallon x 12 gallons`)."""
+    j = _next(toks, i, -1)
+    words = 0
+    while j is not None and words < MAX_UNIT_WORDS and (_unit_word(toks[j]) or toks[j].norm == "/"):
+        words += _unit_word(toks[j])
+        j = _next(toks, j, -1)
+    if j is None or toks[j].kind not in ("num", "rp", "pct"):
+        return None
+    return j
+
+
+def _as_word(tok: Tok) -> Tok:
+    return Tok("cjk" if not tok.norm.isascii() else "word", tok.norm, tok.start, tok.end)
+
+
+def _fraction_before(toks: list[Tok], i: int) -> bool:
+    """`1/2 of`, `0.5 of`, `\\frac{1}{2} of`: a share of something."""
+    if toks[i].kind == "num" and "." in toks[i].norm:
+        return True
+    if toks[i].kind == "rp":
+        return True
+    j = _next(toks, i, -1)
+    return toks[i].kind == "num" and j is not None and toks[j].norm == "/"
+
+
+def _unit_end(toks: list[Tok], i: int) -> int | None:
+    """The last token of a unit starting at `i` (`GB/minute`, `miles per hour`), when an
+    operator, `=`, `≈` or `)` follows it; None when prose follows (then it is not a unit)."""
+    words, j, last = 0, i, None
+    while j < len(toks):
+        tok = toks[j]
+        if _unit_word(tok) and words < MAX_UNIT_WORDS:
+            words += 1
+            last = j
+            j += 1
+            if j < len(toks) and toks[j].kind == "space" and toks[j].norm == " ":
+                nxt = _next(toks, j - 1, 1)
+                if nxt is not None and (_unit_word(toks[nxt]) or toks[nxt].norm == "/"):
+                    j = nxt
+                    continue
+            if j < len(toks) and toks[j].norm == "/":
+                # `GB/minute`: a slash followed by a word is part of the unit
+                nxt = j + 1
+                if nxt < len(toks) and _unit_word(toks[nxt]):
+                    j = nxt
+                    continue
+            break
+        break
+    if last is None:
+        return None
+    follow = _next(toks, last, 1)
+    if follow is None:
+        return None
+    kind = toks[follow].kind
+    sign = (
+        kind == "op"
+        and toks[follow].norm in "+-"
+        and follow + 1 < len(toks)
+        and toks[follow + 1].start == toks[follow].end
+        and toks[follow].start > toks[follow - 1].end
+    )  # `4 gives -11213141`: a signed number, not `20 sheep - 5 sheep`
+    if kind in ("eq", "approx", "rp") or (kind == "op" and toks[follow].norm != "^" and not sign):
+        return last
+    return None
+
+
+def _paren_note(toks: list[Tok], i: int) -> bool:
+    """`(minutes)`, `(in total)`, `（个）`: a bracket that opens with a word."""
+    j = _next(toks, i, 1)
+    return j is not None and _unit_word(toks[j]) and _close(toks, i) is not None
+
+
+def _close(toks: list[Tok], i: int) -> int | None:
+    depth = 0
+    for j in range(i, min(len(toks), i + 64)):
+        if toks[j].kind == "lp":
+            depth += 1
+        elif toks[j].kind == "rp":
+            depth -= 1
+            if depth == 0:
+                return j
+        elif toks[j].kind in ("eq", "approx"):
+            return None
+    return None
