@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from reasonfactory.generators.verify.steps import check_equations, read_claims
 
-from tests.conftest import shared_data
+from conftest import shared_data
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_step_lines.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
