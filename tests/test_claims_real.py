@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from reasonfactory.generators.verify.steps import check_equations, read_claims
-
 from conftest import shared_data
+from reasonfactory.generators.verify.steps import check_equations, read_claims
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_step_lines.jsonl"
 ROWS = [json.loads(line) for line in FIXTURE.read_text(encoding="utf-8").splitlines()]
