@@ -23,9 +23,16 @@ class AnswerOptions(StrictModel):
     )
     memory_mb: int = Field(2048, ge=64, description="memory one check may add to its worker")
     batch: int = Field(64, ge=1, description="checks sent to a worker at a time")
+    approximate: bool = Field(
+        False,
+        description="a decimal may match an exact gold with no finite decimal form "
+        "(sqrt(2), pi, 1/3) when it is the gold rounded or cut to the places it writes",
+    )
 
     def pool(self) -> PoolOptions:
-        return PoolOptions(self.timeout_s, self.workers, self.memory_mb, self.batch)
+        return PoolOptions(
+            self.timeout_s, self.workers, self.memory_mb, self.batch, self.approximate
+        )
 
 
 REASONS = {

@@ -15,6 +15,19 @@ issue #14): tiny values compared by absolute rounding (`1/2004!` vs `1/2006!`,
 fixed upstream but guarded), and sequences with `\\ldots`, which it parses to one number
 (they are compared as written, normalised). And one false negative: a dropped percent sign
 on a decimal (`12.5\\%` vs `12.5`; math-verify forgives it on integers only).
+
+The answer policy (each rule has rows in tests/test_answer_policy.py):
+- a decimal approximation (`1.414214`, `0.333`) never equals an exact gold that has no
+  finite decimal form (`\\sqrt{2}`, `\\pi`, `1/3`), whatever its size, unless the caller
+  allows it (`approximate=True`; recipe: `filters: [{answer: {approximate: true}}]`); then it
+  must be the gold rounded or cut to the places it writes (`1.41` and `1.414` match
+  `\\sqrt{2}`, `1.42` does not);
+- numbers are read in the forms people write: thousands grouped with `,`, `\\,`, `{,}` or
+  `\\!` (`1\\,000`), scientific notation (`6.02 \\times 10^{23}`, `6.02e23`), repeating
+  decimals (`0.\\overline{3}`, `0.1(6)`, `0.333...`);
+- the empty set has one meaning (`\\emptyset`, `\\varnothing`, `\\{\\}`, `∅`);
+- an inequality in one variable (`x < 3`, `2 \\le x \\le 5`, `x<1 \\text{ or } x>2`) is
+  the interval it describes.
 """
 
 from __future__ import annotations
@@ -25,6 +38,19 @@ from enum import StrEnum
 from fractions import Fraction
 
 from math_verify import parse, verify
+from reasonfactory.generators.verify.answer_forms import (
+    E_NOTATION,
+    GROUPED,
+    REPEATING,
+    SCIENTIFIC,
+    SEPARATOR,
+    as_interval,
+    decimal_places,
+    finite_decimal,
+    is_empty_set,
+    repeating,
+    rounds_to,
+)
 from reasonfactory.generators.verify.answers import answer_key
 
 
@@ -50,20 +76,40 @@ def parse_answer(answer: str, **timeouts):
 
 
 def check_answer(
-    gold: str, predicted: str | None, *, parsed_gold=None, golds: dict | None = None, **timeouts
+    gold: str,
+    predicted: str | None,
+    *,
+    parsed_gold=None,
+    golds: dict | None = None,
+    approximate: bool = False,
+    why: list[str] | None = None,
+    **timeouts,
 ) -> Outcome:
     """Compare a predicted final answer with the gold one (in this process, no time limit
     of its own off the main thread: use `check_answers` for untrusted text at scale).
 
     `golds` caches parsed golds across calls (gold text -> parse); a plain number or
     fraction on both sides is compared exactly without parsing (math-verify's LaTeX parser
-    costs ~5 ms a call).
+    costs ~5 ms a call). `approximate` lets a decimal match an exact gold it rounds (module
+    docstring); `why`, when given, receives one line saying how the verdict was reached.
 
     >>> check_answer("\\\\frac{1}{2}", "0.5")
     <Outcome.CORRECT: 'correct'>
     >>> check_answer("3", "4")
     <Outcome.WRONG: 'wrong'>
+    >>> check_answer("\\\\sqrt{2}", "1.414214")
+    <Outcome.WRONG: 'wrong'>
+    >>> check_answer("\\\\sqrt{2}", "1.41", approximate=True)
+    <Outcome.CORRECT: 'correct'>
     """
+    notes = why if why is not None else []
+    outcome = _check(gold, predicted, parsed_gold, golds, approximate, notes, timeouts)
+    if not notes:
+        notes.append("math-verify: " + ("equal" if outcome is Outcome.CORRECT else "not equal"))
+    return outcome
+
+
+def _check(gold, predicted, parsed_gold, golds, approximate, why, timeouts) -> Outcome:
     timeouts = timeouts or _timeouts()
     golds = {} if golds is None else golds
     if parsed_gold is not None:
@@ -76,17 +122,49 @@ def check_answer(
 
     g = _literal(gold)
     if g is None and not gold_parse():
+        why.append("the gold cannot be read as math")
         return Outcome.GOLD_UNPARSEABLE
     if predicted is None or not predicted.strip():
+        why.append("no prediction")
         return Outcome.WRONG
     if predicted.strip() == gold.strip():
+        why.append("written the same")
         return Outcome.CORRECT
     p = _literal(predicted)
     if g is not None and p is not None:
         if g[0] == p[0]:
+            why.append(f"the same number ({g[0]})")
             return Outcome.CORRECT
         if g[1] and p[1]:  # two different exact rationals are different numbers
+            why.append(f"different numbers ({g[0]} vs {p[0]})")
             return Outcome.WRONG
+    empty = [is_empty_set(x) for x in (gold, predicted)]
+    if any(empty):
+        why.append("the empty set on both sides" if all(empty) else "only one side is empty")
+        return Outcome.CORRECT if all(empty) else Outcome.WRONG
+    if p is not None and not p[1]:
+        exact = g[0] if g is not None and g[1] else None
+        value = exact if exact is not None else _gold_value(gold, g, gold_parse)
+        if value is not None and not finite_decimal(value):
+            if not approximate:
+                why.append(
+                    "a decimal approximation of an exact gold with no finite decimal form "
+                    "(allowed with answer: {approximate: true})"
+                )
+                return Outcome.WRONG
+            near = rounds_to(p[0], decimal_places(predicted), value)
+            why.append(
+                f"approximate: {predicted.strip()} is "
+                + ("the gold rounded or cut to the places written" if near else "not the gold")
+            )
+            return Outcome.CORRECT if near else Outcome.WRONG
+    intervals = [as_interval(x) for x in (gold, predicted)]
+    if any(intervals) and not all(intervals):
+        gi, pi = (iv or x for iv, x in zip(intervals, (gold, predicted), strict=True))
+        g_iv, p_iv = parse_answer(gi, **timeouts), parse_answer(pi, **timeouts)
+        same = bool(g_iv and p_iv and verify(g_iv, p_iv, **_verify_timeout(timeouts)))
+        why.append(f"the inequality read as an interval: {gi} vs {pi}")
+        return Outcome.CORRECT if same else Outcome.WRONG
     if any(e in gold or e in predicted for e in _ELLIPSIS):
         # Sequences with dots parse to junk ("1, 2, \ldots, n" -> 2): only the same written
         # sequence counts.
@@ -98,7 +176,7 @@ def check_answer(
     percent = "%" in gold or "%" in predicted
     if not percent and _apart(gold_parsed, pred_parsed):
         return Outcome.WRONG  # two different numbers: skip math-verify's slow simplify
-    verify_timeout = {"timeout_seconds": None} if "parsing_timeout" in timeouts else {}
+    verify_timeout = _verify_timeout(timeouts)
     if not verify(gold_parsed, pred_parsed, **verify_timeout):
         if ("%" in gold) == ("%" in predicted):
             return Outcome.WRONG
@@ -127,6 +205,14 @@ def _literal(answer: str | None) -> tuple[Fraction, bool] | None:
     a = answer.strip().strip("$").strip()
     if len(a) > 40:
         return None
+    if GROUPED.fullmatch(a):  # `1\\,000`, `1{,}000`, `12,345.5`
+        a = SEPARATOR.sub("", a)
+    m = SCIENTIFIC.fullmatch(a) or E_NOTATION.fullmatch(a)
+    if m and abs(int(m.group(2))) <= 400:
+        return Fraction(m.group(1)) * Fraction(10) ** int(m.group(2)), True
+    m = REPEATING.fullmatch(a)
+    if m:
+        return repeating(*m.groups()), True
     if _INT.fullmatch(a):
         return Fraction(int(a)), True
     if _DECIMAL.fullmatch(a):
@@ -138,6 +224,28 @@ def _literal(answer: str | None) -> tuple[Fraction, bool] | None:
             return None
         return Fraction(int(sign + num), int(den)), True
     return None
+
+
+def _verify_timeout(timeouts: dict) -> dict:
+    return {"timeout_seconds": None} if "parsing_timeout" in timeouts else {}
+
+
+def _gold_value(gold: str, g, gold_parse) -> Fraction | object | None:
+    """The gold as an exact number (a Fraction, or a sympy number when irrational)."""
+    if g is not None:
+        return g[0]
+    if any(x in gold for x in ("%", "\\pm", "±", ",")):
+        return None
+    expr = _first_expr(gold_parse())
+    if _number(expr) is None:
+        return None
+    if getattr(expr, "is_rational", False) and expr.is_Rational:
+        return Fraction(int(expr.p), int(expr.q))
+    if expr.is_rational is False:
+        return expr
+    # sympy cannot tell (`\\log_2 3`): a value with no short decimal form is taken as exact
+    value = _number(expr)
+    return None if abs(value - round(value, 12)) < 1e-25 else expr
 
 
 def _apart(gold_parsed, pred_parsed) -> bool:

@@ -42,6 +42,7 @@ class PoolOptions:
     workers: int | None = None  # checker processes (default: the machine's cores)
     memory_mb: int = 2048  # memory one check may add to its worker
     batch: int = 64  # checks sent to a worker at a time
+    approximate: bool = False  # a decimal may match an exact gold it rounds (answer.py)
 
 
 class _CheckTimeout(BaseException):
@@ -84,28 +85,36 @@ _NO_TIMEOUTS = {"parsing_timeout": None}
 _GOLD_TIMED_OUT = object()
 
 
-def _check_group(gold: str, preds: list[str], timeout_s: float) -> list[str]:
+def _check_group(
+    gold: str, preds: list[str], timeout_s: float, approximate: bool = False
+) -> list[tuple[str, str]]:
     out = []
     for pred in preds:
         if _GOLDS.get(gold) is _GOLD_TIMED_OUT:
-            out.append(Outcome.TIMEOUT.value)
+            out.append((Outcome.TIMEOUT.value, "the gold's parse timed out"))
             continue
+        why: list[str] = []
         try:
             outcome = _timed(
-                lambda p=pred: check_answer(gold, p, golds=_GOLDS, **_NO_TIMEOUTS), timeout_s
+                lambda p=pred, w=why: check_answer(
+                    gold, p, golds=_GOLDS, approximate=approximate, why=w, **_NO_TIMEOUTS
+                ),
+                timeout_s,
             )
         except _CheckTimeout:
-            outcome = Outcome.TIMEOUT
+            outcome, why = Outcome.TIMEOUT, [f"the check ran past {timeout_s} s"]
             if gold not in _GOLDS and _literal(gold) is None:
                 _GOLDS[gold] = _GOLD_TIMED_OUT  # the gold parse itself hangs: once is enough
-        except Exception:  # MemoryError, RecursionError, a parser bug: this check only
-            outcome = Outcome.ERROR
-        out.append(outcome.value)
+        except Exception as exc:  # MemoryError, RecursionError, a parser bug: this check only
+            outcome, why = Outcome.ERROR, [f"the check failed: {type(exc).__name__}"]
+        out.append((outcome.value, "; ".join(why)))
     return out
 
 
-def _check_batch(groups: list[tuple[str, list[str]]], timeout_s: float) -> list[list[str]]:
-    return [_check_group(gold, preds, timeout_s) for gold, preds in groups]
+def _check_batch(
+    groups: list[tuple[str, list[str]]], timeout_s: float, approximate: bool = False
+) -> list[list[tuple[str, str]]]:
+    return [_check_group(gold, preds, timeout_s, approximate) for gold, preds in groups]
 
 
 def check_answers(
@@ -119,25 +128,36 @@ def check_answers(
     >>> check_answers([("2", "2.0"), ("2", "3"), ("2", None)])
     [<Outcome.CORRECT: 'correct'>, <Outcome.WRONG: 'wrong'>, <Outcome.WRONG: 'wrong'>]
     """
+    return [outcome for outcome, _ in explain_answers(pairs, options)]
+
+
+def explain_answers(
+    pairs: Iterable[tuple[str | None, str | None]], options: PoolOptions | None = None
+) -> list[tuple[Outcome, str]]:
+    """`check_answers` with one line per pair saying how the verdict was reached.
+
+    >>> explain_answers([("\\\\sqrt{2}", "1.414214")])[0][1].startswith("a decimal approx")
+    True
+    """
     opts = options or PoolOptions()
     pairs = list(pairs)
-    results: dict[tuple[str, str], Outcome] = {}
+    results: dict[tuple[str, str], tuple[Outcome, str]] = {}
     by_gold: dict[str, list[str]] = {}
     for gold, pred in pairs:
         if gold is None or pred is None or not pred.strip():
             continue
         key = (gold, pred)
         if key not in results:
-            results[key] = Outcome.ERROR  # placeholder until checked
+            results[key] = (Outcome.ERROR, "not checked")  # placeholder until checked
             by_gold.setdefault(gold, []).append(pred)
     if by_gold:
         _run_pool(by_gold, opts, results)
     out = []
     for gold, pred in pairs:
         if gold is None:
-            out.append(Outcome.GOLD_UNPARSEABLE)
+            out.append((Outcome.GOLD_UNPARSEABLE, "no gold"))
         elif pred is None or not pred.strip():
-            out.append(Outcome.WRONG)
+            out.append((Outcome.WRONG, "no prediction"))
         else:
             out.append(results[(gold, pred)])
     return out
@@ -171,7 +191,7 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
         futures = [
             pool.schedule(
                 _check_batch,
-                args=(batch, opts.timeout_s),
+                args=(batch, opts.timeout_s, opts.approximate),
                 timeout=_hard_limit(opts.timeout_s, sum(len(p) for _, p in batch)),
             )
             for batch in batches
@@ -180,8 +200,8 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
         for batch, future in zip(batches, futures, strict=True):
             try:
                 for (gold, preds), outcomes in zip(batch, future.result(), strict=True):
-                    for pred, outcome in zip(preds, outcomes, strict=True):
-                        results[(gold, pred)] = Outcome(outcome)
+                    for pred, (outcome, why) in zip(preds, outcomes, strict=True):
+                        results[(gold, pred)] = (Outcome(outcome), why)
             except (FutureTimeout, ProcessExpired):
                 retry.extend((gold, pred) for gold, preds in batch for pred in preds)
         singles = [
@@ -189,7 +209,7 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
                 pair,
                 pool.schedule(
                     _check_batch,
-                    args=([(pair[0], [pair[1]])], opts.timeout_s),
+                    args=([(pair[0], [pair[1]])], opts.timeout_s, opts.approximate),
                     timeout=_hard_limit(opts.timeout_s, 1),
                 ),
             )
@@ -197,11 +217,12 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
         ]
         for pair, future in singles:
             try:
-                results[pair] = Outcome(future.result()[0][0])
+                outcome, why = future.result()[0][0]
+                results[pair] = (Outcome(outcome), why)
             except FutureTimeout:
-                results[pair] = Outcome.TIMEOUT
+                results[pair] = (Outcome.TIMEOUT, "the check hung and was killed")
             except ProcessExpired:
-                results[pair] = Outcome.ERROR
+                results[pair] = (Outcome.ERROR, "the checker process died")
 
 
 def _hard_limit(timeout_s: float, n_checks: int) -> float:
@@ -222,15 +243,27 @@ def judge_answers(
     >>> judge_answers(["24", "2"], ["4 * 6", "3"], ["countdown:4,6", None])
     [<Outcome.CORRECT: 'correct'>, <Outcome.WRONG: 'wrong'>]
     """
+    return [o for o, _ in judge_answers_explained(golds, preds, checkers, options)]
+
+
+def judge_answers_explained(
+    golds: list[str | None],
+    preds: list[str | None],
+    checkers: list[str | None] | None = None,
+    options: PoolOptions | None = None,
+) -> list[tuple[Outcome, str]]:
+    """`judge_answers` with how each verdict was reached (what `reasonfactory check answers`
+    prints)."""
     checkers = checkers or [None] * len(golds)
     pairs = [
         (g, p) if c is None else (None, None)
         for g, p, c in zip(golds, preds, checkers, strict=True)
     ]
-    outcomes = check_answers(pairs, options)
+    outcomes = explain_answers(pairs, options)
     out = []
     for gold, pred, checker, outcome in zip(golds, preds, checkers, outcomes, strict=True):
         if checker is not None and gold is not None:
-            outcome = Outcome.CORRECT if check(checker, gold, pred) else Outcome.WRONG
+            ok = check(checker, gold, pred)
+            outcome = (Outcome.CORRECT if ok else Outcome.WRONG, f"by the rule {checker}")
         out.append(outcome)
     return out

@@ -10,7 +10,7 @@ from collections import Counter
 
 from reasonfactory.generators.verify.arith import evaluate, numbers_in, parse_arith
 
-_TRAILING_EQ = re.compile(r"^(.*?)=\s*\(?\s*(-?\d+)\s*\)?\s*$", re.S)
+_MAX_PARTS = 8  # links of a chain `a = b = c`
 _LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\$")
 
 
@@ -18,23 +18,26 @@ def check_countdown(numbers: list[int] | tuple[int, ...], target: int, answer: s
     """Whether `answer` uses each number exactly once and evaluates to `target`.
 
     Brackets and `+ - * /` (also `\\times`, `\\div`) only; no unary minus, no other numbers.
-    A trailing `= target` is allowed.
+    A chain of equalities is allowed (`(91 - 58) - (54 - 52) = 33 - 2 = 31`): one of its
+    parts uses the numbers by these rules and every part equals the target.
 
     >>> check_countdown([91, 58, 54, 52], 31, "(91 - 58) - (54 - 52)")
     True
     >>> check_countdown([91, 58, 54, 52], 31, "91 - 58 - 2")
     False
+    >>> check_countdown([91, 58, 54, 52], 31, "(91 - 58) - (54 - 52) = 33 - 2 = 31")
+    True
+    >>> check_countdown([91, 58, 54, 52], 31, "91 - 58 = 33 - 2 = 31")  # 54, 52 unused
+    False
     """
     if not answer:
         return False
     text = _LATEX_NOISE.sub("", answer).strip()
-    m = _TRAILING_EQ.match(text)
-    if m:
-        if int(m.group(2)) != target:
-            return False
-        text = m.group(1)
-    node = parse_arith(text, unary_minus=False, decimals=False)
-    if node is None:
+    parts = text.split("=")
+    if len(parts) > _MAX_PARTS or any(not p.strip() for p in parts):
         return False
-    used = Counter(int(n.value) for n in numbers_in(node))
-    return used == Counter(numbers) and evaluate(node) == target
+    nodes = [parse_arith(p, unary_minus=False, decimals=False) for p in parts]
+    if any(node is None or evaluate(node) != target for node in nodes):
+        return False
+    want = Counter(numbers)
+    return any(Counter(int(n.value) for n in numbers_in(node)) == want for node in nodes)
