@@ -17,6 +17,8 @@ COMMANDS = [
     ["export", "sft", "--help"],
     ["stats", "--help"],
     ["schedule", "--help"],
+    ["check", "steps", "--help"],
+    ["check", "answers", "--help"],
 ]
 
 

@@ -7,9 +7,12 @@ Pure strings, no I/O: `reasonfactory.warehouse.export_tree` runs them with the u
 limit), in TRL's stepwise-supervision format (TRL <= 1.13 `PRMTrainer`, the Math-Shepherd
 datasets): `prompt` (the question), `completions` (the root-to-leaf step paragraphs, the
 answer paragraph last when the leaf is an answer) and `labels` (one bool per completion).
-A node's label is its check or answer verdict when it has one (`correct`), else
-`q_value > threshold` (`labels='q'`) or, with `labels='mc'`, the Math-Shepherd estimate
-`mc_value > threshold` (hard label at threshold 0), falling back to Q where no rollout ran.
+A node's label, in this order: its failure or answer verdict (`correct`: a failed check, a
+right or wrong answer); with `labels='mc'`, the Math-Shepherd estimate `mc_value >
+threshold` where a rollout ran; the step's own check when it passed (`meta.verified`, an
+`equations` or `code` check: good, whatever its subtree did); else `q_value > threshold`.
+A node with none of these (no verdict and a NULL Q) has no label: it is never read as bad,
+and the rows through it are left out of the export rather than guessed.
 
 `dpo_query`: rStar-Math's preference pairs from sibling steps. A step "leads to" a correct
 leaf (or a wrong one: a wrong answer, a failed check, the depth limit) when one lies in its
@@ -38,7 +41,7 @@ paths AS (
   UNION ALL
   SELECT c.tree_id, c.node_id, c.problem_id, c.run_id, c.is_terminal, c.correct,
          list_append(p.completions, c.text),
-         list_append(p.labels, coalesce({label}, false)),
+         list_append(p.labels, {label}),
          list_append(p.node_ids, c.node_id),
          list_append(p.q_values, c.q_value),
          list_append(p.mc_values, c.mc_value),
@@ -50,16 +53,19 @@ paths AS (
 def label_expr(source: LabelSource = "q", threshold: float = 0.0) -> str:
     """The SQL for one node's boolean label (`c` is the node).
 
-    >>> label_expr("q", 0.0)
-    'CASE WHEN c.correct IS NOT NULL THEN c.correct ELSE c.q_value > 0.0 END'
+    >>> label_expr("q", 0.0)  # doctest: +NORMALIZE_WHITESPACE
+    "CASE WHEN c.correct IS NOT NULL THEN c.correct WHEN c.meta->>'verified' = 'true' THEN true
+    ELSE c.q_value > 0.0 END"
     """
     t = float(threshold)
+    verified = "WHEN c.meta->>'verified' = 'true' THEN true"
     if source == "q":
-        return f"CASE WHEN c.correct IS NOT NULL THEN c.correct ELSE c.q_value > {t} END"
+        return f"CASE WHEN c.correct IS NOT NULL THEN c.correct {verified} ELSE c.q_value > {t} END"
     if source == "mc":
         return (
             "CASE WHEN c.correct IS NOT NULL THEN c.correct "
-            f"WHEN c.mc_value IS NOT NULL THEN c.mc_value > {t} ELSE c.q_value > {t} END"
+            f"WHEN c.mc_value IS NOT NULL THEN c.mc_value > {t} {verified} "
+            f"ELSE c.q_value > {t} END"
         )
     raise ValueError(f"labels must be q or mc, not {source!r}")
 
@@ -73,6 +79,7 @@ SELECT pr.question AS prompt, p.completions, p.labels,
        p.node_ids, p.q_values, p.mc_values, pr.source
 FROM paths p JOIN problems pr USING (problem_id)
 WHERE p.is_terminal AND len(p.completions) > 0
+  AND len(list_filter(p.labels, lambda x: x IS NULL)) = 0
 """
 
 

@@ -172,7 +172,7 @@ def _problem_row(
     gold = None
     raw = record.get(afield)
     if raw is not None and str(raw).strip():
-        gold = _gold(str(raw), answer_format)
+        gold = read_gold(str(raw), answer_format)
         if gold is None:
             raise ProblemSourceError(
                 f"{where}: field {afield!r} has no gold answer in answer_format {answer_format!r}"
@@ -198,7 +198,8 @@ def _checker_meta(question: str) -> dict:
     return {"family": "countdown", "checker": spec} if spec else {}
 
 
-def _gold(raw: str, answer_format: AnswerFormat) -> str | None:
+def read_gold(raw: str, answer_format: AnswerFormat) -> str | None:
+    """The gold answer as written in a raw answer field (`#### 18`, `\\boxed{18}`, plain)."""
     if answer_format == "gsm8k":
         return extract_gsm8k(raw)
     if answer_format == "boxed":

@@ -90,12 +90,12 @@ def read_claims(text: str) -> list[dict]:
     >>> [(c["claim"], c["value"], c["holds"]) for c in read_claims("So 9 * 2 = $17 a day.")]
     [('9 * 2 = 17', '18', False)]
     """
-    return [_read(c) for c in find_equations(text)]
+    return [_read(text, c) for c in find_equations(text)]
 
 
-def _read(claim: Claim) -> dict:
+def _read(text: str, claim: Claim) -> dict:
     return {
-        "written": claim.text,
+        "written": text[claim.start : claim.end],
         "claim": claim.shown,
         "value": show(claim.left.value),
         "stated": show(claim.right.value),

@@ -39,6 +39,16 @@ def unverified(node: Node) -> bool:
     return any(c.get("kind") == "equations" and c.get("ok") is None for c in node.checks)
 
 
+def own_verdict(node: Node) -> bool | None:
+    """The step's own check (`equations`, `code`): False if one failed, True if one passed
+    and none failed, None when none judged it (no such verifier, or nothing checkable).
+    PRM labels read it first (warehouse/tree_views.py)."""
+    verdicts = [c.get("ok") for c in node.checks if c.get("kind") in ("equations", "code")]
+    if False in verdicts:
+        return False
+    return True if True in verdicts else None
+
+
 def ranked_paths(s: Search) -> list[tuple[float, float, list[Node]]]:
     """Correct root-to-answer paths as (mean Q, min Q, nodes), best first."""
     ranked = []
@@ -115,6 +125,7 @@ def node_rows(s: Search, ctx: RunContext) -> list[dict]:
             "closes": node.closes,
             "reason": node.reason,
             "tokens": node.tokens,
+            "verified": own_verdict(node),
         }
         if len(node.checks) > 1:
             meta["checks"] = node.checks
