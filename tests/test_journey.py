@@ -56,7 +56,9 @@ def test_every_kept_injected_journey_corrects_each_error(mixed_problems):
         assert row["response"] == source["response"]
         types.update(e["type"] for e in errors)
         per_trace[len(errors)] += 1
-    assert set(types) == set(ERROR_TYPES), types
+    # a sim step is one `a op b = c`: a dropped term needs three terms (see
+    # test_journey_plausible.py, on real GSM8K lines)
+    assert set(types) == set(ERROR_TYPES) - {"dropped_term"}, types
     assert per_trace[2] > per_trace[1]  # two detours wherever two steps have claims
 
 
@@ -100,7 +102,7 @@ def test_same_seed_same_journeys(mixed_problems):
 @pytest.mark.parametrize("kind", ERROR_TYPES)
 def test_each_perturbation_writes_a_false_claim(kind):
     thought = (
-        "Step 1: 17 + 5 = 22.\n\nStep 2: 22 * 3 = 66.\n\nStep 3: 66 - 8 = 58.\n\n"
+        "Step 1: 10 + 5 + 7 = 22.\n\nStep 2: 22 * 3 = 66.\n\nStep 3: 66 - 8 = 58.\n\n"
         "Step 4: 58 / 2 = 29."
     )
     for seed in range(20):
@@ -109,7 +111,7 @@ def test_each_perturbation_writes_a_false_claim(kind):
             detours=1,
             rng=random.Random(seed),
             types=(kind,),
-            question="Compute (((17 + 5) * 3) - 8) / 2.",
+            question="Compute (((10 + 5 + 7) * 3) - 8) / 2.",
         )
         [e] = made.errors
         assert e["type"] == kind and not holds(e["wrong_claim"]) and holds(e["corrected_claim"])
@@ -117,8 +119,8 @@ def test_each_perturbation_writes_a_false_claim(kind):
         assert e["written"] in wrong_step
         if kind == "wrong_operand":
             assert e["why_copied"] != e["why_original"] and e["written"] != e["wrong_claim"]
-        if kind == "dropped_term":
-            assert e["written"].endswith("= " + e["written"].split(" ")[0])
+        if kind == "dropped_term":  # one of three terms left out, not `a op b = a`
+            assert e["written"].startswith("10 + 5 + 7 = ") and e["why_dropped"] in "10 5 7"
 
 
 def test_a_trace_without_claims_gets_no_detour():

@@ -4,10 +4,22 @@ One step's arithmetic claim is perturbed in one of four ways:
 
 | type | the wrong step writes | e.g. (right: `22 * 3 = 66`, `22 + 7 = 29`) |
 |---|---|---|
-| `arithmetic_slip` | the right left side, a result off by a little | `22 * 3 = 69` |
+| `arithmetic_slip` | the right left side, a result slipped the way people slip | `22 * 3 = 68` |
 | `sign_error` | a sum computed as a difference (or back), or the result negated | `22 + 7 = 15` |
 | `wrong_operand` | one number miscopied, correctly computed from the miscopy | `23 * 3 = 69` |
-| `dropped_term` | the last term or factor left out of the result | `22 + 7 = 22` |
+| `dropped_term` | one term or factor of a longer sum or product left out | `4 + 5 + 7 = 11` |
+
+A slip is one of: a digit misread (`66` -> `68`, never the leading digit of a longer
+number), a carry missed or added (`66` -> `56`), off by one, two adjacent digits transposed
+(`69` -> `96`); a slip that moves the result by more than half its size (and more than 2)
+is not used: people's slips stay near the right value. `dropped_term` applies only to a sum
+or product of three or more terms (dropping from `a + b` would just write `a`).
+
+An error may run on (`run_on`): the next step or two use the wrong value (each step that
+uses it is recomputed from it, so those steps are consistent with the error) before the
+feedback notices it, names the faulty step and goes back to it; the wrong step and the
+steps it ran into are the detour's `error` span. The wrong step keeps what surrounds its
+claim (closing `$`, units, punctuation).
 
 sympy confirms that the false claim (the step's left side = what it wrote) is false and the
 corrected claim is true; otherwise that perturbation is not used. The trace then reads:
@@ -40,7 +52,8 @@ from reasonfactory.generators.verify.arith import (
 from reasonfactory.generators.verify.claims import Claim, claim_holds, find_claims
 
 ERROR_TYPES = ("arithmetic_slip", "sign_error", "wrong_operand", "dropped_term")
-_SLIPS = [d for d in range(-10, 11) if d] + [-20, 20]
+SLIP_KINDS = ("digit", "carry", "off_by_one", "transposed")
+RUN_ON_WEIGHTS = (0.6, 0.25, 0.15)  # the error is noticed after 0, 1 or 2 more steps
 _STEP_NO = re.compile(r"\s*Step (\d+)\s*[:.]")
 _INT = re.compile(r"(?<![\d.])\d+(?![\d.])")
 _STEP_LABEL = re.compile(r"Step \d+")
@@ -65,9 +78,9 @@ def perturb_claim(
     `context` holds numbers seen before the claim (a miscopied operand comes from there).
 
     >>> from reasonfactory.generators.verify.claims import find_claims
-    >>> [c] = find_claims("Step 2: 22 * 3 = 66.")
+    >>> [c] = find_claims("Step 2: 22 + 7 + 5 = 34.")
     >>> perturb_claim(c, "dropped_term", random.Random(0)).written
-    '22 * 3 = 22'
+    '22 + 7 + 5 = 27'
     """
     if claim.node is None:
         return None  # a left side arith cannot rewrite (`20% * 50`)
@@ -78,7 +91,10 @@ def perturb_claim(
     root = unwrap(claim.node)
     written_lhs, why = claim.lhs, {}
     if kind == "arithmetic_slip":
-        wrong = value + rng.choice(_SLIPS)
+        slipped = slip(value, rng, decimal=dec)
+        if slipped is None:
+            return None
+        wrong, why = slipped[0], {"slip": slipped[1]}
     elif kind == "sign_error":
         if isinstance(root, BinOp) and root.op in "+-":
             left, right = evaluate(root.left), evaluate(root.right)
@@ -98,10 +114,11 @@ def perturb_claim(
         wrong = evaluate(miscopied) if miscopied is not None else None
         why = {"copied": new_text, "original": original.text}
     elif kind == "dropped_term":
-        if not isinstance(root, BinOp):
+        dropped = drop_term(root, rng)
+        if dropped is None:
             return None
-        wrong = evaluate(root.left)
-        why = {"dropped": claim.lhs[root.op_start : root.end]}
+        wrong, term = dropped
+        why = {"dropped": claim.lhs[term.start : term.end]}
     else:
         raise ValueError(f"unknown error type {kind!r}; known: {', '.join(ERROR_TYPES)}")
     if wrong is None or wrong == value:
@@ -115,6 +132,126 @@ def perturb_claim(
     return Perturbation(
         kind, f"{written_lhs} = {wrong_text}", wrong_claim, wrong_text, expected, corrected, why
     )
+
+
+_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|\n")
+
+
+def _wrong_step(para: str, claim: Claim, p: Perturbation) -> str:
+    """The step with its claim made wrong, keeping the rest of its sentence (closing `$`,
+    units, punctuation); later sentences, which may use the right value, are cut."""
+    tail = para[claim.end :]
+    end = _SENTENCE_END.search(tail)
+    tail = tail[: end.end()] if end else tail
+    tail = re.sub(rf"(?<![\d.]){re.escape(p.expected)}(?![\d.])", p.wrong, tail)
+    return para[: claim.start] + p.written + tail.rstrip()
+
+
+def _run_on(
+    paragraphs: list[str], i: int, claim: Claim, p: Perturbation, picks: dict, rng
+) -> list[str]:
+    """The next steps as they read when the wrong value is carried on (0 to 2 of them, not
+    the last paragraph, not another detour's step): each claim that uses the value is
+    recomputed from it."""
+    k = rng.choices(range(len(RUN_ON_WEIGHTS)), weights=RUN_ON_WEIGHTS)[0]
+    k = min(k, len(paragraphs) - 2 - i)
+    for j in range(i + 1, i + 1 + max(k, 0)):
+        if j in picks:
+            k = j - i - 1
+            break
+    right, wrong = Fraction(p.expected.replace(",", "")), Fraction(p.wrong.replace(",", ""))
+    out = []
+    for j in range(i + 1, i + 1 + max(k, 0)):
+        para = paragraphs[j]
+        for c in reversed(find_claims(para)):
+            nums = [n for n in numbers_in(c.node)] if c.node is not None else []
+            used = [n for n in nums if n.value == right]
+            if not used or not claim_holds(c):
+                continue
+            n = used[0]
+            lhs = c.lhs[: n.start] + format_value(wrong, decimal=c.decimal) + c.lhs[n.end :]
+            node = parse_arith(lhs)
+            value = evaluate(node) if node is not None else None
+            if value is None:
+                return out  # cannot carry it on consistently: notice it here
+            result = format_value(value, decimal=c.decimal)
+            para = para[: c.start] + f"{lhs} = {result}" + para[c.end :]
+            right, wrong = c.rhs_value, value
+            break
+        out.append(para)
+    return out
+
+
+def plausible_slip(value: Fraction, wrong: Fraction) -> bool:
+    """A slip people make stays near the value: within half of it, or within 2."""
+    return wrong != value and (abs(wrong - value) <= 2 or abs(wrong - value) * 2 <= abs(value))
+
+
+def slip(value: Fraction, rng: random.Random, decimal: bool = False) -> tuple[Fraction, str] | None:
+    """`value` slipped one of the ways in `SLIP_KINDS` (picked at random among those that
+    apply and stay plausible), with the kind's name; None if none does.
+
+    >>> slip(Fraction(69), random.Random(0))
+    (Fraction(96, 1), 'transposed')
+    """
+    text = format_value(value, decimal=decimal)
+    sign = "-" if text.startswith("-") else ""
+    body = text.lstrip("-")
+    digits = [i for i, ch in enumerate(body) if ch.isdigit()]
+    for kind in rng.sample(SLIP_KINDS, len(SLIP_KINDS)):
+        options: list[str] = []
+        if kind == "off_by_one":
+            options = [format_value(value + d, decimal=decimal) for d in (-1, 1)]
+        elif kind == "digit":
+            where = [i for i in digits if not (i == digits[0] and len(digits) > 1)]
+            for i in where:
+                for d in (-2, -1, 1, 2):
+                    new = int(body[i]) + d
+                    if 0 <= new <= 9:
+                        options.append(sign + body[:i] + str(new) + body[i + 1 :])
+        elif kind == "carry":
+            whole = len(body.split(".")[0])
+            options = [
+                format_value(value + s * 10**k, decimal=decimal)
+                for k in range(1, whole)
+                for s in (-1, 1)
+            ]
+        elif kind == "transposed":
+            for a, b in zip(digits, digits[1:], strict=False):
+                if b == a + 1 and body[a] != body[b] and not (a == 0 and body[b] == "0"):
+                    options.append(sign + body[:a] + body[b] + body[a] + body[b + 1 :])
+        values = [Fraction(o.replace(",", "")) for o in options if o and o not in ("-", "")]
+        values = [v for v in values if plausible_slip(value, v)]
+        if values:
+            return rng.choice(values), kind
+    return None
+
+
+def drop_term(root, rng: random.Random):
+    """(the value without one term, that term) for a sum or product of three or more terms;
+    None for anything shorter (`a + b` would only write `a`)."""
+    if not isinstance(root, BinOp):
+        return None
+    family = "+-" if root.op in "+-" else ("*" if root.op == "*" else None)
+    if family is None:
+        return None
+    terms = []  # (sign, node)
+    node, sign = root, 1
+    while isinstance(node, BinOp) and node.op in family:
+        terms.append((-1 if node.op == "-" else 1, node.right))
+        node = node.left
+    terms.append((1, node))
+    if len(terms) < 3:
+        return None
+    total = evaluate(root)
+    k = rng.randrange(len(terms))
+    sign, term = terms[k]
+    part = evaluate(term)
+    if part is None or total is None:
+        return None
+    if family == "+-":
+        return total - sign * part, term
+    return (total / part, term) if part != 0 else None
 
 
 def inject_errors(
@@ -132,7 +269,7 @@ def inject_errors(
     >>> j = inject_errors("Step 1: 17 + 5 = 22.\\n\\nStep 2: 22 * 3 = 66.", detours=1,
     ...                   rng=random.Random(1), types=("arithmetic_slip",))
     >>> [e["wrong_claim"] for e in j.errors], j.thought.endswith("Step 2: 22 * 3 = 66.")
-    (['17 + 5 = 15'], True)
+    (['17 + 5 = 24'], True)
     """
     paragraphs = thought.split(STEP_BOUNDARY)
     candidates = []
@@ -161,18 +298,20 @@ def inject_errors(
             continue
         claim, p = picks[i]
         d = len(details)
-        tail = para[claim.end :]
-        tail = tail if tail.strip() in ("", ".") else "."
         step = _STEP_NO.match(para)
+        ran_into = _run_on(paragraphs, i, claim, p, picks, rng)
         back = (
             phrase(language, "redo_step", rng, step=step.group(1))
             if step
             else phrase(language, "redo_this", rng)
         )
-        feedback = phrase(
-            language, "feedback", rng, lhs=claim.lhs, expected=p.expected, wrong=p.wrong
-        )
-        out.append([Piece(para[: claim.start] + p.written + tail, "error", d)])
+        fields = {"lhs": claim.lhs, "expected": p.expected, "wrong": p.wrong}
+        if ran_into and step:
+            feedback = phrase(language, "feedback_late", rng, step=step.group(1), **fields)
+        else:
+            feedback = phrase(language, "feedback", rng, **fields)
+        out.append([Piece(_wrong_step(para, claim, p), "error", d)])
+        out.extend([Piece(text, "error", d)] for text in ran_into)
         out.append(
             [
                 Piece(feedback, "feedback", d),
@@ -190,6 +329,7 @@ def inject_errors(
                 "wrong_claim": p.wrong_claim,
                 "expected": p.expected,
                 "corrected_claim": p.corrected_claim,
+                "run_on": len(ran_into),
                 **{f"why_{k}": v for k, v in p.why.items()},
             }
         )

@@ -4,7 +4,8 @@ Several variants per language and purpose, picked by the trace's seeded `random.
 so a dataset does not repeat one sentence thousands of times. Purposes:
 
 - `feedback`: names the false claim and the right value (`{lhs}`, `{expected}`, `{wrong}`):
-  "Wait: 17 * 3 is 51, not 41."
+  "Wait: 17 * 3 is 51, not 41."; `feedback_late` also names the faulty step (`{step}`), for
+  an error noticed a step or two later.
 - `why_<error type>`: an optional second sentence saying what went wrong
   (`{copied}`/`{original}` for a wrong operand, `{dropped}` for a dropped term).
 - `redo_step`: back to the step that was wrong (`{step}`), for injected errors.
@@ -27,6 +28,11 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
             "Wait, let me check that. {lhs} equals {expected}, not {wrong}.",
             "Hmm, {lhs} is not {wrong}; it is {expected}.",
             "That does not look right: {lhs} gives {expected}, not {wrong}.",
+        ),
+        "feedback_late": (
+            "Wait, step {step} was wrong: {lhs} is {expected}, not {wrong}.",
+            "Hold on, I made a mistake back in step {step}: {lhs} = {expected}, not {wrong}.",
+            "Something is off. Checking step {step}: {lhs} gives {expected}, not {wrong}.",
         ),
         "why_wrong_operand": (
             "I copied {copied} where the number is {original}.",
@@ -68,6 +74,10 @@ PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
             "不对，{lhs} 应该是 {expected}，而不是 {wrong}。",
             "检查一下：{lhs} = {expected}，不是 {wrong}。",
             "这里算错了：{lhs} 的结果是 {expected}，不是 {wrong}。",
+        ),
+        "feedback_late": (
+            "等等，第 {step} 步算错了：{lhs} 等于 {expected}，不是 {wrong}。",
+            "检查一下第 {step} 步：{lhs} = {expected}，不是 {wrong}。",
         ),
         "why_wrong_operand": (
             "我把 {original} 抄成了 {copied}。",
