@@ -268,8 +268,9 @@ def test_tree_linearisation_follows_the_shortcut_and_corrects_each_branch():
             assert e["kind"] == "branch" and e["type"] == "equations"
             seen_branches[tuple(e["wrong_nodes"])] += 1
         assert "160" not in out.journey.thought and "3 * 17" not in out.journey.thought
-    # The descent reaches the deeper wrong node too, one random child per level.
-    assert set(seen_branches) == {("0.2",), ("0.1.2",), ("0.1.3", "0.1.3.1")}
+    # A faulty step right at the branch point is preferred to a deeper one (going back then
+    # returns to the faulty step itself); the deeper branch is used when it is the only one.
+    assert set(seen_branches) == {("0.2",), ("0.1.2",)}
 
 
 def test_one_detour_goes_back_to_its_branch_point():
@@ -279,11 +280,21 @@ def test_one_detour_goes_back_to_its_branch_point():
         [e] = out.journey.errors
         back = out.journey.thought[e["backtrack_start"] : e["backtrack_end"]].lower()
         points[e["branch_node"]] += 1
-        if e["branch_node"] == "0":  # back to the start
-            assert "step 1" not in back and ("start" in back or "first step" in back), back
-        else:  # back to after step 1
-            assert "step 1" in back, back
+        faulty = out.journey.thought[e["error_start"] : e["error_end"]].split(":")[0].lower()
+        assert faulty in back and "start" not in back, back  # back to the faulty step itself
     assert set(points) == {"0", "0.1"}
+
+
+def test_a_deeper_wrong_branch_names_its_faulty_step_and_goes_back_to_the_branch_point():
+    only_deep = tree_a().filter(~pl.col("node_id").is_in(["0.1.2", "0.2"]))
+    for seed in range(6):
+        out = linearise_tree(only_deep, detours=1, rng=random.Random(seed))
+        [e] = out.journey.errors
+        assert e["wrong_nodes"] == ["0.1.3", "0.1.3.1"]
+        feedback = out.journey.thought[e["feedback_start"] : e["feedback_end"]]
+        back = out.journey.thought[e["backtrack_start"] : e["backtrack_end"]].lower()
+        assert "step 3" in feedback, feedback  # the step that was wrong, noticed late
+        assert "step 1" in back and "start" not in back, back  # back to after step 1
 
 
 def test_tree_without_a_correct_answer_or_without_wrong_branches():

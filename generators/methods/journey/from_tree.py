@@ -106,7 +106,7 @@ def linearise_tree(
     >>> print(out.journey.thought)
     Step 1: 17 * 3 = 41.
     <BLANKLINE>
-    Wait, let me check that. 17 * 3 equals 51, not 41. Let me start over from the beginning.
+    Wait, let me check that. 17 * 3 equals 51, not 41. Let me redo step 1.
     <BLANKLINE>
     Step 1: 17 * 3 = 51.
     <BLANKLINE>
@@ -160,19 +160,32 @@ def linearise_tree(
         if i not in chosen:
             continue
         d = len(details)
-        branch = [rng.choice(options[i])]
+        # A faulty step right at the branch point is preferred: going back then returns to
+        # the faulty step itself, and the correction redoes it.
+        direct = [k for k in options[i] if wrong_at(k) is not None]
+        branch = [rng.choice(direct or options[i])]
         while wrong_at(branch[-1]) is None:
             branch.append(rng.choice([k for k in children[branch[-1]] if leads_to_wrong(k)]))
         w = wrong_at(branch[-1])
         for nid in branch:
             paragraphs.append([Piece(rows[nid]["text"].strip(), "error", d)])
         step = _STEP_NO.match(rows[path[i]]["text"] or "")
-        back = (
-            phrase(language, "back_to_start", rng)
-            if i == 0
-            else phrase(language, "back_to_step", rng, step=step.group(1) if step else i)
-        )
-        feedback = phrase(language, "feedback", rng, lhs=w.lhs, expected=w.expected, wrong=w.wrong)
+        faulty = _STEP_NO.match(rows[branch[-1]]["text"] or "")
+        fields = {"lhs": w.lhs, "expected": w.expected, "wrong": w.wrong}
+        if len(branch) == 1:  # the correction is the same step done right: a redo
+            back = (
+                phrase(language, "redo_step", rng, step=faulty.group(1))
+                if faulty
+                else phrase(language, "redo_this", rng)
+            )
+        elif i == 0:
+            back = phrase(language, "back_to_start", rng)
+        else:
+            back = phrase(language, "back_to_step", rng, step=step.group(1) if step else i)
+        if len(branch) > 1 and faulty:  # noticed a step or more later: name the faulty one
+            feedback = phrase(language, "feedback_late", rng, step=faulty.group(1), **fields)
+        else:
+            feedback = phrase(language, "feedback", rng, **fields)
         paragraphs.append([Piece(feedback, "feedback", d), Piece(back, "backtrack", d)])
         details.append(
             {
