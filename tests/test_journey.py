@@ -73,7 +73,9 @@ def test_problems_without_a_correct_base_get_a_rejected_row(mixed_problems):
 
 
 def test_error_types_and_language_are_honoured(mixed_problems):
-    out = _run(mixed_problems.head(30), samples=2, error_types=["sign_error"], language="zh")
+    config = JourneyConfig(samples=2, error_types=["sign_error"], language="zh")
+    made = journey(mixed_problems.head(30), SimEngine(error_rate=0.2, language="zh"), config, CTX)
+    out = apply_filters(made.traces, FILTERS)
     kept = out.filter(method="journey", status="kept")
     assert kept.height > 10
     for row in kept.iter_rows(named=True):

@@ -19,6 +19,7 @@ import re
 from collections import Counter
 from fractions import Fraction
 
+import polars as pl
 import pytest
 from journey_checks import check_journey
 from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
@@ -142,3 +143,36 @@ def test_a_run_on_step_is_recomputed_from_the_wrong_value():
         wrong = Fraction(e["wrong_claim"].split("=")[1])
         assert carried == f"Step 2: {wrong} * 3 = {wrong * 3}.", carried
     assert seen >= 3
+
+
+def test_chinese_journeys_from_chinese_steps_pass_the_chinese_language_filter():
+    problems = pl.concat(
+        [
+            load_problems("builtin:arithmetic", limit=20, difficulty=(3, 5)),
+            load_problems("builtin:linear", limit=10),
+        ]
+    )
+    config = JourneyConfig(samples=2, language="zh")
+    out = journey(problems, SimEngine(error_rate=0.1, language="zh"), config, CTX)
+    filters = [*FILTERS, parse_filter_spec({"language": {"lang": "zh"}})]
+    out = apply_filters(out.traces, filters)
+    sources = {r["trace_id"]: r for r in out.filter(method="self_output").iter_rows(named=True)}
+    journeys = out.filter(method="journey")
+    kept = journeys.filter(status="kept")
+    # every journey that had a correct base is kept: none is lost to the language filter
+    assert kept.height >= 20
+    assert set(journeys.filter(status="rejected")["reject_reason"]) <= {"no_correct_base"}
+    for row in kept.iter_rows(named=True):
+        source = sources[json.loads(row["meta"])["journey"]["source_trace_id"]]
+        for e in check_journey(row, plain_thought=source["thought"]):
+            step = row["thought"][e["error_start"] : e["error_end"]]
+            assert step.startswith(f"第 {e['step']} 步：") and step.endswith("。"), step
+        assert "Wait" not in row["thought"] and "Step" not in row["thought"]
+        assert row["response"].startswith("答案是")
+
+
+def test_chinese_feedback_is_not_written_into_english_steps():
+    problems = load_problems("builtin:arithmetic", limit=6, difficulty=(3, 4))
+    out = journey(problems, SimEngine(error_rate=0.0), JourneyConfig(samples=1, language="zh"), CTX)
+    journeys = out.traces.filter(method="journey")
+    assert set(journeys["generator_reason"]) == {"steps_not_in_language"}

@@ -10,6 +10,7 @@ from reasonfactory.generators.engines.sim import SimEngine
 from reasonfactory.generators.problems.families import make_problems
 from reasonfactory.generators.prompts import build_messages, parse_completion
 from reasonfactory.generators.verify.answers import extract_boxed
+from reasonfactory.generators.verify.steps import check_equations
 
 
 def _requests(problems, n, seed=0, **kw):
@@ -102,3 +103,17 @@ def test_problem_outside_its_families_is_a_clear_error():
     req = GenRequest(messages=build_messages("What is the capital of France?"))
     with pytest.raises(EngineError, match="built-in problem families"):
         eng.generate([req])
+
+
+def test_chinese_steps_are_read_back_and_checked_like_english_ones():
+    eng = SimEngine(error_rate=0.0, language="zh")
+    messages = build_messages("Compute ((17 + 5) * 3) - 8.")
+    [full] = eng.generate([GenRequest(messages=messages, seed=3)])[0]
+    thought = full.text.split("</think>")[0].removeprefix("<think>\n")
+    steps = thought.split("\n\n")
+    assert [s[:6] for s in steps] == ["第 1 步：", "第 2 步：", "第 3 步："]
+    assert all(check_equations(s).ok is True for s in steps)
+    assert full.text.endswith("答案是 \\boxed{58}。")
+    # a prefix in Chinese is continued from its written results, as in English
+    [rest] = eng.generate([GenRequest(messages=messages, prefix=steps[0] + "\n\n", seed=3)])[0]
+    assert rest.text.startswith("第 2 步：计算 22 * 3 = 66。")

@@ -22,6 +22,7 @@ class SimEngineConfig(StrictModel):
     format_error_rate: float = Field(0.0, ge=0, lt=1)
     typo_rate: float = Field(0.0, ge=0, lt=1)
     wordings: int = Field(1, ge=1, le=5)
+    language: Literal["en", "zh"] = "en"  # the language the sim writes its steps in
 
 
 def _make_sim(config: SimEngineConfig) -> Engine:
@@ -33,6 +34,7 @@ def _make_sim(config: SimEngineConfig) -> Engine:
         model=config.model,
         typo_rate=config.typo_rate,
         wordings=config.wordings,
+        language=config.language,
     )
 
 

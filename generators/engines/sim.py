@@ -18,6 +18,9 @@ Three optional behaviours, all off by default (the defaults reproduce the text a
   answers an answer check cannot see and a step verifier can.
 - `wordings`: each step is worded one of this many ways (a lead-in such as "Now, "), so
   correct solutions differ in text as a model's samples do.
+- `language: zh`: steps and the answer line in Chinese (`第 1 步：计算 17 + 5 = 22。`,
+  `答案是 \\boxed{22}。`; the wording is `sim_plans.ZH_WORDING`), for Chinese journeys and
+  the language filter.
 - code-augmented steps, when the prompt asks for them (`prompts.CODE_MARKER`): each step is
   followed by a ```python block that computes it from earlier steps' variables and prints
   it. A slipped step's code is honest (it prints the right value, which disagrees with the
@@ -35,12 +38,19 @@ import re
 from fractions import Fraction
 
 from reasonfactory.generators.engines.base import Completion, EngineError, GenRequest
-from reasonfactory.generators.engines.sim_plans import Ref, StepPlan, plan_problem
+from reasonfactory.generators.engines.sim_plans import (
+    ZH_ANSWER,
+    ZH_STEP,
+    Ref,
+    StepPlan,
+    plan_problem,
+    to_chinese,
+)
 from reasonfactory.generators.problems.families import OPS, fmt, fmt_operand
 from reasonfactory.generators.prompts import CODE_MARKER, STEP_BOUNDARY
 from reasonfactory.warehouse.ids import digest
 
-_STEP = re.compile(r"Step (\d+):")
+_STEP = re.compile(r"Step (\d+):|第 ?(\d+) ?步")
 _RESULT = re.compile(r"= \(?(-?\d+(?:/\d+)?)\)?")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
@@ -67,6 +77,7 @@ class SimEngine:
         model: str = "sim",
         typo_rate: float = 0.0,
         wordings: int = 1,
+        language: str = "en",
     ):
         if not 0 <= error_rate < 1 or not 0 <= format_error_rate < 1 or not 0 <= typo_rate < 1:
             raise ValueError("error_rate, format_error_rate and typo_rate must lie in [0, 1)")
@@ -76,6 +87,9 @@ class SimEngine:
         self.format_error_rate = format_error_rate
         self.typo_rate = typo_rate
         self.wordings = wordings
+        if language not in ("en", "zh"):
+            raise ValueError(f"language must be en or zh, not {language!r}")
+        self.language = language
         self.model = model
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
@@ -132,7 +146,10 @@ class SimEngine:
                 logp -= math.log(self.wordings)
             if code:
                 text += "\n" + _code_block(step, k, bug)
-            steps.append(f"Step {k + 1}: {text}")
+            if self.language == "zh":
+                steps.append(ZH_STEP.format(k=k + 1, text=to_chinese(text)))
+            else:
+                steps.append(f"Step {k + 1}: {text}")
         answer = fmt(values[-1]) if values else "0"
         ending, fmt_logp = self._ending(answer, rng)
         body = STEP_BOUNDARY.join(steps)
@@ -146,6 +163,13 @@ class SimEngine:
         return _finish(text, req, logp + fmt_logp)
 
     def _ending(self, answer: str, rng: random.Random) -> tuple[str, float]:
+        if self.language == "zh":
+            ending = "\n</think>\n\n" + ZH_ANSWER.format(answer=answer)
+            if not self.format_error_rate or rng.random() >= self.format_error_rate:
+                return ending, math.log1p(
+                    -self.format_error_rate
+                ) if self.format_error_rate else 0.0
+            return ending.replace("</think>", ""), math.log(self.format_error_rate)
         good = f"\n</think>\n\nThe answer is \\boxed{{{answer}}}."
         if not self.format_error_rate or rng.random() >= self.format_error_rate:
             return good, math.log1p(-self.format_error_rate) if self.format_error_rate else 0.0

@@ -128,3 +128,34 @@ def plan_problem(question: str) -> tuple[str, list[StepPlan]] | None:
         if plan:
             return name, plan
     return None
+
+
+# The sim's Chinese step wording (`language: zh`): the English plans' phrases, in order of
+# application, and how a step and the answer are labelled.
+ZH_WORDING = (
+    ("Collect the x terms on the left: ", "把含 x 的项移到左边："),
+    ("Move the constant to the right: ", "把常数项移到右边："),
+    ("Divide both sides by ", "两边同时除以 "),
+    (", so ", "，所以 "),
+)
+ZH_STEP = "第 {k} 步：{text}"
+ZH_ANSWER = "答案是 \\boxed{{{answer}}}。"
+
+
+def to_chinese(text: str) -> str:
+    """A rendered step in the sim's Chinese wording.
+
+    >>> to_chinese("Divide both sides by 3: 12 / 3 = 4, so x = 4.")
+    '两边同时除以 3：12 / 3 = 4，所以 x = 4。'
+    >>> to_chinese("17 + 5 = 22.")
+    '计算 17 + 5 = 22。'
+    """
+    out = text
+    for en, zh in ZH_WORDING:
+        out = out.replace(en, zh)
+    if out.startswith("两边同时除以 "):
+        head, sep, rest = out.partition(": ")
+        out = head + "：" + rest if sep else out
+    if out == text:  # a bare calculation
+        out = "计算 " + out
+    return out[:-1] + "。" if out.endswith(".") else out

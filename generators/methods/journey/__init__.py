@@ -17,7 +17,8 @@ thought and paragraph indexes), the error type, the claims, and the source trace
 so `SELECT ... FROM traces, unnest(json_extract(meta, '$.journey.errors[*]')) AS e` works.
 With `keep_sources` (default) the source traces (self_output or tree) are stored beside
 the journeys, under their own method. A problem with no usable source gets one rejected
-journey row saying why (`no_correct_base`, `no_correct_path`, `no_detour`).
+journey row saying why (`no_correct_base`, `no_correct_path`, `no_detour`, and
+`steps_not_in_language` for `language: zh` over steps the engine wrote in English).
 
 Not here: the phrases, the perturbations, the linearisation (their own modules).
 """
@@ -126,6 +127,7 @@ def journey(problems: pl.DataFrame, engine, config: JourneyConfig, ctx: RunConte
 
 
 _THINK_TAG = re.compile("</?think>")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def _usable_bases(base: pl.DataFrame) -> list[bool]:
@@ -181,6 +183,24 @@ def _from_inject(problems, engine, config: JourneyConfig, ctx: RunContext) -> Ge
         for b in chosen:
             sample = json.loads(b["meta"])["sample_index"]
             rng = random.Random(digest(config.seed, b["trace_id"], "journey"))
+            if config.language == "zh" and not _CJK.search(b["thought"]):
+                # Chinese feedback inside English steps is a mixed-language trace: the
+                # engine must write Chinese steps (the sim does with `language: zh`)
+                rows.append(
+                    _row(
+                        problem,
+                        sample,
+                        Journey(b["thought"], ()),
+                        b["response"],
+                        b["predicted"],
+                        {"from": "inject", "source_trace_id": b["trace_id"]},
+                        config,
+                        ctx,
+                        now,
+                        reason="steps_not_in_language",
+                    )
+                )
+                continue
             made = inject_errors(
                 b["thought"],
                 detours=config.detours,

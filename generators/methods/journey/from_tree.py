@@ -25,17 +25,14 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from dataclasses import dataclass
 
 import polars as pl
 from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
-from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble
+from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble, step_number
 from reasonfactory.generators.verify.answers import extract_boxed
 from reasonfactory.generators.verify.arith import format_value
 from reasonfactory.generators.verify.claims import claim_holds, find_claims, parse_claim, value_of
-
-_STEP_NO = re.compile(r"\s*Step (\d+)\s*[:.]")
 
 
 @dataclass(frozen=True)
@@ -169,21 +166,21 @@ def linearise_tree(
         w = wrong_at(branch[-1])
         for nid in branch:
             paragraphs.append([Piece(rows[nid]["text"].strip(), "error", d)])
-        step = _STEP_NO.match(rows[path[i]]["text"] or "")
-        faulty = _STEP_NO.match(rows[branch[-1]]["text"] or "")
+        step = step_number(rows[path[i]]["text"] or "")
+        faulty = step_number(rows[branch[-1]]["text"] or "")
         fields = {"lhs": w.lhs, "expected": w.expected, "wrong": w.wrong}
         if len(branch) == 1:  # the correction is the same step done right: a redo
             back = (
-                phrase(language, "redo_step", rng, step=faulty.group(1))
+                phrase(language, "redo_step", rng, step=faulty)
                 if faulty
                 else phrase(language, "redo_this", rng)
             )
         elif i == 0:
             back = phrase(language, "back_to_start", rng)
         else:
-            back = phrase(language, "back_to_step", rng, step=step.group(1) if step else i)
+            back = phrase(language, "back_to_step", rng, step=step or i)
         if len(branch) > 1 and faulty:  # noticed a step or more later: name the faulty one
-            feedback = phrase(language, "feedback_late", rng, step=faulty.group(1), **fields)
+            feedback = phrase(language, "feedback_late", rng, step=faulty, **fields)
         else:
             feedback = phrase(language, "feedback", rng, **fields)
         paragraphs.append([Piece(feedback, "feedback", d), Piece(back, "backtrack", d)])

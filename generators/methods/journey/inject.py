@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
-from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble
+from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble, step_number
 from reasonfactory.generators.prompts import STEP_BOUNDARY
 from reasonfactory.generators.verify.arith import (
     BinOp,
@@ -54,9 +54,8 @@ from reasonfactory.generators.verify.claims import Claim, claim_holds, find_clai
 ERROR_TYPES = ("arithmetic_slip", "sign_error", "wrong_operand", "dropped_term")
 SLIP_KINDS = ("digit", "carry", "off_by_one", "transposed")
 RUN_ON_WEIGHTS = (0.6, 0.25, 0.15)  # the error is noticed after 0, 1 or 2 more steps
-_STEP_NO = re.compile(r"\s*Step (\d+)\s*[:.]")
 _INT = re.compile(r"(?<![\d.])\d+(?![\d.])")
-_STEP_LABEL = re.compile(r"Step \d+")
+_STEP_LABEL = re.compile(r"Step \d+|第 ?\d+ ?步")
 
 
 @dataclass(frozen=True)
@@ -298,16 +297,16 @@ def inject_errors(
             continue
         claim, p = picks[i]
         d = len(details)
-        step = _STEP_NO.match(para)
+        step = step_number(para)
         ran_into = _run_on(paragraphs, i, claim, p, picks, rng)
         back = (
-            phrase(language, "redo_step", rng, step=step.group(1))
+            phrase(language, "redo_step", rng, step=step)
             if step
             else phrase(language, "redo_this", rng)
         )
         fields = {"lhs": claim.lhs, "expected": p.expected, "wrong": p.wrong}
         if ran_into and step:
-            feedback = phrase(language, "feedback_late", rng, step=step.group(1), **fields)
+            feedback = phrase(language, "feedback_late", rng, step=step, **fields)
         else:
             feedback = phrase(language, "feedback", rng, **fields)
         out.append([Piece(_wrong_step(para, claim, p), "error", d)])
@@ -324,7 +323,7 @@ def inject_errors(
             {
                 "kind": "inject",
                 "type": p.type,
-                "step": int(step.group(1)) if step else None,
+                "step": int(step) if step else None,
                 "written": p.written,
                 "wrong_claim": p.wrong_claim,
                 "expected": p.expected,

@@ -13,11 +13,23 @@ Not here: choosing errors or branches (`reasonfactory.generators.methods.journey
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from reasonfactory.generators.prompts import STEP_BOUNDARY
 
 ROLES = ("step", "error", "feedback", "backtrack", "correction")
+_STEP_NO = re.compile(r"\s*(?:Step (\d+)\s*[:.]|第 ?(\d+) ?步)")
+
+
+def step_number(para: str) -> str | None:
+    """The number of a `Step 3:` or `第 3 步：` paragraph.
+
+    >>> step_number("第 3 步：计算 2 + 2 = 4。"), step_number("Step 12: 1 + 1 = 2.")
+    ('3', '12')
+    """
+    m = _STEP_NO.match(para)
+    return next((g for g in m.groups() if g), None) if m else None
 
 
 @dataclass(frozen=True)
