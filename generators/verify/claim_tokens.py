@@ -40,7 +40,7 @@ _TOKEN = re.compile(
     r"|(?P<pct>%|％|\\%|(?<![A-Za-z])percent(?![A-Za-z]))"
     r"|(?P<lp>\(|（|\{)|(?P<rp>\)|）|\})"
     r"|(?P<approx>≈|≒|\\approx(?![A-Za-z]))|(?P<eq>=|＝)"
-    rf"|(?P<cur>\\\$|\$(?=\s?{_D})|€|£|¥|￥)"
+    rf"|(?P<cur>\\\$|\$(?=\s?-?{_D})|€|£|¥|￥)"
     r"|(?P<space>\s+|\\(?:left|right|quad|qquad)(?![A-Za-z])|\\[,;:! ])"
     r"|(?P<text>\\(?:text|mbox|mathrm|textrm|textbf|textit)\s*\{[^{}]*\})"
     r"|(?P<cjk>[\u3400-\u9fff]+)"

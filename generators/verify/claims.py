@@ -178,8 +178,6 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
     )
     if (word_before and run[0].kind not in _BLANK and not labelled) or glued_after:
         return None  # glued to a name: `f(3) = 9`, `x^2 = 4`, `12 = 3x`
-    if word_before and _operation_before(text, before):
-        return None  # `25 classmates + his 1 teacher + 1 = 27`: begun before the words
     sides: list[list[Tok]] = [[]]
     marks: list[str] = []
     for tok in run:
@@ -191,6 +189,8 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
     # `x = 12 / 3 = 4`: the variable's side lies outside the run; the numeric chain remains.
     if word_before and not sides[0]:
         sides, marks = sides[1:], marks[1:]
+    elif word_before and _operation_before(text, before):
+        return None  # `25 classmates + his 1 teacher + 1 = 27`: begun before the words
     # `= 8 - the rest`, `= 60 (`: an operation left hanging where prose takes over
     if not (after and after[0].kind == "word" and _is_variable(after[0].norm)):
         while sides[-1] and sides[-1][-1].kind in ("op", "lp", "fracop"):
