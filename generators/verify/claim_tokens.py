@@ -133,11 +133,19 @@ def _raw(m: re.Match) -> Tok:
 
 
 def _next(toks: list[Tok], i: int, step: int) -> int | None:
-    """Index of the nearest token from `i` in direction `step` that is not a space."""
-    i += step
-    while 0 <= i < len(toks) and toks[i].kind in ("space", "skip"):
+    """Index of the nearest token from `i` in direction `step` that is not a space; None
+    past `_NEAR` blanks (a run of currency signs or spaces that long joins nothing, and the
+    bound keeps every look-around constant-time on hostile text)."""
+    for _ in range(_NEAR):
         i += step
-    return i if 0 <= i < len(toks) else None
+        if not 0 <= i < len(toks):
+            return None
+        if toks[i].kind not in ("space", "skip"):
+            return i
+    return None
+
+
+_NEAR = 8
 
 
 def _kind(toks: list[Tok], i: int | None) -> str | None:
