@@ -146,8 +146,15 @@ def test_the_wheel_installs_as_one_namespace(tmp_path):
     """A built wheel holds `reasonfactory/...` only: `import filters` / `import flows` do not
     resolve to us, and the CLI imports from a folder outside the checkout."""
     wheels = tmp_path / "wheels"
+    # pyproject's `license = "Apache-2.0"` needs setuptools >= 70 (build-system.requires); a
+    # venv made by `python -m venv` on 3.11 ships 65.5, so build in isolation when this one is
+    # older (pip fetches the build requirements from the package index, as `pip install` does).
+    from importlib.metadata import version
+
+    recent = int(version("setuptools").split(".")[0]) >= 70
+    no_isolation = ["--no-build-isolation"] if recent else []
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", *no_isolation, "-q",
          "-w", str(wheels), str(ROOT)],
         check=True, capture_output=True, timeout=300,
     )  # fmt: skip
