@@ -11,12 +11,12 @@ says what is inside and how it was selected.
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
 
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.outdir import check_out, fresh_out, mark_out
 from reasonfactory.warehouse.store import Warehouse
 
 ExportFormat = Literal["hf", "parquet", "jsonl"]
@@ -53,17 +53,14 @@ def export_sft(
 ) -> dict:
     """Write the SFT dataset; returns {rows, path, format, where}."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    check_out(out, overwrite, None)
     predicate = selection(where)
     query = f"SELECT {SFT_COLUMNS} FROM sft WHERE {predicate} ORDER BY problem_id, trace_id"
     with Warehouse(warehouse, read_only=True) as wh:
         rows = wh.sql(f"SELECT count(*) AS n FROM sft WHERE {predicate}")["n"][0]
         if rows == 0:
             raise UserError(f"no traces match {predicate!r}; nothing exported")
-        if overwrite and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
+        fresh_out(out, overwrite, wh.path)
         with tempfile.TemporaryDirectory() as tmp:
             if fmt == "jsonl":
                 _copy(wh, query, out / "data.jsonl", "FORMAT json")
@@ -80,6 +77,7 @@ def export_sft(
                     path = out
         summary = _card_facts(wh, predicate)
     (out / "README.md").write_text(_card(rows, fmt, predicate, summary), encoding="utf-8")
+    mark_out(out, "sft", int(rows))
     return {"rows": int(rows), "path": str(path), "format": fmt, "where": predicate}
 
 
