@@ -44,6 +44,7 @@ class TeacherState:
     delay_s: float = 0.0
     slow_s: float = 3.0
     down: bool = True
+    logprobs: bool = True  # False: a server that never returns log-probabilities
     attempts: Counter = field(default_factory=Counter)
     log: list[dict] = field(default_factory=list)
 
@@ -102,7 +103,7 @@ def make_app(state: TeacherState) -> Starlette:
         choice: dict = {"index": 0, "finish_reason": finish}
         if chat:
             choice["message"] = message
-            if body.get("logprobs"):
+            if body.get("logprobs") and state.logprobs:
                 choice["logprobs"] = {
                     "content": [
                         {"token": w, "logprob": -0.1, "bytes": None, "top_logprobs": []}
