@@ -148,6 +148,11 @@ def _print_summary(s: dict) -> None:
     out.print(f"  funnel: generated {s['generated']} -> kept {s['kept']}")
     for reason, n in s["rejected"].items():
         out.print(f"    rejected {reason}: {n}")
+    if r := s.get("refiltered"):
+        out.print(
+            f"  re-filtered {r['traces']} stored traces of {r['problems']} problems "
+            f"({r['why']}): kept {r['kept']}"
+        )
     rate = s["generated"] / s["seconds"] if s["seconds"] else 0.0
     out.print(
         f"  time: {s['seconds']:.1f} s ({rate:.0f} traces/s), engine {s['engine_seconds']:.1f} s "
