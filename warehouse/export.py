@@ -1,8 +1,10 @@
 """Export traces as Hugging Face datasets: `hf` (save_to_disk), `parquet` or `jsonl`.
 
-`export_sft` reads the `sft` view: a `messages` column (user question, then the assistant's
+`export_sft` writes a `messages` column (user question, then the assistant's
 `<think>\\n...\\n</think>\\n\\n` + response) plus `problem_id`, `trace_id`, `method`, `model`,
-`score`. Rows are `status = 'kept'` unless the `where` predicate itself mentions `status`.
+`score`. It reads the `sft_all` view (every trace with its chat) with `status = 'kept'`, so by
+default it writes exactly the `sft` view (kept traces only); a `where` predicate that itself
+mentions `status` selects among all traces instead.
 DuckDB writes the rows straight to Parquet/JSONL (streaming, never the whole set in Python);
 `hf` loads that Parquet with `datasets` and saves it to disk. A dataset card (README.md)
 says what is inside and how it was selected.
@@ -55,9 +57,9 @@ def export_sft(
     out = Path(out)
     check_out(out, overwrite, None)
     predicate = selection(where)
-    query = f"SELECT {SFT_COLUMNS} FROM sft WHERE {predicate} ORDER BY problem_id, trace_id"
+    query = f"SELECT {SFT_COLUMNS} FROM sft_all WHERE {predicate} ORDER BY problem_id, trace_id"
     with Warehouse(warehouse, read_only=True) as wh:
-        rows = wh.sql(f"SELECT count(*) AS n FROM sft WHERE {predicate}")["n"][0]
+        rows = wh.sql(f"SELECT count(*) AS n FROM sft_all WHERE {predicate}")["n"][0]
         if rows == 0:
             raise UserError(f"no traces match {predicate!r}; nothing exported")
         fresh_out(out, overwrite, wh.path)
@@ -88,7 +90,7 @@ def _copy(wh: Warehouse, query: str, path: Path, options: str) -> None:
 
 def _card_facts(wh: Warehouse, predicate: str) -> list[tuple]:
     return wh.con.execute(
-        f"SELECT method, model, source, count(*) FROM sft WHERE {predicate} "
+        f"SELECT method, model, source, count(*) FROM sft_all WHERE {predicate} "
         "GROUP BY ALL ORDER BY 4 DESC"
     ).fetchall()
 

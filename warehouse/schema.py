@@ -177,9 +177,10 @@ TABLES: dict[str, Table] = {
     t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS, COMPLETIONS)
 }
 
-# The view export reads. Thought steps may carry <step> tags during generation; SFT never sees them.
-SFT_VIEW = r"""
-CREATE OR REPLACE VIEW sft AS
+# The views export reads: `sft_all` every trace with its chat, `sft` the kept ones (what
+# `export sft` writes by default). Thought steps may carry <step> tags; SFT never sees them.
+SFT_ALL_VIEW = r"""
+CREATE OR REPLACE VIEW sft_all AS
 SELECT
   t.*,
   p.question,
@@ -193,6 +194,15 @@ SELECT
   ] AS messages
 FROM traces t JOIN problems p USING (problem_id)
 """
+SFT_VIEW = "CREATE OR REPLACE VIEW sft AS SELECT * FROM sft_all WHERE status = 'kept'"
+VIEW_COMMENTS = {
+    "sft_all": "every trace (kept and rejected) joined with its problem, with `messages`",
+    "sft": "kept traces only, joined with their problem, with `messages`: what export sft writes",
+    "prm": "one row per root-to-leaf path of every search tree, with step labels",
+    "dpo": "sibling step pairs of search trees as chosen/rejected preference rows",
+}
 
-VIEWS = (SFT_VIEW,)
+VIEWS = (SFT_ALL_VIEW, SFT_VIEW)
 VIEWS = (*VIEWS, PRM_VIEW, DPO_VIEW)  # search trees as PRM rows and DPO pairs (tree_views.py)
+# Each view says what it holds (`SELECT view_name, comment FROM duckdb_views()`).
+VIEWS = (*VIEWS, *(f"COMMENT ON VIEW {v} IS '{c}'" for v, c in VIEW_COMMENTS.items()))
