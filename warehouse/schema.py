@@ -103,7 +103,13 @@ TRACES = Table(
         Column("response", "VARCHAR", _S, "text after </think>"),
         Column("predicted", "VARCHAR", _S, "extracted final answer (last \\boxed{})"),
         Column("correct", "BOOLEAN", _B, "answer check verdict; null when not checkable"),
-        Column("n_tokens", "BIGINT", _I, "completion tokens as the engine counted them"),
+        Column(
+            "n_tokens",
+            "BIGINT",
+            _I,
+            "completion tokens as the engine counted them; sos and journey traces (text no "
+            "engine sampled whole) approximate: UTF-8 bytes / 4 (approx:utf8_bytes/4)",
+        ),
         Column("lang", "VARCHAR", _S, "language of the trace"),
         Column("status", "VARCHAR", _S, "kept | rejected"),
         Column("reject_reason", "VARCHAR", _S, "first filter rule the trace failed"),
