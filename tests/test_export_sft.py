@@ -1,6 +1,10 @@
-"""`export --overwrite` replaces only what an earlier export wrote; anything else is refused."""
+"""`export sft`: it writes exactly what the `sft` view holds (kept traces only; `sft_all`
+holds every trace; views say what they hold), and `--overwrite` replaces only what an
+earlier export wrote, refusing anything else."""
 
 from __future__ import annotations
+
+import json
 
 import datasets
 import pytest
@@ -9,12 +13,13 @@ from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.export import export_sft
 from reasonfactory.warehouse.outdir import MARKER
+from reasonfactory.warehouse.store import Warehouse
 
 RECIPE = {
     "name": "overwrite",
-    "problems": {"source": "builtin:arithmetic", "limit": 4},
-    "engine": {"kind": "sim", "error_rate": 0.0},
-    "generate": {"method": "self_output", "samples": 2},
+    "problems": {"source": "builtin:arithmetic", "limit": 10},
+    "engine": {"kind": "sim", "error_rate": 0.3},
+    "generate": {"method": "self_output", "samples": 4},
     "filters": ["format", "answer"],
 }
 
@@ -80,3 +85,26 @@ def test_out_naming_a_file_is_a_clear_error(stored, tmp_path):
 def test_an_exported_folder_still_loads(stored, tmp_path):
     export_sft(stored, tmp_path / "hf")
     assert datasets.load_from_disk(str(tmp_path / "hf")).num_rows > 0
+
+
+def test_sft_holds_kept_traces_and_export_agrees(stored, tmp_path):
+    path = stored
+    with Warehouse(path, read_only=True) as wh:
+        statuses = dict(wh.con.execute("SELECT status, count(*) FROM sft GROUP BY 1").fetchall())
+        every = wh.con.execute("SELECT count(*) FROM sft_all").fetchall()[0][0]
+        traces = dict(wh.con.execute("SELECT status, count(*) FROM traces GROUP BY 1").fetchall())
+        view_ids = [r[0] for r in wh.con.execute("SELECT trace_id FROM sft ORDER BY 1").fetchall()]
+        comments = dict(
+            wh.con.execute(
+                "SELECT view_name, comment FROM duckdb_views() WHERE NOT internal"
+            ).fetchall()
+        )
+    assert traces["rejected"] > 0  # else the test would prove nothing
+    assert statuses == {"kept": traces["kept"]} and every == sum(traces.values())
+    assert "kept traces only" in comments["sft"] and "rejected" in comments["sft_all"]
+    assert set(comments) >= {"sft", "sft_all", "prm", "dpo"} and all(comments.values())
+    export_sft(path, tmp_path / "out", fmt="jsonl")
+    rows = [json.loads(x) for x in (tmp_path / "out" / "data.jsonl").read_text().splitlines()]
+    assert sorted(r["trace_id"] for r in rows) == view_ids
+    rejected = export_sft(path, tmp_path / "rej", fmt="jsonl", where="status = 'rejected'")
+    assert rejected["rows"] == traces["rejected"]
