@@ -69,10 +69,13 @@ def stale_traces(previous: str | None, recipe: Recipe, regilded: set[str]) -> se
     (an empty set). `None` means every problem of the run."""
     if previous is None:
         return set()
-    before = (yaml.safe_load(previous) or {}).get("filters") or []
-    if [parse_filter_spec(f) for f in before] != list(recipe.filters):
+    try:
+        before = [
+            parse_filter_spec(f) for f in (yaml.safe_load(previous) or {}).get("filters") or []
+        ]
+    except (ValueError, yaml.YAMLError):  # a recipe stored by an older version: judge again
         return None
-    return regilded
+    return None if before != list(recipe.filters) else regilded
 
 
 @task(cache_policy=NONE)
