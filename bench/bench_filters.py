@@ -5,9 +5,12 @@ inline LaTeX, 8 samples per problem, a mix of correct and wrong final answers (i
 fractions, roots), some code-switched (a Chinese sentence inside), some all-Chinese, some
 cut off mid-thought (`finish_reason=length`), a few duplicated samples.
 
-Prints traces/s for each filter on its own, for the whole pipeline, and the answer check
-through the process pool against a plain single-process loop over math-verify on the
-same sample (the ratio). Run from the repository root:
+Prints traces/s for each filter on its own, for the whole pipeline, and the answer check on
+one sample taken apart, each part against the one before on the same pairs: math-verify on
+every pair (the baseline), on the distinct pairs only (what dedup buys), `check_answer` in
+one process on the distinct pairs (what the exact-number fast paths and the parsed-gold
+cache buy), and the process pool (what the workers buy, with their per-check time limits).
+Run from the repository root:
 
     python bench/bench_filters.py [--traces 100000] [--loop-sample 5000]
 """
@@ -169,6 +172,14 @@ def plain_loop(pairs) -> list[bool]:
     return [verify(parse(f"\\boxed{{{g}}}"), parse(f"\\boxed{{{p}}}")) for g, p in pairs]
 
 
+def fast_loop(pairs) -> list:
+    """`check_answer` in this process: exact-number fast paths, golds parsed once."""
+    from reasonfactory.generators.verify.answer import check_answer
+
+    golds: dict = {}
+    return [check_answer(g, p, golds=golds) for g, p in pairs]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--traces", type=int, default=100_000)
@@ -219,10 +230,18 @@ def main() -> None:
     k = min(args.loop_sample, n)
     sample = traces.sample(k, seed=1)
     pairs = list(zip(sample["gold"], sample["predicted"].fill_null(""), strict=True))
-    print(f"\nanswer check, the same {k:,d} random traces:")
-    loop_t = timed("plain loop over math-verify", k, lambda: plain_loop(pairs))
-    pool_t = timed("process pool (dedup, killable)", k, lambda: check_answers(pairs))
-    print(f"  pool / plain loop speed ratio: {loop_t / pool_t:.2f}x")
+    unique = list(dict.fromkeys((g, p) for g, p in pairs if p.strip()))
+    print(f"\nanswer check, the same {k:,d} random traces ({len(unique):,d} distinct pairs):")
+    loop_t = timed("math-verify, every pair", k, lambda: plain_loop(pairs))
+    dedup_t = timed("math-verify, distinct pairs", k, lambda: plain_loop(unique))
+    fast_t = timed("check_answer, distinct, 1 process", k, lambda: fast_loop(unique))
+    pool_t = timed("check_answers: process pool", k, lambda: check_answers(pairs))
+    print(f"  dedup:      {loop_t / dedup_t:6.2f}x  (every pair -> distinct pairs)")
+    print(f"  fast paths: {dedup_t / fast_t:6.2f}x  (math-verify -> exact numbers, cached golds)")
+    print(
+        f"  pool:       {fast_t / pool_t:6.2f}x  (one process -> {os.cpu_count()} cores' workers)"
+    )
+    print(f"  together:   {loop_t / pool_t:6.2f}x  (math-verify on every pair -> check_answers)")
 
 
 if __name__ == "__main__":

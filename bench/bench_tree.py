@@ -8,9 +8,13 @@ would be). It prints:
 1. batching: engine calls made vs nodes expanded (= the calls a one-request-per-node loop
    would make), mean requests per call, traces/s. Target: >= 20x fewer calls.
 2. yield at the same engine token budget: `self_output` gets as many samples per problem as
-   buys the tokens the tree used; per problem, traces kept by the answer check, distinct
-   kept, and kept with every intermediate equation true (process-valid). Target: tree keeps
-   at least as many verified traces per problem as self_output.
+   buys the tokens the tree used; per problem, traces kept by the answer check, distinct by
+   text, distinct by content (the math of each step only: the sim's `wordings` vary lead-in
+   words such as "Next," so the same equations count once), and distinct content with every
+   intermediate equation true (process-valid). The tree column is the README recipe's
+   `traces_per_problem: 2` (the two best paths); every verified path (up to 64) is shown
+   beside it but is not the headline. Target: the tree's top paths give at least as much
+   distinct process-valid content per problem as self_output's kept traces do.
 Both methods go through the same filters (format, answer). Tokens are the engine's own
 completion token counts (the sim counts words and punctuation).
 """
@@ -18,8 +22,10 @@ completion token counts (the sim counts words and punctuation).
 from __future__ import annotations
 
 import argparse
+import re
 import time
 
+import polars as pl
 from reasonfactory.filters.pipeline import FilterSpec, apply_filters  # noqa: E402
 from reasonfactory.generators.base import RunContext  # noqa: E402
 from reasonfactory.generators.engines.base import Completion, GenRequest  # noqa: E402
@@ -50,11 +56,37 @@ def process_valid(thought: str) -> bool:
     return all(check_equations(step).ok for step in steps)
 
 
+_NOT_MATH = re.compile(r"[^0-9+\-*/=().]")
+
+
+def content(thought: str) -> str:
+    """The math of a thought, step by step: words, spaces and commas dropped.
+
+    >>> content("Step 1: Next, 13 - 19 = -6.") == content("Step 1: 13 - 19 = -6.")
+    True
+    """
+    return "\n".join(_NOT_MATH.sub("", step) for step in thought.split("\n\n"))
+
+
 def yield_of(traces) -> dict:
-    kept = traces.filter(traces["status"] == "kept")
+    kept = traces.filter(pl.col("status") == "kept")
     distinct = kept.unique(subset=["problem_id", "thought", "response"])
-    valid = distinct.filter(distinct["thought"].map_elements(process_valid, return_dtype=bool))
-    return {"kept": kept.height, "distinct": distinct.height, "valid": valid.height}
+    by_content = kept.with_columns(
+        content=pl.col("thought").map_elements(content, return_dtype=pl.String)
+    ).unique(subset=["problem_id", "content", "predicted"])
+    valid = by_content.filter(pl.col("thought").map_elements(process_valid, return_dtype=bool))
+    return {
+        "kept": kept.height,
+        "distinct": distinct.height,
+        "content": by_content.height,
+        "valid": valid.height,
+    }
+
+
+def top_paths(traces, k: int):
+    """The traces a `traces_per_problem: k` run keeps (the tree ranks paths, best first)."""
+    rank = pl.col("meta").str.json_path_match("$.rank").cast(pl.Int64)
+    return traces.filter(rank < k)
 
 
 def main() -> None:
@@ -85,13 +117,15 @@ def main() -> None:
     traces = apply_filters(out.traces, FILTERS)
     tree_seconds = time.perf_counter() - start
     m = metered.meter
-    tree_yield = yield_of(traces)
+    tree_all = yield_of(traces)
+    tree_yield = yield_of(top_paths(traces, 2))
     tree_tokens = counted.tokens
 
     print(
         f"tree on {n} problems x {args.ops} operations (sim error_rate 0.3, typo_rate 0.1, "
         f"wordings {args.wordings}; rollouts {args.rollouts}, width {args.width}, "
-        "verify equations, traces_per_problem 64: every verified path is kept)"
+        "verify equations; every verified path made a trace (up to 64) so both the top 2 "
+        "and all can be counted)"
     )
     print(f"  nodes in the trees:        {out.nodes.height}")
     print(f"  nodes expanded (requests): {m.requests}  = engine calls a per-node loop makes")
@@ -123,23 +157,29 @@ def main() -> None:
         f"({counted.tokens} tokens vs the tree's {tree_tokens}; "
         f"{so_traces.height / so_seconds:.0f} traces/s)"
     )
-    print(f"  {'per problem':<32}{'tree':>8}{'self_output':>14}")
+    print(f"  {'per problem':<40}{'tree top 2':>11}{'self_output':>13}{'tree, all paths':>17}")
     rows = [
         ("kept (answer check)", "kept"),
-        ("distinct kept", "distinct"),
-        ("distinct, every equation true", "valid"),
+        ("distinct text", "distinct"),
+        ("distinct content (wording ignored)", "content"),
+        ("distinct content, every equation true", "valid"),
     ]
     for label, key in rows:
-        print(f"  {label:<32}{tree_yield[key] / n:>8.2f}{so_yield[key] / n:>14.2f}")
-    lucky = so_yield["distinct"] - so_yield["valid"]
+        print(
+            f"  {label:<40}{tree_yield[key] / n:>11.2f}{so_yield[key] / n:>13.2f}"
+            f"{tree_all[key] / n:>17.2f}"
+        )
+    lucky = so_yield["content"] - so_yield["valid"]
     print(
-        f"  self_output distinct kept traces with a false equation (lucky answers): {lucky}; "
-        f"tree: {tree_yield['distinct'] - tree_yield['valid']}"
+        f"  self_output distinct kept content with a false equation (lucky answers): {lucky}; "
+        f"tree top 2: {tree_yield['content'] - tree_yield['valid']}"
     )
-    ratio = tree_yield["valid"] / max(so_yield["kept"], 1)
+    t, so = tree_yield["valid"] / n, so_yield["valid"] / n
     print(
-        f"  tree verified traces / self_output kept traces: {ratio:.2f}x "
-        "(target >= 1: at least as many)"
+        f"  headline, distinct content with every equation true, per problem: tree top 2 "
+        f"{t:.2f} vs self_output {so:.2f} ({t / max(so, 1e-9):.2f}x, target >= 1); "
+        f"self_output keeps {so_yield['content'] / n:.2f} distinct contents per problem, "
+        f"{lucky / n:.2f} of them through a false equation"
     )
 
 

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 import polars as pl
 from pydantic import Field, model_validator
-from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.base import APPROX_TOKENS, StrictModel
 
-APPROX = "approx:utf8_bytes/4"
+APPROX = APPROX_TOKENS  # "approx:utf8_bytes/4", as sos and journey count their n_tokens
 
 
 class LengthOptions(StrictModel):

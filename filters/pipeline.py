@@ -1,11 +1,15 @@
 """Apply a recipe's filters in order: each trace gets `status`, `reject_reason` and, in
 `meta.verdicts`, every rule's verdict (`"ok"` or its reason) for later analysis.
 
-A trace's `reject_reason` is the first rule it failed; a generator's own verdict (the
-`generator_reason` working column, e.g. `no_solution` for a failed search) comes first.
-Applying the same filters twice changes nothing. Filters are looked up by name in `FILTERS`
-(one entry per filter: its function and its frozen options model); an unknown name is an
-error that lists the valid ones, and so is an unknown option.
+A trace's `reject_reason` is the first rule it failed; facts of generation come first, in
+any filter order: a generator's own verdict (the `generator_reason` working column, e.g.
+`no_solution` for a failed search), then a reply cut off (`truncated`) or failed
+(`engine_error`), recorded as the `generate` verdict of the traces it fails.
+Every trace's `meta` also records the gold it was judged by (`gold`, `gold_source`: the
+problem's, a majority, a tree's answers, a confidence or best-of-n pick), so a refilter
+rebuilds exactly that gold. Applying the same filters twice changes nothing. Filters are
+looked up by name in `FILTERS` (one entry per filter: its function and its frozen options
+model); an unknown name is an error that lists the valid ones, and so is an unknown option.
 
 The column contract of a filter `fn(traces, options) -> verdicts`:
 - it reads the trace columns it needs plus the working columns generators add (`gold`,
@@ -140,10 +144,12 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
     frame = traces.with_columns(standing=pl.lit(True))
     reasons: dict[str, list] = {}
     details: dict[str, list] = {}
-    if "generator_reason" in traces.columns:
-        # The generator's own verdict (sos: no_solution) is the first rule.
-        reasons["generate"] = traces["generator_reason"].to_list()
-        frame = frame.with_columns(standing=pl.col("generator_reason").is_null())
+    generated = generation_reasons(traces)
+    if generated is not None:
+        # Facts of generation come first, whatever the filters' order: the generator's own
+        # verdict (sos: no_solution), a reply cut off (truncated) or failed (engine_error).
+        reasons["generate"] = generated.to_list()
+        frame = frame.with_columns(standing=generated.is_null())
     for spec in specs:
         verdict = FILTERS[spec.name].fn(frame, filter_options(spec))
         if verdict.height != frame.height:
@@ -162,10 +168,22 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
         if "detail" in verdict.columns:
             details[spec.name] = verdict["detail"].to_list()
     first_failed, metas = [], []
+    golds = _column(traces, "gold")
+    sources = _column(traces, "gold_source")
+    facts = {name: _column(traces, name) for name in ("finish_reason", "think_closed")}
     for i, meta in enumerate(traces["meta"].to_list()):
         first_failed.append(next((reasons[n][i] for n in reasons if reasons[n][i]), None))
         m = json.loads(meta) if meta else {}
-        m["verdicts"] = {name: reasons[name][i] or "ok" for name in reasons}
+        if sources[i] is not None:  # the gold this trace was judged by, so refilter can too
+            m["gold"], m["gold_source"] = golds[i], sources[i]
+        for name, values in facts.items():  # what format judged, for a refilter to judge again
+            if values[i] is not None:
+                m.setdefault(name, values[i])
+        m["verdicts"] = {
+            name: reasons[name][i] or "ok"
+            for name in reasons
+            if name != "generate" or reasons[name][i]  # only a trace generation failed
+        }
         d = {name: _compact(details[name][i]) for name in details}
         d = {k: v for k, v in d.items() if v}
         if d:
@@ -182,6 +200,37 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
         .then(pl.lit("kept"))
         .otherwise(pl.lit("rejected"))
     )
+
+
+def _column(frame: pl.DataFrame, name: str) -> list:
+    return frame[name].to_list() if name in frame.columns else [None] * frame.height
+
+
+_FINISH_REASONS = {"length": "truncated", "error": "engine_error"}
+
+
+def generation_reasons(traces: pl.DataFrame) -> pl.Series | None:
+    """Per trace, why generation itself failed it (None: it did not), or None when no trace
+    of the frame carries such a fact and the generator gives no verdicts of its own.
+
+    >>> t = pl.DataFrame({"finish_reason": ["stop", "length", "error"]})
+    >>> generation_reasons(t).to_list()
+    [None, 'truncated', 'engine_error']
+    >>> generation_reasons(pl.DataFrame({"finish_reason": ["stop"]})) is None
+    True
+    """
+    own = "generator_reason" in traces.columns
+    finish = (
+        traces["finish_reason"].replace_strict(
+            _FINISH_REASONS, default=None, return_dtype=pl.String
+        )
+        if "finish_reason" in traces.columns
+        else pl.Series([None] * traces.height, dtype=pl.String)
+    )
+    if not own and finish.null_count() == traces.height:
+        return None
+    reason = traces["generator_reason"].fill_null(finish) if own else finish
+    return reason.alias("generate")
 
 
 def _compact(value):

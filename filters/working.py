@@ -4,11 +4,13 @@ Generators hand fresh traces to the filters with `gold`, `gold_source`, `finish_
 `think_closed` (generators.base.WORKING_COLUMNS); `with_questions` adds the problem text
 (decontamination reads it). Stored traces lose the working columns at ingest, so
 `rebuild_working_columns` derives them again from the warehouse: the gold from
-`problems.gold` (or, for a problem without one, the qualified majority answer the generator
-recorded in `meta.gold_source`/`meta.majority_answer`), and `finish_reason`/`think_closed`
-from `meta`, the answer `checker` (Countdown) from the problem text, and the generator's own
-rejection (`generator_reason`) from the stored `meta.verdicts.generate`. That is what lets
-`refilter` re-apply filters without generating anything.
+`problems.gold` (so a corrected gold takes effect), or, for a problem without one, the gold
+the generator found and recorded in `meta.gold`/`meta.gold_source` (a majority, a tree's
+answers, a confidence or best-of-n pick; older traces: `meta.majority_answer`), and
+`finish_reason`/`think_closed` from `meta`, the answer `checker` (Countdown) from the
+problem text, and the generator's own rejection (`generator_reason`) from the stored
+`meta.verdicts.generate`. That is what lets `refilter` re-apply filters without generating
+anything.
 
 Pure frame functions; reading and writing the warehouse is the caller's.
 """
@@ -51,7 +53,12 @@ def rebuild_working_columns(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.
         stored.unique("problem_id"), on="problem_id", how="left", maintain_order="left"
     )
     recorded_source = _meta("gold_source", pl.String)
-    majority = (recorded_source == "majority") & _meta("majority_answer", pl.String).is_not_null()
+    recorded_gold = pl.coalesce(
+        _meta("gold", pl.String),
+        pl.when(recorded_source == "majority").then(_meta("majority_answer", pl.String)),
+    )
+    # A gold the generator found (majority, tree answers, confidence/best_of_n selection).
+    found = ~recorded_source.is_in(["problem", "none"]) & recorded_gold.is_not_null()
     target = _meta("target", pl.String)  # Countdown generators record the target
     generate = _meta("verdicts.generate", pl.String)
     frame = frame.with_columns(_problem_gold=pl.coalesce(pl.col("_problem_gold"), target))
@@ -61,12 +68,12 @@ def rebuild_working_columns(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.
     return frame.with_columns(
         gold=pl.when(pl.col("_problem_gold").is_not_null())
         .then(pl.col("_problem_gold"))
-        .when(majority)
-        .then(_meta("majority_answer", pl.String)),
+        .when(found)
+        .then(recorded_gold),
         gold_source=pl.when(pl.col("_problem_gold").is_not_null())
         .then(pl.lit("problem"))
-        .when(majority)
-        .then(pl.lit("majority"))
+        .when(found)
+        .then(recorded_source)
         .otherwise(pl.lit("none")),
         finish_reason=_meta("finish_reason", pl.String),
         think_closed=pl.col("meta")

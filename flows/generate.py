@@ -18,12 +18,14 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import polars as pl
+import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed
-from reasonfactory.filters.pipeline import apply_filters
+from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
 from reasonfactory.filters.working import with_questions
 from reasonfactory.flows.recipe import Recipe, parse_recipe
+from reasonfactory.flows.refilter import refilter_stored
 from reasonfactory.generators.base import Generated, RunContext
 from reasonfactory.generators.engines import make_engine
 from reasonfactory.generators.engines.cached import CachedEngine, needs_rerun
@@ -54,9 +56,26 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
 
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
-def store_problems(warehouse: str, problems: pl.DataFrame) -> int:
+def store_problems(warehouse: str, problems: pl.DataFrame) -> tuple[int, set[str]]:
+    """Store new problems and corrected golds; returns how many are new and whose gold changed."""
     with Warehouse(warehouse) as wh:
-        return wh.ingest("problems", problems)
+        changed, _ = wh.update_golds(problems)
+        return wh.ingest("problems", problems), set(changed["problem_id"].to_list())
+
+
+def stale_traces(previous: str | None, recipe: Recipe, regilded: set[str]) -> set[str] | None:
+    """Which stored traces of a re-run no longer carry today's verdicts: all (the filters
+    changed since the run's last recipe), those of the problems whose gold changed, or none
+    (an empty set). `None` means every problem of the run."""
+    if previous is None:
+        return set()
+    try:
+        before = [
+            parse_filter_spec(f) for f in (yaml.safe_load(previous) or {}).get("filters") or []
+        ]
+    except (ValueError, yaml.YAMLError):  # a recipe stored by an older version: judge again
+        return None
+    return None if before != list(recipe.filters) else regilded
 
 
 @task(cache_policy=NONE)
@@ -166,6 +185,7 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
     rec = parse_recipe(recipe)
     run_id = rec.run_id
     with Warehouse(warehouse) as wh:
+        previous = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
         wh.start_run(
             {
                 "run_id": run_id,
@@ -177,7 +197,7 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
     engine = None
     try:
         problems = load_problems_task(rec, limit)
-        stored = store_problems(warehouse, problems)
+        stored, regilded = store_problems(warehouse, problems)
         todo, redo, reuse = pending_problems(warehouse, problems, rec)
         log.info(
             "run %s: %d problems (%d new in the warehouse), %d still to generate (%d redone: "
@@ -217,6 +237,18 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
                 shard_kept,
                 time.perf_counter() - t0,
             )
+        # A re-run with other filters, or with corrected golds, re-judges what is stored.
+        stale = stale_traces(previous[0][0] if previous else None, rec, regilded)
+        refiltered = None
+        if stale is None or stale:
+            refiltered = refilter_stored(warehouse, run_id, list(rec.filters), stale)
+            refiltered["why"] = "filters changed" if stale is None else "gold answers changed"
+            log.info(
+                "run %s: re-filtered %d stored traces (%s)",
+                run_id,
+                refiltered["traces"],
+                refiltered["why"],
+            )
         wall = time.perf_counter() - started
         summary = {
             "run_id": run_id,
@@ -233,6 +265,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             "engine_completions": engine.meter.completions,
             "samples_reused": reused,
         }
+        if refiltered:
+            summary["refiltered"] = refiltered
         with Warehouse(warehouse) as wh:
             wh.finish_run(run_id, "completed", json.dumps(summary))
         return summary

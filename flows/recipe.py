@@ -119,7 +119,8 @@ class Recipe(StrictModel):
     def run_id(self) -> str:
         p = self.problems
         problem_set = (p.source, sorted(p.fields.items()), p.answer_format, p.seed, p.difficulty)
-        return "r_" + digest(self.name, self.fingerprint, problem_set)
+        # The name is a label: the same generation on the same problems is the same run.
+        return "r_" + digest(self.fingerprint, problem_set)
 
     def to_data(self) -> dict:
         """The recipe as plain data, in the form a user writes (round-trips `parse_recipe`)."""

@@ -114,6 +114,22 @@ def refilter_batch(
     return filtered.select("status", "reject_reason")
 
 
+def refilter_stored(
+    warehouse: str, run_id: str, specs: list[FilterSpec], problem_ids: set[str] | None = None
+) -> dict:
+    """Re-apply `specs` to the run's stored traces (all, or those of `problem_ids`) from inside
+    another flow (`generate` does when a run's filters or golds changed); returns counts."""
+    batches = problem_batches(warehouse, run_id, BATCH_TRACES)
+    if problem_ids is not None:
+        batches = [b for b in ([p for p in b if p in problem_ids] for b in batches) if b]
+    traces = kept = 0
+    for batch in batches:
+        verdicts = refilter_batch(warehouse, run_id, batch, specs)
+        traces += verdicts.height
+        kept += int((verdicts["status"] == "kept").sum())
+    return {"problems": sum(map(len, batches)), "traces": traces, "kept": kept}
+
+
 @flow(name="refilter", log_prints=False)
 def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
     """Re-apply `filters` (default: the run's own) to the stored traces of `run_id`."""

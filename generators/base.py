@@ -13,6 +13,18 @@ from dataclasses import dataclass
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
+APPROX_TOKENS = "approx:utf8_bytes/4"  # the length filter's approximation, same name
+
+
+def approx_tokens(*texts: str) -> int:
+    """Tokens of text no engine sampled as a whole (sos search, journey rewrites), named
+    `APPROX_TOKENS`: UTF-8 bytes / 4 per text, rounded up, whatever the engine.
+
+    >>> approx_tokens("abcdefgh", "abc")
+    3
+    """
+    return sum((len(t.encode("utf-8")) + 3) // 4 for t in texts)
+
 
 class StrictModel(BaseModel):
     """A frozen config: an unknown key is an error."""

@@ -28,6 +28,7 @@ from reasonfactory.flows.runtime import configure_prefect  # noqa: E402  (after 
 configure_prefect()  # what the CLI does before Prefect is imported
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA_ENV = "REASONFACTORY_SHARED_DATA"  # a folder holding gsm8k_test.jsonl, math500.jsonl, ...
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +80,13 @@ def write_jsonl(path: Path, records: list[dict | str]) -> Path:
 
 
 def shared_data(name: str) -> Path:
-    path = SHARED_DATA / name
+    """A real problem set: from $REASONFACTORY_SHARED_DATA, else ../shared/data beside the
+    checkout; skips (saying where it looked and how to point at the files) when absent."""
+    folder = Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else SHARED_DATA
+    path = folder / name
     if not path.exists():
-        pytest.skip(f"{path} is absent: the real problem sets live beside the dev checkout only")
+        pytest.skip(
+            f"{path} is absent: set {DATA_ENV} to a folder with the full problem sets "
+            "(data/README.md says where to get them)"
+        )
     return path

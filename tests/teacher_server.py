@@ -14,6 +14,7 @@ Faults, by a marker in the question, counted per question across attempts:
 - `[long]`: the thinking is 400 words long (truncated under a small max_tokens).
 - `[down]`: 500 every time while `server.down` is true.
 - `[wrong]`: the answer is off by one.
+- `[odd]`: the answer is off by one for requests with an odd `seed` (samples differ).
 `delay_s` delays every reply (the benchmark's fixed 50 ms).
 
 This is a test fixture, not a model: it reads the two numbers out of the question.
@@ -44,6 +45,7 @@ class TeacherState:
     delay_s: float = 0.0
     slow_s: float = 3.0
     down: bool = True
+    logprobs: bool = True  # False: a server that never returns log-probabilities
     attempts: Counter = field(default_factory=Counter)
     log: list[dict] = field(default_factory=list)
 
@@ -80,6 +82,8 @@ def make_app(state: TeacherState) -> Starlette:
         return None
 
     def reply(question: str, body: dict, chat: bool) -> tuple[dict, str]:
+        if "[odd]" in question and int(body.get("seed") or 0) % 2:
+            question += " [wrong]"  # samples of one request differ: odd seeds slip
         thinking, answer = solve(question)
         max_tokens = int(body.get("max_tokens") or 10**6)
         think_words = _words(thinking)
@@ -102,7 +106,7 @@ def make_app(state: TeacherState) -> Starlette:
         choice: dict = {"index": 0, "finish_reason": finish}
         if chat:
             choice["message"] = message
-            if body.get("logprobs"):
+            if body.get("logprobs") and state.logprobs:
                 choice["logprobs"] = {
                     "content": [
                         {"token": w, "logprob": -0.1, "bytes": None, "top_logprobs": []}

@@ -144,3 +144,16 @@ def test_schedule_without_a_prefect_server_says_how_to_start_one(cli, tmp_path):
     assert proc.returncode == 1
     assert "prefect server start" in proc.stderr and "PREFECT_API_URL" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args, shown",
+    [
+        (["run", "--help"], "filters: [answer, format]"),
+        (["refilter", "--help"], "filters: [format, answer, {length"),
+    ],
+)
+def test_help_keeps_square_brackets(cli, args, shown):
+    """Rich markup must not eat `[...]` in the examples."""
+    text = " ".join(cli(*args, check=True).stdout.split())
+    assert " ".join(shown.split()) in text.replace("│", " ").replace("  ", " ")

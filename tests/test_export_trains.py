@@ -4,7 +4,8 @@ Generates traces with the `sim` engine through the real `generate` flow, exports
 three formats and checks each loads with `datasets` to the same rows in the documented shape
 (`messages` = [user, assistant], the assistant turn `<think>\\n...\\n</think>\\n\\n` then a
 `\\boxed{}` answer). The slow test then trains a tiny random Llama for two steps on the `hf`
-export with TRL's `SFTTrainer`, as a user would, and checks that it learned something.
+export with TRL's `SFTTrainer`, as a user would, and checks that it learned something: the
+loss on the exported conversations is lower after training than before.
 """
 
 from __future__ import annotations
@@ -97,7 +98,9 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     before = {name: p.detach().clone() for name, p in model.named_parameters()}
-    config = tiny_training_args(SFTConfig, tmp_path / "run", max_length=MAX_LENGTH)
+    probe = [tokenizer.apply_chat_template(m, tokenize=False) for m in train["messages"][:16]]
+    loss_before = _mean_loss(model, tokenizer, probe)
+    config = tiny_training_args(SFTConfig, tmp_path / "run", max_length=MAX_LENGTH, max_steps=4)
     trainer = SFTTrainer(model=model, args=config, train_dataset=train, processing_class=tokenizer)
 
     # TRL rendered the export's `messages` with the chat template, untruncated.
@@ -108,8 +111,24 @@ def test_sft_export_trains_with_trl(prefect_api, warehouse_path, tmp_path):
 
     trainer.train()
 
-    assert trainer.state.global_step == 2
+    assert trainer.state.global_step == 4
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert len(losses) == 2 and all(math.isfinite(x) for x in losses), trainer.state.log_history
+    assert len(losses) == 4 and all(math.isfinite(x) for x in losses), trainer.state.log_history
     changed = [n for n, p in model.named_parameters() if not torch.equal(p.detach(), before[n])]
-    assert changed, "no parameter changed after two optimizer steps"
+    assert changed, "no parameter changed after four optimizer steps"
+    loss_after = _mean_loss(model, tokenizer, probe)
+    assert loss_after < loss_before - 0.05, (loss_before, loss_after)  # it learned the data
+
+
+def _mean_loss(model, tokenizer, texts: list[str]) -> float:
+    """Mean next-token loss of the model on the texts (eval mode, no gradient)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        losses = []
+        for text in texts:
+            ids = tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
+            losses.append(model(input_ids=ids, labels=ids).loss.item())
+    model.train()
+    return sum(losses) / len(losses)

@@ -79,3 +79,17 @@ def test_recipe_names_a_bad_filter_option():
         parse_recipe({**base, "filters": [{"vote": {"pass_rate": [0.1, 0.9]}}, "answer"]})
     with pytest.raises(RecipeError, match="benchmarks"):
         parse_recipe({**base, "filters": [{"decontam": {}}]})
+
+
+@pytest.mark.parametrize("order", [["answer", "format"], ["format", "answer"], ["dedup", "answer"]])
+def test_truncation_and_engine_errors_do_not_depend_on_filter_order(order):
+    df = make_traces(
+        [ENGLISH, TRUNCATED, ENGLISH.replace("{75}", "{84}"), ""],
+        finish=["stop", "length", "stop", "error"],
+    )
+    out = apply_filters(df, [parse_filter_spec(f) for f in order])
+    assert out["reject_reason"].to_list()[:2] == [None, "truncated"]
+    assert out["reject_reason"][3] == "engine_error"
+    verdicts = [json.loads(m)["verdicts"] for m in out["meta"]]
+    assert "generate" not in verdicts[0] and verdicts[1]["generate"] == "truncated"
+    assert list(verdicts[0]) == order  # the filters' own verdicts are still all recorded

@@ -58,12 +58,13 @@ def test_failed_and_logprob_less_samples_are_never_picked():
     assert (choice.gold, choice.gold_source) == (None, "none")
 
 
-def test_best_of_n_with_a_scoring_endpoint():
+def _best_of_n_by_endpoint(questions: list[str]):
+    """Distill traces of the teacher, 2 samples a problem, picked by its /classify scores."""
     problems = pl.DataFrame(
         {
-            "problem_id": ["p0", "p1"],
-            "question": ["What is 2 + 3?", "[wrong] What is 5 + 5?"],
-            "gold": [None, None],
+            "problem_id": [f"p{i}" for i in range(len(questions))],
+            "question": questions,
+            "gold": [None] * len(questions),
         },
         schema={"problem_id": pl.String, "question": pl.String, "gold": pl.String},
     )
@@ -71,9 +72,28 @@ def test_best_of_n_with_a_scoring_endpoint():
         engine = OpenAIEngine("teacher", base_url=srv.base_url)
         verifier = {"kind": "endpoint", "model": "rm", "base_url": srv.base_url}
         config = DistillConfig(samples=2, selection={"by": "best_of_n", "verifier": verifier})
-        traces = distill(problems, engine, config, RunContext("r", "fp", "teacher")).traces
+        return distill(problems, engine, config, RunContext("r", "fp", "teacher")).traces
+
+
+def test_best_of_n_with_a_scoring_endpoint():
+    traces = _best_of_n_by_endpoint(["What is 2 + 3?", "[wrong] What is 5 + 5?"])
     sel = [json.loads(m)["selection"] for m in traces["meta"]]
     assert [s["value"] for s in sel] == [1.0, 1.0, 0.0, 0.0]  # the RM knows 5 + 5 is not 11
     assert [s["selected"] for s in sel] == [True, False, True, False]  # best of each, ties: first
     assert traces["gold"].to_list() == ["5", "5", None, None]
     assert traces["score"].to_list() == [1.0, 1.0, 0.0, 0.0]
+
+
+def test_best_of_n_picks_the_sample_the_reward_model_scores_highest():
+    """Samples of one problem differ (one slips), so their rewards differ: the pick must be
+    the right one wherever it sits, not the first of a tie."""
+    traces = _best_of_n_by_endpoint([f"[odd] What is {a} + {a + 4}?" for a in range(6)])
+    positions = []
+    for part in traces.partition_by("problem_id", maintain_order=True):
+        sel = [json.loads(m)["selection"] for m in part["meta"]]
+        values = [s["value"] for s in sel]
+        assert sorted(values) == [0.0, 1.0]  # no tie
+        (picked,) = [i for i, s in enumerate(sel) if s["selected"]]
+        assert values[picked] == 1.0 and part["gold"][0] == part["predicted"][picked]
+        positions.append(picked)
+    assert set(positions) == {0, 1}  # the right sample is sometimes second

@@ -167,20 +167,20 @@ def test_best_of_n_with_a_vllm_reward_model(engine, tiny_model, tmp_path):
     traces = self_output(problems, engine, cfg, RunContext("r", "fp", "tiny")).traces
     sel = [json.loads(m)["selection"] for m in traces["meta"]]
     assert {s["verifier"] for s in sel} == {"reward_model"}
+    # Random weights write no \boxed{} answer in 16 tokens, and a sample without an answer is
+    # never picked: the reward model scores every sample, and selects none.
+    assert traces["predicted"].null_count() == traces.height
     for pid in ("p0", "p1"):
         rows = [s for s, p in zip(sel, traces["problem_id"], strict=True) if p == pid]
         values = [s["value"] for s in rows]
         assert all(isinstance(v, float) for v in values)
-        picked = [s for s in rows if s["selected"]]
-        # No sample has an answer (random weights), so none can be picked.
-        assert picked == [] or picked[0]["value"] == max(values)
+        assert len(set(values)) > 1  # distinct samples, distinct scores: the model did score
+        assert not any(s["selected"] for s in rows) and all(s["rank"] is None for s in rows)
 
 
 def test_tree_through_vllm(engine):
     """The `tree` method through the vllm engine: a small search on a random model still
     yields a well-formed tree (node contract) and no verified path."""
-    if "tree" not in GENERATORS:
-        pytest.skip("the tree method is not on this branch yet (issue 3 adds it)")
     spec = GENERATORS["tree"]
     problems = pl.DataFrame({"problem_id": ["p0"], "question": QUESTIONS[:1], "gold": ["42"]})
     config = spec.config(

@@ -1,8 +1,10 @@
 """Export traces as Hugging Face datasets: `hf` (save_to_disk), `parquet` or `jsonl`.
 
-`export_sft` reads the `sft` view: a `messages` column (user question, then the assistant's
+`export_sft` writes a `messages` column (user question, then the assistant's
 `<think>\\n...\\n</think>\\n\\n` + response) plus `problem_id`, `trace_id`, `method`, `model`,
-`score`. Rows are `status = 'kept'` unless the `where` predicate itself mentions `status`.
+`score`. It reads the `sft_all` view (every trace with its chat) with `status = 'kept'`, so by
+default it writes exactly the `sft` view (kept traces only); a `where` predicate that itself
+mentions `status` selects among all traces instead.
 DuckDB writes the rows straight to Parquet/JSONL (streaming, never the whole set in Python);
 `hf` loads that Parquet with `datasets` and saves it to disk. A dataset card (README.md)
 says what is inside and how it was selected.
@@ -11,12 +13,12 @@ says what is inside and how it was selected.
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 from pathlib import Path
 from typing import Literal
 
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.outdir import check_out, fresh_out, mark_out
 from reasonfactory.warehouse.store import Warehouse
 
 ExportFormat = Literal["hf", "parquet", "jsonl"]
@@ -53,17 +55,14 @@ def export_sft(
 ) -> dict:
     """Write the SFT dataset; returns {rows, path, format, where}."""
     out = Path(out)
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    check_out(out, overwrite, None)
     predicate = selection(where)
-    query = f"SELECT {SFT_COLUMNS} FROM sft WHERE {predicate} ORDER BY problem_id, trace_id"
+    query = f"SELECT {SFT_COLUMNS} FROM sft_all WHERE {predicate} ORDER BY problem_id, trace_id"
     with Warehouse(warehouse, read_only=True) as wh:
-        rows = wh.sql(f"SELECT count(*) AS n FROM sft WHERE {predicate}")["n"][0]
+        rows = wh.sql(f"SELECT count(*) AS n FROM sft_all WHERE {predicate}")["n"][0]
         if rows == 0:
             raise UserError(f"no traces match {predicate!r}; nothing exported")
-        if overwrite and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
+        fresh_out(out, overwrite, wh.path)
         with tempfile.TemporaryDirectory() as tmp:
             if fmt == "jsonl":
                 _copy(wh, query, out / "data.jsonl", "FORMAT json")
@@ -80,6 +79,7 @@ def export_sft(
                     path = out
         summary = _card_facts(wh, predicate)
     (out / "README.md").write_text(_card(rows, fmt, predicate, summary), encoding="utf-8")
+    mark_out(out, "sft", int(rows))
     return {"rows": int(rows), "path": str(path), "format": fmt, "where": predicate}
 
 
@@ -90,7 +90,7 @@ def _copy(wh: Warehouse, query: str, path: Path, options: str) -> None:
 
 def _card_facts(wh: Warehouse, predicate: str) -> list[tuple]:
     return wh.con.execute(
-        f"SELECT method, model, source, count(*) FROM sft WHERE {predicate} "
+        f"SELECT method, model, source, count(*) FROM sft_all WHERE {predicate} "
         "GROUP BY ALL ORDER BY 4 DESC"
     ).fetchall()
 

@@ -17,12 +17,12 @@ and write `hf` (`datasets` save_to_disk), `parquet` or `jsonl`, with a dataset c
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.export import ExportFormat
+from reasonfactory.warehouse.outdir import check_out, fresh_out, mark_out
 from reasonfactory.warehouse.store import Warehouse
 from reasonfactory.warehouse.tree_views import LabelSource, dpo_query, prm_query
 
@@ -68,8 +68,7 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
     out = Path(out)
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    check_out(out, overwrite, None)
     predicate = f"({where})" if where else "TRUE"
     selected = f"SELECT * FROM ({query}) WHERE {predicate}"
     with Warehouse(warehouse, read_only=True) as wh:
@@ -81,15 +80,14 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
         rows = wh.sql(f"SELECT count(*) AS n FROM ({selected})")["n"][0]
         if rows == 0:
             raise UserError(f"no {kind} rows match {predicate!r}; nothing exported")
-        if overwrite and out.exists():
-            shutil.rmtree(out)
-        out.mkdir(parents=True, exist_ok=True)
+        fresh_out(out, overwrite, wh.path)
         ordered = f"{selected} ORDER BY problem_id, tree_id, {order}"
         with tempfile.TemporaryDirectory() as tmp:
             path = _write(wh, ordered, out, fmt, Path(tmp))
     fields = {k: v for k, v in card.items() if k != "template"}
     text = card["template"].format(rows=rows, **fields)
     (out / "README.md").write_text(text, encoding="utf-8")
+    mark_out(out, kind, int(rows))
     return {"rows": int(rows), "path": str(path), "format": fmt, "where": predicate}
 
 

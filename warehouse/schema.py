@@ -103,7 +103,13 @@ TRACES = Table(
         Column("response", "VARCHAR", _S, "text after </think>"),
         Column("predicted", "VARCHAR", _S, "extracted final answer (last \\boxed{})"),
         Column("correct", "BOOLEAN", _B, "answer check verdict; null when not checkable"),
-        Column("n_tokens", "BIGINT", _I, "completion tokens as the engine counted them"),
+        Column(
+            "n_tokens",
+            "BIGINT",
+            _I,
+            "completion tokens as the engine counted them; sos and journey traces (text no "
+            "engine sampled whole) approximate: UTF-8 bytes / 4 (approx:utf8_bytes/4)",
+        ),
         Column("lang", "VARCHAR", _S, "language of the trace"),
         Column("status", "VARCHAR", _S, "kept | rejected"),
         Column("reject_reason", "VARCHAR", _S, "first filter rule the trace failed"),
@@ -177,9 +183,10 @@ TABLES: dict[str, Table] = {
     t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS, COMPLETIONS)
 }
 
-# The view export reads. Thought steps may carry <step> tags during generation; SFT never sees them.
-SFT_VIEW = r"""
-CREATE OR REPLACE VIEW sft AS
+# The views export reads: `sft_all` every trace with its chat, `sft` the kept ones (what
+# `export sft` writes by default). Thought steps may carry <step> tags; SFT never sees them.
+SFT_ALL_VIEW = r"""
+CREATE OR REPLACE VIEW sft_all AS
 SELECT
   t.*,
   p.question,
@@ -193,6 +200,15 @@ SELECT
   ] AS messages
 FROM traces t JOIN problems p USING (problem_id)
 """
+SFT_VIEW = "CREATE OR REPLACE VIEW sft AS SELECT * FROM sft_all WHERE status = 'kept'"
+VIEW_COMMENTS = {
+    "sft_all": "every trace (kept and rejected) joined with its problem, with `messages`",
+    "sft": "kept traces only, joined with their problem, with `messages`: what export sft writes",
+    "prm": "one row per root-to-leaf path of every search tree, with step labels",
+    "dpo": "sibling step pairs of search trees as chosen/rejected preference rows",
+}
 
-VIEWS = (SFT_VIEW,)
+VIEWS = (SFT_ALL_VIEW, SFT_VIEW)
 VIEWS = (*VIEWS, PRM_VIEW, DPO_VIEW)  # search trees as PRM rows and DPO pairs (tree_views.py)
+# Each view says what it holds (`SELECT view_name, comment FROM duckdb_views()`).
+VIEWS = (*VIEWS, *(f"COMMENT ON VIEW {v} IS '{c}'" for v, c in VIEW_COMMENTS.items()))

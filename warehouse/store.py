@@ -148,6 +148,44 @@ class Warehouse:
         _rf_keys = batch.select(columns).unique().to_arrow()  # noqa: F841  (replacement scan)
         self.con.execute(f"DELETE FROM {spec.name} USING _rf_keys b WHERE {on}")
 
+    def update_golds(self, problems: pl.DataFrame) -> tuple[pl.DataFrame, list[str]]:
+        """Store the new gold of problems already stored with another one (a corrected answer
+        key); a missing new gold never erases one. Returns the changed problems (`problem_id`,
+        `old`, `new`) and the runs with traces of them (whose verdicts a refilter renews)."""
+        _rf_golds = (
+            problems.filter(pl.col("gold").is_not_null())
+            .select(  # noqa: F841
+                "problem_id", "gold"
+            )
+            .unique("problem_id")
+            .to_arrow()
+        )
+        self.con.execute("BEGIN TRANSACTION")
+        try:
+            changed = self.con.sql(
+                "SELECT p.problem_id, p.gold AS old, g.gold AS new FROM problems p "
+                "JOIN _rf_golds g USING (problem_id) WHERE p.gold IS DISTINCT FROM g.gold "
+                "ORDER BY 1"
+            ).pl()
+            if changed.height:
+                self.con.execute(
+                    "UPDATE problems SET gold = g.gold FROM _rf_golds g "
+                    "WHERE problems.problem_id = g.problem_id "
+                    "AND problems.gold IS DISTINCT FROM g.gold"
+                )
+            self.con.execute("COMMIT")
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        _rf_changed = changed.select("problem_id").to_arrow()  # noqa: F841
+        runs = [
+            r[0]
+            for r in self.con.execute(
+                "SELECT DISTINCT run_id FROM traces JOIN _rf_changed USING (problem_id) ORDER BY 1"
+            ).fetchall()
+        ]
+        return changed, runs
+
     def replace(self, table: str, frame: pl.DataFrame) -> int:
         """Overwrite stored rows that share a key with `frame` (used to re-filter traces)."""
         spec = TABLES[table]
@@ -174,9 +212,9 @@ class Warehouse:
         exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchall()
         if exists:
             self.con.execute(
-                "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL "
-                "WHERE run_id = ?",
-                [run["recipe"], run["run_id"]],
+                "UPDATE runs SET status = 'running', recipe = ?, recipe_name = ?, "
+                "finished_at = NULL WHERE run_id = ?",
+                [run["recipe"], run["recipe_name"], run["run_id"]],
             )
         else:
             row = {**run, "started_at": now, "status": "running"}

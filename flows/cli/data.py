@@ -45,6 +45,7 @@ def import_(
         path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
     )
     with Warehouse(warehouse) as wh:
+        changed, runs = wh.update_golds(problems)
         added = wh.ingest("problems", problems)
     with_gold = problems.height - problems["gold"].null_count()
     out.print(
@@ -52,6 +53,12 @@ def import_(
         f"{added} new, stored in {resolve_path(warehouse)} as source "
         f"{problems['source'][0]!r}"
     )
+    if changed.height:
+        out.print(f"  gold answer changed for {changed.height} stored problems, e.g.:")
+        for pid, old, new in changed.head(3).iter_rows():
+            out.print(f"    {pid}: {old!r} -> {new!r}", highlight=False)
+        for run in runs:
+            out.print(f"  re-check their traces: reasonfactory refilter --run {run}")
 
 
 def _parse_fields(text: str) -> dict[str, str]:

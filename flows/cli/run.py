@@ -58,7 +58,7 @@ def run(
         problems: {source: builtin:arithmetic, limit: 100}\n
         engine: {kind: sim, error_rate: 0.2}\n
         generate: {method: self_output, samples: 8, temperature: 0.8}\n
-        filters: [answer, format]
+        filters: \\[answer, format]
     """
     from reasonfactory.flows.recipe import load_recipe
 
@@ -87,7 +87,7 @@ def refilter(
 
     where strict.yaml is e.g.
 
-        filters: [format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
+        filters: \\[format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
     """
     from reasonfactory.flows.refilter import filters_from_file, run_refilter, stored_filters
 
@@ -148,6 +148,11 @@ def _print_summary(s: dict) -> None:
     out.print(f"  funnel: generated {s['generated']} -> kept {s['kept']}")
     for reason, n in s["rejected"].items():
         out.print(f"    rejected {reason}: {n}")
+    if r := s.get("refiltered"):
+        out.print(
+            f"  re-filtered {r['traces']} stored traces of {r['problems']} problems "
+            f"({r['why']}): kept {r['kept']}"
+        )
     rate = s["generated"] / s["seconds"] if s["seconds"] else 0.0
     out.print(
         f"  time: {s['seconds']:.1f} s ({rate:.0f} traces/s), engine {s['engine_seconds']:.1f} s "

@@ -4,9 +4,10 @@ one, and `CachedEngine`, which serves stored samples and asks its engine only fo
 The identity rule (README, "Resume"):
 - A *sample* is identified by its content: the engine's identity (kind, model and the settings
   that change its output), the request as sent (chat messages, assistant prefix, raw prompt),
-  the sampling parameters that change the text (temperature, top_p, stop strings, seed) and its
-  sample number. `max_tokens`, `n`, `logprobs`, shard size, concurrency, retries, timeouts,
-  filters and selection are not part of it.
+  the sampling parameters that change the text (temperature, top_p, stop strings, seed), its
+  sample number and whether log-probabilities were asked for (a sample stored without them
+  cannot serve `selection: confidence`). `max_tokens`, `n`, shard size, concurrency, retries,
+  timeouts, filters and selection are not part of it.
 - A stored sample stands in for a new request unless it was cut off (`finish_reason=length`)
   at a smaller `max_tokens` than the request now allows. Failed requests are never stored.
 
@@ -51,6 +52,7 @@ def sample_key(engine_id: str, req: GenRequest, index: int) -> str:
         json.dumps(list(req.stop)),
         req.seed,
         req.first_sample + index,
+        *(["logprobs"] if req.logprobs else []),  # a sample without them cannot stand in
         length=24,
     )
 

@@ -30,6 +30,7 @@ from reasonfactory.generators.methods.selection import (
     selection_meta,
 )
 from reasonfactory.generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
+from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest, trace_id
 from reasonfactory.warehouse.schema import TRACES
 
@@ -87,6 +88,18 @@ def self_output(
     return Generated(traces=frame)
 
 
+def require_logprobs(results: list[list[Completion]]) -> None:
+    """`selection: confidence` ranks by log-probabilities: an engine that returns none for any
+    sample would keep nothing and say nothing, so stop and say why."""
+    answered = [c for cs in results for c in cs if c.finish_reason != "error"]
+    if answered and all(c.cumulative_logprob is None for c in answered):
+        raise UserError(
+            f"selection: confidence needs log-probabilities, and the engine returned none for "
+            f"{len(answered)} samples; serve the model with logprobs enabled (vllm serve does) "
+            "or use selection: majority or best_of_n"
+        )
+
+
 def sample_rows(
     problems: pl.DataFrame,
     results: list[list[Completion]],
@@ -102,6 +115,8 @@ def sample_rows(
     is any config with `selection`, `min_agreement`, `temperature`, `seed` and `max_tokens`;
     `extra_meta(completion)` adds the generator's own `meta` keys.
     """
+    if config.selection.by == "confidence":
+        require_logprobs(results)
     now = datetime.now(UTC)
     rows = []
     rewards = iter(

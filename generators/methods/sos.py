@@ -46,8 +46,13 @@ from typing import Literal
 
 import polars as pl
 from pydantic import Field, field_validator
-from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from reasonfactory.generators.engines.sim import count_tokens
+from reasonfactory.generators.base import (
+    WORKING_COLUMNS,
+    Generated,
+    RunContext,
+    StrictModel,
+    approx_tokens,
+)
 from reasonfactory.generators.problems.countdown import (
     combine,
     expression_from_moves,
@@ -369,7 +374,7 @@ def _row(problem, numbers, target, s, strategy, result, config, ctx, now) -> dic
         "thought": result.text,
         "response": response,
         "predicted": expression,
-        "n_tokens": count_tokens(result.text) + count_tokens(response),
+        "n_tokens": approx_tokens(result.text, response),  # no engine: named approximation
         "score": score,
         "created_at": now,
         "meta": json.dumps(meta),

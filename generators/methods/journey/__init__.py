@@ -33,8 +33,13 @@ from typing import Literal
 
 import polars as pl
 from pydantic import ConfigDict, Field, ValidationError, field_validator
-from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
-from reasonfactory.generators.engines.sim import count_tokens
+from reasonfactory.generators.base import (
+    WORKING_COLUMNS,
+    Generated,
+    RunContext,
+    StrictModel,
+    approx_tokens,
+)
 from reasonfactory.generators.methods.journey.from_tree import linearise_tree
 from reasonfactory.generators.methods.journey.inject import ERROR_TYPES, inject_errors
 from reasonfactory.generators.methods.journey.text import Journey
@@ -336,7 +341,7 @@ def _row(
         "thought": made.thought,
         "response": response,
         "predicted": predicted,
-        "n_tokens": count_tokens(made.thought) + count_tokens(response),
+        "n_tokens": approx_tokens(made.thought, response),  # rewritten text: approximation
         "score": score,
         "created_at": now,
         "meta": json.dumps(meta, ensure_ascii=False),

@@ -1,0 +1,53 @@
+"""README promises that are checked, not trusted: files it names, defaults it states."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import conftest
+from reasonfactory.generators.methods.journey import JourneyConfig
+from reasonfactory.generators.problems.sources import load_problems
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def _section(title: str) -> str:
+    return README.split(f"## {title}", 1)[1].split("\n## ", 1)[0]
+
+
+def test_every_data_file_the_readme_names_is_shipped():
+    named = set(re.findall(r"\bdata/[\w.-]+\.jsonl\b", README))
+    assert named, "README names no data files"
+    missing = sorted(p for p in named if not (ROOT / p).is_file())
+    assert not missing, f"README names {missing}, not in the repository"
+
+
+def test_the_shipped_samples_load_as_the_readme_imports_them():
+    gsm8k = load_problems(str(ROOT / "data/gsm8k_test.jsonl"), answer_format="gsm8k")
+    assert gsm8k.height == 20 and gsm8k["gold"].null_count() == 0
+    math = load_problems(
+        str(ROOT / "data/math500.jsonl"),
+        fields={"question": "problem", "answer": "solution"},
+        answer_format="boxed",
+    )
+    assert math.height == 10 and math["gold"].null_count() == 0
+
+
+def test_the_tour_says_how_to_reach_the_command():
+    tour = _section("A five-minute tour")
+    assert "source .venv/bin/activate" in tour or ".venv/bin/reasonfactory" in tour
+
+
+def test_journey_keep_sources_default_is_the_one_readme_states():
+    line = next(x for x in README.splitlines() if "keep_sources:" in x)
+    stated = re.search(r"keep_sources:\s*(true|false)\s*#\s*default", line)
+    assert stated, f"README does not state keep_sources' default: {line!r}"
+    assert (stated.group(1) == "true") is JourneyConfig().keep_sources
+
+
+def test_real_data_tests_follow_the_env_var(tmp_path, monkeypatch):
+    (tmp_path / "gsm8k_test.jsonl").write_text("{}\n")
+    monkeypatch.setenv("REASONFACTORY_SHARED_DATA", str(tmp_path))
+    assert conftest.shared_data("gsm8k_test.jsonl") == tmp_path / "gsm8k_test.jsonl"

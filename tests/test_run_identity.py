@@ -1,0 +1,99 @@
+"""The run identity rule (README, "Recipes"): a run is its generation (problem set and
+fingerprint); the name is a label; other filters or corrected golds re-judge stored traces."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+from conftest import write_jsonl
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.flows.refilter import run_refilter
+from reasonfactory.generators.problems.sources import load_problems
+from reasonfactory.warehouse.stats import run_stats
+from reasonfactory.warehouse.store import Warehouse
+
+
+def _recipe(source: str, **over) -> dict:
+    return {
+        "name": "identity",
+        "problems": {"source": source},
+        "engine": {"kind": "sim", "error_rate": 0.3},
+        "generate": {"method": "self_output", "samples": 4},
+        "filters": ["format", "answer"],
+        **over,
+    }
+
+
+def _problems(tmp_path, golds: dict[int, str] | None = None) -> str:
+    p = load_problems("builtin:arithmetic", limit=8, difficulty=(2, 4))
+    rows = [{"question": q, "answer": g} for q, g in zip(p["question"], p["gold"], strict=True)]
+    for i, gold in (golds or {}).items():
+        rows[i]["answer"] = gold
+    return str(write_jsonl(tmp_path / "problems.jsonl", rows))
+
+
+def _traces(path) -> pl.DataFrame:
+    with Warehouse(path, read_only=True) as wh:
+        return wh.sql("SELECT * FROM traces ORDER BY trace_id")
+
+
+def test_a_renamed_recipe_is_the_same_run(prefect_api, tmp_path):
+    path = str(tmp_path / "wh.duckdb")
+    source = _problems(tmp_path)
+    first = run_recipe(parse_recipe(_recipe(source)), path)
+    renamed = run_recipe(parse_recipe(_recipe(source, name="identity-v2")), path)
+    assert renamed["run_id"] == first["run_id"] and renamed["engine_calls"] == 0
+    with Warehouse(path, read_only=True) as wh:
+        runs = wh.sql("SELECT run_id, recipe_name FROM runs")
+        (stats,) = run_stats(wh)
+    assert runs.rows() == [(first["run_id"], "identity-v2")]
+    assert stats.generated == first["generated"] == 32  # the run's traces, not zero
+
+
+def test_a_rerun_with_other_filters_refilters_what_is_stored(prefect_api, tmp_path):
+    path = str(tmp_path / "wh.duckdb")
+    source = _problems(tmp_path)
+    strict = ["format", "answer", {"length": {"shortest_k": 1}}, "dedup"]
+    first = run_recipe(parse_recipe(_recipe(source)), path)
+    again = run_recipe(parse_recipe(_recipe(source, filters=strict)), path)
+    assert again["engine_calls"] == 0 and again["refiltered"]["traces"] == 32
+    assert again["refiltered"]["why"] == "filters changed"
+    after = _traces(path)
+    verdicts = [list(json.loads(m)["verdicts"]) for m in after["meta"]]
+    assert all(v == ["format", "answer", "length", "dedup"] for v in verdicts)
+    assert again["refiltered"]["kept"] == int((after["status"] == "kept").sum()) < first["kept"]
+    # exactly what `refilter` makes of the same filters
+    run_refilter(first["run_id"], path, list(parse_recipe(_recipe(source, filters=strict)).filters))
+    assert _traces(path).equals(after)
+    with Warehouse(path, read_only=True) as wh:
+        (stats,) = run_stats(wh)
+    assert [name for name, _ in stats.funnel] == ["format", "answer", "length", "dedup"]
+    assert stats.kept == again["refiltered"]["kept"]
+
+
+def test_a_corrected_gold_rejudges_the_stored_traces(prefect_api, tmp_path, cli):
+    path = str(tmp_path / "wh.duckdb")
+    source = _problems(tmp_path)
+    first = run_recipe(parse_recipe(_recipe(source)), path)
+    ids = load_problems(source)["problem_id"].to_list()
+    solved = set(_traces(path).filter(status="kept")["problem_id"])
+    k = next(i for i, pid in enumerate(ids) if pid in solved)
+    kept = _traces(path).filter(status="kept", problem_id=ids[k])
+    # The answer key changes for problem k: re-running the recipe re-judges its traces.
+    again_summary = run_recipe(parse_recipe(_recipe(_problems(tmp_path, {k: "-123456"}))), path)
+    assert again_summary["refiltered"]["why"] == "gold answers changed"
+    assert again_summary["refiltered"]["problems"] == 1
+    again = _traces(path).filter(problem_id=ids[k])
+    assert "wrong_answer" in set(again["reject_reason"])
+    assert not (again["status"] == "kept").any()
+    assert {json.loads(m)["gold"] for m in again["meta"]} == {"-123456"}
+    # Corrected back through `import`: it says so and names the run; `refilter` re-checks.
+    _problems(tmp_path)
+    proc = cli("import", source, "-w", path, check=True)
+    assert "gold answer changed for 1 stored problems" in proc.stdout
+    assert f"reasonfactory refilter --run {first['run_id']}" in proc.stdout
+    run_refilter(first["run_id"], path)
+    restored = _traces(path).filter(problem_id=ids[k])
+    assert restored.filter(status="kept")["trace_id"].equals(kept["trace_id"])
