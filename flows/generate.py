@@ -1,10 +1,18 @@
-"""The `generate` flow: load problems -> shard -> generate -> filter -> ingest.
+"""The `generate` flow: load problems -> shard -> generate -> filter -> ingest, streaming.
 
-Thin wiring over library code. Each shard is one batched engine call and one ingest
-transaction (its traces, its progress rows and the engine's completions together), so a run
-killed half-way keeps every finished shard and, run again, does only the problems not yet
-done. Resume is keyed by content (generators/resume.py): a problem whose samples failed, or
-were cut off below a `max_tokens` since raised, is done again, its stored samples reused.
+Thin wiring over library code. Shards are generated ahead (in Prefect's task threads) while
+the main thread filters and stores the shard before: generation, filtering and ingest
+overlap, and the `openai` engine keeps `concurrency` requests in flight across shard
+boundaries (`runner.lookahead`, 0 for shard by shard). Each shard is still one ingest
+transaction (its traces, its progress rows and the engine's completions together), committed
+in shard order, so a run killed half-way keeps every committed shard and, run again, does
+only the problems not yet done. Resume is keyed by content (generators/engines/cached.py): a
+problem whose samples failed, or were cut off below a `max_tokens` since raised, is done
+again, its stored samples reused.
+
+One warehouse connection per run: the schema is checked once, rows of problems the progress
+ledger says are new are appended without key lookups, and at every committed point the file
+is handed to processes waiting for it (other runs, `query`, `export`; warehouse/locking.py).
 
 Runs on Prefect's ephemeral API by default (no server to start); `schedule` serves the same
 flow as a deployment.
@@ -13,8 +21,10 @@ flow as a deployment.
 from __future__ import annotations
 
 import json
+import math
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import polars as pl
@@ -54,14 +64,13 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
 
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
-def store_problems(warehouse: str, problems: pl.DataFrame) -> int:
-    with Warehouse(warehouse) as wh:
-        return wh.ingest("problems", problems)
+def store_problems(wh: Warehouse, problems: pl.DataFrame) -> int:
+    return wh.ingest("problems", problems)
 
 
 @task(cache_policy=NONE)
 def pending_problems(
-    warehouse: str, problems: pl.DataFrame, recipe: Recipe
+    wh: Warehouse, problems: pl.DataFrame, recipe: Recipe
 ) -> tuple[pl.DataFrame, set[str], bool]:
     """Problems this recipe's fingerprint has not finished yet (the resume rule): never
     stored, or stored with failed samples or samples truncated below today's max_tokens.
@@ -71,36 +80,35 @@ def pending_problems(
         method=pl.lit(recipe.generate.method),
         problem_id=pl.col("problem_id"),
     )
-    with Warehouse(warehouse) as wh:
-        done = wh.fetch("progress", keys)
-        reusable = wh.con.execute(
-            "SELECT 1 FROM completions WHERE engine = ? LIMIT 1", [recipe.engine_id]
-        ).fetchone()
+    done = wh.fetch("progress", keys)
+    reusable = wh.sql(
+        "SELECT 1 FROM completions WHERE engine = ? LIMIT 1", [recipe.engine_id]
+    ).height
     redo = done.filter(needs_rerun(getattr(recipe.generate, "max_tokens", None)))["problem_id"]
     finished = done.filter(~pl.col("problem_id").is_in(redo.implode()))
     todo = problems.join(finished.select("problem_id"), on="problem_id", how="anti")
-    return todo, set(redo.to_list()), reusable is not None
+    return todo, set(redo.to_list()), reusable > 0
 
 
 @task(cache_policy=NONE)
-def generate_shard(shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext, warehouse=None):
-    """Generate one shard; with `warehouse`, stored samples with the same content are reused.
+def generate_shard(
+    shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext, wh: Warehouse | None = None
+):
+    """Generate one shard; with `wh`, stored samples with the same content are reused.
     Returns the generator's output, the completions the engine made, and how many stored
     samples were reused."""
     spec = get_generator(recipe.generate.method)
-    if warehouse is None:
-        cached = CachedEngine(engine, recipe.engine_id)
-        out, reused = spec.fn(shard, cached, recipe.generate, ctx), 0
-    else:
-        with Warehouse(warehouse) as wh:
-            cached = CachedEngine(
-                engine,
-                recipe.engine_id,
-                lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys})),
-            )
-            out, reused = spec.fn(shard, cached, recipe.generate, ctx), cached.reused
+    lookup = None
+    if wh is not None:
+        lookup = lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys}))  # noqa: E731
+    cached = CachedEngine(engine, recipe.engine_id, lookup)
+    out = spec.fn(shard, cached, recipe.generate, ctx)
     # Problems whose answers are not checked by equality (Countdown) get their checker.
-    return Generated(attach_checkers(out.traces, shard), out.nodes), cached.take_fresh(), reused
+    return (
+        Generated(attach_checkers(out.traces, shard), out.nodes),
+        cached.take_fresh(),
+        cached.reused,
+    )
 
 
 @task(cache_policy=NONE)
@@ -110,7 +118,7 @@ def filter_shard(traces: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
 def ingest_shard(
-    warehouse: str,
+    wh: Warehouse,
     shard: pl.DataFrame,
     traces: pl.DataFrame,
     nodes,
@@ -118,7 +126,12 @@ def ingest_shard(
     run_id: str,
     completions: pl.DataFrame | None = None,
     redo: bool = False,
+    reused: bool = False,
 ) -> int:
+    """Store one shard in one transaction. Rows of problems the ledger said were new are
+    appended without key lookups while this run has had the file to itself since it read the
+    ledger; once it handed the file over (another run may have stored the same problems),
+    every insert skips stored keys again."""
     finish = pl.col("finish_reason") if "finish_reason" in traces.columns else pl.lit(None)
     counts = traces.group_by("problem_id").agg(
         n=pl.len(),
@@ -144,18 +157,55 @@ def ingest_shard(
     if nodes is not None:
         tables["nodes"] = nodes
     tables["progress"] = progress
-    # A stored completion with a new one's key was not reusable (cut off at a smaller budget).
-    replace = {"completions": ("request_key",)}
+    replace: dict[str, tuple[str, ...]] = {}
     if completions is not None:
         tables["completions"] = completions
+        if reused:  # a stored completion with a new one's key was cut off at a smaller budget
+            replace["completions"] = ("request_key",)
     if redo:  # a redone problem's rows are replaced by its new ones, never duplicated
         replace.update(
             traces=("trace_id",),
             nodes=("tree_id",),
             progress=("fingerprint", "method", "problem_id"),
         )
-    with Warehouse(warehouse) as wh:
-        return wh.ingest_all(tables, replace=replace)["traces"]
+    append = set(tables) - set(replace) if wh.exclusive else set()
+    return wh.ingest_all(tables, replace=replace, append=append)["traces"]
+
+
+def _generated(
+    shards: list[pl.DataFrame], submit: Callable[[pl.DataFrame], object], lookahead: int
+) -> Iterator[tuple[pl.DataFrame, object]]:
+    """(shard, its generation) in shard order, with up to `lookahead` more shards generating
+    while the caller filters and stores the one it was given (0: one at a time)."""
+    todo = iter(shards)
+    running: deque = deque()
+
+    def start_next() -> None:
+        shard = next(todo, None)
+        if shard is not None:
+            running.append((shard, submit(shard)))
+
+    start_next()
+    while running:
+        shard, future = running.popleft()
+        for _ in range(lookahead - len(running)):
+            start_next()  # the next ones start before this one is waited for
+        result = future.result()
+        if not running:
+            start_next()  # lookahead 0: the next one starts only now
+        yield shard, result
+
+
+def _lookahead(recipe: Recipe) -> int:
+    """Shards to generate ahead: the recipe's, else 1 (the engine works while the last
+    shard is filtered and stored), else for the openai engine enough shards to keep its
+    `concurrency` slots full at a shard boundary."""
+    if recipe.runner.lookahead is not None:
+        return recipe.runner.lookahead
+    concurrency = getattr(recipe.engine, "concurrency", None)
+    if recipe.engine.kind == "openai" and concurrency:
+        return min(8, 1 + math.ceil(concurrency / recipe.generate.shard_size))
+    return 1
 
 
 @flow(name="generate", log_prints=False)
@@ -174,76 +224,85 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
                 "fingerprint": rec.fingerprint,
             }
         )
-    engine = None
-    try:
-        problems = load_problems_task(rec, limit)
-        stored = store_problems(warehouse, problems)
-        todo, redo, reuse = pending_problems(warehouse, problems, rec)
-        log.info(
-            "run %s: %d problems (%d new in the warehouse), %d still to generate (%d redone: "
-            "failed or truncated samples)",
-            run_id,
-            problems.height,
-            stored,
-            todo.height,
-            len(redo),
-        )
-        engine = MeteredEngine(_engine_for(rec, todo))
-        ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
-        size = rec.generate.shard_size
-        n_shards = -(-todo.height // size)
-        reasons: Counter = Counter()
-        generated = kept = reused = 0
-        for i in range(n_shards):
-            t0 = time.perf_counter()
-            shard = todo.slice(i * size, size)
-            shard_redo = bool(redo) and shard["problem_id"].is_in(list(redo)).any()
-            out, completions, shard_reused = generate_shard(
-                shard, engine, rec, ctx, warehouse if (reuse or shard_redo) else None
-            )
-            reused += shard_reused
-            traces = filter_shard(with_questions(out.traces, shard), rec)
-            ingest_shard(warehouse, shard, traces, out.nodes, rec, run_id, completions, shard_redo)
-            generated += traces.height
-            shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
-            kept += shard_kept
-            reasons.update(r for r in traces["reject_reason"].to_list() if r)
-            log.info(
-                "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
-                i + 1,
-                n_shards,
-                shard.height,
-                traces.height,
-                shard_kept,
-                time.perf_counter() - t0,
-            )
-        wall = time.perf_counter() - started
-        summary = {
-            "run_id": run_id,
-            "warehouse": str(warehouse),
-            "problems": problems.height,
-            "problems_generated": todo.height,
-            "generated": generated,
-            "kept": kept,
-            "rejected": dict(reasons.most_common()),
-            "seconds": round(wall, 3),
-            "engine_seconds": round(engine.meter.seconds, 3),
-            "engine_calls": engine.meter.calls,
-            "engine_requests": engine.meter.requests,
-            "engine_completions": engine.meter.completions,
-            "samples_reused": reused,
-        }
-        with Warehouse(warehouse) as wh:
-            wh.finish_run(run_id, "completed", json.dumps(summary))
-        return summary
-    except UserError as exc:
-        with Warehouse(warehouse) as wh:
+        try:
+            summary = _run(wh, rec, run_id, limit, log, started)
+        except UserError as exc:
             wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
-        return Failed(message=_USER_ERROR + str(exc))
-    except BaseException as exc:
-        with Warehouse(warehouse) as wh:
+            return Failed(message=_USER_ERROR + str(exc))
+        except BaseException as exc:
             wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
-        raise
+            raise
+        wh.finish_run(run_id, "completed", json.dumps(summary))
+        return summary
+
+
+def _run(wh: Warehouse, rec: Recipe, run_id: str, limit: int | None, log, started: float) -> dict:
+    problems = load_problems_task(rec, limit)
+    stored = store_problems(wh, problems)
+    todo, redo, reuse = pending_problems(wh, problems, rec)
+    log.info(
+        "run %s: %d problems (%d new in the warehouse), %d still to generate (%d redone: "
+        "failed or truncated samples)",
+        run_id,
+        problems.height,
+        stored,
+        todo.height,
+        len(redo),
+    )
+    engine = MeteredEngine(_engine_for(rec, todo))
+    ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
+    size = rec.generate.shard_size
+    shards = [todo.slice(start, size) for start in range(0, todo.height, size)]
+    redo_ids = pl.Series(list(redo), dtype=pl.String)
+
+    def submit(shard: pl.DataFrame):
+        # Stored samples are looked up only when some may exist (a resumed or redone run).
+        shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
+        return generate_shard.submit(shard, engine, rec, ctx, wh if reuse or shard_redo else None)
+
+    reasons: Counter = Counter()
+    generated = kept = reused = 0
+    t0 = time.perf_counter()
+    for i, (shard, (out, completions, shard_reused)) in enumerate(
+        _generated(shards, submit, _lookahead(rec))
+    ):
+        shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
+        reused += shard_reused
+        traces = filter_shard(with_questions(out.traces, shard), rec)
+        ingest_shard(
+            wh, shard, traces, out.nodes, rec, run_id, completions, shard_redo, reuse or shard_redo
+        )
+        # -- committed point: shard i's traces, progress and completions are stored --------
+        generated += traces.height
+        shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
+        kept += shard_kept
+        reasons.update(r for r in traces["reject_reason"].to_list() if r)
+        log.info(
+            "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
+            i + 1,
+            len(shards),
+            shard.height,
+            traces.height,
+            shard_kept,
+            time.perf_counter() - t0,
+        )
+        t0 = time.perf_counter()
+        wh.yield_to_waiters()  # another run or a reader waits: let it in between two shards
+    return {
+        "run_id": run_id,
+        "warehouse": str(wh.path),
+        "problems": problems.height,
+        "problems_generated": todo.height,
+        "generated": generated,
+        "kept": kept,
+        "rejected": dict(reasons.most_common()),
+        "seconds": round(time.perf_counter() - started, 3),
+        "engine_seconds": round(engine.meter.seconds, 3),
+        "engine_calls": engine.meter.calls,
+        "engine_requests": engine.meter.requests,
+        "engine_completions": engine.meter.completions,
+        "samples_reused": reused,
+    }
 
 
 def _engine_for(recipe: Recipe, problems: pl.DataFrame):
