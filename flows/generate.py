@@ -1,12 +1,14 @@
 """The `generate` flow: load problems -> shard -> generate -> filter -> ingest, streaming.
 
 Thin wiring over library code. Shards are generated ahead (in Prefect's task threads) while
-the main thread filters and stores the shard before: generation, filtering and ingest
-overlap, and the `openai` engine keeps `concurrency` requests in flight across shard
-boundaries (`runner.lookahead`, 0 for shard by shard). Each shard is still one ingest
-transaction (its traces, its progress rows and the engine's completions together), committed
-in shard order, so a run killed half-way keeps every committed shard and, run again, does
-only the problems not yet done. Resume is keyed by content (generators/engines/cached.py): a
+the main thread filters the shard before: generation, filtering and ingest overlap, and the
+`openai` engine keeps `concurrency` requests in flight across shard boundaries
+(`runner.lookahead`, 0 for shard by shard). Finished shards are stored together, in shard
+order, one transaction each `runner.commit_seconds` or 122,880 traces (one DuckDB row group),
+whichever comes first, and at the end or on a failure; a transaction holds their traces,
+progress rows and the engine's completions together. So a run killed half-way keeps every
+committed shard (kill -9 loses at most the last `commit_seconds` of work) and, run again,
+does only the problems not yet done. Resume is keyed by content (generators/engines/cached.py): a
 problem whose samples failed, or were cut off below a `max_tokens` since raised, is done
 again, its stored samples reused.
 
@@ -25,6 +27,7 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
@@ -43,7 +46,7 @@ from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.checkers import attach_checkers
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.store import Warehouse
+from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
 _USER_ERROR = "user error: "
 
@@ -116,29 +119,55 @@ def filter_shard(traces: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
     return apply_filters(traces, recipe.filters)
 
 
+@dataclass
+class Filtered:
+    """One shard generated and filtered, not stored yet."""
+
+    shard: pl.DataFrame
+    traces: pl.DataFrame
+    nodes: pl.DataFrame | None
+    completions: pl.DataFrame
+    redo: bool  # some of its problems were done before: their rows are replaced
+    reused: bool  # stored samples were looked up: a new completion may replace a stored one
+
+
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
-def ingest_shard(
-    wh: Warehouse,
-    shard: pl.DataFrame,
-    traces: pl.DataFrame,
-    nodes,
-    recipe: Recipe,
-    run_id: str,
-    completions: pl.DataFrame | None = None,
-    redo: bool = False,
-    reused: bool = False,
-) -> int:
-    """Store one shard in one transaction. Rows of problems the ledger said were new are
-    appended without key lookups while this run has had the file to itself since it read the
-    ledger; once it handed the file over (another run may have stored the same problems),
-    every insert skips stored keys again."""
+def ingest_shards(wh: Warehouse, batch: list[Filtered], recipe: Recipe, run_id: str) -> int:
+    """Store finished shards in one transaction (their traces, progress rows and completions
+    together). Rows of problems the ledger said were new are appended without key lookups
+    while this run has had the file to itself since it read the ledger; once it handed the
+    file over (another run may have stored the same problems), every insert skips stored keys."""
+    tables: dict[str, list[pl.DataFrame]] = {"traces": [], "nodes": [], "progress": []}
+    tables["completions"] = []
+    for f in batch:
+        tables["traces"].append(f.traces)
+        if f.nodes is not None:
+            tables["nodes"].append(f.nodes)
+        tables["progress"].append(_progress(f.shard, f.traces, recipe, run_id))
+        tables["completions"].append(f.completions)
+    replace: dict[str, tuple[str, ...]] = {}
+    if any(f.reused for f in batch):  # a stored completion with a new one's key was cut off
+        replace["completions"] = ("request_key",)
+    if any(f.redo for f in batch):  # a redone problem's rows are replaced, never duplicated
+        replace.update(
+            traces=("trace_id",),
+            nodes=("tree_id",),
+            progress=("fingerprint", "method", "problem_id"),
+        )
+    append = set(tables) - set(replace) if wh.exclusive else set()
+    return wh.ingest_all(tables, replace=replace, append=append)["traces"]
+
+
+def _progress(shard: pl.DataFrame, traces: pl.DataFrame, recipe: Recipe, run_id: str):
+    """The shard's `progress` rows: its problems are done, with how many traces, cut off or
+    failed."""
     finish = pl.col("finish_reason") if "finish_reason" in traces.columns else pl.lit(None)
     counts = traces.group_by("problem_id").agg(
         n=pl.len(),
         n_truncated=(finish == "length").sum(),
         n_failed=(finish == "error").sum(),
     )
-    progress = (
+    return (
         shard.select("problem_id")
         .join(counts, on="problem_id", how="left")
         .select(
@@ -153,23 +182,6 @@ def ingest_shard(
             n_failed=pl.col("n_failed").fill_null(0),
         )
     )
-    tables = {"traces": traces}
-    if nodes is not None:
-        tables["nodes"] = nodes
-    tables["progress"] = progress
-    replace: dict[str, tuple[str, ...]] = {}
-    if completions is not None:
-        tables["completions"] = completions
-        if reused:  # a stored completion with a new one's key was cut off at a smaller budget
-            replace["completions"] = ("request_key",)
-    if redo:  # a redone problem's rows are replaced by its new ones, never duplicated
-        replace.update(
-            traces=("trace_id",),
-            nodes=("tree_id",),
-            progress=("fingerprint", "method", "problem_id"),
-        )
-    append = set(tables) - set(replace) if wh.exclusive else set()
-    return wh.ingest_all(tables, replace=replace, append=append)["traces"]
 
 
 def _generated(
@@ -262,32 +274,53 @@ def _run(wh: Warehouse, rec: Recipe, run_id: str, limit: int | None, log, starte
 
     reasons: Counter = Counter()
     generated = kept = reused = 0
+    batch: list[Filtered] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal last_commit
+        stored = ingest_shards(wh, batch, rec, run_id)
+        # -- committed point: every shard in `batch` is stored (traces, progress, samples) --
+        log.info("stored %d shards: %d traces", len(batch), stored)
+        batch.clear()
+        last_commit = time.monotonic()
+        wh.yield_to_waiters()  # another run or a reader waits: let it in between two commits
+
     t0 = time.perf_counter()
-    for i, (shard, (out, completions, shard_reused)) in enumerate(
-        _generated(shards, submit, _lookahead(rec))
-    ):
-        shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
-        reused += shard_reused
-        traces = filter_shard(with_questions(out.traces, shard), rec)
-        ingest_shard(
-            wh, shard, traces, out.nodes, rec, run_id, completions, shard_redo, reuse or shard_redo
-        )
-        # -- committed point: shard i's traces, progress and completions are stored --------
-        generated += traces.height
-        shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
-        kept += shard_kept
-        reasons.update(r for r in traces["reject_reason"].to_list() if r)
-        log.info(
-            "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
-            i + 1,
-            len(shards),
-            shard.height,
-            traces.height,
-            shard_kept,
-            time.perf_counter() - t0,
-        )
-        t0 = time.perf_counter()
-        wh.yield_to_waiters()  # another run or a reader waits: let it in between two shards
+    try:
+        for i, (shard, (out, completions, shard_reused)) in enumerate(
+            _generated(shards, submit, _lookahead(rec))
+        ):
+            shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
+            reused += shard_reused
+            traces = filter_shard(with_questions(out.traces, shard), rec)
+            batch.append(
+                Filtered(shard, traces, out.nodes, completions, shard_redo, reuse or shard_redo)
+            )
+            # -- shard i generated and filtered (stored at the next commit) ---------------
+            generated += traces.height
+            shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
+            kept += shard_kept
+            reasons.update(r for r in traces["reject_reason"].to_list() if r)
+            log.info(
+                "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
+                i + 1,
+                len(shards),
+                shard.height,
+                traces.height,
+                shard_kept,
+                time.perf_counter() - t0,
+            )
+            t0 = time.perf_counter()
+            rows = sum(f.traces.height for f in batch)
+            if rows >= BATCH_ROWS or time.monotonic() - last_commit >= rec.runner.commit_seconds:
+                commit()
+    except BaseException:
+        if batch:  # what was finished before the failure is kept
+            commit()
+        raise
+    if batch:
+        commit()
     return {
         "run_id": run_id,
         "warehouse": str(wh.path),

@@ -77,6 +77,10 @@ class RunnerConfig(StrictModel):
     # that takes calls from several threads (openai) enough to keep `concurrency` requests in
     # flight across shard boundaries. 0: shard by shard, nothing overlaps.
     lookahead: int | None = Field(None, ge=0, le=64)
+    # Finished shards are stored together, at most this many seconds apart (and at 122,880
+    # traces, one DuckDB row group): large inserts are fast, and a kill -9 loses at most this
+    # much finished work. 0: store every shard as soon as it is filtered.
+    commit_seconds: float = Field(30.0, ge=0)
 
 
 class Recipe(StrictModel):
