@@ -2,7 +2,7 @@
 
 Runs the generate flow (sim engine, self_output, `--traces` traces, default 200,000) into a
 fresh warehouse and times every ingest the flow does for its shards (traces, progress and
-completions, one transaction per shard on the run's one connection). The sim writes ~200
+completions, batched commits on the run's one connection). The sim writes ~200
 characters per trace; a wrapper pads each completion's thought with ~1,800 characters of
 seeded, random step lines (numbers differ per sample, so compression does not flatter it),
 so traces are ~2,000 characters as the issue asks. Then, in the same run:

@@ -192,20 +192,21 @@ def _generated(
     todo = iter(shards)
     running: deque = deque()
 
-    def start_next() -> None:
+    def start_next() -> bool:
         shard = next(todo, None)
         if shard is not None:
             running.append((shard, submit(shard)))
+        return shard is not None
 
     start_next()
     while running:
         shard, future = running.popleft()
-        for _ in range(lookahead - len(running)):
-            start_next()  # the next ones start before this one is waited for
+        while len(running) < lookahead and start_next():
+            pass  # the next ones start before this one is waited for
         result = future.result()
-        if not running:
-            start_next()  # lookahead 0: the next one starts only now
         yield shard, result
+        if not running:
+            start_next()  # lookahead 0: the next one starts once this one is stored
 
 
 def _lookahead(recipe: Recipe) -> int:
@@ -284,7 +285,6 @@ def _run(wh: Warehouse, rec: Recipe, run_id: str, limit: int | None, log, starte
         log.info("stored %d shards: %d traces", len(batch), stored)
         batch.clear()
         last_commit = time.monotonic()
-        wh.yield_to_waiters()  # another run or a reader waits: let it in between two commits
 
     t0 = time.perf_counter()
     try:
@@ -315,6 +315,7 @@ def _run(wh: Warehouse, rec: Recipe, run_id: str, limit: int | None, log, starte
             rows = sum(f.traces.height for f in batch)
             if rows >= BATCH_ROWS or time.monotonic() - last_commit >= rec.runner.commit_seconds:
                 commit()
+            wh.yield_to_waiters()  # another run or a reader waits: let it in between shards
     except BaseException:
         if batch:  # what was finished before the failure is kept
             commit()

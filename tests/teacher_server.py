@@ -14,7 +14,9 @@ Faults, by a marker in the question, counted per question across attempts:
 - `[long]`: the thinking is 400 words long (truncated under a small max_tokens).
 - `[down]`: 500 every time while `server.down` is true.
 - `[wrong]`: the answer is off by one.
-`delay_s` delays every reply (the benchmark's fixed 50 ms).
+`delay_s` delays every reply (the benchmark's fixed 50 ms); with `delay_sigma` the delay is
+lognormal, `delay_s` its median, drawn from a seed of the question (the same question waits
+the same time in every run: heavy-tailed replies for bench/bench_streaming.py).
 
 This is a test fixture, not a model: it reads the two numbers out of the question.
 """
@@ -22,6 +24,8 @@ This is a test fixture, not a model: it reads the two numbers out of the questio
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import re
 import threading
 import time
@@ -42,6 +46,7 @@ _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * 
 class TeacherState:
     split: bool = False
     delay_s: float = 0.0
+    delay_sigma: float = 0.0
     slow_s: float = 3.0
     down: bool = True
     attempts: Counter = field(default_factory=Counter)
@@ -140,7 +145,8 @@ def make_app(state: TeacherState) -> Starlette:
 
     async def answer(question: str, body: dict, headers, chat: bool) -> JSONResponse:
         if state.delay_s:
-            await asyncio.sleep(state.delay_s)
+            z = random.Random(question).gauss(0, 1) if state.delay_sigma else 0.0
+            await asyncio.sleep(state.delay_s * math.exp(state.delay_sigma * z))
         failed = await fault(question)
         entry = {
             "question": question,
@@ -221,10 +227,10 @@ class TeacherServer:
         self.thread.join(timeout=10)
 
 
-def serve_forever(port: int, delay_s: float = 0.0) -> None:
+def serve_forever(port: int, delay_s: float = 0.0, delay_sigma: float = 0.0) -> None:
     """Run the teacher in this process on a fixed port (the benchmark's server process)."""
     uvicorn.run(
-        make_app(TeacherState(delay_s=delay_s)),
+        make_app(TeacherState(delay_s=delay_s, delay_sigma=delay_sigma)),
         host="127.0.0.1",
         port=port,
         log_level="warning",

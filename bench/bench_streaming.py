@@ -1,0 +1,176 @@
+"""Benchmark the streaming generate flow against a heavy-tailed OpenAI-compatible server.
+
+A local teacher server (tests/teacher_server.py, its own process) answers every request after a
+lognormal delay: median `--median` (200 ms), sigma `--sigma` (1.2: p99 ~3.3 s), drawn from a
+seed of the question, so every path below waits the same delays. `--requests` problems
+(2,000, one sample each, `distill` with the `openai` engine, `--concurrency` 64), three ways,
+in the same run:
+
+  asyncio     a plain aiohttp client keeping `concurrency` requests in flight (the ceiling)
+  streaming   the flow as it runs by default (shards generated ahead; the engine's slots stay
+              full across shard boundaries)
+  by-shard    the flow shard by shard (`runner: {lookahead: 0, commit_seconds: 0}`: today's
+              path before streaming: a shard waits for its slowest reply)
+
+Flow times are the flow's own `seconds` (load, generate, filter, store), after a warm-up run
+that starts Prefect's ephemeral API. Targets: streaming >= 0.9x asyncio, >= 2x by-shard.
+This prints numbers; it is not a test.
+
+    .venv/bin/python bench/bench_streaming.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import math
+import multiprocessing
+import os
+import random
+import shutil
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+_PREFECT_HOME = tempfile.mkdtemp(prefix="rf-bench-prefect-")
+atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+from reasonfactory.flows.generate import run_recipe  # noqa: E402
+from reasonfactory.flows.recipe import parse_recipe  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(port: int, median: float, sigma: float) -> None:
+    from tests.teacher_server import serve_forever
+
+    serve_forever(port, median, sigma)
+
+
+def _question(i: int) -> str:
+    return f"What is {i} + {i % 97}?"
+
+
+async def _plain(base_url: str, n: int, concurrency: int) -> float:
+    limit = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+
+        async def one(i: int) -> None:
+            body = {
+                "model": "teacher",
+                "messages": [{"role": "user", "content": _question(i)}],
+                "max_tokens": 256,
+            }
+            async with limit, s.post(base_url + "/chat/completions", json=body) as r:
+                assert r.status == 200
+                await r.json()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - t0
+
+
+def _flow(base_url: str, problems: Path, n: int, concurrency: int, runner: dict, db: Path):
+    recipe = parse_recipe(
+        {
+            "name": f"bench-stream-{db.stem}",
+            "problems": {"source": str(problems), "limit": n},
+            "engine": {
+                "kind": "openai",
+                "model": "teacher",
+                "base_url": base_url,
+                "concurrency": concurrency,
+            },
+            "generate": {"method": "distill", "samples": 1, "max_tokens": 256},
+            "filters": ["format", "answer"],
+            "runner": runner,
+        }
+    )
+    summary = run_recipe(recipe, str(db))
+    assert summary["engine_completions"] == n, summary
+    return summary["seconds"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--median", type=float, default=0.2, help="median reply delay, seconds")
+    ap.add_argument("--sigma", type=float, default=1.2, help="lognormal sigma of the delay")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="rf-bench-stream-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    n, c = args.requests, args.concurrency
+    delays = sorted(
+        args.median * math.exp(args.sigma * random.Random(_question(i)).gauss(0, 1))
+        for i in range(n)
+    )
+    problems = tmp / "problems.jsonl"
+    problems.write_text(
+        "".join(
+            json.dumps({"question": _question(i), "answer": str(i + i % 97)}) + "\n"
+            for i in range(n)
+        ),
+    )
+    port = _free_port()
+    server = multiprocessing.get_context("spawn").Process(
+        target=_serve, args=(port, args.median, args.sigma)
+    )
+    server.start()
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/completions", timeout=1)
+            except urllib.error.HTTPError:
+                break  # up (405 for GET)
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the teacher server did not start") from None
+                time.sleep(0.2)
+        base_url = f"http://127.0.0.1:{port}/v1"
+        print(
+            f"server: lognormal reply delay, median {args.median * 1000:.0f} ms, sigma "
+            f"{args.sigma}: p50 {delays[n // 2]:.2f} s, p99 {delays[int(n * 0.99)]:.2f} s, "
+            f"max {delays[-1]:.2f} s, mean {sum(delays) / n:.3f} s over {n} requests"
+        )
+        print(f"ideal at {c} in flight: {sum(delays) / c:.1f} s")
+        _flow(base_url, problems, 8, c, {}, tmp / "warmup.duckdb")  # starts Prefect's API
+        plain = asyncio.run(_plain(base_url, n, c))
+        stream = _flow(base_url, problems, n, c, {}, tmp / "stream.duckdb")
+        by_shard = _flow(
+            base_url, problems, n, c, {"lookahead": 0, "commit_seconds": 0}, tmp / "shard.duckdb"
+        )
+    finally:
+        server.terminate()
+        server.join(10)
+    for name, s in (
+        ("asyncio client", plain),
+        ("streaming flow", stream),
+        ("by-shard flow", by_shard),
+    ):
+        print(f"{name:16s} {s:7.1f} s  {n / s:7.1f} requests/s")
+    a, b = plain / stream, by_shard / stream
+    print(f"streaming / asyncio  = {a:.2f}x (target >= 0.9x): {'PASS' if a >= 0.9 else 'FAIL'}")
+    print(f"streaming / by-shard = {b:.2f}x (target >= 2x): {'PASS' if b >= 2 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
