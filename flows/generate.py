@@ -27,12 +27,14 @@ import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture
 from prefect.states import Failed
 from reasonfactory.filters.pipeline import apply_filters
 from reasonfactory.filters.working import with_questions
@@ -49,6 +51,8 @@ from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
 _USER_ERROR = "user error: "
+# Finished shards that may wait, in memory, for a slow shard before them to be stored.
+MAX_WAITING = 32
 
 
 @task(cache_policy=NONE)
@@ -185,12 +189,18 @@ def _progress(shard: pl.DataFrame, traces: pl.DataFrame, recipe: Recipe, run_id:
 
 
 def _generated(
-    shards: list[pl.DataFrame], submit: Callable[[pl.DataFrame], object], lookahead: int
+    shards: list[pl.DataFrame],
+    submit: Callable[[pl.DataFrame], PrefectFuture],
+    lookahead: int,
+    max_waiting: int = MAX_WAITING,
 ) -> Iterator[tuple[pl.DataFrame, object]]:
-    """(shard, its generation) in shard order, with up to `lookahead` more shards generating
-    while the caller filters and stores the one it was given (0: one at a time)."""
+    """(shard, its generation) in shard order. Up to `lookahead` shards generate at once, one
+    of them while the caller filters and stores the shard it was given (0: one at a time,
+    the next started once the caller is done with the last). A slow shard does not hold the
+    others back: while it is awaited, shards after it that finish make room for new ones (at
+    most `max_waiting` finished shards wait for it), so an engine's slots stay busy."""
     todo = iter(shards)
-    running: deque = deque()
+    running: deque[tuple[pl.DataFrame, PrefectFuture]] = deque()
 
     def start_next() -> bool:
         shard = next(todo, None)
@@ -200,13 +210,18 @@ def _generated(
 
     start_next()
     while running:
-        shard, future = running.popleft()
-        while len(running) < lookahead and start_next():
-            pass  # the next ones start before this one is waited for
-        result = future.result()
-        yield shard, result
+        shard, head = running[0]
+        while True:
+            busy = [f.wrapped_future for _, f in running if not f.wrapped_future.done()]
+            while len(busy) < lookahead and len(running) <= max_waiting and start_next():
+                busy.append(running[-1][1].wrapped_future)
+            if head.wrapped_future.done():
+                break
+            wait(busy, return_when=FIRST_COMPLETED)
+        running.popleft()
+        yield shard, head.result()
         if not running:
-            start_next()  # lookahead 0: the next one starts once this one is stored
+            start_next()  # lookahead 0: the next one starts once this one is done with
 
 
 def _lookahead(recipe: Recipe) -> int:

@@ -22,6 +22,9 @@ the engine is built, and kept only in the request header: never in a config, a m
 warehouse.
 
 Not here: choosing prompts, parsing answers, storing.
+
+Long on purpose: the engine, its retry and error rules, reply parsing and the reward-model
+scorer share one HTTP vocabulary; split, each half would import the other's internals.
 """
 
 from __future__ import annotations
