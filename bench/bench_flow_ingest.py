@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import random
 import shutil
 import tempfile
@@ -30,12 +29,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-_PREFECT_HOME = tempfile.mkdtemp(prefix="rf-bench-prefect-")
-atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
-os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+from common import isolate_prefect
+
+isolate_prefect()
 
 import polars as pl  # noqa: E402
 from reasonfactory.flows import generate as flow_module  # noqa: E402

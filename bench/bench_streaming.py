@@ -2,7 +2,7 @@
 
 A local teacher server (tests/teacher_server.py, its own process) answers every request after a
 lognormal delay: median `--median` (200 ms), sigma `--sigma` (1.2: p99 ~3.3 s), drawn from a
-seed of the question, so every path below waits the same delays. `--requests` problems
+seed of the `a + b` asked, so every path below waits the same delays. `--requests` problems
 (2,000, one sample each, `distill` with the `openai` engine, `--concurrency` 64), three ways,
 in the same run:
 
@@ -26,42 +26,19 @@ import asyncio
 import atexit
 import json
 import math
-import multiprocessing
-import os
 import random
 import shutil
-import socket
-import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-_PREFECT_HOME = tempfile.mkdtemp(prefix="rf-bench-prefect-")
-atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
-os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from common import isolate_prefect, teacher
+
+isolate_prefect()
 
 import aiohttp  # noqa: E402
 from reasonfactory.flows.generate import run_recipe  # noqa: E402
 from reasonfactory.flows.recipe import parse_recipe  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(port: int, median: float, sigma: float) -> None:
-    from tests.teacher_server import serve_forever
-
-    serve_forever(port, median, sigma)
 
 
 def _question(i: int) -> str:
@@ -119,7 +96,7 @@ def main() -> None:
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     n, c = args.requests, args.concurrency
     delays = sorted(
-        args.median * math.exp(args.sigma * random.Random(_question(i)).gauss(0, 1))
+        args.median * math.exp(args.sigma * random.Random(f"{i} + {i % 97}").gauss(0, 1))
         for i in range(n)
     )
     problems = tmp / "problems.jsonl"
@@ -129,23 +106,7 @@ def main() -> None:
             for i in range(n)
         ),
     )
-    port = _free_port()
-    server = multiprocessing.get_context("spawn").Process(
-        target=_serve, args=(port, args.median, args.sigma)
-    )
-    server.start()
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/completions", timeout=1)
-            except urllib.error.HTTPError:
-                break  # up (405 for GET)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the teacher server did not start") from None
-                time.sleep(0.2)
-        base_url = f"http://127.0.0.1:{port}/v1"
+    with teacher(args.median, args.sigma) as base_url:
         print(
             f"server: lognormal reply delay, median {args.median * 1000:.0f} ms, sigma "
             f"{args.sigma}: p50 {delays[n // 2]:.2f} s, p99 {delays[int(n * 0.99)]:.2f} s, "
@@ -158,9 +119,6 @@ def main() -> None:
         by_shard = _flow(
             base_url, problems, n, c, {"lookahead": 0, "commit_seconds": 0}, tmp / "shard.duckdb"
         )
-    finally:
-        server.terminate()
-        server.join(10)
     for name, s in (
         ("asyncio client", plain),
         ("streaming flow", stream),

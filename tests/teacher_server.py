@@ -15,8 +15,9 @@ Faults, by a marker in the question, counted per question across attempts:
 - `[down]`: 500 every time while `server.down` is true.
 - `[wrong]`: the answer is off by one.
 `delay_s` delays every reply (the benchmark's fixed 50 ms); with `delay_sigma` the delay is
-lognormal, `delay_s` its median, drawn from a seed of the question (the same question waits
-the same time in every run: heavy-tailed replies for bench/bench_streaming.py).
+lognormal, `delay_s` its median, drawn from a seed of the `a op b` asked (the same question
+waits the same time in every run, whatever the prompt around it: heavy-tailed replies for
+bench/bench_streaming.py).
 
 This is a test fixture, not a model: it reads the two numbers out of the question.
 """
@@ -145,7 +146,10 @@ def make_app(state: TeacherState) -> Starlette:
 
     async def answer(question: str, body: dict, headers, chat: bool) -> JSONResponse:
         if state.delay_s:
-            z = random.Random(question).gauss(0, 1) if state.delay_sigma else 0.0
+            # Seeded by the `a op b` asked, so any prompt around it waits the same time.
+            m = _QUESTION.search(question)
+            seed = m.group(0) if m else question
+            z = random.Random(seed).gauss(0, 1) if state.delay_sigma else 0.0
             await asyncio.sleep(state.delay_s * math.exp(state.delay_sigma * z))
         failed = await fault(question)
         entry = {

@@ -12,15 +12,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import write_jsonl
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.warehouse import locking
 from reasonfactory.warehouse.errors import WarehouseError
 from reasonfactory.warehouse.store import Warehouse
+from teacher_server import TeacherServer
 
 RECIPE = {
     "name": "many",
-    "problems": {"source": "builtin:arithmetic", "limit": 400, "difficulty": [2, 4]},
+    "problems": {"source": "builtin:arithmetic", "limit": 200, "difficulty": [2, 4]},
     "engine": {"kind": "sim", "error_rate": 0.2},
     "generate": {"method": "self_output", "samples": 4, "shard_size": 10},
     "filters": ["format", "answer"],
@@ -76,18 +78,18 @@ def _clean(recipe: dict, path: Path) -> Path:
 
 @pytest.mark.slow
 def test_kill_9_during_a_streaming_run_then_resume_equals_a_clean_run(prefect_api, tmp_path):
-    recipe = {**RECIPE, "problems": {**RECIPE["problems"], "limit": 1000}}
+    recipe = {**RECIPE, "problems": {**RECIPE["problems"], "limit": 600}}
     path = tmp_path / "killed.duckdb"
     proc = _start(recipe, path, prefect_api, tmp_path)
     done = _wait_for_progress(path, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(30)
-    assert 0 < done < 1000
+    assert 0 < done < 600
     with Warehouse(path, read_only=True) as wh:
         assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["running"]
         partial = wh.count("progress")
     resumed = run_recipe(parse_recipe(recipe), str(path))
-    assert resumed["problems_generated"] == 1000 - partial
+    assert resumed["problems_generated"] == 600 - partial
     clean = _clean(recipe, tmp_path / "clean.duckdb")
     with Warehouse(path, read_only=True) as a, Warehouse(clean, read_only=True) as b:
         assert a.sql(TRACES).equals(b.sql(TRACES))
@@ -96,7 +98,7 @@ def test_kill_9_during_a_streaming_run_then_resume_equals_a_clean_run(prefect_ap
             "SELECT request_key, text FROM completions ORDER BY request_key",
         ):
             assert a.sql(q).equals(b.sql(q))
-        assert a.count("traces") == 4000
+        assert a.count("traces") == 2400
         assert a.sql("SELECT status FROM runs")["status"].to_list() == ["completed"]
 
 
@@ -113,8 +115,8 @@ def test_two_runs_at_once_on_one_warehouse_lose_nothing(prefect_api, tmp_path):
     with Warehouse(path, read_only=True) as wh:
         both = wh.sql(TRACES)
         assert sorted(wh.sql("SELECT status FROM runs")["status"]) == ["completed"] * 2
-        assert wh.count("problems") == 400 and wh.count("progress") == 800
-    assert both.height == 3200 and both["trace_id"].n_unique() == 3200
+        assert wh.count("problems") == 200 and wh.count("progress") == 400
+    assert both.height == 1600 and both["trace_id"].n_unique() == 1600
     for i, recipe in enumerate((RECIPE, other)):
         with Warehouse(_clean(recipe, tmp_path / f"clean{i}.duckdb"), read_only=True) as wh:
             alone = wh.sql(TRACES)
@@ -123,39 +125,57 @@ def test_two_runs_at_once_on_one_warehouse_lose_nothing(prefect_api, tmp_path):
 
 @pytest.mark.slow
 def test_export_while_a_run_writes(prefect_api, cli, tmp_path):
-    path = tmp_path / "busy.duckdb"
-    recipe = {**RECIPE, "problems": {**RECIPE["problems"], "limit": 1000}}
-    proc = _start(recipe, path, prefect_api, tmp_path)
-    _wait_for_progress(path, proc, at_least=20)
-    out = tmp_path / "sft"
-    exported = cli(
-        "export", "sft", "--out", str(out), "--format", "jsonl", "--warehouse", str(path)
+    # A teacher that takes 0.25 s a reply, 2 in flight: the run lasts >= 25 s by construction.
+    problems = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"question": f"What is {i} + 1?", "answer": i + 1} for i in range(200)],
     )
-    assert exported.returncode == 0, exported.stderr
-    assert proc.poll() is None  # the run was still going when the export finished
-    lines = sum(1 for f in out.rglob("*.jsonl") for _ in f.open())
-    assert lines > 0
-    stdout, stderr = proc.communicate(timeout=600)
+    path = tmp_path / "busy.duckdb"
+    with TeacherServer(delay_s=0.25) as teacher:
+        recipe = {
+            "name": "busy",
+            "problems": {"source": str(problems)},
+            "engine": {
+                "kind": "openai",
+                "model": "teacher",
+                "base_url": teacher.base_url,
+                "concurrency": 2,
+            },
+            "generate": {"method": "distill", "samples": 1, "max_tokens": 256, "shard_size": 4},
+            "filters": ["format", "answer"],
+            "runner": {"commit_seconds": 0},
+        }
+        proc = _start(recipe, path, prefect_api, tmp_path)
+        _wait_for_progress(path, proc, at_least=8)
+        out = tmp_path / "sft"
+        exported = cli(
+            "export", "sft", "--out", str(out), "--format", "jsonl", "--warehouse", str(path)
+        )
+        assert exported.returncode == 0, exported.stderr
+        stdout, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
+    lines = sum(1 for f in out.rglob("*.jsonl") for _ in f.open())
     with Warehouse(path, read_only=True) as wh:
-        assert wh.count("progress") == 1000 and wh.count("traces") == 4000
+        assert wh.count("progress") == 200 and wh.count("traces") == 200
+        kept = wh.sql("SELECT count(*) AS n FROM traces WHERE status = 'kept'")["n"][0]
         assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["completed"]
+    assert 0 < lines < kept  # exported mid-run: part of what the finished run kept
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the warehouse file for `seconds` (once it printed 'ok')."""
+    Warehouse(path).close()
+    code = f"import duckdb,time; c=duckdb.connect({str(path)!r}); print('ok', flush=True); "
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code + f"time.sleep({seconds})"], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout.readline().strip() == "ok"
+    return proc
 
 
 def test_a_held_warehouse_is_waited_for_with_who_holds_it(tmp_path):
     path = tmp_path / "held.duckdb"
-    Warehouse(path).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
-            "print('ok', flush=True); time.sleep(3)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert holder.stdout.readline().strip() == "ok"
+    holder = _hold(path, 3)
     lines: list[str] = []
     start = time.monotonic()
     con = locking.connect(path, read_only=True, timeout=60, report=lines.append)
@@ -168,19 +188,8 @@ def test_a_held_warehouse_is_waited_for_with_who_holds_it(tmp_path):
 
 def test_a_warehouse_held_too_long_is_a_clear_error(tmp_path):
     path = tmp_path / "held.duckdb"
-    Warehouse(path).close()
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            f"import duckdb,time; c=duckdb.connect({str(path)!r}); "
-            "print('ok', flush=True); time.sleep(30)",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    holder = _hold(path, 30)
     try:
-        assert holder.stdout.readline().strip() == "ok"
         with pytest.raises(WarehouseError, match=rf"held by PID {holder.pid}.*gave up after"):
             Warehouse(path, read_only=True, lock_timeout=0.5)
     finally:
