@@ -64,7 +64,7 @@ async def _plain(base_url: str, n: int, concurrency: int) -> float:
         return time.perf_counter() - t0
 
 
-def _flow(base_url: str, problems: Path, n: int, concurrency: int, runner: dict, db: Path):
+def _flow(base_url, problems: Path, n: int, concurrency: int, runner: dict, db: Path, shard: int):
     recipe = parse_recipe(
         {
             "name": f"bench-stream-{db.stem}",
@@ -75,7 +75,12 @@ def _flow(base_url: str, problems: Path, n: int, concurrency: int, runner: dict,
                 "base_url": base_url,
                 "concurrency": concurrency,
             },
-            "generate": {"method": "distill", "samples": 1, "max_tokens": 256},
+            "generate": {
+                "method": "distill",
+                "samples": 1,
+                "max_tokens": 256,
+                "shard_size": shard,
+            },
             "filters": ["format", "answer"],
             "runner": runner,
         }
@@ -91,6 +96,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--median", type=float, default=0.2, help="median reply delay, seconds")
     ap.add_argument("--sigma", type=float, default=1.2, help="lognormal sigma of the delay")
+    ap.add_argument("--shard-size", type=int, default=256, help="distill's default: 256")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="rf-bench-stream-"))
     atexit.register(shutil.rmtree, tmp, ignore_errors=True)
@@ -113,12 +119,13 @@ def main() -> None:
             f"max {delays[-1]:.2f} s, mean {sum(delays) / n:.3f} s over {n} requests"
         )
         print(f"ideal at {c} in flight: {sum(delays) / c:.1f} s")
-        _flow(base_url, problems, 8, c, {}, tmp / "warmup.duckdb")  # starts Prefect's API
+        k = args.shard_size
+        _flow(base_url, problems, 8, c, {}, tmp / "warmup.duckdb", k)  # starts Prefect's API
         plain = asyncio.run(_plain(base_url, n, c))
-        stream = _flow(base_url, problems, n, c, {}, tmp / "stream.duckdb")
-        by_shard = _flow(
-            base_url, problems, n, c, {"lookahead": 0, "commit_seconds": 0}, tmp / "shard.duckdb"
-        )
+        stream = _flow(base_url, problems, n, c, {}, tmp / "stream.duckdb", k)
+        old = {"lookahead": 0, "commit_seconds": 0}
+        by_shard = _flow(base_url, problems, n, c, old, tmp / "shard.duckdb", k)
+        print(f"shard_size {k}: {-(-n // k)} shards")
     for name, s in (
         ("asyncio client", plain),
         ("streaming flow", stream),

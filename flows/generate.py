@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass
@@ -188,40 +188,50 @@ def _progress(shard: pl.DataFrame, traces: pl.DataFrame, recipe: Recipe, run_id:
     )
 
 
-def _generated(
+def _streamed(
     shards: list[pl.DataFrame],
-    submit: Callable[[pl.DataFrame], PrefectFuture],
+    generate: Callable[[pl.DataFrame], PrefectFuture],
+    filter_: Callable[[pl.DataFrame, object], PrefectFuture],
     lookahead: int,
     max_waiting: int = MAX_WAITING,
-) -> Iterator[tuple[pl.DataFrame, object]]:
-    """(shard, its generation) in shard order. Up to `lookahead` shards generate at once, one
-    of them while the caller filters and stores the shard it was given (0: one at a time,
-    the next started once the caller is done with the last). A slow shard does not hold the
-    others back: while it is awaited, shards after it that finish make room for new ones (at
-    most `max_waiting` finished shards wait for it), so an engine's slots stay busy."""
-    todo = iter(shards)
-    running: deque[tuple[pl.DataFrame, PrefectFuture]] = deque()
-
-    def start_next() -> bool:
-        shard = next(todo, None)
-        if shard is not None:
-            running.append((shard, submit(shard)))
-        return shard is not None
-
-    start_next()
-    while running:
-        shard, head = running[0]
-        while True:
-            busy = [f.wrapped_future for _, f in running if not f.wrapped_future.done()]
-            while len(busy) < lookahead and len(running) <= max_waiting and start_next():
-                busy.append(running[-1][1].wrapped_future)
-            if head.wrapped_future.done():
-                break
-            wait(busy, return_when=FIRST_COMPLETED)
-        running.popleft()
-        yield shard, head.result()
-        if not running:
-            start_next()  # lookahead 0: the next one starts once this one is done with
+) -> Iterator[tuple[pl.DataFrame, object, object]]:
+    """(shard, its generation, its filtered traces) in shard order, as a small scheduler over
+    Prefect futures. Up to `lookahead` shards generate at once (0: one at a time, the next
+    started once the caller is done with the last); each is filtered as soon as it is
+    generated, in any order, while the caller stores earlier ones. A slow shard holds no other
+    back: shards after it keep finishing and new ones start (at most `max_waiting` finished
+    shards wait in memory for it), so an engine's slots stay busy."""
+    n = len(shards)
+    gens: dict[int, PrefectFuture] = {}
+    filts: dict[int, PrefectFuture] = {}
+    failed: set[int] = set()
+    started = given = 0
+    while given < n:
+        busy = sum(not f.wrapped_future.done() for f in gens.values())
+        while (
+            started < n
+            and busy < max(lookahead, 1)
+            and (lookahead > 0 or started == given)
+            and started - given <= max_waiting
+        ):
+            gens[started] = generate(shards[started])
+            started, busy = started + 1, busy + 1
+        for i, f in gens.items():
+            if i not in filts and i not in failed and f.wrapped_future.done():
+                try:
+                    filts[i] = filter_(shards[i], f.result())
+                except BaseException:
+                    failed.add(i)  # raised in shard order, once the shards before it are given
+        if given in failed:
+            gens[given].result()
+        head = filts.get(given)
+        if head is not None and head.wrapped_future.done():
+            yield shards[given], gens.pop(given).result(), head.result()
+            del filts[given]
+            given += 1
+            continue
+        pending = [f.wrapped_future for f in (*gens.values(), *filts.values())]
+        wait([f for f in pending if not f.done()], return_when=FIRST_COMPLETED)
 
 
 def _lookahead(recipe: Recipe) -> int:
@@ -232,7 +242,8 @@ def _lookahead(recipe: Recipe) -> int:
         return recipe.runner.lookahead
     concurrency = getattr(recipe.engine, "concurrency", None)
     if recipe.engine.kind == "openai" and concurrency:
-        return min(8, 1 + math.ceil(concurrency / recipe.generate.shard_size))
+        # ~4x `concurrency` requests queued: slots refill while finished shards are stored.
+        return min(16, 1 + math.ceil(4 * concurrency / recipe.generate.shard_size))
     return 1
 
 
@@ -301,14 +312,16 @@ def _run(wh: Warehouse, rec: Recipe, run_id: str, limit: int | None, log, starte
         batch.clear()
         last_commit = time.monotonic()
 
+    def submit_filter(shard: pl.DataFrame, generated):
+        return filter_shard.submit(with_questions(generated[0].traces, shard), rec)
+
     t0 = time.perf_counter()
     try:
-        for i, (shard, (out, completions, shard_reused)) in enumerate(
-            _generated(shards, submit, _lookahead(rec))
+        for i, (shard, (out, completions, shard_reused), traces) in enumerate(
+            _streamed(shards, submit, submit_filter, _lookahead(rec))
         ):
             shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
             reused += shard_reused
-            traces = filter_shard(with_questions(out.traces, shard), rec)
             batch.append(
                 Filtered(shard, traces, out.nodes, completions, shard_redo, reuse or shard_redo)
             )
