@@ -242,8 +242,9 @@ def _lookahead(recipe: Recipe) -> int:
         return recipe.runner.lookahead
     concurrency = getattr(recipe.engine, "concurrency", None)
     if recipe.engine.kind == "openai" and concurrency:
-        # ~4x `concurrency` requests queued: slots refill while finished shards are stored.
-        return min(16, 1 + math.ceil(4 * concurrency / recipe.generate.shard_size))
+        # Besides a shard stuck on one slow reply, enough shards to queue 2x `concurrency`
+        # requests: slots refill at every other shard's tail.
+        return min(16, 2 + math.ceil(2 * concurrency / recipe.generate.shard_size))
     return 1
 
 
