@@ -1,20 +1,20 @@
 """The `generate` flow: load problems -> shard -> generate -> filter -> ingest, streaming.
 
-Thin wiring over library code. Shards are generated ahead (in Prefect's task threads) while
-the main thread filters the shard before: generation, filtering and ingest overlap, and the
-`openai` engine keeps `concurrency` requests in flight across shard boundaries
-(`runner.lookahead`, 0 for shard by shard). Finished shards are stored together, in shard
-order, one transaction each `runner.commit_seconds` or 122,880 traces (one DuckDB row group),
-whichever comes first, and at the end or on a failure; a transaction holds their traces,
-progress rows and the engine's completions together. So a run killed half-way keeps every
-committed shard (kill -9 loses at most the last `commit_seconds` of work) and, run again,
-does only the problems not yet done. Resume is keyed by content (generators/engines/cached.py): a
-problem whose samples failed, or were cut off below a `max_tokens` since raised, is done
-again, its stored samples reused.
+Thin wiring over library code. Shards are generated and filtered in Prefect's task threads
+while the flow's own thread stores the ones before them (`_streamed`): generation, filtering
+and ingest overlap, and the `openai` engine keeps `concurrency` requests in flight across
+shard boundaries (`runner.lookahead`, 0 for shard by shard). Finished shards are stored in
+shard order, one transaction each `runner.commit_seconds` or 122,880 traces (one DuckDB row
+group), whichever comes first, and at the end or on a failure; a transaction holds their
+traces, progress rows and the engine's completions together. So a run killed half-way keeps
+every committed shard (kill -9 loses at most the last `commit_seconds` of work) and, run
+again, does only the problems not yet done. Resume is keyed by content
+(generators/engines/cached.py): a problem whose samples failed, or were cut off below a
+`max_tokens` since raised, is done again, its stored samples reused.
 
 One warehouse connection per run: the schema is checked once, rows of problems the progress
-ledger says are new are appended without key lookups, and at every committed point the file
-is handed to processes waiting for it (other runs, `query`, `export`; warehouse/locking.py).
+ledger says are new are appended without key lookups, and between two shards the file is
+handed to processes waiting for it (other runs, `query`, `export`; warehouse/locking.py).
 
 Runs on Prefect's ephemeral API by default (no server to start); `schedule` serves the same
 flow as a deployment.
