@@ -110,7 +110,7 @@ def main() -> None:
     n = tables["traces"].height
     flow_rate = n / timed["seconds"]
     print(
-        f"flow run: {n:,} traces (~{chars:,.0f} chars each), {timed['shards']} shards, "
+        f"flow run: {n:,} traces (~{chars:,.0f} chars each), {timed['shards']} commits, "
         f"{wall:.1f} s wall, {summary['engine_seconds']:.1f} s in the engine"
     )
     print(
