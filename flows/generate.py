@@ -1,10 +1,20 @@
-"""The `generate` flow: load problems -> shard -> generate -> filter -> ingest.
+"""The `generate` flow: load problems -> shard -> generate -> filter -> ingest, streaming.
 
-Thin wiring over library code. Each shard is one batched engine call and one ingest
-transaction (its traces, its progress rows and the engine's completions together), so a run
-killed half-way keeps every finished shard and, run again, does only the problems not yet
-done. Resume is keyed by content (generators/resume.py): a problem whose samples failed, or
-were cut off below a `max_tokens` since raised, is done again, its stored samples reused.
+Thin wiring over library code. Shards are generated and filtered in Prefect's task threads
+while the flow's own thread stores the ones before them (`_streamed`): generation, filtering
+and ingest overlap, and the `openai` engine keeps `concurrency` requests in flight across
+shard boundaries (`runner.lookahead`, 0 for shard by shard). Finished shards are stored in
+shard order, one transaction each `runner.commit_seconds` or 122,880 traces (one DuckDB row
+group), whichever comes first, and at the end or on a failure; a transaction holds their
+traces, progress rows and the engine's completions together. So a run killed half-way keeps
+every committed shard (kill -9 loses at most the last `commit_seconds` of work) and, run
+again, does only the problems not yet done. Resume is keyed by content
+(generators/engines/cached.py): a problem whose samples failed, or were cut off below a
+`max_tokens` since raised, is done again, its stored samples reused.
+
+One warehouse connection per run: the schema is checked once, rows of problems the progress
+ledger says are new are appended without key lookups, and between two shards the file is
+handed to processes waiting for it (other runs, `query`, `export`; warehouse/locking.py).
 
 Runs on Prefect's ephemeral API by default (no server to start); `schedule` serves the same
 flow as a deployment.
@@ -13,14 +23,19 @@ flow as a deployment.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import polars as pl
 import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
+from prefect.futures import PrefectFuture
 from prefect.states import Failed
 from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
 from reasonfactory.filters.working import with_questions
@@ -35,9 +50,11 @@ from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.checkers import attach_checkers
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.store import Warehouse
+from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
 _USER_ERROR = "user error: "
+# Finished shards that may wait, in memory, for a slow shard before them to be stored.
+MAX_WAITING = 32
 
 
 @task(cache_policy=NONE)
@@ -56,11 +73,10 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
 
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
-def store_problems(warehouse: str, problems: pl.DataFrame) -> tuple[int, set[str]]:
+def store_problems(wh: Warehouse, problems: pl.DataFrame) -> tuple[int, set[str]]:
     """Store new problems and corrected golds; returns how many are new and whose gold changed."""
-    with Warehouse(warehouse) as wh:
-        changed, _ = wh.update_golds(problems)
-        return wh.ingest("problems", problems), set(changed["problem_id"].to_list())
+    changed, _ = wh.update_golds(problems)
+    return wh.ingest("problems", problems), set(changed["problem_id"].to_list())
 
 
 def stale_traces(previous: str | None, recipe: Recipe, regilded: set[str]) -> set[str] | None:
@@ -80,7 +96,7 @@ def stale_traces(previous: str | None, recipe: Recipe, regilded: set[str]) -> se
 
 @task(cache_policy=NONE)
 def pending_problems(
-    warehouse: str, problems: pl.DataFrame, recipe: Recipe
+    wh: Warehouse, problems: pl.DataFrame, recipe: Recipe
 ) -> tuple[pl.DataFrame, set[str], bool]:
     """Problems this recipe's fingerprint has not finished yet (the resume rule): never
     stored, or stored with failed samples or samples truncated below today's max_tokens.
@@ -90,36 +106,35 @@ def pending_problems(
         method=pl.lit(recipe.generate.method),
         problem_id=pl.col("problem_id"),
     )
-    with Warehouse(warehouse) as wh:
-        done = wh.fetch("progress", keys)
-        reusable = wh.con.execute(
-            "SELECT 1 FROM completions WHERE engine = ? LIMIT 1", [recipe.engine_id]
-        ).fetchone()
+    done = wh.fetch("progress", keys)
+    reusable = wh.sql(
+        "SELECT 1 FROM completions WHERE engine = ? LIMIT 1", [recipe.engine_id]
+    ).height
     redo = done.filter(needs_rerun(getattr(recipe.generate, "max_tokens", None)))["problem_id"]
     finished = done.filter(~pl.col("problem_id").is_in(redo.implode()))
     todo = problems.join(finished.select("problem_id"), on="problem_id", how="anti")
-    return todo, set(redo.to_list()), reusable is not None
+    return todo, set(redo.to_list()), reusable > 0
 
 
 @task(cache_policy=NONE)
-def generate_shard(shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext, warehouse=None):
-    """Generate one shard; with `warehouse`, stored samples with the same content are reused.
+def generate_shard(
+    shard: pl.DataFrame, engine, recipe: Recipe, ctx: RunContext, wh: Warehouse | None = None
+):
+    """Generate one shard; with `wh`, stored samples with the same content are reused.
     Returns the generator's output, the completions the engine made, and how many stored
     samples were reused."""
     spec = get_generator(recipe.generate.method)
-    if warehouse is None:
-        cached = CachedEngine(engine, recipe.engine_id)
-        out, reused = spec.fn(shard, cached, recipe.generate, ctx), 0
-    else:
-        with Warehouse(warehouse) as wh:
-            cached = CachedEngine(
-                engine,
-                recipe.engine_id,
-                lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys})),
-            )
-            out, reused = spec.fn(shard, cached, recipe.generate, ctx), cached.reused
+    lookup = None
+    if wh is not None:
+        lookup = lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys}))  # noqa: E731
+    cached = CachedEngine(engine, recipe.engine_id, lookup)
+    out = spec.fn(shard, cached, recipe.generate, ctx)
     # Problems whose answers are not checked by equality (Countdown) get their checker.
-    return Generated(attach_checkers(out.traces, shard), out.nodes), cached.take_fresh(), reused
+    return (
+        Generated(attach_checkers(out.traces, shard), out.nodes),
+        cached.take_fresh(),
+        cached.reused,
+    )
 
 
 @task(cache_policy=NONE)
@@ -127,24 +142,55 @@ def filter_shard(traces: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
     return apply_filters(traces, recipe.filters)
 
 
+@dataclass
+class Filtered:
+    """One shard generated and filtered, not stored yet."""
+
+    shard: pl.DataFrame
+    traces: pl.DataFrame
+    nodes: pl.DataFrame | None
+    completions: pl.DataFrame
+    redo: bool  # some of its problems were done before: their rows are replaced
+    reused: bool  # stored samples were looked up: a new completion may replace a stored one
+
+
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
-def ingest_shard(
-    warehouse: str,
-    shard: pl.DataFrame,
-    traces: pl.DataFrame,
-    nodes,
-    recipe: Recipe,
-    run_id: str,
-    completions: pl.DataFrame | None = None,
-    redo: bool = False,
-) -> int:
+def ingest_shards(wh: Warehouse, batch: list[Filtered], recipe: Recipe, run_id: str) -> int:
+    """Store finished shards in one transaction (their traces, progress rows and completions
+    together). Rows of problems the ledger said were new are appended without key lookups
+    while this run has had the file to itself since it read the ledger; once it handed the
+    file over (another run may have stored the same problems), every insert skips stored keys."""
+    tables: dict[str, list[pl.DataFrame]] = {"traces": [], "nodes": [], "progress": []}
+    tables["completions"] = []
+    for f in batch:
+        tables["traces"].append(f.traces)
+        if f.nodes is not None:
+            tables["nodes"].append(f.nodes)
+        tables["progress"].append(_progress(f.shard, f.traces, recipe, run_id))
+        tables["completions"].append(f.completions)
+    replace: dict[str, tuple[str, ...]] = {}
+    if any(f.reused for f in batch):  # a stored completion with a new one's key was cut off
+        replace["completions"] = ("request_key",)
+    if any(f.redo for f in batch):  # a redone problem's rows are replaced, never duplicated
+        replace.update(
+            traces=("trace_id",),
+            nodes=("tree_id",),
+            progress=("fingerprint", "method", "problem_id"),
+        )
+    append = set(tables) - set(replace) if wh.exclusive else set()
+    return wh.ingest_all(tables, replace=replace, append=append)["traces"]
+
+
+def _progress(shard: pl.DataFrame, traces: pl.DataFrame, recipe: Recipe, run_id: str):
+    """The shard's `progress` rows: its problems are done, with how many traces, cut off or
+    failed."""
     finish = pl.col("finish_reason") if "finish_reason" in traces.columns else pl.lit(None)
     counts = traces.group_by("problem_id").agg(
         n=pl.len(),
         n_truncated=(finish == "length").sum(),
         n_failed=(finish == "error").sum(),
     )
-    progress = (
+    return (
         shard.select("problem_id")
         .join(counts, on="problem_id", how="left")
         .select(
@@ -159,22 +205,66 @@ def ingest_shard(
             n_failed=pl.col("n_failed").fill_null(0),
         )
     )
-    tables = {"traces": traces}
-    if nodes is not None:
-        tables["nodes"] = nodes
-    tables["progress"] = progress
-    # A stored completion with a new one's key was not reusable (cut off at a smaller budget).
-    replace = {"completions": ("request_key",)}
-    if completions is not None:
-        tables["completions"] = completions
-    if redo:  # a redone problem's rows are replaced by its new ones, never duplicated
-        replace.update(
-            traces=("trace_id",),
-            nodes=("tree_id",),
-            progress=("fingerprint", "method", "problem_id"),
-        )
-    with Warehouse(warehouse) as wh:
-        return wh.ingest_all(tables, replace=replace)["traces"]
+
+
+def _streamed(
+    shards: list[pl.DataFrame],
+    generate: Callable[[pl.DataFrame], PrefectFuture],
+    filter_: Callable[[pl.DataFrame, object], PrefectFuture],
+    lookahead: int,
+    max_waiting: int = MAX_WAITING,
+) -> Iterator[tuple[pl.DataFrame, object, object]]:
+    """(shard, its generation, its filtered traces) in shard order, as a small scheduler over
+    Prefect futures. Up to `lookahead` shards generate at once (0: one at a time, the next
+    started once the caller is done with the last); each is filtered as soon as it is
+    generated, in any order, while the caller stores earlier ones. A slow shard holds no other
+    back: shards after it keep finishing and new ones start (at most `max_waiting` finished
+    shards wait in memory for it), so an engine's slots stay busy."""
+    n = len(shards)
+    gens: dict[int, PrefectFuture] = {}
+    filts: dict[int, PrefectFuture] = {}
+    failed: set[int] = set()
+    started = given = 0
+    while given < n:
+        busy = sum(not f.wrapped_future.done() for f in gens.values())
+        while (
+            started < n
+            and busy < max(lookahead, 1)
+            and (lookahead > 0 or started == given)
+            and started - given <= max_waiting
+        ):
+            gens[started] = generate(shards[started])
+            started, busy = started + 1, busy + 1
+        for i, f in gens.items():
+            if i not in filts and i not in failed and f.wrapped_future.done():
+                try:
+                    filts[i] = filter_(shards[i], f.result())
+                except BaseException:
+                    failed.add(i)  # raised in shard order, once the shards before it are given
+        if given in failed:
+            gens[given].result()
+        head = filts.get(given)
+        if head is not None and head.wrapped_future.done():
+            yield shards[given], gens.pop(given).result(), head.result()
+            del filts[given]
+            given += 1
+            continue
+        pending = [f.wrapped_future for f in (*gens.values(), *filts.values())]
+        wait([f for f in pending if not f.done()], return_when=FIRST_COMPLETED)
+
+
+def _lookahead(recipe: Recipe) -> int:
+    """Shards to generate ahead: the recipe's, else 1 (the engine works while the last
+    shard is filtered and stored), else for the openai engine enough shards to keep its
+    `concurrency` slots full at a shard boundary."""
+    if recipe.runner.lookahead is not None:
+        return recipe.runner.lookahead
+    concurrency = getattr(recipe.engine, "concurrency", None)
+    if recipe.engine.kind == "openai" and concurrency:
+        # Besides a shard stuck on one slow reply, enough shards to queue 2x `concurrency`
+        # requests: slots refill at every other shard's tail.
+        return min(16, 2 + math.ceil(2 * concurrency / recipe.generate.shard_size))
+    return 1
 
 
 @flow(name="generate", log_prints=False)
@@ -194,36 +284,79 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
                 "fingerprint": rec.fingerprint,
             }
         )
-    engine = None
-    try:
-        problems = load_problems_task(rec, limit)
-        stored, regilded = store_problems(warehouse, problems)
-        todo, redo, reuse = pending_problems(warehouse, problems, rec)
-        log.info(
-            "run %s: %d problems (%d new in the warehouse), %d still to generate (%d redone: "
-            "failed or truncated samples)",
-            run_id,
-            problems.height,
-            stored,
-            todo.height,
-            len(redo),
-        )
-        engine = MeteredEngine(_engine_for(rec, todo))
-        ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
-        size = rec.generate.shard_size
-        n_shards = -(-todo.height // size)
-        reasons: Counter = Counter()
-        generated = kept = reused = 0
-        for i in range(n_shards):
-            t0 = time.perf_counter()
-            shard = todo.slice(i * size, size)
-            shard_redo = bool(redo) and shard["problem_id"].is_in(list(redo)).any()
-            out, completions, shard_reused = generate_shard(
-                shard, engine, rec, ctx, warehouse if (reuse or shard_redo) else None
+        try:
+            summary = _run(
+                wh, rec, run_id, limit, log, started, previous[0][0] if previous else None
             )
+        except UserError as exc:
+            wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
+            return Failed(message=_USER_ERROR + str(exc))
+        except BaseException as exc:
+            wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
+            raise
+        wh.finish_run(run_id, "completed", json.dumps(summary))
+        return summary
+
+
+def _run(
+    wh: Warehouse,
+    rec: Recipe,
+    run_id: str,
+    limit: int | None,
+    log,
+    started: float,
+    previous: str | None,
+) -> dict:
+    problems = load_problems_task(rec, limit)
+    stored, regilded = store_problems(wh, problems)
+    todo, redo, reuse = pending_problems(wh, problems, rec)
+    log.info(
+        "run %s: %d problems (%d new in the warehouse), %d still to generate (%d redone: "
+        "failed or truncated samples)",
+        run_id,
+        problems.height,
+        stored,
+        todo.height,
+        len(redo),
+    )
+    engine = MeteredEngine(_engine_for(rec, todo))
+    ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
+    size = rec.generate.shard_size
+    shards = [todo.slice(start, size) for start in range(0, todo.height, size)]
+    redo_ids = pl.Series(list(redo), dtype=pl.String)
+
+    def submit(shard: pl.DataFrame):
+        # Stored samples are looked up only when some may exist (a resumed or redone run).
+        shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
+        return generate_shard.submit(shard, engine, rec, ctx, wh if reuse or shard_redo else None)
+
+    reasons: Counter = Counter()
+    generated = kept = reused = 0
+    batch: list[Filtered] = []
+    last_commit = time.monotonic()
+
+    def commit() -> None:
+        nonlocal last_commit
+        stored = ingest_shards(wh, batch, rec, run_id)
+        # -- committed point: every shard in `batch` is stored (traces, progress, samples) --
+        log.info("stored %d shards: %d traces", len(batch), stored)
+        batch.clear()
+        last_commit = time.monotonic()
+
+    def submit_filter(shard: pl.DataFrame, generated):
+        return filter_shard.submit(with_questions(generated[0].traces, shard), rec)
+
+    t0 = time.perf_counter()
+    try:
+        for i, (shard, (out, completions, shard_reused), traces) in enumerate(
+            _streamed(shards, submit, submit_filter, _lookahead(rec))
+        ):
+            shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
             reused += shard_reused
-            traces = filter_shard(with_questions(out.traces, shard), rec)
-            ingest_shard(warehouse, shard, traces, out.nodes, rec, run_id, completions, shard_redo)
+            batch.append(
+                Filtered(shard, traces, out.nodes, completions, shard_redo, reuse or shard_redo)
+            )
+            # -- shard i generated and filtered (stored at the next commit) ---------------
             generated += traces.height
             shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
             kept += shard_kept
@@ -231,53 +364,53 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             log.info(
                 "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
                 i + 1,
-                n_shards,
+                len(shards),
                 shard.height,
                 traces.height,
                 shard_kept,
                 time.perf_counter() - t0,
             )
-        # A re-run with other filters, or with corrected golds, re-judges what is stored.
-        stale = stale_traces(previous[0][0] if previous else None, rec, regilded)
-        refiltered = None
-        if stale is None or stale:
-            refiltered = refilter_stored(warehouse, run_id, list(rec.filters), stale)
-            refiltered["why"] = "filters changed" if stale is None else "gold answers changed"
-            log.info(
-                "run %s: re-filtered %d stored traces (%s)",
-                run_id,
-                refiltered["traces"],
-                refiltered["why"],
-            )
-        wall = time.perf_counter() - started
-        summary = {
-            "run_id": run_id,
-            "warehouse": str(warehouse),
-            "problems": problems.height,
-            "problems_generated": todo.height,
-            "generated": generated,
-            "kept": kept,
-            "rejected": dict(reasons.most_common()),
-            "seconds": round(wall, 3),
-            "engine_seconds": round(engine.meter.seconds, 3),
-            "engine_calls": engine.meter.calls,
-            "engine_requests": engine.meter.requests,
-            "engine_completions": engine.meter.completions,
-            "samples_reused": reused,
-        }
-        if refiltered:
-            summary["refiltered"] = refiltered
-        with Warehouse(warehouse) as wh:
-            wh.finish_run(run_id, "completed", json.dumps(summary))
-        return summary
-    except UserError as exc:
-        with Warehouse(warehouse) as wh:
-            wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
-        return Failed(message=_USER_ERROR + str(exc))
-    except BaseException as exc:
-        with Warehouse(warehouse) as wh:
-            wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
+            t0 = time.perf_counter()
+            rows = sum(f.traces.height for f in batch)
+            if rows >= BATCH_ROWS or time.monotonic() - last_commit >= rec.runner.commit_seconds:
+                commit()
+            wh.yield_to_waiters()  # another run or a reader waits: let it in between shards
+    except BaseException:
+        if batch:  # what was finished before the failure is kept
+            commit()
         raise
+    if batch:
+        commit()
+    # A re-run with other filters, or with corrected golds, re-judges what is stored.
+    stale = stale_traces(previous, rec, regilded)
+    refiltered = None
+    if stale is None or stale:
+        refiltered = refilter_stored(str(wh.path), run_id, list(rec.filters), stale)
+        refiltered["why"] = "filters changed" if stale is None else "gold answers changed"
+        log.info(
+            "run %s: re-filtered %d stored traces (%s)",
+            run_id,
+            refiltered["traces"],
+            refiltered["why"],
+        )
+    summary = {
+        "run_id": run_id,
+        "warehouse": str(wh.path),
+        "problems": problems.height,
+        "problems_generated": todo.height,
+        "generated": generated,
+        "kept": kept,
+        "rejected": dict(reasons.most_common()),
+        "seconds": round(time.perf_counter() - started, 3),
+        "engine_seconds": round(engine.meter.seconds, 3),
+        "engine_calls": engine.meter.calls,
+        "engine_requests": engine.meter.requests,
+        "engine_completions": engine.meter.completions,
+        "samples_reused": reused,
+    }
+    if refiltered:
+        summary["refiltered"] = refiltered
+    return summary
 
 
 def _engine_for(recipe: Recipe, problems: pl.DataFrame):

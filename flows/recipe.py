@@ -69,6 +69,20 @@ GenerateConfig = _tagged_union([spec.config for spec in GENERATORS.values()], "m
 EngineConfig = _tagged_union([config for config, _ in ENGINES.values()], "kind")
 
 
+class RunnerConfig(StrictModel):
+    """How a run is executed (never part of its identity: it changes no generated text)."""
+
+    kind: Literal["local"] = "local"
+    # Shards generated ahead of the one being filtered and stored. None: 1, or for an engine
+    # that takes calls from several threads (openai) enough to keep `concurrency` requests in
+    # flight across shard boundaries. 0: shard by shard, nothing overlaps.
+    lookahead: int | None = Field(None, ge=0, le=64)
+    # Finished shards are stored together, at most this many seconds apart (and at 122,880
+    # traces, one DuckDB row group): large inserts are fast, and a kill -9 loses at most this
+    # much finished work. 0: store every shard as soon as it is filtered.
+    commit_seconds: float = Field(30.0, ge=0)
+
+
 class Recipe(StrictModel):
     name: str = Field(min_length=1)
     problems: ProblemsConfig
@@ -77,6 +91,7 @@ class Recipe(StrictModel):
     filters: list[FilterSpec] = Field(
         default_factory=lambda: [FilterSpec("format"), FilterSpec("answer")]
     )
+    runner: RunnerConfig = RunnerConfig()
 
     @field_validator("generate", "engine", mode="before")
     @classmethod

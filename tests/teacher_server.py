@@ -15,7 +15,10 @@ Faults, by a marker in the question, counted per question across attempts:
 - `[down]`: 500 every time while `server.down` is true.
 - `[wrong]`: the answer is off by one.
 - `[odd]`: the answer is off by one for requests with an odd `seed` (samples differ).
-`delay_s` delays every reply (the benchmark's fixed 50 ms).
+`delay_s` delays every reply (the benchmark's fixed 50 ms); with `delay_sigma` the delay is
+lognormal, `delay_s` its median, drawn from a seed of the `a op b` asked (the same question
+waits the same time in every run, whatever the prompt around it: heavy-tailed replies for
+bench/bench_streaming.py).
 
 This is a test fixture, not a model: it reads the two numbers out of the question.
 """
@@ -23,6 +26,8 @@ This is a test fixture, not a model: it reads the two numbers out of the questio
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 import re
 import threading
 import time
@@ -43,6 +48,7 @@ _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * 
 class TeacherState:
     split: bool = False
     delay_s: float = 0.0
+    delay_sigma: float = 0.0
     slow_s: float = 3.0
     down: bool = True
     logprobs: bool = True  # False: a server that never returns log-probabilities
@@ -144,7 +150,11 @@ def make_app(state: TeacherState) -> Starlette:
 
     async def answer(question: str, body: dict, headers, chat: bool) -> JSONResponse:
         if state.delay_s:
-            await asyncio.sleep(state.delay_s)
+            # Seeded by the `a op b` asked, so any prompt around it waits the same time.
+            m = _QUESTION.search(question)
+            seed = m.group(0) if m else question
+            z = random.Random(seed).gauss(0, 1) if state.delay_sigma else 0.0
+            await asyncio.sleep(state.delay_s * math.exp(state.delay_sigma * z))
         failed = await fault(question)
         entry = {
             "question": question,
@@ -225,10 +235,10 @@ class TeacherServer:
         self.thread.join(timeout=10)
 
 
-def serve_forever(port: int, delay_s: float = 0.0) -> None:
+def serve_forever(port: int, delay_s: float = 0.0, delay_sigma: float = 0.0) -> None:
     """Run the teacher in this process on a fixed port (the benchmark's server process)."""
     uvicorn.run(
-        make_app(TeacherState(delay_s=delay_s)),
+        make_app(TeacherState(delay_s=delay_s, delay_sigma=delay_sigma)),
         host="127.0.0.1",
         port=port,
         log_level="warning",

@@ -3,7 +3,10 @@
 Ingest takes polars frames (Arrow underneath) and inserts them with one
 `INSERT ... SELECT` per batch inside a single transaction, skipping keys already stored:
 a failed ingest stores nothing, and ingesting the same rows twice adds nothing.
-Rows are never inserted one by one.
+Rows are never inserted one by one. A run keeps one `Warehouse` open for its whole length
+(the schema is checked once) and appends the rows it knows are new (`append`) without
+looking for their keys; at each commit it hands the file to processes waiting for it
+(`yield_to_waiters`, see `warehouse.locking`).
 
 Not here: table definitions (`warehouse.schema`), exports (`warehouse.export`).
 """
@@ -11,12 +14,14 @@ Not here: table definitions (`warehouse.schema`), exports (`warehouse.export`).
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import polars as pl
+from reasonfactory.warehouse import locking
 from reasonfactory.warehouse.errors import WarehouseError
 from reasonfactory.warehouse.schema import RUNS, TABLES, VIEWS, Table
 
@@ -45,8 +50,18 @@ class Warehouse:
     1
     """
 
-    def __init__(self, path: str | os.PathLike | None = None, *, read_only: bool = False):
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        read_only: bool = False,
+        lock_timeout: float | None = None,
+    ):
         self.path = resolve_path(path)
+        # The connection is shared by a run's threads (generation reads stored samples while
+        # the main thread commits): every use goes through this lock.
+        self.lock = threading.RLock()
+        self.lock_timeout = lock_timeout
         self.read_only = read_only
         if read_only and not self.path.exists():
             raise WarehouseError(
@@ -55,10 +70,9 @@ class Warehouse:
             )
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self.con = duckdb.connect(str(self.path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise WarehouseError(f"cannot open warehouse {self.path}: {exc}") from exc
+        self.con = locking.connect(self.path, read_only=read_only, timeout=lock_timeout)
+        # No other process has written since this connection opened (see yield_to_waiters).
+        self.exclusive = True
         if not read_only:
             self._create()
 
@@ -78,6 +92,20 @@ class Warehouse:
 
     def close(self) -> None:
         self.con.close()
+
+    def yield_to_waiters(self) -> bool:
+        """Between two commits: if another process waits for this file, close, let it in, and
+        reopen (waiting for it in turn). Returns whether the file was handed over."""
+        with self.lock:
+            if not locking.others_waiting(self.path):
+                return False
+            self.con.close()
+            self.exclusive = False
+            locking.hand_over(self.path)
+            self.con = locking.connect(
+                self.path, read_only=self.read_only, timeout=self.lock_timeout
+            )
+            return True
 
     def __enter__(self) -> Warehouse:
         return self
@@ -106,12 +134,20 @@ class Warehouse:
         *,
         batch_rows: int = BATCH_ROWS,
         replace: dict[str, tuple[str, ...]] | None = None,
+        append: frozenset[str] | set[str] = frozenset(),
     ) -> dict[str, int]:
         """Ingest into several tables in one transaction (e.g. traces and their progress rows).
 
         `replace` maps a table to columns: stored rows sharing those columns' values with the
         new rows are deleted first (a redone problem's traces, by trace_id; its tree, by tree_id).
+        `append` names tables whose rows the caller knows are not stored yet (a run's new
+        problems, by the progress ledger): they are inserted without looking up their keys,
+        which costs a scan of the stored keys per batch.
         """
+        with self.lock:
+            return self._ingest_all(tables, batch_rows, replace, append)
+
+    def _ingest_all(self, tables, batch_rows, replace, append) -> dict[str, int]:
         added = dict.fromkeys(tables, 0)
         self.con.execute("BEGIN TRANSACTION")
         try:
@@ -120,27 +156,28 @@ class Warehouse:
                 for batch in _batches(spec, frames, batch_rows):
                     if replace and table in replace:
                         self._delete_matching(spec, batch, replace[table])
-                    added[table] += self._insert_new(spec, batch)
+                    added[table] += self._insert_new(spec, batch, check=table not in append)
             self.con.execute("COMMIT")
         except BaseException:
             self.con.execute("ROLLBACK")
             raise
         return added
 
-    def _insert_new(self, spec: Table, batch: pl.DataFrame) -> int:
-        """Insert the rows of a conformed batch whose key is not stored yet."""
+    def _insert_new(self, spec: Table, batch: pl.DataFrame, check: bool = True) -> int:
+        """Insert the rows of a conformed batch whose key is not stored yet (with `check`
+        false the caller vouches that none is)."""
         if batch.select(spec.key).is_duplicated().any():
             batch = batch.unique(subset=list(spec.key), keep="first", maintain_order=True)
         cols = ", ".join(spec.names)
         on = " AND ".join(f"b.{k} = t.{k}" for k in spec.key)
+        where = f" WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})" if check else ""
         # Arrow string_view is polars' own layout: no copy (the default export copies every
         # string into large_string). DuckDB finds `_rf_batch` by name (a replacement scan);
         # `register` would make a temporary view whose catalog entry, and the batch with it,
         # lives until the transaction ends, so memory would grow with every batch.
         _rf_batch = batch.to_arrow(compat_level=pl.CompatLevel.newest())  # noqa: F841
         return self.con.execute(
-            f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _rf_batch b "
-            f"WHERE NOT EXISTS (SELECT 1 FROM {spec.name} t WHERE {on})"
+            f"INSERT INTO {spec.name} ({cols}) SELECT {cols} FROM _rf_batch b{where}"
         ).fetchall()[0][0]
 
     def _delete_matching(self, spec: Table, batch: pl.DataFrame, columns: tuple[str, ...]) -> None:
@@ -231,9 +268,10 @@ class Warehouse:
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
         """Run a query and return a polars frame."""
         try:
-            if params:  # DuckDB 2.0: execute() results have no .pl(); sql() takes params
-                return self.con.sql(query, params=params).pl()
-            return self.con.sql(query).pl()
+            with self.lock:
+                if params:  # DuckDB 2.0: execute() results have no .pl(); sql() takes params
+                    return self.con.sql(query, params=params).pl()
+                return self.con.sql(query).pl()
         except duckdb.Error as exc:
             raise WarehouseError(f"query failed: {exc}") from exc
 
@@ -253,11 +291,9 @@ class Warehouse:
         """The stored rows of `table` whose key matches a row of `keys` (its key columns)."""
         spec = TABLES[table]
         on = " AND ".join(f"k.{c} = t.{c}" for c in spec.key)
-        self.con.register("_rf_keys", keys.select(spec.key).unique())
-        try:
+        _rf_keys = keys.select(spec.key).unique().to_arrow()  # noqa: F841  (replacement scan)
+        with self.lock:
             return self.con.sql(f"SELECT t.* FROM {spec.name} t JOIN _rf_keys k ON {on}").pl()
-        finally:
-            self.con.unregister("_rf_keys")
 
     def count(self, table: str) -> int:
         # fetchall, not fetchone: DuckDB 2 keeps an unfinished result and blocks the connection

@@ -2,7 +2,8 @@
 
 The only module that speaks HTTP. A batch becomes one HTTP request per sample (hosted
 reasoning models ignore `n`, and separate requests spread over the concurrency limit), sent
-with aiohttp, at most `concurrency` in flight. aiohttp rather than the official `openai`
+with aiohttp, at most `concurrency` in flight, shared by every call to the engine (calls
+from several threads at once run on one event loop). aiohttp rather than the official `openai`
 client (httpx underneath): at 64 requests in flight the latter spends ~5x more CPU per
 request, which caps a fast local server well below what it can serve (bench/bench_engines.py).
 Retries are tenacity's: exponential backoff with jitter (0.5 s doubling, at most 8 s) on
@@ -21,6 +22,9 @@ the engine is built, and kept only in the request header: never in a config, a m
 warehouse.
 
 Not here: choosing prompts, parsing answers, storing.
+
+Long on purpose: the engine, its retry and error rules, reply parsing and the reward-model
+scorer share one HTTP vocabulary; split, each half would import the other's internals.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import json
 import logging
 import os
 import random
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +49,7 @@ log = logging.getLogger("reasonfactory.engines.openai")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
 MAX_RETRY_AFTER = 120.0
+_LOOP_LOCK = threading.Lock()
 
 
 class Retryable(Exception):
@@ -121,12 +127,14 @@ class OpenAIEngine:
             )
         # A server that needs no key (vllm serve, SGLang) gets none.
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._limit: asyncio.Semaphore | None = None
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
         jobs = [_Job(i, k, r) for i, r in enumerate(requests) for k in range(r.n)]
         if not jobs:
             return [[] for _ in requests]
-        results = _run(self._generate_all(jobs))
+        results = self._on_loop(self._generate_all(jobs))
         out: list[list[Completion]] = [[] for _ in requests]
         for job, c in zip(jobs, results, strict=True):
             out[job.request].append(c)
@@ -137,8 +145,27 @@ class OpenAIEngine:
             )
         return out
 
+    def _on_loop(self, coro):
+        """Run `coro` on this engine's own event loop (a daemon thread, started once), so that
+        calls from several threads at once share one limit of `concurrency` requests in
+        flight: a streaming run keeps the next shard's requests waiting behind the last one's
+        slow replies, and the slots never idle at a shard boundary."""
+        with _LOOP_LOCK:
+            if self._loop is None:
+                self._loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=self._loop.run_forever, name="openai-engine", daemon=True
+                ).start()
+                self._limit = asyncio.Semaphore(self.concurrency)
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # Ctrl-C or a failed run: stop this call's requests
+            raise
+
     async def _generate_all(self, jobs: list[_Job]) -> list[Completion]:
-        limit = asyncio.Semaphore(self.concurrency)
+        limit = self._limit
         done = 0
         started = last_report = time.monotonic()
         connector = aiohttp.TCPConnector(limit=self.concurrency)

@@ -1,0 +1,141 @@
+"""Benchmark the streaming generate flow against a heavy-tailed OpenAI-compatible server.
+
+A local teacher server (tests/teacher_server.py, its own process) answers every request after a
+lognormal delay: median `--median` (200 ms), sigma `--sigma` (1.2: p99 ~3.3 s), drawn from a
+seed of the `a + b` asked, so every path below waits the same delays. `--requests` problems
+(2,000, one sample each, `distill` with the `openai` engine, `--concurrency` 64), three ways,
+in the same run:
+
+  asyncio     a plain aiohttp client keeping `concurrency` requests in flight (the ceiling)
+  streaming   the flow as it runs by default (shards generated ahead; the engine's slots stay
+              full across shard boundaries)
+  by-shard    the flow shard by shard (`runner: {lookahead: 0, commit_seconds: 0}`: today's
+              path before streaming: a shard waits for its slowest reply)
+
+Flow times are the flow's own `seconds` (load, generate, filter, store), after a warm-up run
+that starts Prefect's ephemeral API. Targets: streaming >= 0.9x asyncio, >= 2x by-shard.
+This prints numbers; it is not a test.
+
+    .venv/bin/python bench/bench_streaming.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import json
+import math
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from common import isolate_prefect, teacher
+
+isolate_prefect()
+
+import aiohttp  # noqa: E402
+from reasonfactory.flows.generate import run_recipe  # noqa: E402
+from reasonfactory.flows.recipe import parse_recipe  # noqa: E402
+
+
+def _question(i: int) -> str:
+    return f"What is {i} + {i % 97}?"
+
+
+async def _plain(base_url: str, n: int, concurrency: int) -> float:
+    limit = asyncio.Semaphore(concurrency)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+
+        async def one(i: int) -> None:
+            body = {
+                "model": "teacher",
+                "messages": [{"role": "user", "content": _question(i)}],
+                "max_tokens": 256,
+            }
+            async with limit, s.post(base_url + "/chat/completions", json=body) as r:
+                assert r.status == 200
+                await r.json()
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return time.perf_counter() - t0
+
+
+def _flow(base_url, problems: Path, n: int, concurrency: int, runner: dict, db: Path, shard: int):
+    recipe = parse_recipe(
+        {
+            "name": f"bench-stream-{db.stem}",
+            "problems": {"source": str(problems), "limit": n},
+            "engine": {
+                "kind": "openai",
+                "model": "teacher",
+                "base_url": base_url,
+                "concurrency": concurrency,
+            },
+            "generate": {
+                "method": "distill",
+                "samples": 1,
+                "max_tokens": 256,
+                "shard_size": shard,
+            },
+            "filters": ["format", "answer"],
+            "runner": runner,
+        }
+    )
+    summary = run_recipe(recipe, str(db))
+    assert summary["engine_completions"] == n, summary
+    return summary["seconds"]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--requests", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--median", type=float, default=0.2, help="median reply delay, seconds")
+    ap.add_argument("--sigma", type=float, default=1.2, help="lognormal sigma of the delay")
+    ap.add_argument("--shard-size", type=int, default=256, help="distill's default: 256")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="rf-bench-stream-"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+    n, c = args.requests, args.concurrency
+    delays = sorted(
+        args.median * math.exp(args.sigma * random.Random(f"{i} + {i % 97}").gauss(0, 1))
+        for i in range(n)
+    )
+    problems = tmp / "problems.jsonl"
+    problems.write_text(
+        "".join(
+            json.dumps({"question": _question(i), "answer": str(i + i % 97)}) + "\n"
+            for i in range(n)
+        ),
+    )
+    with teacher(args.median, args.sigma) as base_url:
+        print(
+            f"server: lognormal reply delay, median {args.median * 1000:.0f} ms, sigma "
+            f"{args.sigma}: p50 {delays[n // 2]:.2f} s, p99 {delays[int(n * 0.99)]:.2f} s, "
+            f"max {delays[-1]:.2f} s, mean {sum(delays) / n:.3f} s over {n} requests"
+        )
+        print(f"ideal at {c} in flight: {sum(delays) / c:.1f} s")
+        k = args.shard_size
+        _flow(base_url, problems, 8, c, {}, tmp / "warmup.duckdb", k)  # starts Prefect's API
+        plain = asyncio.run(_plain(base_url, n, c))
+        stream = _flow(base_url, problems, n, c, {}, tmp / "stream.duckdb", k)
+        old = {"lookahead": 0, "commit_seconds": 0}
+        by_shard = _flow(base_url, problems, n, c, old, tmp / "shard.duckdb", k)
+        print(f"shard_size {k}: {-(-n // k)} shards")
+    for name, s in (
+        ("asyncio client", plain),
+        ("streaming flow", stream),
+        ("by-shard flow", by_shard),
+    ):
+        print(f"{name:16s} {s:7.1f} s  {n / s:7.1f} requests/s")
+    a, b = plain / stream, by_shard / stream
+    print(f"streaming / asyncio  = {a:.2f}x (target >= 0.9x): {'PASS' if a >= 0.9 else 'FAIL'}")
+    print(f"streaming / by-shard = {b:.2f}x (target >= 2x): {'PASS' if b >= 2 else 'FAIL'}")
+
+
+if __name__ == "__main__":
+    main()
