@@ -104,10 +104,32 @@ def test_kill_9_during_a_streaming_run_then_resume_equals_a_clean_run(prefect_ap
 
 @pytest.mark.slow
 def test_two_runs_at_once_on_one_warehouse_lose_nothing(prefect_api, tmp_path):
-    other = {**RECIPE, "name": "many-b", "generate": {**RECIPE["generate"], "seed": 1}}
+    # The first run lasts >= 25 s by construction (a teacher taking 0.25 s a reply, 2 in
+    # flight), so the second, started once the first has stored something, runs while it
+    # writes: they must take turns and lose nothing.
+    problems = write_jsonl(
+        tmp_path / "p.jsonl",
+        [{"question": f"What is {i} + 1?", "answer": i + 1} for i in range(200)],
+    )
     path = tmp_path / "shared.duckdb"
-    procs = [_start(r, path, prefect_api, tmp_path) for r in (RECIPE, other)]
-    outputs = [p.communicate(timeout=600) for p in procs]
+    with TeacherServer(delay_s=0.25) as teacher:
+        slow = {
+            "name": "many-slow",
+            "problems": {"source": str(problems)},
+            "engine": {
+                "kind": "openai",
+                "model": "teacher",
+                "base_url": teacher.base_url,
+                "concurrency": 2,
+            },
+            "generate": {"method": "distill", "samples": 1, "max_tokens": 256, "shard_size": 4},
+            "filters": ["format", "answer"],
+            "runner": {"commit_seconds": 0},
+        }
+        procs = [_start(slow, path, prefect_api, tmp_path)]
+        _wait_for_progress(path, procs[0], at_least=4)
+        procs.append(_start(RECIPE, path, prefect_api, tmp_path))
+        outputs = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, outputs, strict=True):
         assert p.returncode == 0, (out, err)
     with Warehouse(path, read_only=True) as wh:
@@ -116,12 +138,11 @@ def test_two_runs_at_once_on_one_warehouse_lose_nothing(prefect_api, tmp_path):
         assert sorted(runs["status"]) == ["completed"] * 2
         # They overlapped: each started before the other finished (they took turns).
         assert runs["started_at"].max() < runs["finished_at"].min()
-        assert wh.count("problems") == 200 and wh.count("progress") == 400
-    assert both.height == 1600 and both["trace_id"].n_unique() == 1600
-    for i, recipe in enumerate((RECIPE, other)):
-        with Warehouse(_clean(recipe, tmp_path / f"clean{i}.duckdb"), read_only=True) as wh:
-            alone = wh.sql(TRACES)
-        assert both.join(alone, on="trace_id", how="semi").sort("trace_id").equals(alone)
+        assert wh.count("problems") == 400 and wh.count("progress") == 400
+    assert both.height == 200 + 800 and both["trace_id"].n_unique() == 1000
+    with Warehouse(_clean(RECIPE, tmp_path / "clean.duckdb"), read_only=True) as wh:
+        alone = wh.sql(TRACES)
+    assert both.join(alone, on="trace_id", how="semi").sort("trace_id").equals(alone)
 
 
 @pytest.mark.slow
