@@ -45,7 +45,7 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
         p.source,
         fields=p.fields,
         answer_format=p.answer_format,
-        limit=limit or p.limit,
+        limit=p.limit if limit is None else limit,
         seed=p.seed,
         difficulty=p.difficulty,
         split=p.split,

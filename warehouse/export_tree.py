@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.export import ExportFormat
+from reasonfactory.warehouse.export import ExportFormat, bound_predicate
 from reasonfactory.warehouse.store import Warehouse
 from reasonfactory.warehouse.tree_views import LabelSource, dpo_query, prm_query
 
@@ -70,7 +70,7 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
-    predicate = f"({where})" if where else "TRUE"
+    predicate = bound_predicate(where) if where else "TRUE"
     selected = f"SELECT * FROM ({query}) WHERE {predicate}"
     with Warehouse(warehouse, read_only=True) as wh:
         if wh.sql("SELECT count(*) AS n FROM nodes")["n"][0] == 0:

@@ -193,9 +193,14 @@ class Warehouse:
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
         """Run a query and return a polars frame."""
         try:
-            if params:  # DuckDB 2.0: execute() results have no .pl(); sql() takes params
-                return self.con.sql(query, params=params).pl()
-            return self.con.sql(query).pl()
+            # DuckDB 2.0: execute() results have no .pl(); sql() takes params
+            rel = self.con.sql(query, params=params) if params else self.con.sql(query)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}") from exc
+        if rel is None:  # a statement with no result (SET, PRAGMA ...), or nothing at all
+            raise WarehouseError(f"query returned no result set: {query[:80]!r}")
+        try:
+            return rel.pl()
         except duckdb.Error as exc:
             raise WarehouseError(f"query failed: {exc}") from exc
 

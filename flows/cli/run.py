@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reasonfactory.flows.cli.app import WarehouseOpt, app, err, out
+from reasonfactory.flows.cli.app import WarehouseOpt, app, check_limit, err, out
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -31,6 +31,7 @@ def demo(
     """
     from reasonfactory.flows.recipe import DEMO_RECIPE, parse_recipe
 
+    check_limit(limit)
     recipe = parse_recipe(DEMO_RECIPE, "demo recipe")
     _run_and_report(recipe, warehouse, limit)
     where = resolve_path(warehouse)
@@ -62,6 +63,7 @@ def run(
     """
     from reasonfactory.flows.recipe import load_recipe
 
+    check_limit(limit)
     _run_and_report(load_recipe(recipe), warehouse, limit)
 
 
@@ -118,8 +120,16 @@ def schedule(
     `prefect server start` and point PREFECT_API_URL at it, e.g.
     PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
     """
+    from prefect.client.schemas.schedules import CronSchedule
     from prefect.settings import PREFECT_API_URL
+    from pydantic import ValidationError
 
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise UserError(
+            f'--cron {cron!r}: not a cron expression; five fields, e.g. "0 * * * *" (hourly)'
+        ) from None
     if not PREFECT_API_URL.value():
         raise UserError(
             "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "

@@ -26,6 +26,10 @@ the engine is built, and kept only in the request header: never in a config, a m
 warehouse.
 
 Not here: choosing prompts, parsing answers, storing.
+
+Long on purpose: this is the one module that speaks HTTP (house rule 4), so the engine, its
+retry and refusal rules, the check of each reply's shape and the reward-endpoint client that
+reuses them stay together.
 """
 
 from __future__ import annotations

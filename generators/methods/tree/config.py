@@ -28,7 +28,7 @@ class TreeConfig(StrictModel):
     max_tokens: int = Field(2048, ge=1)
     traces_per_problem: int = Field(2, ge=1, le=64)
     min_agreement: float = Field(0.5, gt=0, le=1)
-    code_timeout: float = Field(5.0, gt=0, le=300)
+    code_timeout: float = Field(5.0, ge=0.01, le=300)
     code_memory_mb: int = Field(512, ge=64, le=65536)
     seed: int = 0
     shard_size: int = Field(128, ge=1)
