@@ -241,8 +241,9 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
         return Failed(message=_USER_ERROR + str(exc))
     except BaseException as exc:
+        status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
         with Warehouse(warehouse) as wh:
-            wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
+            wh.finish_run(run_id, status, json.dumps({"error": repr(exc)}))
         raise
 
 

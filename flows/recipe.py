@@ -181,6 +181,11 @@ def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file (UTF-8, a BOM allowed; no YAML aliases, no repeated
     keys); every problem is a `RecipeError` naming the file and, where it has one, the line."""
     path = Path(path)
+    return parse_recipe(read_recipe_file(path), str(path))
+
+
+def read_recipe_file(path: Path):
+    """A recipe file's YAML as data (see `load_recipe` for the rules)."""
     if not path.exists():
         raise RecipeError(f"{path}: no such recipe file")
     if not path.is_file():
@@ -195,7 +200,7 @@ def load_recipe(path: str | Path) -> Recipe:
         raise RecipeError(
             f"{path} line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
         ) from None
-    return parse_recipe(read_yaml(text, str(path)), str(path))
+    return read_yaml(text, str(path))
 
 
 MAX_RECIPE_BYTES = 1_000_000

@@ -168,3 +168,13 @@ def test_bad_cli_calls_are_one_error_line(cli, tmp_path):
         assert proc.stderr.strip().splitlines() == [f"error: {proc.stderr.strip()[7:]}"]
         assert message in proc.stderr and "Traceback" not in proc.stderr, args
     assert not (tmp_path / "reasonfactory.duckdb").exists()  # nothing ran, nothing stored
+
+
+@pytest.mark.slow
+def test_a_user_error_inside_the_flow_prints_no_traceback(cli, tmp_path):
+    (tmp_path / "p.jsonl").write_bytes(GOOD + b'{"question": "q", "answer": true}\n')
+    (tmp_path / "r.yaml").write_text("name: t\nproblems: {source: p.jsonl}\n")
+    proc = cli("run", "r.yaml", env={"PREFECT_LOGGING_LEVEL": "INFO"})
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: p.jsonl line 2: field 'answer'")

@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 from reasonfactory.warehouse.errors import WarehouseError
+from reasonfactory.warehouse.liveness import process_owner
 from reasonfactory.warehouse.schema import RUNS, TABLES, VIEWS, Table
 
 DEFAULT_PATH = "reasonfactory.duckdb"
@@ -171,15 +172,16 @@ class Warehouse:
     def start_run(self, run: dict) -> None:
         """Record a run as running: a new row, or the same run resumed."""
         now = datetime.now(UTC)
+        owner = process_owner()  # lets a reader tell a crashed run from a running one
         exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchall()
         if exists:
             self.con.execute(
-                "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL "
+                "UPDATE runs SET status = 'running', recipe = ?, finished_at = NULL, owner = ? "
                 "WHERE run_id = ?",
-                [run["recipe"], run["run_id"]],
+                [run["recipe"], owner, run["run_id"]],
             )
         else:
-            row = {**run, "started_at": now, "status": "running"}
+            row = {**run, "started_at": now, "status": "running", "owner": owner}
             self.ingest("runs", pl.DataFrame([row], schema_overrides=RUNS.polars_schema))
 
     def finish_run(self, run_id: str, status: str, meta: str) -> None:

@@ -13,10 +13,37 @@ from reasonfactory.warehouse.store import resolve_path
 
 def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
     from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.runtime import temporary_api
 
     path = resolve_path(warehouse).resolve()
-    summary = run_recipe(recipe, str(path), limit)
+    try:
+        with temporary_api():
+            summary = run_recipe(recipe, str(path), limit)
+    except KeyboardInterrupt:
+        raise Interrupted(_committed(recipe, path)) from None
     _print_summary(summary)
+
+
+class Interrupted(UserError):
+    """Ctrl-C: what is stored and how to go on (printed as one line, exit 130)."""
+
+
+def _committed(recipe, path: Path) -> str:
+    from reasonfactory.warehouse.store import Warehouse
+
+    try:
+        with Warehouse(path, read_only=True) as wh:
+            done = wh.con.execute(
+                "SELECT count(*), coalesce(sum(n_traces), 0) FROM progress "
+                "WHERE fingerprint = ? AND method = ?",
+                [recipe.fingerprint, recipe.generate.method],
+            ).fetchone()
+    except Exception as exc:  # the warehouse may not exist yet, or be locked
+        return f"interrupted before anything could be counted in {path} ({exc})"
+    return (
+        f"interrupted: run {recipe.run_id} has {done[0]} problems ({done[1]} traces) stored in "
+        f"{path}; run the same command again to resume with the rest"
+    )
 
 
 @app.command()
@@ -92,10 +119,18 @@ def refilter(
         filters: [format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
     """
     from reasonfactory.flows.refilter import filters_from_file, run_refilter, stored_filters
+    from reasonfactory.flows.runtime import temporary_api
 
     path = str(resolve_path(warehouse).resolve())
     specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
-    s = run_refilter(run_id, path, specs)
+    try:
+        with temporary_api():
+            s = run_refilter(run_id, path, specs)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: re-filtering {run_id} stopped part-way (each finished batch has its "
+            "new verdicts); run the same command again to finish"
+        ) from None
     out.print(f"\nrun {s['run_id']} re-filtered in {s['warehouse']}")
     names = [f if isinstance(f, str) else next(iter(f)) for f in s["filters"]]
     out.print(f"  filters: {', '.join(names) or 'none'}", highlight=False)
