@@ -32,6 +32,7 @@ from reasonfactory.generators.engines.sim_plans import plan_problem
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.checkers import attach_checkers
+from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import Warehouse
 
@@ -233,6 +234,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             "engine_completions": engine.meter.completions,
             "samples_reused": reused,
         }
+        if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox
+            summary["sandbox"] = describe_isolation()
         with Warehouse(warehouse) as wh:
             wh.finish_run(run_id, "completed", json.dumps(summary))
         return summary

@@ -193,6 +193,8 @@ def _print_summary(s: dict) -> None:
     out.print(f"  funnel: generated {s['generated']} -> kept {s['kept']}")
     for reason, n in s["rejected"].items():
         out.print(f"    rejected {reason}: {n}")
+    if "sandbox" in s:
+        out.print(f"  sandbox: {s['sandbox']}", markup=False, highlight=False)
     rate = s["generated"] / s["seconds"] if s["seconds"] else 0.0
     out.print(
         f"  time: {s['seconds']:.1f} s ({rate:.0f} traces/s), engine {s['engine_seconds']:.1f} s "
