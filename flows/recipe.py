@@ -8,6 +8,7 @@ recipe name and the problem set. The same recipe run twice is the same run, resu
 
 from __future__ import annotations
 
+import json
 import reprlib
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
@@ -239,7 +240,12 @@ class _RecipeLoader(yaml.SafeLoader):
 def read_yaml(text: str, origin: str):
     """YAML text as data, with `_RecipeLoader`'s rules; errors name `origin` and the line."""
     try:
-        return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506  (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506  (a SafeLoader subclass)
+        # "\ud800" escapes make lone surrogates: not text, and nothing downstream can print it.
+        json.dumps(data, default=str, ensure_ascii=False).encode("utf-8")
+        return data
+    except UnicodeEncodeError:
+        raise RecipeError(f"{origin}: a \\ud800-\\udfff escape that is not a character") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""

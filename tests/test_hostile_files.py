@@ -44,6 +44,7 @@ RECIPES = [
     ("inf", BASE % b"}\ngenerate: {temperature: .inf", r"generate.temperature: .*finite"),
     ("tiny-timeout", BASE % b"}\nfilters: [{answer: {timeout_s: 1e-9}}]\nx: {y: 1", r"timeout_s"),
     ("yaml-bomb", _bomb(), r"line 2: .*alias \*a .*not allowed"),
+    ("surrogate", b'name: "\\ud800"\nproblems: {source: builtin:arithmetic}\n', r"udfff escape"),
 ]
 
 
