@@ -9,6 +9,7 @@ machine lacks is skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -31,6 +32,13 @@ def listener():
     """A real TCP server on 127.0.0.1 that records what reaches it."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
+    with _recording(server) as received:
+        yield server.getsockname()[1], received
+
+
+@contextlib.contextmanager
+def _recording(server: socket.socket):
+    """Accept connections on a bound socket in a thread; yields what each one sent."""
     server.listen(8)
     server.settimeout(0.2)
     received: list[bytes] = []
@@ -51,10 +59,12 @@ def listener():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1], received
-    stop.set()
-    thread.join(2)
-    server.close()
+    try:
+        yield received
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
 
 
 def _connect_code(port: int) -> str:
@@ -252,30 +262,8 @@ def unix_listener(tmp_path):
     path = tmp_path / "host.sock"
     server = socket.socket(socket.AF_UNIX)
     server.bind(str(path))
-    server.listen(4)
-    server.settimeout(0.2)
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    received.append(conn.recv(100) or b"<connected>")
-                except OSError:
-                    received.append(b"<connected>")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield str(path), received
-    stop.set()
-    thread.join(2)
-    server.close()
+    with _recording(server) as received:
+        yield str(path), received
 
 
 def _unix_connect_code(path: str) -> str:
