@@ -31,6 +31,10 @@ gVisor as well.
 Working folders are named `rf-sandbox-PID-*` (PID: the process that made them); the first
 run of a process removes those a dead process of the same user left behind (a killed run).
 
+Long on purpose: the runner, the probes of what this kernel offers, the refusal of weak
+sandboxes and the cleanup of what a killed run left all read the same layer names, folder
+names and cgroup paths; apart, each would have to re-derive them.
+
 rStar-Math runs model code in-process with `exec` and a timeout decorator; we do not.
 Not here: deciding whether a step is right (`reasonfactory.generators.verify.steps.check_code`).
 """
