@@ -49,6 +49,7 @@ from reasonfactory.generators.engines.sim_plans import plan_problem
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.checkers import attach_checkers
+from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
@@ -64,7 +65,7 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
         p.source,
         fields=p.fields,
         answer_format=p.answer_format,
-        limit=limit or p.limit,
+        limit=p.limit if limit is None else limit,
         seed=p.seed,
         difficulty=p.difficulty,
         split=p.split,
@@ -292,7 +293,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
             return Failed(message=_USER_ERROR + str(exc))
         except BaseException as exc:
-            wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            wh.finish_run(run_id, status, json.dumps({"error": repr(exc)}))
             raise
         wh.finish_run(run_id, "completed", json.dumps(summary))
         return summary
@@ -410,6 +412,8 @@ def _run(
     }
     if refiltered:
         summary["refiltered"] = refiltered
+    if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox
+        summary["sandbox"] = describe_isolation()
     return summary
 
 

@@ -51,15 +51,10 @@ def filters_from_file(path: str) -> list[FilterSpec]:
     """Filters from a recipe file, or from a YAML holding only `filters: [...]`."""
     from pathlib import Path
 
-    from reasonfactory.flows.recipe import RecipeError, load_recipe
+    from reasonfactory.flows.recipe import RecipeError, load_recipe, read_recipe_file
 
     p = Path(path)
-    if not p.exists():
-        raise RecipeError(f"{path}: no such recipe file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    data = read_recipe_file(p)  # the same rules as a recipe (UTF-8, no aliases, no repeats)
     if isinstance(data, dict) and set(data) == {"filters"}:
         try:
             specs = [parse_filter_spec(i) for i in data["filters"] or []]

@@ -84,8 +84,9 @@ RUNS = Table(
         Column("fingerprint", "VARCHAR", _S, "hash of everything that changes generated text"),
         Column("started_at", "TIMESTAMPTZ", _TS, "first start"),
         Column("finished_at", "TIMESTAMPTZ", _TS, "end of the last invocation"),
-        Column("status", "VARCHAR", _S, "running | completed | failed"),
+        Column("status", "VARCHAR", _S, "running | completed | failed | interrupted"),
         Column("meta", "JSON", _S, "timings and counts of the last invocation"),
+        Column("owner", "VARCHAR", _S, "host:pid:start of the process running it (crashed?)"),
     ),
 )
 

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 
 import yaml
+from reasonfactory.warehouse.liveness import effective_status
 from reasonfactory.warehouse.store import Warehouse
 
 
@@ -44,6 +45,14 @@ class RunStats:
     meta: dict = field(default_factory=dict)
 
 
+def _owners(wh: Warehouse) -> dict[str, str]:
+    """runs.owner of running runs ({} for a warehouse older than the column)."""
+    if "owner" not in {r[0] for r in wh.con.execute("DESCRIBE runs").fetchall()}:
+        return {}
+    rows = wh.con.execute("SELECT run_id, owner FROM runs WHERE status = 'running'").fetchall()
+    return dict(rows)
+
+
 def run_stats(wh: Warehouse, run_id: str | None = None) -> list[RunStats]:
     """Per run and method: counts, reasons, funnel, pass@k."""
     where = "WHERE r.run_id = ?" if run_id else ""
@@ -55,13 +64,14 @@ def run_stats(wh: Warehouse, run_id: str | None = None) -> list[RunStats]:
         [run_id] if run_id else [],
     ).fetchall()
     out = []
+    owners = _owners(wh)
     for rid, name, status, recipe, meta, method, generated, kept in runs:
         filters = _filter_names(recipe)
         out.append(
             RunStats(
                 run_id=rid,
                 recipe_name=name,
-                status=status,
+                status=effective_status(status, owners.get(rid)),
                 method=method or "-",
                 generated=generated,
                 kept=kept,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import ENV_VAR
 from rich.console import Console
 
@@ -59,3 +60,9 @@ def report_export(result: dict, noun: str = "rows") -> None:
         f"exported {result['rows']} {noun} ({result['format']}) to {result['path']} "
         f"where {result['where']}"
     )
+
+
+def check_limit(limit: int | None) -> None:
+    """`--limit N` is a positive count (0 once meant "everything", -5 "nothing")."""
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: expected a positive number of problems")

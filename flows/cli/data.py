@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.flows.cli.app import WarehouseOpt, app, check_limit, out
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -38,6 +38,7 @@ def import_(
     from reasonfactory.generators.problems.sources import load_problems
     from reasonfactory.warehouse.store import Warehouse
 
+    check_limit(limit)
     if answer_format not in ("plain", "boxed", "gsm8k"):
         raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
     mapping = _parse_fields(fields)
@@ -90,6 +91,8 @@ def query(
 
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"--format {fmt!r}: expected table, csv or json")
+    if not sql.strip():
+        raise UserError('query: empty SQL; e.g. reasonfactory query "SELECT count(*) FROM traces"')
     with Warehouse(warehouse, read_only=True) as wh:
         frame = wh.sql(sql)
     if fmt == "csv":

@@ -83,7 +83,7 @@ class OpenAIEngineConfig(StrictModel):
     endpoint: Literal["chat", "completions"] = "chat"
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
     concurrency: int = Field(64, ge=1, le=4096)
-    timeout: float = Field(600.0, gt=0, description="seconds per attempt")
+    timeout: float = Field(600.0, ge=0.1, description="seconds per attempt")
     max_retries: int = Field(6, ge=0, le=100)
     extra_body: dict = Field(default_factory=dict, description="server-specific request fields")
 
