@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from reasonfactory.flows.cli import data, export, run  # noqa: F401  (they register commands)
+from reasonfactory.flows.cli import data, export, loop, models, run  # noqa: F401  (they register commands)
 from reasonfactory.flows.cli.app import app, err
 from reasonfactory.flows.runtime import configure_prefect
 from reasonfactory.warehouse.errors import UserError

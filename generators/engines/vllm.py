@@ -72,7 +72,7 @@ class VllmEngine:
         if config.max_num_seqs is not None:
             args["max_num_seqs"] = config.max_num_seqs
         args.update(config.engine_args)
-        return cls(vllm.LLM(**args), config.model, template)
+        return cls(_shared_llm(vllm, args), config.model, template)
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
         from vllm import SamplingParams, TokensPrompt
@@ -114,6 +114,23 @@ class VllmEngine:
         text, prefix, lead = prefill_think(text, req.prefix)
         # The template already wrote the special tokens (BOS): do not add them twice.
         return self.tokenizer.encode(text + prefix, add_special_tokens=False), lead
+
+
+# One live `vllm.LLM` per process, reused while the same arguments ask for it: an eval and the
+# next round's generation with the same model start it once (~30 s on a CPU). Asking for
+# another model releases the previous one first, so engines never pile up in memory.
+_LIVE: dict = {}
+
+
+def _shared_llm(vllm, args: dict):
+    key = repr(sorted(args.items()))
+    if _LIVE.get("key") != key:
+        _LIVE.clear()
+        import gc
+
+        gc.collect()
+        _LIVE.update(key=key, llm=vllm.LLM(**args))
+    return _LIVE["llm"]
 
 
 def prefill_think(prompt: str, prefix: str) -> tuple[str, str, str]:
