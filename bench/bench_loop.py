@@ -48,6 +48,8 @@ def main() -> None:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "HF_DATASETS_OFFLINE": "1",
+        # A loaded machine starts Prefect's temporary server slowly (20 s is the default).
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     }.items():
         os.environ.setdefault(key, value)
     from reasonfactory.flows.cli.loop import print_loop_table
