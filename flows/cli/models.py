@@ -36,15 +36,11 @@ def eval_(
     Either a recipe (its problems and engine; `generate` may set samples and temperature), or
     `--model DIR --problems SOURCE` for a local model run with vLLM.
     """
-    import yaml
     from reasonfactory.flows.evaluate import eval_recipe, run_eval
+    from reasonfactory.flows.recipe import read_yaml_mapping
 
     if recipe is not None:
-        if not recipe.exists():
-            raise UserError(f"{recipe}: no such recipe file")
-        data = yaml.safe_load(recipe.read_text(encoding="utf-8"))
-        if not isinstance(data, dict):
-            raise UserError(f"{recipe}: a recipe is a mapping (name, problems, engine, ...)")
+        data = read_yaml_mapping(recipe, "recipe file")
     elif model and problems:
         data = {
             "name": Path(model).name,
@@ -83,18 +79,14 @@ def train(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Train with TRL (SFT on `messages`, assistant turns only; or DPO) and record lineage."""
-    import yaml
     from pydantic import ValidationError
+    from reasonfactory.flows.recipe import read_yaml_mapping
     from reasonfactory.flows.train import train_and_record
     from reasonfactory.generators.train import TrainConfig
 
     settings = {}
     if config is not None:
-        if not config.exists():
-            raise UserError(f"{config}: no such training config")
-        settings = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        if not isinstance(settings, dict):
-            raise UserError(f"{config}: a training config is a mapping of settings")
+        settings = read_yaml_mapping(config, "training config")
     try:
         cfg = TrainConfig.model_validate({**settings, "kind": kind})
     except ValidationError as exc:
