@@ -32,12 +32,14 @@ def _pct(row: dict, prefix: str = "") -> str:
 def print_loop_table(rows: list[dict]) -> None:
     out.print(
         f"{'model':<22} {'verified rows':>13}  {'held-out pass@1 [95% CI]':<26} "
-        f"{'control (same steps, seed only)':<26}",
+        f"control (same steps, seed only)",
         highlight=False,
+        soft_wrap=True,
     )
     for row in rows:
         verified = "-" if row.get("verified") is None else str(row["verified"])
         out.print(
-            f"{row['model']:<22} {verified:>13}  {_pct(row):<26} {_pct(row, 'control_'):<26}",
+            f"{row['model']:<22} {verified:>13}  {_pct(row):<26} {_pct(row, 'control_')}",
             highlight=False,
+            soft_wrap=True,
         )
