@@ -107,6 +107,12 @@ class LoopConfig(StrictModel):
     )
     train: TrainConfig = TrainConfig(max_steps=400)
     round_steps: int = Field(150, ge=1, description="training steps per round")
+    train_from: Literal["previous", "start"] = Field(
+        "previous",
+        description="previous: continue from the last round's model for round_steps; start: "
+        "train the cold start's starting point again, on all data so far, for the cold "
+        "start's steps plus round_steps per round",
+    )
     control: bool = True
     eval: LoopEval = LoopEval()
 
@@ -178,7 +184,7 @@ def _train_stage(ledger, stage, data, base, out: Path, config, warehouse, parent
     tmp = out.with_name(out.name + ".partial")
     if tmp.exists():
         shutil.rmtree(tmp)  # a killed training of this very stage, in our work folder
-    row = train_and_record(data, base, tmp, config, warehouse, parent=parent)
+    row = train_and_record(data, base, tmp, config, warehouse, parent=parent, final_path=out)
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
@@ -285,6 +291,10 @@ def loop(config_data: dict, workdir: str) -> dict:
     control = current
 
     step = config.train.model_copy(update={"max_steps": config.round_steps, "warmup_ratio": 0.0})
+
+    def parent(previous: Path) -> Path:
+        return previous if config.train_from == "previous" else start
+
     data = [seed_export]
     for k in range(1, config.rounds + 1):
         r = f"r{k}"
@@ -300,12 +310,17 @@ def loop(config_data: dict, workdir: str) -> dict:
         if kept:
             data = [*data, exports / r]
         nxt = models / f"round-{k}"
-        _train_stage(ledger, f"{r}:train", data, current, nxt, step, warehouse)
+        if config.train_from == "start":  # from scratch on everything, the same compute
+            steps = config.train.max_steps + k * config.round_steps
+            step = config.train.model_copy(update={"max_steps": steps})
+        _train_stage(ledger, f"{r}:train", data, parent(current), nxt, step, warehouse)
         _eval_stage(ledger, f"{r}:eval", config, nxt, files, warehouse)
         current = nxt
         if config.control:
             ctl = models / f"control-{k}"
-            _train_stage(ledger, f"{r}:control:train", [seed_export], control, ctl, step, warehouse)
+            _train_stage(
+                ledger, f"{r}:control:train", [seed_export], parent(control), ctl, step, warehouse
+            )
             _eval_stage(ledger, f"{r}:control:eval", config, ctl, files, warehouse)
             control = ctl
         log.info("round %d done", k)

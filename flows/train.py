@@ -42,15 +42,19 @@ def train_and_record(
     config: TrainConfig,
     warehouse: str | Path | None = None,
     parent: str | None = None,
+    final_path: str | Path | None = None,
 ) -> dict:
-    """Train, save `out`, and (with a warehouse) add its `models` row; returns the row."""
+    """Train, save `out`, and (with a warehouse) add its `models` row; returns the row.
+
+    `final_path`: where the folder will live when the caller saves under a temporary name
+    and renames it once complete (the loop does)."""
     lineage = data_lineage(warehouse, data)
     metrics = train_model(data, base, out, config)
     settings = config.model_dump(mode="json")
+    path = Path(final_path or out).resolve()
     row = {
-        "model_id": "m_"
-        + digest(Path(out).resolve(), parent or Path(base).resolve(), lineage, settings),
-        "path": str(Path(out).resolve()),
+        "model_id": "m_" + digest(path, parent or Path(base).resolve(), lineage, settings),
+        "path": str(path),
         "parent": parent or str(Path(base).resolve()),
         "kind": config.kind,
         "data": json.dumps(lineage),

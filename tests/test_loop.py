@@ -84,6 +84,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     assert golds == (0, 30)
     assert models.height == 3  # cold start, round 1, control 1
     assert models["parent"][1].endswith("round-0") and models["parent"][2].endswith("round-0")
+    assert [m.rsplit("/", 1)[-1] for m in models["path"]] == ["round-0", "round-1", "control-1"]
     assert evals.height == 3
     assert heldout_kept == 0
     table = loop_table(done, config.rounds)
@@ -91,8 +92,8 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     assert table[1]["control_n"] == 30 and table[1]["n"] == 30
 
 
-def test_killed_loop_resumes_at_its_stage(prefect_api, tmp_path):
-    path = write_loop(tmp_path, rounds=1, control=False)
+def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api, tmp_path):
+    path = write_loop(tmp_path, rounds=1, control=False, train_from="start")
     real = loop_module.train_and_record
     calls = []
 
@@ -120,5 +121,9 @@ def test_killed_loop_resumes_at_its_stage(prefect_api, tmp_path):
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         gen_runs = wh.sql("SELECT count(*) AS n FROM runs WHERE recipe_name LIKE '%r1:generate'")
         after = wh.sql("SELECT count(*) AS n FROM completions")["n"][0]
+        parents = wh.sql("SELECT path, parent, recipe FROM models ORDER BY created_at")
     assert gen_runs["n"][0] == 1
+    # train_from: start -- round 1 trains the untrained student again, for 20 + 5 steps
+    assert parents["parent"][1].endswith("student-0")
+    assert '"max_steps": 25' in parents["recipe"][1]
     assert after == before + 30  # the round-1 model's greedy eval, and nothing else
