@@ -8,6 +8,7 @@ file: the eval's traces never reach an SFT export.
 
 from __future__ import annotations
 
+import json
 import math
 
 import polars as pl
@@ -127,3 +128,26 @@ def test_eval_flow_scores_and_keeps_benchmark_out_of_exports(prefect_api, wareho
     again = run_eval(recipe, warehouse_path)  # a rerun generates nothing and replaces its rows
     with Warehouse(warehouse_path, read_only=True) as wh:
         assert wh.sql("SELECT count(*) AS n FROM evals")["n"][0] == again.height == rows.height
+
+
+def test_eval_cli_prints_and_stores(cli, tmp_path):
+    (tmp_path / "ev.yaml").write_text(
+        "name: sim-eval\n"
+        "problems: {source: builtin:arithmetic, limit: 20, difficulty: [1, 2]}\n"
+        "engine: {kind: sim, error_rate: 0.1}\n"
+    )
+    proc = cli("eval", "ev.yaml", "--samples", "2", "--temperature", "0.7", check=True)
+    lines = [x for x in proc.stdout.splitlines() if " all " in x]
+    assert [x.split()[2] for x in lines] == ["pass@1", "pass@2", "maj@2"], proc.stdout
+    assert all("n=20" in x for x in lines)
+    proc = cli("query", "SELECT DISTINCT k FROM evals ORDER BY k", "--format", "json")
+    assert json.loads(proc.stdout) == [{"k": 1}, {"k": 2}], proc.stdout
+    missing = cli("eval", "--model", "somewhere")
+    assert missing.returncode == 1 and "--problems" in missing.stderr
+    nogold = tmp_path / "nogold.jsonl"
+    nogold.write_text('{"question": "Compute 2 + 3."}\n')
+    (tmp_path / "ng.yaml").write_text(
+        f"name: ng\nproblems: {{source: {nogold}}}\nengine: {{kind: sim}}\n"
+    )
+    proc = cli("eval", "ng.yaml")
+    assert proc.returncode == 1 and "gold answer for every problem" in proc.stderr
