@@ -360,3 +360,29 @@ DEMO_RECIPE = {
     "generate": {"method": "self_output", "samples": 8, "temperature": 0.8, "seed": 0},
     "filters": ["format", "answer"],
 }
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """A YAML file that must hold a mapping (a loop, an eval recipe, training settings);
+    errors name the file and, for bad YAML, the line.
+
+    >>> try:
+    ...     read_yaml_mapping("no-such.yaml", "loop file")
+    ... except RecipeError as exc:
+    ...     print(exc)
+    no-such.yaml: no such loop file
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"{path}: no such {what}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise RecipeError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a {what} is a mapping of keys to values")
+    return data

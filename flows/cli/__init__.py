@@ -11,7 +11,14 @@ from __future__ import annotations
 import os
 import sys
 
-from reasonfactory.flows.cli import check, data, export, run  # noqa: F401  (they register)
+from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
+    check,
+    data,
+    export,
+    loop,
+    models,
+    run,
+)
 from reasonfactory.flows.cli.app import app, err
 from reasonfactory.flows.cli.run import Interrupted
 from reasonfactory.flows.runtime import configure_prefect
