@@ -97,40 +97,65 @@ def query(
 @app.command()
 def stats(
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """The funnel per run and method: generated -> after each filter -> kept, why rejected,
-    and pass@k (unbiased estimator)."""
+    """Per run and method: problems attempted and solved, the funnel (generated -> each
+    filter -> kept), why rejected, tokens and cost (with `engine: {price_in, price_out}`),
+    pass@k (unbiased estimator) and maj@k."""
     from reasonfactory.warehouse.stats import run_stats
     from reasonfactory.warehouse.store import Warehouse
 
+    if fmt not in ("text", "json"):
+        raise UserError(f"--format {fmt!r}: expected text or json")
     with Warehouse(warehouse, read_only=True) as wh:
         rows = run_stats(wh, run_id)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], ensure_ascii=False) + "\n")
+        return
     if not rows:
         out.print("no runs yet")
         return
     out.print(f"runs in {resolve_path(warehouse)}")
     for r in rows:
+        _print_stats(r)
+
+
+def _print_stats(r) -> None:
+    out.print(
+        f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}", highlight=False
+    )
+    if r.method == "-":
+        return
+    share = f" ({r.solved / r.attempted:.1%})" if r.attempted else ""
+    out.print(
+        f"  problems: {r.attempted} attempted, {r.solved} solved{share}, "
+        f"{r.attempted - r.solved} with nothing kept",
+        highlight=False,
+    )
+    steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
+    out.print("  funnel:   " + " -> ".join(steps), highlight=False)
+    if r.rejected:
         out.print(
-            f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}, "
-            f"{r.problems} problems"
+            "  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
+            highlight=False,
+            markup=False,
         )
-        steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
-        out.print("  funnel:   " + " -> ".join(steps), highlight=False)
-        if r.rejected:
-            out.print(
-                "  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
-                highlight=False,
-                markup=False,
-            )
-        refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
-        if refiltered:
-            out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
-        if r.pass_at:
-            out.print(
-                "  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
-                highlight=False,
-            )
+    refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
+    if refiltered:
+        out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
+    if r.tokens_in is not None or r.tokens_out:
+        tokens = (
+            f"  tokens:   in {r.tokens_in if r.tokens_in is not None else '?'}, out {r.tokens_out}"
+        )
+        if r.cost is not None:
+            tokens += f", cost ${r.cost:.4f}"
+        out.print(tokens, highlight=False)
+    if r.pass_at:
+        coverage = "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items())
+        out.print("  coverage: " + coverage, highlight=False)
+    if r.maj_at:
+        out.print("  majority: " + "  ".join(f"maj@{k} {v:.3f}" for k, v in r.maj_at.items()))
 
 
 @app.command()
