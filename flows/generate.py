@@ -23,6 +23,7 @@ from prefect.cache_policies import NONE
 from prefect.states import Failed
 from reasonfactory.filters.pipeline import apply_filters
 from reasonfactory.filters.working import with_questions
+from reasonfactory.flows.progress import reporter
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.generators.base import Generated, RunContext
 from reasonfactory.generators.engines import make_engine
@@ -194,6 +195,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
         n_shards = -(-todo.height // size)
         reasons: Counter = Counter()
         generated = kept = reused = 0
+        progress = reporter()
+        progress.start(todo.height, f"generate {rec.name}")
         for i in range(n_shards):
             t0 = time.perf_counter()
             shard = todo.slice(i * size, size)
@@ -208,6 +211,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
             kept += shard_kept
             reasons.update(r for r in traces["reject_reason"].to_list() if r)
+            tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
+            progress.advance(shard.height, traces.height, shard_kept, tokens)
             log.info(
                 "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
                 i + 1,

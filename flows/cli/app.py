@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from reasonfactory.flows.runtime import set_console_logs
 from reasonfactory.warehouse.store import ENV_VAR
 from rich.console import Console
 
@@ -21,6 +22,15 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _console(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show Prefect's flow and task log lines.")
+    ] = False,
+) -> None:
+    set_console_logs(verbose)
 
 
 export_app = typer.Typer(help="Export traces as Hugging Face datasets.", no_args_is_help=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.flows.cli.app import WarehouseOpt, app, err, out
+from reasonfactory.flows.progress import spinner
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -41,11 +42,12 @@ def import_(
     if answer_format not in ("plain", "boxed", "gsm8k"):
         raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
     mapping = _parse_fields(fields)
-    problems = load_problems(
-        path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
-    )
-    with Warehouse(warehouse) as wh:
-        added = wh.ingest("problems", problems)
+    with spinner(err, f"import {path}"):
+        problems = load_problems(
+            path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
+        )
+        with Warehouse(warehouse) as wh:
+            added = wh.ingest("problems", problems)
     with_gold = problems.height - problems["gold"].null_count()
     out.print(
         f"{problems.height} problems read from {path} ({with_gold} with a gold answer), "

@@ -10,9 +10,11 @@ from reasonfactory.flows.cli.app import (
     OutOpt,
     OverwriteOpt,
     WarehouseOpt,
+    err,
     export_app,
     report_export,
 )
+from reasonfactory.flows.progress import spinner
 from reasonfactory.warehouse.errors import UserError
 
 
@@ -38,7 +40,8 @@ def export_sft(
 
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
-    result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
+    with spinner(err, "export"):
+        result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
     report_export(result)
 
 
@@ -71,15 +74,16 @@ def export_prm(
     """
     from reasonfactory.warehouse.export_tree import export_prm as do_export
 
-    result = do_export(
-        warehouse,
-        out_dir,
-        where=where,
-        fmt=fmt,
-        overwrite=overwrite,
-        labels=labels,
-        threshold=threshold,
-    )
+    with spinner(err, "export"):
+        result = do_export(
+            warehouse,
+            out_dir,
+            where=where,
+            fmt=fmt,
+            overwrite=overwrite,
+            labels=labels,
+            threshold=threshold,
+        )
     report_export(result, "paths")
 
 
@@ -117,13 +121,14 @@ def export_dpo(
     """
     from reasonfactory.warehouse.export_tree import export_dpo as do_export
 
-    result = do_export(
-        warehouse,
-        out_dir,
-        where=where,
-        fmt=fmt,
-        overwrite=overwrite,
-        margin=margin,
-        max_similarity=max_similarity,
-    )
+    with spinner(err, "export"):
+        result = do_export(
+            warehouse,
+            out_dir,
+            where=where,
+            fmt=fmt,
+            overwrite=overwrite,
+            margin=margin,
+            max_similarity=max_similarity,
+        )
     report_export(result, "pairs")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from reasonfactory.flows.cli.app import WarehouseOpt, app, err, out
+from reasonfactory.flows.progress import showing_progress
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -15,7 +16,8 @@ def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
     from reasonfactory.flows.generate import run_recipe
 
     path = resolve_path(warehouse).resolve()
-    summary = run_recipe(recipe, str(path), limit)
+    with showing_progress(err):
+        summary = run_recipe(recipe, str(path), limit)
     _print_summary(summary)
 
 
@@ -93,7 +95,8 @@ def refilter(
 
     path = str(resolve_path(warehouse).resolve())
     specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
-    s = run_refilter(run_id, path, specs)
+    with showing_progress(err):
+        s = run_refilter(run_id, path, specs)
     out.print(f"\nrun {s['run_id']} re-filtered in {s['warehouse']}")
     names = [f if isinstance(f, str) else next(iter(f)) for f in s["filters"]]
     out.print(f"  filters: {', '.join(names) or 'none'}", highlight=False)
