@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule.
+decontam, schedule, report.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from reasonfactory.flows.cli import data, export, run  # noqa: F401  (they register commands)
+from reasonfactory.flows.cli import data, export, report, run  # noqa: F401  (they register commands)
 from reasonfactory.flows.cli.app import app, err
 from reasonfactory.flows.runtime import configure_prefect
 from reasonfactory.warehouse.errors import UserError
