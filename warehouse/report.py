@@ -98,7 +98,14 @@ def _funnel_figure(stats) -> dict:
                 "textinfo": "value+percent initial",
             }
         )
-    return {"data": data, "layout": _layout("Funnel per method: traces standing after each step")}
+    order = ["generated"]  # one axis for every method: generation step and filters in order
+    for trace in data:
+        order += [step for step in trace["y"] if step not in order and step != "kept"]
+    layout = _layout(
+        "Funnel per method: traces standing after each step",
+        yaxis={"categoryorder": "array", "categoryarray": [*order, "kept"]},
+    )
+    return {"data": data, "layout": layout}
 
 
 def _length_figure(wh: Warehouse, scope: str, args: list) -> dict:
