@@ -80,7 +80,6 @@ def query(
 
     Example: reasonfactory query "SELECT reject_reason, count(*) FROM traces GROUP BY 1"
     """
-    import polars as pl
     from reasonfactory.warehouse.store import Warehouse
 
     if fmt not in ("table", "csv", "json"):
@@ -92,8 +91,72 @@ def query(
     elif fmt == "json":
         sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False) + "\n")
     else:
-        with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
-            out.print(str(frame), markup=False, highlight=False)
+        out.print(fit_table(frame), markup=False, highlight=False, soft_wrap=True)
+        if frame.height > TABLE_ROWS:
+            out.print(f"({TABLE_ROWS} of {frame.height} rows shown; --format csv or json for all)")
+
+
+TABLE_ROWS = 200
+
+
+def fit_table(frame, width: int | None = None) -> str:
+    """The frame as a text table no wider than `width` (default: the terminal's): long cells
+    are cut with an ellipsis (widest columns first), line breaks show as ⏎, and columns that
+    cannot get 3 characters are left out and named below.
+
+    >>> import polars as pl
+    >>> print(fit_table(pl.DataFrame({"a": [1], "text": ["x" * 50]}), width=20))
+    a     │ text
+    int64 │ str
+    ──────┼─────────────
+    1     │ xxxxxxxxxxx…
+    """
+    from rich.cells import cell_len, set_cell_size
+
+    width = width or out.width
+    names = frame.columns
+    types = [str(t).lower().replace("string", "str") for t in frame.dtypes]
+    rows = [
+        ["null" if v is None else str(v).replace("\n", "⏎") for v in row]
+        for row in frame.head(TABLE_ROWS).iter_rows()
+    ]
+    natural = [
+        max(cell_len(names[i]), cell_len(types[i]), *(cell_len(r[i]) for r in rows))
+        for i in range(len(names))
+    ]
+    shown = len(names)
+    while shown > 1 and 6 * shown - 3 > width:  # 3 characters and a 3-character separator
+        shown -= 1
+    widths = _water_fill(natural[:shown], max(width - 3 * (shown - 1), shown))
+
+    def line(cells: list[str]) -> str:
+        parts = []
+        for text, w in zip(cells, widths, strict=False):
+            cut = text if cell_len(text) <= w else set_cell_size(text, w - 1) + "…"
+            parts.append(set_cell_size(cut, w))
+        return " │ ".join(parts).rstrip()
+
+    lines = [line(names), line(types), "─┼─".join("─" * w for w in widths)]
+    lines += [line(r) for r in rows]
+    if shown < len(names):
+        note = f"({len(names) - shown} more columns: {', '.join(names[shown:])})"
+        lines.append(note if cell_len(note) <= width else set_cell_size(note, width - 1) + "…")
+    return "\n".join(lines)
+
+
+def _water_fill(natural: list[int], room: int) -> list[int]:
+    """Column widths summing to at most `room`: narrow columns keep their width, the widest
+    share the rest equally (at least 3 each).
+
+    >>> _water_fill([4, 50, 30], 40)
+    [4, 18, 18]
+    """
+    if sum(natural) <= room:
+        return natural
+    cap = max(3, room // len(natural))
+    while cap < max(natural) and sum(min(w, cap + 1) for w in natural) <= room:
+        cap += 1
+    return [min(w, cap) for w in natural]
 
 
 @app.command()
