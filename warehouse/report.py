@@ -80,6 +80,16 @@ def _rows(wh: Warehouse, query: str, args: list) -> list[tuple]:
     return wh.con.execute(query, args).fetchall()
 
 
+def _series(rows) -> dict:
+    """Rows of (series key, x, y) as {key: (xs, ys)}, in row order."""
+    out: dict = {}
+    for key, x, y in rows:
+        xs, ys = out.setdefault(key, ([], []))
+        xs.append(x)
+        ys.append(y)
+    return out
+
+
 def _layout(title: str, **more) -> dict:
     return {"title": {"text": title}, "margin": {"t": 40, "l": 60, "r": 20, "b": 60}, **more}
 
@@ -119,11 +129,7 @@ def _length_figure(wh: Warehouse, scope: str, args: list) -> dict:
         f"count(*) FROM traces {scope} GROUP BY ALL ORDER BY 1, 2, 3",
         args,
     )
-    series: dict[tuple, tuple[list, list]] = {}
-    for method, status, b, n in rows:
-        xs, ys = series.setdefault((method, status), ([], []))
-        xs.append(b)
-        ys.append(n)
+    series = _series(((m, st), b, n) for m, st, b, n in rows)
     data = [
         {"type": "bar", "name": f"{m} {st}", "x": xs, "y": ys, "opacity": 0.7}
         for (m, st), (xs, ys) in series.items()
@@ -203,11 +209,7 @@ def _language_figure(wh: Warehouse, scope: str, args: list) -> dict:
         "GROUP BY ALL ORDER BY 1, 2",
         args,
     )
-    by_lang: dict[str, tuple[list, list]] = {}
-    for lang, method, n in rows:
-        xs, ys = by_lang.setdefault(lang, ([], []))
-        xs.append(method)
-        ys.append(n)
+    by_lang = _series(rows)
     data = [{"type": "bar", "name": lang, "x": xs, "y": ys} for lang, (xs, ys) in by_lang.items()]
     layout = _layout(
         "Language mix per method (the language filter fills it)",
@@ -228,11 +230,7 @@ def _reasons_figure(wh: Warehouse, scope: str, args: list) -> dict:
         f"{where} GROUP BY ALL ORDER BY 1, 2",
         args,
     )
-    by_reason: dict[str, tuple[list, list]] = {}
-    for t, reason, n in rows:
-        xs, ys = by_reason.setdefault(reason, ([], []))
-        xs.append(t.isoformat())
-        ys.append(n)
+    by_reason = _series((reason, t.isoformat(), n) for t, reason, n in rows)
     data = [{"type": "bar", "name": r, "x": xs, "y": ys} for r, (xs, ys) in by_reason.items()]
     layout = _layout(
         f"Reject reasons over time (per {unit} of generation)",

@@ -64,6 +64,15 @@ FormatOpt = Annotated[str, typer.Option("--format", help="hf (save_to_disk) | pa
 OverwriteOpt = Annotated[bool, typer.Option(help="Replace a non-empty --out folder.")]
 
 
+def run_export(export, noun: str, warehouse, out_dir, where, fmt, overwrite, **options) -> None:
+    """Run one export (a spinner while it works) and print what it wrote."""
+    from reasonfactory.flows.progress import spinner
+
+    with spinner(err, f"export {noun}"):
+        result = export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite, **options)
+    report_export(result, noun)
+
+
 def report_export(result: dict, noun: str = "rows") -> None:
     out.print(
         f"exported {result['rows']} {noun} ({result['format']}) to {result['path']} "

@@ -10,11 +10,9 @@ from reasonfactory.flows.cli.app import (
     OutOpt,
     OverwriteOpt,
     WarehouseOpt,
-    err,
     export_app,
-    report_export,
+    run_export,
 )
-from reasonfactory.flows.progress import spinner
 from reasonfactory.warehouse.errors import UserError
 
 
@@ -40,9 +38,7 @@ def export_sft(
 
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
-    with spinner(err, "export"):
-        result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
-    report_export(result)
+    run_export(do_export, "rows", warehouse, out_dir, where, fmt, overwrite)
 
 
 @export_app.command("prm")
@@ -74,17 +70,17 @@ def export_prm(
     """
     from reasonfactory.warehouse.export_tree import export_prm as do_export
 
-    with spinner(err, "export"):
-        result = do_export(
-            warehouse,
-            out_dir,
-            where=where,
-            fmt=fmt,
-            overwrite=overwrite,
-            labels=labels,
-            threshold=threshold,
-        )
-    report_export(result, "paths")
+    run_export(
+        do_export,
+        "paths",
+        warehouse,
+        out_dir,
+        where,
+        fmt,
+        overwrite,
+        labels=labels,
+        threshold=threshold,
+    )
 
 
 @export_app.command("dpo")
@@ -121,14 +117,14 @@ def export_dpo(
     """
     from reasonfactory.warehouse.export_tree import export_dpo as do_export
 
-    with spinner(err, "export"):
-        result = do_export(
-            warehouse,
-            out_dir,
-            where=where,
-            fmt=fmt,
-            overwrite=overwrite,
-            margin=margin,
-            max_similarity=max_similarity,
-        )
-    report_export(result, "pairs")
+    run_export(
+        do_export,
+        "pairs",
+        warehouse,
+        out_dir,
+        where,
+        fmt,
+        overwrite,
+        margin=margin,
+        max_similarity=max_similarity,
+    )
