@@ -99,17 +99,25 @@ def reporter() -> Reporter:
 
 
 @contextmanager
-def showing_progress(console: Console, enabled: bool = True) -> Iterator[Reporter]:
-    """Install a Rich bar for the flows run inside (none when `enabled` is false)."""
+def installed(rep: Reporter) -> Iterator[Reporter]:
+    """Make `rep` the reporter the flows run inside report to."""
     global _current
-    rich_reporter = RichReporter(console) if enabled else Reporter()
-    previous, _current = _current, rich_reporter
+    previous, _current = _current, rep
     try:
-        yield rich_reporter
+        yield rep
     finally:
         _current = previous
-        if isinstance(rich_reporter, RichReporter):
-            rich_reporter.stop()
+
+
+@contextmanager
+def showing_progress(console: Console) -> Iterator[Reporter]:
+    """Install a transient Rich bar for the flows run inside."""
+    bar = RichReporter(console)
+    try:
+        with installed(bar):
+            yield bar
+    finally:
+        bar.stop()
 
 
 @contextmanager

@@ -46,3 +46,50 @@ def test_query_tables_fit_any_terminal_width(cli, tmp_path):
         assert len(lines) == 5 + (width < 30)  # header, types, rule, 2 rows (+ left-out columns)
         assert lines[0].startswith("pro")
     assert "A train leaves at 9:00.⏎It runs" in proc.stdout and "…" in proc.stdout
+
+
+def test_the_generate_flow_reports_each_committed_shard(prefect_api, warehouse_path):
+    from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.progress import Reporter, installed
+    from reasonfactory.flows.recipe import parse_recipe
+
+    class Recorder(Reporter):
+        def __init__(self):
+            super().__init__()
+            self.totals_asked, self.shards = [], []
+
+        def start(self, total, label):
+            self.totals_asked.append(total)
+
+        def advance(self, problems=0, traces=0, kept=0, tokens=0):
+            super().advance(problems, traces, kept, tokens)
+            self.shards.append(problems)
+
+    recipe = {
+        "name": "progress",
+        "problems": {"source": "builtin:arithmetic", "limit": 10},
+        "generate": {"method": "self_output", "samples": 2, "shard_size": 4},
+    }
+    with installed(Recorder()) as rec:
+        summary = run_recipe(parse_recipe(recipe), str(warehouse_path))
+    assert rec.totals_asked == [10] and rec.shards == [4, 4, 2]
+    t = rec.totals()
+    assert (t["traces"], t["kept"]) == (summary["generated"], summary["kept"])
+    assert t["tokens"] > 0
+
+
+def test_the_rich_bar_shows_rates_and_eta_on_a_terminal():
+    import io
+
+    from reasonfactory.flows.progress import RichReporter
+    from rich.console import Console
+
+    buffer = io.StringIO()
+    bar = RichReporter(Console(file=buffer, force_terminal=True, width=160))
+    bar.start(10, "generate demo")
+    bar.advance(problems=4, traces=32, kept=16, tokens=3200)
+    bar.bar.refresh()
+    bar.stop()
+    shown = buffer.getvalue()
+    assert "generate demo" in shown and "4/10" in shown
+    assert "traces/s" in shown and "kept 50%" in shown and "tok/s" in shown and "ETA" in shown
