@@ -95,49 +95,53 @@ def _layout(title: str, **more) -> dict:
 
 
 def _funnel_figure(stats) -> dict:
+    """Share of generated traces still standing after each step, one line per run and
+    method (methods of very different sizes stay comparable; the hover gives counts)."""
     data = []
     for s in stats:
-        if s.method == "-":
+        if s.method == "-" or not s.generated:
             continue
         steps = [("generated", s.generated), *s.funnel, ("kept", s.kept)]
         data.append(
             {
-                "type": "funnel",
+                "type": "scatter",
+                "mode": "lines+markers",
                 "name": f"{s.method} ({s.run_id[:8]})",
-                "y": [name for name, _ in steps],
-                "x": [n for _, n in steps],
-                "textinfo": "value+percent initial",
+                "x": [name for name, _ in steps],
+                "y": [n / s.generated for _, n in steps],
+                "text": [f"{n} traces" for _, n in steps],
             }
         )
-    order = ["generated"]  # one axis for every method: generation step and filters in order
+    # one axis for every method: generated, the generator's own rejects, filters in order
+    order = ["generated", "generate"]
     for trace in data:
-        order += [step for step in trace["y"] if step not in order and step != "kept"]
+        order += [step for step in trace["x"] if step not in order and step != "kept"]
     layout = _layout(
-        "Funnel per method: traces standing after each step",
-        yaxis={"categoryorder": "array", "categoryarray": [*order, "kept"]},
+        "Funnel per method: share of generated traces standing after each step",
+        xaxis={"categoryorder": "array", "categoryarray": [*order, "kept"]},
+        yaxis={"title": {"text": "share of generated"}, "range": [0, 1.05]},
     )
     return {"data": data, "layout": layout}
 
 
 def _length_figure(wh: Warehouse, scope: str, args: list) -> dict:
-    """Histograms of thought length (characters) per method and status, binned in DuckDB."""
-    (hi,) = _rows(wh, f"SELECT quantile_cont(length(thought), 0.99) FROM traces {scope}", args)[0]
-    width = max(1, int((hi or 1) / 40) + 1)
+    """Thought length (characters) per method and status, in DuckDB: ten bins per power of
+    ten, so a method of 100-character traces and one of 10,000 both show their shape."""
     rows = _rows(
         wh,
-        f"SELECT method, status, least(length(thought) // {width}, 40) * {width} AS bin, "
-        f"count(*) FROM traces {scope} GROUP BY ALL ORDER BY 1, 2, 3",
+        "SELECT method, status, round(pow(10, floor(log10(length(thought) + 1) * 10) / 10)) "
+        f"AS bin, count(*) FROM traces {scope} GROUP BY ALL ORDER BY 1, 2, 3",
         args,
     )
     series = _series(((m, st), b, n) for m, st, b, n in rows)
     data = [
-        {"type": "bar", "name": f"{m} {st}", "x": xs, "y": ys, "opacity": 0.7}
+        {"type": "scatter", "mode": "lines+markers", "line": {"shape": "hvh"},
+         "name": f"{m} {st}", "x": xs, "y": ys}
         for (m, st), (xs, ys) in series.items()
-    ]
+    ]  # fmt: skip
     layout = _layout(
         "Thought length per method and status",
-        barmode="overlay",
-        xaxis={"title": {"text": f"characters (bins of {width}, last bin: 99th percentile+)"}},
+        xaxis={"title": {"text": "characters (log scale, 10 bins per decade)"}, "type": "log"},
         yaxis={"title": {"text": "traces"}},
     )
     return {"data": data, "layout": layout}
