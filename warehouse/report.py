@@ -28,6 +28,8 @@ def build_report(
     """The report's data: plot figures (plotly JSON), sampled traces and trees, counts."""
     scope, args = ("WHERE run_id = ?", [run_id]) if run_id else ("", [])
     wh.con.execute("SET enable_progress_bar = false")  # the CLI shows its own spinner
+    # Aggregates and the sample stream or spill: memory stays flat as the warehouse grows.
+    wh.con.execute("SET memory_limit = '1GB'")
     stats = run_stats(wh, run_id)
     total = _rows(wh, f"SELECT count(*) FROM traces {scope}", args)[0][0]
     figures = {
