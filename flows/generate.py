@@ -39,6 +39,7 @@ from prefect.futures import PrefectFuture
 from prefect.states import Failed
 from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
 from reasonfactory.filters.working import with_questions
+from reasonfactory.flows.progress import reporter
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.flows.refilter import refilter_stored
 from reasonfactory.generators.base import Generated, RunContext
@@ -336,6 +337,8 @@ def _run(
     generated = kept = reused = 0
     batch: list[Filtered] = []
     last_commit = time.monotonic()
+    progress = reporter()
+    progress.start(todo.height, f"generate {rec.name}")
 
     def commit() -> None:
         nonlocal last_commit
@@ -363,6 +366,10 @@ def _run(
             shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
             kept += shard_kept
             reasons.update(r for r in traces["reject_reason"].to_list() if r)
+            tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
+            progress.advance(shard.height, traces.height, shard_kept, tokens)
+            tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
+            progress.advance(shard.height, traces.height, shard_kept, tokens)
             log.info(
                 "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
                 i + 1,

@@ -27,6 +27,7 @@ from reasonfactory.filters.pipeline import (
     parse_filter_spec,
 )
 from reasonfactory.filters.working import rebuild_working_columns
+from reasonfactory.flows.progress import reporter
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import Warehouse
 
@@ -141,6 +142,8 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
         batches = problem_batches(warehouse, run_id, BATCH_TRACES)
         reasons: Counter = Counter()
         total = kept = 0
+        progress = reporter()
+        progress.start(sum(len(b) for b in batches), f"refilter {run_id}")
         for i, batch in enumerate(batches):
             t0 = time.perf_counter()
             verdicts = refilter_batch(warehouse, run_id, batch, specs)
@@ -148,6 +151,7 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
             batch_kept = int((verdicts["status"] == "kept").sum())
             kept += batch_kept
             reasons.update(r for r in verdicts["reject_reason"].to_list() if r)
+            progress.advance(len(batch), verdicts.height, batch_kept)
             log.info(
                 "batch %d/%d: %d problems, %d traces, %d kept (%.1f s)",
                 i + 1,

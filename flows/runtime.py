@@ -24,6 +24,8 @@ DEFAULTS = {
     "PREFECT_LOGGING_EXTRA_LOGGERS": "reasonfactory",
     # Outside a flow run (a generator called from a notebook or a test) those logs stay local.
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+    # `datasets` draws a tqdm bar per save/map; the CLI shows its own progress.
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
 }
 
 
@@ -37,6 +39,35 @@ class HideUserErrorTracebacks(logging.Filter):
 
         exc = record.exc_info[1] if record.exc_info else None
         return not isinstance(exc, UserError)
+
+
+# The CLI's quiet console: no "Task run ... Completed()" per task, no flow-run lines, no
+# temporary-server notice. The bar and the summary say what happened; `--verbose` brings the
+# logs back. A value the user set in the environment still wins.
+QUIET = {
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "WARNING",
+    "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "WARNING",
+}
+
+
+def set_console_logs(verbose: bool) -> None:
+    """Quiet Prefect's per-task and per-flow log lines (and ours), or, verbose, show them.
+
+    Call before Prefect is imported (its logging is configured on import).
+
+    >>> sorted(QUIET)[0]
+    'PREFECT_LOGGING_LEVEL'
+    """
+    if verbose:
+        for key in QUIET:
+            if key != "PREFECT_LOGGING_LEVEL":
+                os.environ[key] = "INFO"
+        logging.getLogger("reasonfactory").setLevel(logging.INFO)
+        return
+    for key, value in QUIET.items():
+        os.environ.setdefault(key, value)
+    logging.getLogger("reasonfactory").setLevel(logging.WARNING)
 
 
 def configure_prefect() -> None:

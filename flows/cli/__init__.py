@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, check.
+decontam, schedule, check, report, eval, train, loop.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -17,6 +17,7 @@ from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
     export,
     loop,
     models,
+    report,
     run,
 )
 from reasonfactory.flows.cli.app import app, err

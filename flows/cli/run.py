@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from reasonfactory.flows.cli.app import WarehouseOpt, app, check_limit, err, out
+from reasonfactory.flows.progress import showing_progress
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -17,7 +18,7 @@ def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
 
     path = resolve_path(warehouse).resolve()
     try:
-        with temporary_api():
+        with temporary_api(), showing_progress(err):
             summary = run_recipe(recipe, str(path), limit)
     except KeyboardInterrupt:
         raise Interrupted(_committed(recipe, path)) from None
@@ -124,7 +125,7 @@ def refilter(
     path = str(resolve_path(warehouse).resolve())
     specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
     try:
-        with temporary_api():
+        with temporary_api(), showing_progress(err):
             s = run_refilter(run_id, path, specs)
     except KeyboardInterrupt:
         raise Interrupted(
