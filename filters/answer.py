@@ -17,7 +17,9 @@ from reasonfactory.generators.verify.answer_pool import PoolOptions, judge_answe
 class AnswerOptions(StrictModel):
     """`answer` filter options (all optional)."""
 
-    timeout_s: float = Field(5.0, gt=0, description="wall-clock limit of one check")
+    timeout_s: float = Field(
+        5.0, ge=0.01, le=3600, description="wall-clock limit of one check (0.01 s to 1 h)"
+    )
     workers: int | None = Field(
         None, ge=1, description="checker processes (default: the machine's cores)"
     )

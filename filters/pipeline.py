@@ -36,6 +36,7 @@ from reasonfactory.filters.format import FormatOptions, format_filter
 from reasonfactory.filters.language import LanguageOptions, language_filter
 from reasonfactory.filters.length import LengthOptions, length_filter
 from reasonfactory.filters.selected import SelectedOptions, selected_filter
+from reasonfactory.filters.steps import StepsOptions, steps_filter
 from reasonfactory.filters.vote import VoteOptions, vote_filter
 
 
@@ -62,6 +63,7 @@ FILTERS: dict[str, FilterEntry] = {
     "dedup": FilterEntry(dedup_filter, DedupOptions),
     "decontam": FilterEntry(decontam_filter, DecontamOptions),
     "selected": FilterEntry(selected_filter, SelectedOptions),
+    "steps": FilterEntry(steps_filter, StepsOptions),
 }
 
 # Rules that read `correct`, so the answer filter must come before them.

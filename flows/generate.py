@@ -39,6 +39,7 @@ from prefect.futures import PrefectFuture
 from prefect.states import Failed
 from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
 from reasonfactory.filters.working import with_questions
+from reasonfactory.flows.progress import reporter
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.flows.refilter import refilter_stored
 from reasonfactory.generators.base import Generated, RunContext
@@ -49,6 +50,7 @@ from reasonfactory.generators.engines.sim_plans import plan_problem
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.checkers import attach_checkers
+from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
@@ -64,7 +66,7 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
         p.source,
         fields=p.fields,
         answer_format=p.answer_format,
-        limit=limit or p.limit,
+        limit=p.limit if limit is None else limit,
         seed=p.seed,
         difficulty=p.difficulty,
         split=p.split,
@@ -292,7 +294,8 @@ def generate(recipe: dict, warehouse: str, limit: int | None = None) -> dict:
             wh.finish_run(run_id, "failed", json.dumps({"error": str(exc)}))
             return Failed(message=_USER_ERROR + str(exc))
         except BaseException as exc:
-            wh.finish_run(run_id, "failed", json.dumps({"error": repr(exc)}))
+            status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            wh.finish_run(run_id, status, json.dumps({"error": repr(exc)}))
             raise
         wh.finish_run(run_id, "completed", json.dumps(summary))
         return summary
@@ -334,6 +337,8 @@ def _run(
     generated = kept = reused = 0
     batch: list[Filtered] = []
     last_commit = time.monotonic()
+    progress = reporter()
+    progress.start(todo.height, f"generate {rec.name}")
 
     def commit() -> None:
         nonlocal last_commit
@@ -361,6 +366,10 @@ def _run(
             shard_kept = int((traces["status"] == "kept").sum()) if traces.height else 0
             kept += shard_kept
             reasons.update(r for r in traces["reject_reason"].to_list() if r)
+            tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
+            progress.advance(shard.height, traces.height, shard_kept, tokens)
+            tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
+            progress.advance(shard.height, traces.height, shard_kept, tokens)
             log.info(
                 "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
                 i + 1,
@@ -410,6 +419,8 @@ def _run(
     }
     if refiltered:
         summary["refiltered"] = refiltered
+    if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox
+        summary["sandbox"] = describe_isolation()
     return summary
 
 

@@ -8,15 +8,18 @@ recipe name and the problem set. The same recipe run twice is the same run, resu
 
 from __future__ import annotations
 
+import json
+import reprlib
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from reasonfactory.filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.engines import ENGINES, SimEngineConfig
 from reasonfactory.generators.methods.self_output import SelfOutputConfig
+from reasonfactory.generators.problems.families import FAMILIES
 from reasonfactory.generators.registry import GENERATORS
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest, fingerprint
@@ -34,6 +37,10 @@ def output_settings(config: BaseModel, exclude: set[str] = frozenset()) -> dict:
 
 class RecipeError(UserError):
     """A recipe that does not validate."""
+
+
+MAX_BUILTIN = 1_000_000  # built-in problems are made in memory, all at once
+MAX_INT = 2**53  # larger integers in a recipe are typos; they overflow the warehouse's BIGINT
 
 
 class ProblemsConfig(StrictModel):
@@ -55,6 +62,26 @@ class ProblemsConfig(StrictModel):
         if unknown:
             raise ValueError(f"unknown field mapping {sorted(unknown)}; allowed: question, answer")
         return v
+
+    @model_validator(mode="after")
+    def _builtin_bounds(self):
+        family = FAMILIES.get(self.source.removeprefix("builtin:"))
+        if self.difficulty is not None:
+            lo, hi = self.difficulty
+            if lo > hi:
+                raise ValueError(f"difficulty [{lo}, {hi}] is reversed; write [low, high]")
+            if family is not None and (lo > family.difficulty[1] or hi < family.difficulty[0]):
+                raise ValueError(
+                    f"difficulty [{lo}, {hi}] is outside {self.source}'s range "
+                    f"{list(family.difficulty)}"
+                )
+            if lo < 0:
+                raise ValueError(f"difficulty [{lo}, {hi}] is negative")
+        if family is not None and self.limit is not None and self.limit > MAX_BUILTIN:
+            raise ValueError(
+                f"limit {self.limit}: a built-in family makes at most {MAX_BUILTIN} problems"
+            )
+        return self
 
 
 def _tagged_union(models: list[type[BaseModel]], tag: str):
@@ -103,6 +130,14 @@ class Recipe(StrictModel):
         if isinstance(v, dict) and tag not in v:
             return {**v, tag: default}
         return v
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sane_numbers(cls, data):
+        for key, value in _leaves(data):
+            if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+                raise ValueError(f"{key}: {_short(value)} is too large (at most {MAX_INT})")
+        return data
 
     @field_validator("filters", mode="before")
     @classmethod
@@ -160,18 +195,82 @@ def parse_recipe(data: dict, origin: str = "recipe") -> Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
+    """Read and validate a recipe file (UTF-8, a BOM allowed; no YAML aliases, no repeated
+    keys); every problem is a `RecipeError` naming the file and, where it has one, the line."""
     path = Path(path)
+    return parse_recipe(read_recipe_file(path), str(path))
+
+
+def read_recipe_file(path: Path):
+    """A recipe file's YAML as data (see `load_recipe` for the rules)."""
     if not path.exists():
         raise RecipeError(f"{path}: no such recipe file")
+    if not path.is_file():
+        raise RecipeError(f"{path}: is a folder, not a recipe file")
+    raw = path.read_bytes()
+    if len(raw) > MAX_RECIPE_BYTES:
+        raise RecipeError(f"{path}: {len(raw)} bytes; a recipe is at most {MAX_RECIPE_BYTES}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise RecipeError(
+            f"{path} line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
+        ) from None
+    return read_yaml(text, str(path))
+
+
+MAX_RECIPE_BYTES = 1_000_000
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases (a 1 KB alias bomb expands to gigabytes) and with
+    repeated keys an error (PyYAML keeps the last one silently)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(
+                problem=f"alias *{event.anchor} (YAML anchors and aliases are not allowed)",
+                problem_mark=event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                repeated = key in seen
+                seen.add(key)
+            except TypeError:  # an unhashable key: PyYAML's own error says so below
+                continue
+            if repeated:
+                raise yaml.MarkedYAMLError(
+                    problem=f"key {str(key)[:60]!r} appears twice",
+                    problem_mark=key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(text: str, origin: str):
+    """YAML text as data, with `_RecipeLoader`'s rules; errors name `origin` and the line."""
+    try:
+        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506  (a SafeLoader subclass)
+        # "\ud800" escapes make lone surrogates: not text, and nothing downstream can print it.
+        json.dumps(data, default=str, ensure_ascii=False).encode("utf-8")
+        return data
+    except UnicodeEncodeError:
+        raise RecipeError(f"{origin}: a \\ud800-\\udfff escape that is not a character") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise RecipeError(
-            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
-    return parse_recipe(data, str(path))
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise RecipeError(f"{origin}{where}: not valid YAML ({str(problem)[:200]})") from None
+    except RecursionError:
+        raise RecipeError(f"{origin}: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # PyYAML's constructors raise these
+        raise RecipeError(f"{origin}: not a valid value ({str(exc)[:120]})") from None
 
 
 def _explain(err: dict) -> str:
@@ -183,15 +282,39 @@ def _explain(err: dict) -> str:
         allowed = [f.alias or n for n, f in parent.model_fields.items()] if parent else []
         return f"unknown key {key!r}; allowed: {', '.join(allowed)}"
     if kind == "literal_error":
-        return f"{key}: {err['input']!r} is not allowed; expected {err['ctx']['expected']}"
+        return f"{key}: {_short(err['input'])} is not allowed; expected {err['ctx']['expected']}"
     if kind == "union_tag_invalid":
         tag = err["ctx"]["discriminator"].strip("'")
         ctx = err["ctx"]
-        return f"{key}.{tag}: {ctx['tag']!r} is not allowed; expected {ctx['expected_tags']}"
+        return f"{key}.{tag}: {_short(ctx['tag'])} is not allowed; expected {ctx['expected_tags']}"
     if kind == "missing":
         return f"missing key {key!r}"
     msg = err["msg"].removeprefix("Value error, ")
-    return f"{key}: {msg} (got {err['input']!r})" if "input" in err else f"{key}: {msg}"
+    if isinstance(err.get("input"), dict | list) or "input" not in err:
+        return msg if key == "recipe" else f"{key}: {msg}"  # the message names the value
+    return f"{key}: {msg} (got {_short(err['input'])})"
+
+
+def _leaves(data, prefix: str = ""):
+    """(dotted key, value) for every scalar in nested recipe data."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            yield from _leaves(v, f"{prefix}{i}.")
+    else:
+        yield prefix.rstrip("."), data
+
+
+def _short(value, limit: int = 80) -> str:
+    """A value as an error message shows it: its repr, cut to `limit` characters (never the
+    whole of a huge value)."""
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = limit
+    short.maxlist = short.maxdict = 6
+    text = short.repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def _members(annotation) -> list[type[BaseModel]]:
@@ -237,3 +360,29 @@ DEMO_RECIPE = {
     "generate": {"method": "self_output", "samples": 8, "temperature": 0.8, "seed": 0},
     "filters": ["format", "answer"],
 }
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict:
+    """A YAML file that must hold a mapping (a loop, an eval recipe, training settings);
+    errors name the file and, for bad YAML, the line.
+
+    >>> try:
+    ...     read_yaml_mapping("no-such.yaml", "loop file")
+    ... except RecipeError as exc:
+    ...     print(exc)
+    no-such.yaml: no such loop file
+    """
+    path = Path(path)
+    if not path.exists():
+        raise RecipeError(f"{path}: no such {what}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise RecipeError(
+            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
+        ) from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a {what} is a mapping of keys to values")
+    return data

@@ -27,6 +27,7 @@ from reasonfactory.filters.pipeline import (
     parse_filter_spec,
 )
 from reasonfactory.filters.working import rebuild_working_columns
+from reasonfactory.flows.progress import reporter
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import Warehouse
 
@@ -51,15 +52,10 @@ def filters_from_file(path: str) -> list[FilterSpec]:
     """Filters from a recipe file, or from a YAML holding only `filters: [...]`."""
     from pathlib import Path
 
-    from reasonfactory.flows.recipe import RecipeError, load_recipe
+    from reasonfactory.flows.recipe import RecipeError, load_recipe, read_recipe_file
 
     p = Path(path)
-    if not p.exists():
-        raise RecipeError(f"{path}: no such recipe file")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise RecipeError(f"{path}: not valid YAML ({exc})") from None
+    data = read_recipe_file(p)  # the same rules as a recipe (UTF-8, no aliases, no repeats)
     if isinstance(data, dict) and set(data) == {"filters"}:
         try:
             specs = [parse_filter_spec(i) for i in data["filters"] or []]
@@ -146,6 +142,8 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
         batches = problem_batches(warehouse, run_id, BATCH_TRACES)
         reasons: Counter = Counter()
         total = kept = 0
+        progress = reporter()
+        progress.start(sum(len(b) for b in batches), f"refilter {run_id}")
         for i, batch in enumerate(batches):
             t0 = time.perf_counter()
             verdicts = refilter_batch(warehouse, run_id, batch, specs)
@@ -153,6 +151,7 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
             batch_kept = int((verdicts["status"] == "kept").sum())
             kept += batch_kept
             reasons.update(r for r in verdicts["reject_reason"].to_list() if r)
+            progress.advance(len(batch), verdicts.height, batch_kept)
             log.info(
                 "batch %d/%d: %d problems, %d traces, %d kept (%.1f s)",
                 i + 1,

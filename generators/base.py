@@ -27,9 +27,9 @@ def approx_tokens(*texts: str) -> int:
 
 
 class StrictModel(BaseModel):
-    """A frozen config: an unknown key is an error."""
+    """A frozen config: an unknown key is an error, and so is an infinite or NaN number."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 @dataclass(frozen=True)

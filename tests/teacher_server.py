@@ -15,6 +15,9 @@ Faults, by a marker in the question, counted per question across attempts:
 - `[down]`: 500 every time while `server.down` is true.
 - `[wrong]`: the answer is off by one.
 - `[odd]`: the answer is off by one for requests with an odd `seed` (samples differ).
+- `[html]`: every attempt gets a 200 HTML page (a proxy's error page); `[flaky]` only the first.
+- `[empty]`: every attempt gets a 200 JSON reply with empty `choices`.
+- `[400]`: every attempt gets vLLM's 400 for a prompt longer than max_model_len.
 `delay_s` delays every reply (the benchmark's fixed 50 ms); with `delay_sigma` the delay is
 lognormal, `delay_s` its median, drawn from a seed of the `a op b` asked (the same question
 waits the same time in every run, whatever the prompt around it: heavy-tailed replies for
@@ -37,7 +40,7 @@ from dataclasses import dataclass, field
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 _QUESTION = re.compile(r"(-?\d+)\s*([+\-*])\s*(-?\d+)")
@@ -74,7 +77,7 @@ def _words(text: str) -> list[str]:
 
 
 def make_app(state: TeacherState) -> Starlette:
-    async def fault(question: str) -> JSONResponse | None:
+    async def fault(question: str) -> Response | None:
         state.attempts[question] += 1
         n = state.attempts[question]
         if "[429]" in question and n == 1:
@@ -83,6 +86,16 @@ def make_app(state: TeacherState) -> Starlette:
             return JSONResponse({"error": {"message": "overloaded"}}, 500)
         if "[down]" in question and state.down:
             return JSONResponse({"error": {"message": "down"}}, 500)
+        if "[html]" in question or ("[flaky]" in question and n == 1):
+            return HTMLResponse("<html><body><h1>502 Bad Gateway</h1></body></html>", 200)
+        if "[empty]" in question:
+            return JSONResponse({"id": "x", "object": "chat.completion", "choices": []})
+        if "[400]" in question:
+            message = (
+                "This model's maximum context length is 512 tokens. However, you requested "
+                "2048 tokens (1536 in the messages, 512 in the completion)."
+            )
+            return JSONResponse({"error": {"message": message, "code": 400}}, 400)
         if "[slow]" in question and n == 1:
             await asyncio.sleep(state.slow_s)
         return None
@@ -137,18 +150,18 @@ def make_app(state: TeacherState) -> Starlette:
             "usage": usage,
         }, finish
 
-    async def chat(request: Request) -> JSONResponse:
+    async def chat(request: Request) -> Response:
         body = await request.json()
         question = next(
             (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
         )
         return await answer(question, body, request.headers, chat=True)
 
-    async def completions(request: Request) -> JSONResponse:
+    async def completions(request: Request) -> Response:
         body = await request.json()
         return await answer(body["prompt"], body, request.headers, chat=False)
 
-    async def answer(question: str, body: dict, headers, chat: bool) -> JSONResponse:
+    async def answer(question: str, body: dict, headers, chat: bool) -> Response:
         if state.delay_s:
             # Seeded by the `a op b` asked, so any prompt around it waits the same time.
             m = _QUESTION.search(question)

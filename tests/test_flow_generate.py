@@ -75,7 +75,7 @@ def test_a_run_killed_mid_way_resumes_with_only_the_missing_work(
     partial = _counts(warehouse_path)
     assert partial["traces"] == 60 and partial["progress"] == 15
     with Warehouse(warehouse_path, read_only=True) as wh:
-        assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["failed"]
+        assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["interrupted"]
     monkeypatch.setitem(registry.GENERATORS, "self_output", original)
     resumed = run_recipe(parse_recipe(RECIPE), str(warehouse_path))
     assert resumed["problems_generated"] == 25

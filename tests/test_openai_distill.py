@@ -169,3 +169,65 @@ def test_distill_stores_each_problem_once_retries_failures_and_redoes_truncation
 
         again = run_recipe(_recipe(path, srv.base_url, 2000), str(warehouse_path))
         assert again["problems_generated"] == 0 and len(srv.state.log) == asked_before + 4
+
+
+def test_malformed_200_replies_are_retried_then_that_request_s_error():
+    with TeacherServer() as srv:
+        engine = OpenAIEngine("teacher", base_url=srv.base_url, max_retries=2)
+        ok, html, empty, flaky = engine.generate(
+            [
+                _ask("What is 1 + 1?"),
+                _ask("[html] What is 2 + 2?"),
+                _ask("[empty] What is 3 + 3?"),
+                _ask("[flaky] What is 4 + 4?"),
+            ]
+        )
+    assert parse_completion(ok[0].text).predicted == "2"
+    assert html[0].finish_reason == "error" and "not JSON (text/html)" in html[0].meta["error"]
+    assert empty[0].finish_reason == "error" and "malformed reply" in empty[0].meta["error"]
+    assert srv.state.attempts["[html] What is 2 + 2?"] == 3  # retried like a 5xx
+    assert flaky[0].meta["retries"] == 1 and parse_completion(flaky[0].text).predicted == "8"
+
+
+def test_a_400_is_that_request_s_error_with_the_server_s_message_not_the_run_s():
+    with TeacherServer() as srv:
+        engine = OpenAIEngine("teacher", base_url=srv.base_url, max_retries=3)
+        ok, refused = engine.generate([_ask("What is 1 + 1?"), _ask("[400] What is 2 + 2?")])
+        assert ok[0].finish_reason == "stop" and refused[0].finish_reason == "error"
+        assert "maximum context length is 512" in refused[0].meta["error"]
+        assert srv.state.attempts["[400] What is 2 + 2?"] == 1  # a 400 is not retried
+        # Even when every request of a batch is refused for its content, nothing is raised.
+        [[alone]] = engine.generate([_ask("[400] What is 5 + 5?")])
+    assert alone.meta["refused"] == 400
+
+
+@pytest.mark.slow
+def test_distill_commits_good_replies_beside_malformed_and_refused_ones(
+    prefect_api, warehouse_path, tmp_path
+):
+    problems = [
+        {"question": "What is 17 + 25?", "answer": "42"},
+        {"question": "[html] What is 3 * 4?", "answer": "12"},
+        {"question": "[empty] What is 10 - 7?", "answer": "3"},
+        {"question": "[400] What is 6 + 6?", "answer": "12"},
+        {"question": "[flaky] What is 2 + 2?", "answer": "4"},
+    ]
+    path = write_jsonl(tmp_path / "problems.jsonl", problems)
+    with TeacherServer() as srv:
+        recipe = _recipe(path, srv.base_url, 200)
+        summary = run_recipe(recipe, str(warehouse_path))
+    assert summary["kept"] == 4 and summary["rejected"] == {"engine_error": 6}
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        rows = wh.sql(
+            "SELECT p.question, t.status, t.reject_reason, t.meta FROM traces t "
+            "JOIN problems p USING (problem_id) ORDER BY p.question"
+        )
+        stored = wh.count("completions")
+    errors = {
+        q[:7]: json.loads(m)["error"]
+        for q, m, r in zip(rows["question"], rows["meta"], rows["reject_reason"], strict=True)
+        if r == "engine_error"
+    }
+    assert "maximum context length" in errors["[400] W"] and "not JSON" in errors["[html] "]
+    assert "malformed reply" in errors["[empty]"]
+    assert stored == 4  # every good completion was committed (failures are asked again)

@@ -9,8 +9,11 @@ machine lacks is skipped with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -21,7 +24,7 @@ from reasonfactory.generators.verify.sandbox import Limits, isolation, run_many,
 
 QUICK = Limits(wall_seconds=4, cpu_seconds=4, memory_mb=256)
 SECRET = "rf-test-secret-7d1c"
-ALL_OFF = {"netns": False, "landlock": False, "audit": False, "cgroup": False}
+ALL_OFF = {"netns": False, "landlock": False, "seccomp": False, "audit": False, "cgroup": False}
 
 
 @pytest.fixture
@@ -29,6 +32,13 @@ def listener():
     """A real TCP server on 127.0.0.1 that records what reaches it."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
+    with _recording(server) as received:
+        yield server.getsockname()[1], received
+
+
+@contextlib.contextmanager
+def _recording(server: socket.socket):
+    """Accept connections on a bound socket in a thread; yields what each one sent."""
     server.listen(8)
     server.settimeout(0.2)
     received: list[bytes] = []
@@ -49,10 +59,12 @@ def listener():
 
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield server.getsockname()[1], received
-    stop.set()
-    thread.join(2)
-    server.close()
+    try:
+        yield received
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
 
 
 def _connect_code(port: int) -> str:
@@ -160,14 +172,20 @@ def test_output_is_capped_and_runs_go_in_parallel():
 
 
 def _only(layer: str) -> dict:
-    if not isolation()[{"netns": "netns", "landlock": "landlock", "cgroup": "pids_cgroup"}[layer]]:
+    names = {
+        "netns": "netns",
+        "landlock": "landlock",
+        "cgroup": "pids_cgroup",
+        "seccomp": "seccomp",
+    }
+    if not isolation()[names[layer]]:
         pytest.skip(f"this machine gives a sandbox no {layer} layer (see sandbox.isolation())")
     return {**ALL_OFF, layer: True}
 
 
 def test_network_namespace_alone_blocks_the_connection(listener):
     port, received = listener
-    result = run_python(_connect_code(port), limits=QUICK, layers=_only("netns"))
+    result = run_python(_connect_code(port), limits=QUICK, layers=_only("netns"), allow_weak=True)
     time.sleep(0.5)
     assert not result.ok and "unreachable" in result.stderr.lower()
     assert received == []
@@ -176,18 +194,22 @@ def test_network_namespace_alone_blocks_the_connection(listener):
 def test_landlock_alone_blocks_connect_and_files(listener, tmp_path):
     port, received = listener
     layers = _only("landlock")
-    connect = run_python(_connect_code(port), limits=QUICK, layers=layers)
+    connect = run_python(_connect_code(port), limits=QUICK, layers=layers, allow_weak=True)
     time.sleep(0.5)
     assert not connect.ok and received == []
     target = tmp_path / "escape.txt"
-    write = run_python(f"open({str(target)!r}, 'w').write('x')", limits=QUICK, layers=layers)
+    write = run_python(
+        f"open({str(target)!r}, 'w').write('x')", limits=QUICK, layers=layers, allow_weak=True
+    )
     assert not write.ok and "Permission" in write.stderr and not target.exists()
-    read = run_python("print(open('/etc/hostname').read())", limits=QUICK, layers=layers)
+    read = run_python(
+        "print(open('/etc/hostname').read())", limits=QUICK, layers=layers, allow_weak=True
+    )
     assert not read.ok and "Permission" in read.stderr
 
 
 def test_pids_cgroup_alone_blocks_fork():
-    result = run_python(_fork_code(), limits=QUICK, layers=_only("cgroup"))
+    result = run_python(_fork_code(), limits=QUICK, layers=_only("cgroup"), allow_weak=True)
     assert not result.ok and "forked" not in result.stdout
     assert "Resource temporarily unavailable" in result.stderr
     assert _leftover_cgroups() == []
@@ -203,7 +225,7 @@ def test_audit_hook_alone_refuses_and_says_so(listener, tmp_path):
         ("import subprocess\nsubprocess.run(['true'])", "subprocess.Popen"),
         ("import ctypes\nctypes.CDLL(None).fork()", "ctypes"),
     ]:
-        result = run_python(code, limits=QUICK, layers=layers)
+        result = run_python(code, limits=QUICK, layers=layers, allow_weak=True)
         assert not result.ok and any(event in d for d in result.denied), (code, result)
     time.sleep(0.5)
     assert received == [] and not (tmp_path / "x.txt").exists()
@@ -212,7 +234,7 @@ def test_audit_hook_alone_refuses_and_says_so(listener, tmp_path):
 def test_without_any_layer_the_same_code_does_get_through(listener):
     """The control experiment: the layer tests above would fail if the layers did nothing."""
     port, received = listener
-    result = run_python(_connect_code(port), limits=QUICK, layers=ALL_OFF)
+    result = run_python(_connect_code(port), limits=QUICK, layers=ALL_OFF, allow_weak=True)
     time.sleep(0.5)
     assert result.ok and received == [b"leak"]
 
@@ -229,3 +251,128 @@ def test_a_sandbox_that_cannot_confine_refuses_to_run(monkeypatch, tmp_path):
 def test_code_cannot_fake_a_confinement_failure():
     result = run_python("import os\nos._exit(4)", limits=QUICK)
     assert not result.ok and result.exit_code == 4
+
+
+# -- hostile code against the hook and the host (issue: Unix sockets, tampering, no Landlock) --
+
+
+@pytest.fixture
+def unix_listener(tmp_path):
+    """A real Unix-socket server at a path the sandbox could name; records what reaches it."""
+    path = tmp_path / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    with _recording(server) as received:
+        yield str(path), received
+
+
+def _unix_connect_code(path: str) -> str:
+    return (
+        "import socket\ns = socket.socket(socket.AF_UNIX)\ns.settimeout(2)\n"
+        f"s.connect({path!r})\ns.sendall(b'leak')\nprint('connected')"
+    )
+
+
+def test_a_host_unix_socket_is_unreachable_with_every_layer_and_by_the_kernel_alone(
+    unix_listener,
+):
+    path, received = unix_listener
+    everything = run_python(_unix_connect_code(path), limits=QUICK)
+    kernel = run_python(
+        _unix_connect_code(path), limits=QUICK, layers={**ALL_OFF, "seccomp": True}, allow_weak=True
+    )
+    control = run_python(_unix_connect_code(path), limits=QUICK, layers=ALL_OFF, allow_weak=True)
+    time.sleep(0.5)
+    assert not everything.ok and "connected" not in everything.stdout
+    assert not kernel.ok and "Operation not permitted" in kernel.stderr  # seccomp, no hook
+    assert control.ok and received == [b"leak"]  # the test would see a leak
+
+
+TAMPER = """
+import builtins, os, socket, sys
+main = sys.modules["__main__"]
+main.DENIED_PREFIXES = ()
+main.PATH_READS = main.PATH_WRITES = frozenset()
+main.SYSTEM_READ_ROOTS = ("/",)
+os.path.realpath = lambda p: {work!r} + "/harmless"
+"""
+BREAK_BUILTINS = "builtins.isinstance = lambda *a: True\nbuiltins.any = lambda *a: False\n"
+
+
+def test_tampering_with_the_hook_s_settings_changes_nothing(unix_listener, tmp_path):
+    path, received = unix_listener
+    hook_only = {**ALL_OFF, "audit": True}
+    target = tmp_path / "escape.txt"
+    for attempt, event in [
+        (_unix_connect_code(path), "socket"),
+        ("print(open('/etc/hostname').read())", "open /etc/hostname"),
+        (f"open({str(target)!r}, 'w').write('x')", "open for writing"),
+    ]:
+        code = TAMPER.format(work="/tmp") + attempt
+        result = run_python(code, limits=QUICK, layers=hook_only, allow_weak=True)
+        assert not result.ok and any(event in d for d in result.denied), (attempt, result)
+        # Breaking builtins the standard library uses under the hook: it fails closed.
+        broken = run_python(
+            code.replace(attempt, BREAK_BUILTINS + attempt),
+            limits=QUICK,
+            layers=hook_only,
+            allow_weak=True,
+        )
+        assert not broken.ok and broken.denied and "connected" not in broken.stdout
+    time.sleep(0.5)
+    assert received == [] and not target.exists()
+
+
+def test_without_landlock_code_verification_refuses_unless_allowed(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "_landlock_abi", lambda: 0)  # inject: an older kernel
+    sandbox.isolation.cache_clear()
+    try:
+        marker = tmp_path / "ran.txt"
+        code = f"open({str(marker)!r}, 'w').write('ran')"
+        with pytest.raises(sandbox.SandboxError, match=r"without Landlock .*allow_weak: true"):
+            run_python(code, limits=QUICK)
+        assert not marker.exists()
+        assert "weak: no Landlock" in sandbox.describe_isolation()
+        # Accepting the risk runs it, with the other layers still on.
+        [ran] = run_many([("", "print('ran')")], QUICK, allow_weak=True)
+        assert ran.ok and ran.stdout == "ran\n"
+    finally:
+        sandbox.isolation.cache_clear()
+
+
+def test_a_tree_run_with_code_steps_is_refused_without_landlock(monkeypatch):
+    from reasonfactory.generators.base import RunContext
+    from reasonfactory.generators.engines.sim import SimEngine
+    from reasonfactory.generators.methods.tree import tree
+    from reasonfactory.generators.methods.tree.config import TreeConfig
+    from reasonfactory.generators.problems.sources import load_problems
+
+    monkeypatch.setattr(sandbox, "_landlock_abi", lambda: 0)
+    sandbox.isolation.cache_clear()
+    try:
+        problems = load_problems("builtin:arithmetic", limit=1)
+        config = TreeConfig(rollouts=2, width=2, verify=["code"])
+        with pytest.raises(sandbox.SandboxError, match="sandbox: {allow_weak: true}"):
+            tree(problems, SimEngine(), config, RunContext("r", "fp", "sim"))
+        weak = TreeConfig(rollouts=2, width=2, verify=["code"], sandbox={"allow_weak": True})
+        assert tree(problems, SimEngine(), weak, RunContext("r", "fp", "sim")).nodes.height
+    finally:
+        sandbox.isolation.cache_clear()
+
+
+def test_folders_left_by_a_killed_run_are_removed_only_when_provably_ours(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    ours_dead = tmp_path / f"rf-sandbox-{dead.pid}-abc123"
+    ours_out = tmp_path / f"rf-sandbox-out-{dead.pid}-x_y"
+    alive = tmp_path / f"rf-sandbox-{os.getppid()}-abc123"  # a running process's
+    old_style = tmp_path / "rf-sandbox-abc123"  # no pid: cannot prove whose
+    other = tmp_path / f"other-{dead.pid}-abc"
+    for d in (ours_dead, ours_out, alive, old_style, other):
+        d.mkdir()
+        (d / "f").write_text("x")
+    link = tmp_path / f"rf-sandbox-{dead.pid}-link"
+    link.symlink_to(other)
+    removed = sandbox.remove_leftovers.__wrapped__(str(tmp_path))
+    assert sorted(removed) == sorted([str(ours_dead), str(ours_out)])
+    assert alive.exists() and old_style.exists() and other.exists() and link.is_symlink()

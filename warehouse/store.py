@@ -23,6 +23,7 @@ import duckdb
 import polars as pl
 from reasonfactory.warehouse import locking
 from reasonfactory.warehouse.errors import WarehouseError
+from reasonfactory.warehouse.liveness import process_owner
 from reasonfactory.warehouse.schema import RUNS, TABLES, VIEWS, Table
 
 DEFAULT_PATH = "reasonfactory.duckdb"
@@ -246,15 +247,16 @@ class Warehouse:
     def start_run(self, run: dict) -> None:
         """Record a run as running: a new row, or the same run resumed."""
         now = datetime.now(UTC)
+        owner = process_owner()  # lets a reader tell a crashed run from a running one
         exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchall()
         if exists:
             self.con.execute(
                 "UPDATE runs SET status = 'running', recipe = ?, recipe_name = ?, "
-                "finished_at = NULL WHERE run_id = ?",
-                [run["recipe"], run["recipe_name"], run["run_id"]],
+                "finished_at = NULL, owner = ? WHERE run_id = ?",
+                [run["recipe"], run["recipe_name"], owner, run["run_id"]],
             )
         else:
-            row = {**run, "started_at": now, "status": "running"}
+            row = {**run, "started_at": now, "status": "running", "owner": owner}
             self.ingest("runs", pl.DataFrame([row], schema_overrides=RUNS.polars_schema))
 
     def finish_run(self, run_id: str, status: str, meta: str) -> None:
@@ -269,9 +271,11 @@ class Warehouse:
         """Run a query and return a polars frame."""
         try:
             with self.lock:
-                if params:  # DuckDB 2.0: execute() results have no .pl(); sql() takes params
-                    return self.con.sql(query, params=params).pl()
-                return self.con.sql(query).pl()
+                # DuckDB 2.0: execute() results have no .pl(); sql() takes params
+                rel = self.con.sql(query, params=params) if params else self.con.sql(query)
+                if rel is None:  # a statement with no result (SET, PRAGMA ...), or nothing at all
+                    raise WarehouseError(f"query returned no result set: {query[:80]!r}")
+                return rel.pl()
         except duckdb.Error as exc:
             raise WarehouseError(f"query failed: {exc}") from exc
 

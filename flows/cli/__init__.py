@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, check.
+decontam, schedule, check, report, eval, train, loop.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -8,10 +8,20 @@ a traceback means a bug. One module per group of commands; each adds itself to `
 
 from __future__ import annotations
 
+import os
 import sys
 
-from reasonfactory.flows.cli import check, data, export, run  # noqa: F401  (they register)
+from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
+    check,
+    data,
+    export,
+    loop,
+    models,
+    report,
+    run,
+)
 from reasonfactory.flows.cli.app import app, err
+from reasonfactory.flows.cli.run import Interrupted
 from reasonfactory.flows.runtime import configure_prefect
 from reasonfactory.warehouse.errors import UserError
 
@@ -22,6 +32,13 @@ def main() -> None:
     configure_prefect()  # before any command imports Prefect
     try:
         app()
+    except (Interrupted, KeyboardInterrupt) as exc:
+        err.print(str(exc) or "interrupted", markup=False, highlight=False, soft_wrap=True)
+        # Leave at once: interpreter shutdown after an interrupt only adds noise (native
+        # extensions report leaked objects) and Prefect's exit hooks; what is committed is.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
     except UserError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

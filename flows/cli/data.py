@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.flows.cli.app import WarehouseOpt, app, check_limit, err, out
+from reasonfactory.flows.progress import spinner
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -38,15 +39,17 @@ def import_(
     from reasonfactory.generators.problems.sources import load_problems
     from reasonfactory.warehouse.store import Warehouse
 
+    check_limit(limit)
     if answer_format not in ("plain", "boxed", "gsm8k"):
         raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
     mapping = _parse_fields(fields)
-    problems = load_problems(
-        path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
-    )
-    with Warehouse(warehouse) as wh:
-        changed, runs = wh.update_golds(problems)
-        added = wh.ingest("problems", problems)
+    with spinner(err, f"import {path}"):
+        problems = load_problems(
+            path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
+        )
+        with Warehouse(warehouse) as wh:
+            changed, runs = wh.update_golds(problems)
+            added = wh.ingest("problems", problems)
     with_gold = problems.height - problems["gold"].null_count()
     out.print(
         f"{problems.height} problems read from {path} ({with_gold} with a gold answer), "
@@ -85,11 +88,12 @@ def query(
 
     Example: reasonfactory query "SELECT reject_reason, count(*) FROM traces GROUP BY 1"
     """
-    import polars as pl
     from reasonfactory.warehouse.store import Warehouse
 
     if fmt not in ("table", "csv", "json"):
         raise UserError(f"--format {fmt!r}: expected table, csv or json")
+    if not sql.strip():
+        raise UserError('query: empty SQL; e.g. reasonfactory query "SELECT count(*) FROM traces"')
     with Warehouse(warehouse, read_only=True) as wh:
         frame = wh.sql(sql)
     if fmt == "csv":
@@ -97,47 +101,136 @@ def query(
     elif fmt == "json":
         sys.stdout.write(json.dumps(frame.to_dicts(), default=str, ensure_ascii=False) + "\n")
     else:
-        with pl.Config(tbl_rows=200, tbl_cols=-1, fmt_str_lengths=80, tbl_width_chars=200):
-            out.print(str(frame), markup=False, highlight=False)
+        out.print(fit_table(frame), markup=False, highlight=False, soft_wrap=True)
+        if frame.height > TABLE_ROWS:
+            out.print(f"({TABLE_ROWS} of {frame.height} rows shown; --format csv or json for all)")
+
+
+TABLE_ROWS = 200
+
+
+def fit_table(frame, width: int | None = None) -> str:
+    """The frame as a text table no wider than `width` (default: the terminal's): long cells
+    are cut with an ellipsis (widest columns first), line breaks show as ⏎, and columns that
+    cannot get 3 characters are left out and named below.
+
+    >>> import polars as pl
+    >>> print(fit_table(pl.DataFrame({"a": [1], "text": ["x" * 50]}), width=20))
+    a     │ text
+    int64 │ str
+    ──────┼─────────────
+    1     │ xxxxxxxxxxx…
+    """
+    from rich.cells import cell_len, set_cell_size
+
+    width = width or out.width
+    names = frame.columns
+    types = [str(t).lower().replace("string", "str") for t in frame.dtypes]
+    rows = [
+        ["null" if v is None else str(v).replace("\n", "⏎") for v in row]
+        for row in frame.head(TABLE_ROWS).iter_rows()
+    ]
+    natural = [
+        max(cell_len(names[i]), cell_len(types[i]), *(cell_len(r[i]) for r in rows))
+        for i in range(len(names))
+    ]
+    shown = len(names)
+    while shown > 1 and 6 * shown - 3 > width:  # 3 characters and a 3-character separator
+        shown -= 1
+    widths = _water_fill(natural[:shown], max(width - 3 * (shown - 1), shown))
+
+    def line(cells: list[str]) -> str:
+        parts = []
+        for text, w in zip(cells, widths, strict=False):
+            cut = text if cell_len(text) <= w else set_cell_size(text, w - 1) + "…"
+            parts.append(set_cell_size(cut, w))
+        return " │ ".join(parts).rstrip()
+
+    lines = [line(names), line(types), "─┼─".join("─" * w for w in widths)]
+    lines += [line(r) for r in rows]
+    if shown < len(names):
+        note = f"({len(names) - shown} more columns: {', '.join(names[shown:])})"
+        lines.append(note if cell_len(note) <= width else set_cell_size(note, width - 1) + "…")
+    return "\n".join(lines)
+
+
+def _water_fill(natural: list[int], room: int) -> list[int]:
+    """Column widths summing to at most `room`: narrow columns keep their width, the widest
+    share the rest equally (at least 3 each).
+
+    >>> _water_fill([4, 50, 30], 40)
+    [4, 18, 18]
+    """
+    if sum(natural) <= room:
+        return natural
+    cap = max(3, room // len(natural))
+    while cap < max(natural) and sum(min(w, cap + 1) for w in natural) <= room:
+        cap += 1
+    return [min(w, cap) for w in natural]
 
 
 @app.command()
 def stats(
     run_id: Annotated[str | None, typer.Option("--run", help="Only this run.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="text | json")] = "text",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """The funnel per run and method: generated -> after each filter -> kept, why rejected,
-    and pass@k (unbiased estimator)."""
+    """Per run and method: problems attempted and solved, the funnel (generated -> each
+    filter -> kept), why rejected, tokens and cost (with `engine: {price_in, price_out}`),
+    pass@k (unbiased estimator) and maj@k."""
     from reasonfactory.warehouse.stats import run_stats
     from reasonfactory.warehouse.store import Warehouse
 
+    if fmt not in ("text", "json"):
+        raise UserError(f"--format {fmt!r}: expected text or json")
     with Warehouse(warehouse, read_only=True) as wh:
         rows = run_stats(wh, run_id)
+    if fmt == "json":
+        sys.stdout.write(json.dumps([r.to_dict() for r in rows], ensure_ascii=False) + "\n")
+        return
     if not rows:
         out.print("no runs yet")
         return
     out.print(f"runs in {resolve_path(warehouse)}")
     for r in rows:
+        _print_stats(r)
+
+
+def _print_stats(r) -> None:
+    out.print(
+        f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}", highlight=False
+    )
+    if r.method == "-":
+        return
+    share = f" ({r.solved / r.attempted:.1%})" if r.attempted else ""
+    out.print(
+        f"  problems: {r.attempted} attempted, {r.solved} solved{share}, "
+        f"{r.attempted - r.solved} with nothing kept",
+        highlight=False,
+    )
+    steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
+    out.print("  funnel:   " + " -> ".join(steps), highlight=False)
+    if r.rejected:
         out.print(
-            f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}, "
-            f"{r.problems} problems"
+            "  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
+            highlight=False,
+            markup=False,
         )
-        steps = [f"generated {r.generated}", *(f"{n} {c}" for n, c in r.funnel), f"kept {r.kept}"]
-        out.print("  funnel:   " + " -> ".join(steps), highlight=False)
-        if r.rejected:
-            out.print(
-                "  rejected: " + ", ".join(f"{k} {v}" for k, v in r.rejected.items()),
-                highlight=False,
-                markup=False,
-            )
-        refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
-        if refiltered:
-            out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
-        if r.pass_at:
-            out.print(
-                "  coverage: " + "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items()),
-                highlight=False,
-            )
+    refiltered = r.meta.get("refilter") if isinstance(r.meta, dict) else None
+    if refiltered:
+        out.print(f"  re-filtered {refiltered['at']} (the funnel shows those filters)")
+    if r.tokens_in is not None or r.tokens_out:
+        tokens = (
+            f"  tokens:   in {r.tokens_in if r.tokens_in is not None else '?'}, out {r.tokens_out}"
+        )
+        if r.cost is not None:
+            tokens += f", cost ${r.cost:.4f}"
+        out.print(tokens, highlight=False)
+    if r.pass_at:
+        coverage = "  ".join(f"pass@{k} {v:.3f}" for k, v in r.pass_at.items())
+        out.print("  coverage: " + coverage, highlight=False)
+    if r.maj_at:
+        out.print("  majority: " + "  ".join(f"maj@{k} {v:.3f}" for k, v in r.maj_at.items()))
 
 
 @app.command()

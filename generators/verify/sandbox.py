@@ -15,12 +15,25 @@ the run (then nothing ran). Layers, each tested on its own in tests/test_sandbox
   non-root user) when the machine allows it: no interface but a down loopback;
 - Landlock (Linux >= 5.13), kernel-enforced: read-only beneath the interpreter's folders and
   the system libraries, read-write beneath the working folder only; no TCP bind/connect;
+- seccomp: `socket()`/`socketpair()` fail for every address family, so pathname Unix
+  sockets (which neither Landlock nor the network namespace covers) cannot be reached
+  (why seccomp rather than a bubblewrap mount namespace: see sandbox_child.py);
 - an audit hook (PEP 578) that refuses process creation, sockets, ctypes, writes outside
   the folder and reads outside the allowed ones, with a `sandbox: denied ...` line each.
 `isolation()` says which layers this machine provides. The kernel layers are the boundary;
-the audit hook alone is not one (CPython says so), it makes refusals legible and covers
-machines without Landlock. This is not a VM: for adversarial code at scale, run the whole
-pipeline in a container or gVisor as well.
+the audit hook alone is not one (CPython says so: C-level I/O such as duckdb's or sqlite3's
+raises no audit event), it makes refusals legible. So without Landlock (an older kernel,
+some containers) `run_python` refuses to run, naming what is missing, unless the caller
+accepts the risk with `allow_weak=True` (recipe: `generate: {sandbox: {allow_weak: true}}`).
+This is not a VM: for adversarial code at scale, run the whole pipeline in a container or
+gVisor as well.
+
+Working folders are named `rf-sandbox-PID-*` (PID: the process that made them); the first
+run of a process removes those a dead process of the same user left behind (a killed run).
+
+Long on purpose: the runner, the probes of what this kernel offers, the refusal of weak
+sandboxes and the cleanup of what a killed run left all read the same layer names, folder
+names and cgroup paths; apart, each would have to re-derive them.
 
 rStar-Math runs model code in-process with `exec` and a timeout decorator; we do not.
 Not here: deciding whether a step is right (`reasonfactory.generators.verify.steps.check_code`).
@@ -32,8 +45,10 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -43,12 +58,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonfactory.warehouse.errors import UserError
+
 CHILD = Path(__file__).with_name("sandbox_child.py")
 EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
 DENIED = "sandbox: denied "
 
 
-class SandboxError(RuntimeError):
+class SandboxError(UserError):
     """The sandbox could not confine a run (a machine or configuration problem, never the
     code's doing): nothing was run, and running it unconfined is not an option."""
 
@@ -99,32 +116,84 @@ def isolation() -> dict[str, bool]:
     """Which layers this machine gives a sandboxed run (probed once per process).
 
     >>> sorted(isolation())
-    ['audit_hook', 'landlock', 'netns', 'pids_cgroup', 'rlimit_nproc']
+    ['audit_hook', 'landlock', 'netns', 'pids_cgroup', 'rlimit_nproc', 'seccomp']
     """
     return {
         "netns": _unshare_prefix() is not None,
         "landlock": _landlock_abi() > 0,
+        "seccomp": _seccomp_arch(),
         "pids_cgroup": _cgroup_root() is not None,
         "rlimit_nproc": os.geteuid() != 0,
         "audit_hook": True,
     }
 
 
+def describe_isolation() -> str:
+    """One line for a run summary: the layers a sandboxed run gets here, and what is missing.
+
+    >>> "audit_hook" in describe_isolation()
+    True
+    """
+    have = [name for name, on in isolation().items() if on]
+    missing = weak_layers()
+    line = ", ".join(have)
+    return line + (f" (weak: no {' and no '.join(missing)})" if missing else "")
+
+
+def weak_layers(layers: dict | None = None) -> list[str]:
+    """The kernel layers a run would lack that `code` verification needs (file confinement
+    and the socket filter); [] when the machine gives them all.
+
+    >>> weak_layers({"landlock": False, "seccomp": False})
+    ['Landlock (kernel file confinement, Linux >= 5.13)', 'seccomp socket filter']
+    """
+    want = {"landlock": True, "seccomp": True, **(layers or {})}
+    have = isolation()
+    missing = []
+    if not (want["landlock"] and have["landlock"]):
+        missing.append("Landlock (kernel file confinement, Linux >= 5.13)")
+    if not (want["seccomp"] and have["seccomp"]):
+        missing.append("seccomp socket filter")
+    return missing
+
+
 def run_python(
-    code: str, context: str = "", limits: Limits = Limits(), *, layers: dict | None = None
+    code: str,
+    context: str = "",
+    limits: Limits = Limits(),
+    *,
+    layers: dict | None = None,
+    allow_weak: bool = False,
 ) -> ExecutionResult:
     """Run `context` (output discarded) then `code` in a fresh sandboxed interpreter.
 
-    `layers` turns kernel layers off for tests of each layer alone
-    (`{"netns": False, "landlock": False, "audit": False, "cgroup": False}`); by default every
-    layer the machine has is on.
+    `layers` turns layers off for tests of each layer alone (`{"netns": False, "landlock":
+    False, "seccomp": False, "audit": False, "cgroup": False}`); by default every layer the
+    machine has is on. Without Landlock and seccomp it refuses (`SandboxError`) unless
+    `allow_weak`.
 
     >>> run_python("print(s + 1)", context="s = 41").stdout
     '42\\n'
     """
-    want = {"netns": True, "landlock": True, "audit": True, "cgroup": True, **(layers or {})}
-    work = tempfile.mkdtemp(prefix="rf-sandbox-")
-    outdir = tempfile.mkdtemp(prefix="rf-sandbox-out-")
+    want = {
+        "netns": True,
+        "landlock": True,
+        "seccomp": True,
+        "audit": True,
+        "cgroup": True,
+        **(layers or {}),
+    }
+    missing = weak_layers(want)
+    if missing and not allow_weak:
+        raise SandboxError(
+            f"code verification refused: this sandbox would run without {' and '.join(missing)};"
+            " hostile code could then change files or reach sockets this process can. Run on "
+            "a kernel that has them, or accept the risk with `sandbox: {allow_weak: true}` "
+            "under `generate:`"
+        )
+    remove_leftovers()
+    work = tempfile.mkdtemp(prefix=f"rf-sandbox-{os.getpid()}-")
+    outdir = tempfile.mkdtemp(prefix=f"rf-sandbox-out-{os.getpid()}-")
     cgroup = _make_cgroup(limits.processes) if want["cgroup"] else None
     status_read, status_write = os.pipe()
     config = {
@@ -139,6 +208,7 @@ def run_python(
         "layers": {
             "cgroup": cgroup,
             "landlock": want["landlock"] and _landlock_abi() > 0,
+            "seccomp": want["seccomp"] and _seccomp_arch(),
             "audit": want["audit"],
         },
     }
@@ -206,14 +276,59 @@ def run_python(
 
 
 def run_many(
-    jobs: list[tuple[str, str]], limits: Limits = Limits(), workers: int | None = None
+    jobs: list[tuple[str, str]],
+    limits: Limits = Limits(),
+    workers: int | None = None,
+    *,
+    allow_weak: bool = False,
 ) -> list[ExecutionResult]:
     """Run `(context, code)` jobs, several sandboxes at once; results in job order."""
     if not jobs:
         return []
     workers = workers or max(1, min(len(jobs), (os.cpu_count() or 2) * 2))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: run_python(job[1], job[0], limits), jobs))
+        return list(
+            pool.map(lambda job: run_python(job[1], job[0], limits, allow_weak=allow_weak), jobs)
+        )
+
+
+_LEFTOVER = re.compile(r"rf-sandbox-(?:out-)?(\d+)-[A-Za-z0-9_]+")
+
+
+@functools.cache
+def remove_leftovers(folder: str | None = None) -> list[str]:
+    """Remove the `rf-sandbox-PID-*` working folders (and pids cgroups) that a killed process
+    left behind; once per process. Only what is provably ours goes: the name we give, owned
+    by this user, a real folder (not a link), and its PID no longer running."""
+    removed = []
+    base = Path(folder or tempfile.gettempdir())
+    places = [(base, True)] + ([(Path(_cgroup_root()), False)] if _cgroup_root() else [])
+    for place, is_tmp in places:
+        with contextlib.suppress(OSError):
+            for entry in place.iterdir():
+                m = _LEFTOVER.fullmatch(entry.name)
+                if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+                    continue
+                with contextlib.suppress(OSError):
+                    st = entry.lstat()
+                    if not stat.S_ISDIR(st.st_mode) or (is_tmp and st.st_uid != os.geteuid()):
+                        continue
+                    if is_tmp:
+                        shutil.rmtree(entry)
+                    else:
+                        entry.rmdir()  # an empty cgroup: its tasks died with the run
+                    removed.append(str(entry))
+    return removed
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _clean_env(work: str) -> dict[str, str]:
@@ -273,6 +388,12 @@ def _unshare_prefix() -> list[str] | None:
             if probe.returncode == 0:
                 return [unshare, *opts]
     return None
+
+
+@functools.cache
+def _seccomp_arch() -> bool:
+    """Whether the child can install its socket filter (Linux on x86_64 or aarch64)."""
+    return sys.platform.startswith("linux") and os.uname().machine in ("x86_64", "aarch64")
 
 
 @functools.cache

@@ -11,10 +11,20 @@ namespace when the machine allows one. Before any untrusted line runs it:
 4. applies a Landlock ruleset when the kernel has one: read-only access beneath the
    interpreter's own folders and the system libraries, full access beneath its throwaway
    working folder, nothing else; no TCP bind or connect; no signals outside itself;
-5. installs an audit hook (PEP 578) that refuses process creation, sockets, C calls through
+5. installs a seccomp filter that makes `socket()` and `socketpair()` fail with EPERM for
+   every address family. Landlock does not cover connecting to a pathname Unix socket and a
+   network namespace does not isolate them (a container runtime's socket is one, reachable
+   as root), so the kernel must refuse to create the socket at all. Chosen over a bubblewrap
+   mount namespace: it needs no package, works unprivileged and in containers that forbid
+   new mount namespaces, and covers every family (pathname, abstract, netlink, raw) rather
+   than hiding the paths we thought of; model code has no use for a socket;
+6. installs an audit hook (PEP 578) that refuses process creation, sockets, C calls through
    ctypes, writes outside the working folder, reads outside the allowed folders and a few
    ways around the hook itself, and writes `sandbox: denied EVENT` to stderr each time.
    Imports stay allowed (sympy imports ctypes and subprocess); what they could do is not.
+   Everything the hook reads is bound into it when it is made (its rules, and the functions
+   it calls, builtins included): rewriting this module's globals, `os.path.realpath` or a
+   builtin from model code changes nothing it decides.
 Then it runs the ancestors' code with its output discarded, and the step's code.
 
 Exit status: 0 ran to the end, 1 the code raised, 3 MemoryError, 4 confinement failed
@@ -147,6 +157,52 @@ def _kernel_confine(layers: dict, work: str, roots: list[str]) -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
     if layers.get("landlock"):
         _landlock(ctypes, libc, work, roots)
+    if layers.get("seccomp"):
+        _no_sockets(ctypes, libc)
+
+
+# seccomp (linux/seccomp.h, linux/filter.h, linux/audit.h): a classic BPF program over
+# `struct seccomp_data` (nr at offset 0, arch at offset 4).
+PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
+SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
+EPERM = 1
+BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
+# arch -> (AUDIT_ARCH_*, socket, socketpair)
+SOCKET_SYSCALLS = {"x86_64": (0xC000003E, 41, 53), "aarch64": (0xC00000B7, 198, 199)}
+X32_SYSCALL_BIT = 0x40000000
+
+
+def _no_sockets(ctypes, libc) -> None:
+    """Make socket() and socketpair() fail with EPERM (also any syscall of another ABI)."""
+    arch, sys_socket, sys_socketpair = SOCKET_SYSCALLS[os.uname().machine]
+    deny = SECCOMP_RET_ERRNO | EPERM
+    program = [
+        (BPF_LD_W_ABS, 0, 0, 4),  # A = arch
+        (BPF_JEQ_K, 1, 0, arch),  # native: skip the next line
+        (BPF_RET_K, 0, 0, deny),  # int 0x80 / another ABI: refused
+        (BPF_LD_W_ABS, 0, 0, 0),  # A = syscall number
+        (BPF_JGE_K, 3, 0, X32_SYSCALL_BIT),  # x32 numbers: refused
+        (BPF_JEQ_K, 2, 0, sys_socket),
+        (BPF_JEQ_K, 1, 0, sys_socketpair),
+        (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
+        (BPF_RET_K, 0, 0, deny),
+    ]
+
+    class SockFilter(ctypes.Structure):
+        _fields_ = [
+            ("code", ctypes.c_uint16),
+            ("jt", ctypes.c_uint8),
+            ("jf", ctypes.c_uint8),
+            ("k", ctypes.c_uint32),
+        ]
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
+
+    filters = (SockFilter * len(program))(*(SockFilter(*line) for line in program))
+    prog = SockFprog(len(program), filters)
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
 
 
 def _drop_capabilities(ctypes, libc) -> None:
@@ -216,25 +272,45 @@ def _landlock(ctypes, libc, work: str, roots: list[str]) -> None:
 
 
 def _make_hook(work: str, roots: tuple[str, ...]):
+    # Every name the hook uses is bound here, as a closure cell holding an immutable value or
+    # a function object taken now: the hook reads no module global and no builtin at call
+    # time, so model code that rewrites `sys.modules["__main__"]`, `os.path.realpath` or
+    # `builtins.isinstance` changes nothing it decides.
     work_prefix = work.rstrip("/") + "/"
     read_prefixes = tuple(r.rstrip("/") + "/" for r in (*roots, *SYSTEM_READ_ROOTS))
     read_files = frozenset(SYSTEM_READ_FILES)
+    denied_prefixes, path_writes, path_reads = DENIED_PREFIXES, PATH_WRITES, PATH_READS
+    write_flags = WRITE_FLAGS
+    write, fsdecode, fspath, getcwd = os.write, os.fsdecode, os.fspath, os.getcwd
+    realpath, join = os.path.realpath, os.path.join
+    is_a, some, permission_error = isinstance, any, PermissionError
+    str_, bytes_, pathlike, int_, length = str, bytes, os.PathLike, int, len
 
     def deny(event: str, what: object = "") -> None:
-        os.write(2, f"sandbox: denied {event} {what}".rstrip().encode()[:300] + b"\n")
-        raise PermissionError(f"sandbox: {event} is not allowed")
+        write(2, f"sandbox: denied {event} {what}".rstrip().encode()[:300] + b"\n")
+        raise permission_error(f"sandbox: {event} is not allowed")
 
     def resolve(path) -> str | None:
-        if isinstance(path, int) or path is None:
+        if is_a(path, int_) or path is None:
             return None
-        path = os.fsdecode(os.fspath(path))
-        return os.path.realpath(os.path.join(os.getcwd(), path))
+        path = fsdecode(fspath(path))
+        return realpath(join(getcwd(), path))
 
     def inside(path: str, prefixes) -> bool:
         return (path + "/").startswith(prefixes)
 
     def hook(event: str, args: tuple) -> None:
-        if event.startswith(DENIED_PREFIXES):
+        # Fail closed: if a check itself breaks (model code replaced something the standard
+        # library uses under it), the event is refused, and says so.
+        try:
+            check(event, args)
+        except permission_error:
+            raise
+        except BaseException:
+            deny(event, "(the sandbox's check of it failed)")
+
+    def check(event: str, args: tuple) -> None:
+        if event.startswith(denied_prefixes):
             deny(event)
         elif event.startswith("ctypes."):
             # Importing ctypes opens the process image (sympy imports it for `sizeof`); looking
@@ -245,26 +321,26 @@ def _make_hook(work: str, roots: tuple[str, ...]):
             path = resolve(args[0])
             if path is None:
                 return
-            mode, flags = args[1], args[2] if len(args) > 2 else 0
-            writes = (mode is not None and any(c in mode for c in "wax+")) or (
-                mode is None and flags & WRITE_FLAGS
+            mode, flags = args[1], args[2] if length(args) > 2 else 0
+            writes = (mode is not None and some(c in mode for c in "wax+")) or (
+                mode is None and flags & write_flags
             )
             if writes:
                 if not inside(path, (work_prefix,)) and path != "/dev/null":
                     deny("open for writing", path)
             elif not inside(path, (work_prefix, *read_prefixes)) and path not in read_files:
                 deny("open", path)
-        elif event in PATH_WRITES:
+        elif event in path_writes:
             for arg in args[:2]:
-                if isinstance(arg, (str, bytes, os.PathLike)):
+                if is_a(arg, (str_, bytes_, pathlike)):
                     path = resolve(arg)
                     if path is not None and not inside(path, (work_prefix,)):
                         deny(event, path)
-        elif event in PATH_READS:
+        elif event in path_reads:
             path = resolve(args[0]) if args and args[0] not in (None, "") else None
             if path is not None and not inside(path, (work_prefix, *read_prefixes)):
                 deny(event, path)
-        elif event == "object.__setattr__" and len(args) > 1 and args[1] == "__code__":
+        elif event == "object.__setattr__" and length(args) > 1 and args[1] == "__code__":
             deny(event, "__code__")
 
     return hook

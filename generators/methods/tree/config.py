@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator
 from reasonfactory.generators.base import StrictModel
@@ -14,7 +14,20 @@ log = logging.getLogger("reasonfactory.tree")
 PROGRESS_SECONDS = 5.0  # a progress line at most this often during a search
 
 
+class SandboxConfig(StrictModel):
+    """How `code` verification may run model code (generators/verify/sandbox.py)."""
+
+    allow_weak: bool = Field(
+        False,
+        description="run code without Landlock/seccomp (audit hook and rlimits only): "
+        "hostile code may then change files or reach sockets this process can",
+    )
+
+
 class TreeConfig(StrictModel):
+    # Where model code may run decides nothing about the text generated.
+    NOT_IN_FINGERPRINT: ClassVar[tuple[str, ...]] = ("sandbox",)
+
     method: Literal["tree"] = "tree"
     rollouts: int = Field(16, ge=1, le=4096)
     width: int = Field(4, ge=1, le=64)
@@ -33,8 +46,9 @@ class TreeConfig(StrictModel):
     max_tokens: int = Field(2048, ge=1)
     traces_per_problem: int = Field(2, ge=1, le=64)
     min_agreement: float = Field(0.5, gt=0, le=1)
-    code_timeout: float = Field(5.0, gt=0, le=300)
+    code_timeout: float = Field(5.0, ge=0.01, le=300)
     code_memory_mb: int = Field(512, ge=64, le=65536)
+    sandbox: SandboxConfig = SandboxConfig()
     seed: int = 0
     shard_size: int = Field(128, ge=1)
 

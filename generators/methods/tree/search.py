@@ -276,7 +276,8 @@ def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig)
             cpu_seconds=math.ceil(config.code_timeout),
             memory_mb=config.code_memory_mb,
         )
-        for (_, node), result in zip(with_code, run_many(jobs, limits), strict=True):
+        results = run_many(jobs, limits, allow_weak=config.sandbox.allow_weak)
+        for (_, node), result in zip(with_code, results, strict=True):
             _record(node, check_code(node.text, result))
         alive = [(s, n) for s, n in alive if not n.terminal]
     if "rollout" in config.verify and alive:

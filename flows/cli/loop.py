@@ -1,0 +1,45 @@
+"""The `loop` command: cold start, then rounds of generate -> filter -> export -> train -> eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from reasonfactory.flows.cli.app import app, out
+
+
+@app.command()
+def loop(
+    loop_file: Annotated[Path, typer.Argument(help="A loop YAML (see examples/).")],
+) -> None:
+    """Run (or resume) a self-improvement loop and print held-out pass@1 per round against
+    its compute-matched control. Everything lands in the loop's work folder."""
+    from reasonfactory.flows.loop import loop_table, run_loop
+
+    done, config = run_loop(loop_file)
+    print_loop_table(loop_table(done, config.rounds))
+
+
+def _pct(row: dict, prefix: str = "") -> str:
+    value = row.get(f"{prefix}pass1")
+    if value is None:
+        return "-"
+    low, high = row[prefix + "ci_low"], row[prefix + "ci_high"]
+    return f"{100 * value:5.1f}% [{100 * low:.1f}, {100 * high:.1f}]"
+
+
+def print_loop_table(rows: list[dict]) -> None:
+    out.print(
+        f"{'model':<22} {'verified rows':>13}  {'held-out pass@1 [95% CI]':<26} "
+        f"control (same steps, seed only)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for row in rows:
+        verified = "-" if row.get("verified") is None else str(row["verified"])
+        out.print(
+            f"{row['model']:<22} {verified:>13}  {_pct(row):<26} {_pct(row, 'control_')}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -1,0 +1,101 @@
+"""Commands that evaluate and train models: eval, train."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.store import resolve_path
+
+
+@app.command("eval")
+def eval_(
+    recipe: Annotated[
+        Path | None, typer.Argument(help="A recipe: problems (with gold) and engine.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="A model folder, run with the vllm engine.")
+    ] = None,
+    problems: Annotated[
+        str | None, typer.Option(help="Problem source (builtin:..., FILE.jsonl, hf:DIR).")
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="Samples per problem (default 1).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
+    ] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Completion budget.")] = None,
+    benchmark: Annotated[str | None, typer.Option(help="Name stored in evals.benchmark.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Evaluate a model: pass@1, pass@k and maj@k with 95% intervals, stored in `evals`.
+
+    Either a recipe (its problems and engine; `generate` may set samples and temperature), or
+    `--model DIR --problems SOURCE` for a local model run with vLLM.
+    """
+    from reasonfactory.flows.evaluate import eval_recipe, run_eval
+    from reasonfactory.flows.recipe import read_yaml_mapping
+
+    if recipe is not None:
+        data = read_yaml_mapping(recipe, "recipe file")
+    elif model and problems:
+        data = {
+            "name": Path(model).name,
+            "problems": {"source": problems},
+            "engine": {"kind": "vllm", "model": model, "max_model_len": 2048},
+        }
+    else:
+        raise UserError("eval needs a RECIPE, or --model DIR and --problems SOURCE")
+    rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
+    rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
+    print_evals(rows)
+
+
+def print_evals(rows) -> None:
+    for r in rows.iter_rows(named=True):
+        out.print(
+            f"{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
+            f"{100 * r['value']:5.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  "
+            f"n={r['n']}",
+            soft_wrap=True,
+            highlight=False,
+        )
+
+
+@app.command()
+def train(
+    data: Annotated[
+        list[Path], typer.Option("--data", help="An export folder (repeat for several).")
+    ],
+    base: Annotated[Path, typer.Option(help="The model folder to start from.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to save the trained model.")],
+    kind: Annotated[str, typer.Option(help="sft | dpo")] = "sft",
+    config: Annotated[
+        Path | None, typer.Option(help="A YAML of training settings (see README).")
+    ] = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Train with TRL (SFT on `messages`, assistant turns only; or DPO) and record lineage."""
+    from pydantic import ValidationError
+    from reasonfactory.flows.recipe import read_yaml_mapping
+    from reasonfactory.flows.train import train_and_record
+    from reasonfactory.generators.train import TrainConfig
+
+    settings = {}
+    if config is not None:
+        settings = read_yaml_mapping(config, "training config")
+    try:
+        cfg = TrainConfig.model_validate({**settings, "kind": kind})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(map(str, first["loc"]))
+        raise UserError(f"{config or '--kind'}: {key}: {first['msg']}") from None
+    if not (base / "config.json").exists():
+        raise UserError(f"{base}: not a model folder (no config.json)")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise UserError(f"{out_dir} exists and is not empty; choose another --out")
+    row = train_and_record(data, base, out_dir, cfg, resolve_path(warehouse).resolve())
+    out.print(f"model {row['model_id']} saved to {row['path']}: {row['metrics']}")

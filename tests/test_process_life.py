@@ -1,0 +1,109 @@
+"""The CLI's process life on Prefect's temporary server (no PREFECT_API_URL): Ctrl-C is one
+line saying what is stored, within seconds; no kill leaves the server behind; a killed run
+reads as `crashed`. Real subprocesses, signals and DuckDB files."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from reasonfactory.warehouse.liveness import effective_status, owner_alive, process_owner
+from reasonfactory.warehouse.stats import run_stats
+from reasonfactory.warehouse.store import Warehouse
+
+RECIPE = """name: slow
+problems: {source: builtin:arithmetic, limit: 3000}
+generate: {samples: 8, shard_size: 50}
+"""
+
+
+def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
+    """`reasonfactory run` until its second shard is stored; returns it and its children."""
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_LOGGING_LEVEL="INFO", COLUMNS="300")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
+        + ["run", "r.yaml", "-w", "wh.duckdb"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "shard 2/" in line:
+            break
+    else:
+        raise AssertionError("".join(lines))
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    return proc, [int(c) for c in children], lines
+
+
+def _gone(pids: list[int], within_s: float = 10) -> bool:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        alive = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
+        if not alive:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_ctrl_c_is_one_line_within_seconds_and_stops_the_server(tmp_path):
+    proc, children, _ = _start(tmp_path)
+    assert children, "the temporary Prefect server is a child of the CLI"
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read()
+    proc.wait(timeout=30)
+    assert time.monotonic() - t0 < 15
+    assert proc.returncode == 130
+    last = rest.strip().splitlines()[-1]
+    assert last.startswith("interrupted: run r_") and "run the same command again" in last
+    assert "Traceback" not in rest and "leaked" not in rest
+    assert _gone(children)
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        done = wh.count("progress")
+        status = wh.sql("SELECT status FROM runs")["status"].to_list()
+    assert done >= 100 and f"has {done} problems" in last
+    assert status == ["interrupted"]
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_no_server_and_the_run_reads_crashed(tmp_path):
+    proc, children, _ = _start(tmp_path)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert _gone(children), "the temporary server outlived its parent"
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        [row] = run_stats(wh)
+        stored = wh.sql("SELECT status FROM runs")["status"][0]
+    assert stored == "running" and row.status == "crashed"
+
+
+def test_the_owner_of_a_run_is_checked_by_pid_and_start_time():
+    assert owner_alive(process_owner()) is True
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    owner = process_owner(child.pid)
+    child.wait()
+    assert owner_alive(owner) is False and effective_status("running", owner) == "crashed"
+    assert effective_status("completed", owner) == "completed"
+    host, pid, start = process_owner().split(":")
+    assert owner_alive(f"{host}:{pid}:{int(start) + 1}") is False  # a recycled pid
+    assert owner_alive(f"other-host:{pid}:{start}") is None  # cannot tell from here

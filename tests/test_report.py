@@ -1,0 +1,161 @@
+"""`reasonfactory report` rendered in a real headless Chromium (Debian's `chromium`, driven by
+playwright through `executable_path`): a warehouse with every method (self_output, tree, sos,
+journey, and distill against a local OpenAI-compatible server), no console errors, every plot
+drew marks, the browser's search finds a known trace, a journey trace shows its four coloured
+parts, the tree viewer highlights the kept path. Saves a PNG screenshot (README shows one).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import write_jsonl
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.warehouse.store import Warehouse
+from teacher_server import TeacherServer
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PLOTS = ["funnel", "lengths", "accuracy", "passk", "language", "reasons", "trees"]
+
+RECIPES = [
+    {
+        "name": "r-self",
+        "problems": {"source": "builtin:arithmetic", "limit": 16},
+        "generate": {"method": "self_output", "samples": 4},
+        "filters": ["format", "answer", {"language": {"lang": "en"}}],
+    },
+    {
+        "name": "r-tree",
+        "problems": {"source": "builtin:arithmetic", "limit": 6, "difficulty": [3, 4]},
+        "engine": {"kind": "sim", "error_rate": 0.3},
+        "generate": {"method": "tree", "rollouts": 6, "width": 3},
+    },
+    {
+        "name": "r-sos",
+        "problems": {"source": "builtin:countdown", "limit": 8},
+        "generate": {"method": "sos", "samples": 1, "max_nodes": 200},
+    },
+    {
+        "name": "r-journey",
+        "problems": {"source": "builtin:linear", "limit": 8},
+        "generate": {"method": "journey", "from": "inject", "detours": 1, "samples": 4},
+    },
+]
+
+
+def _browser():
+    sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail("CI installs chromium (.ci/run): it is missing")
+        pytest.skip("needs Debian's chromium: apt-get install -y chromium")
+    return sync_api
+
+
+@pytest.fixture(scope="module")
+def every_method(prefect_api, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    path = folder / "wh.duckdb"
+    for recipe in RECIPES:
+        run_recipe(parse_recipe(recipe), str(path))
+    problems = write_jsonl(
+        folder / "p.jsonl",
+        [{"question": f"What is {a} + {b}?", "answer": str(a + b)} for a, b in [(3, 4), (9, 9)]],
+    )
+    with TeacherServer(split=True) as srv:
+        distill = {
+            "name": "r-distill",
+            "problems": {"source": str(problems)},
+            "engine": {"kind": "openai", "model": "teacher", "base_url": srv.base_url,
+                       "price_in": 0.5, "price_out": 2.0},
+            "generate": {"method": "distill", "samples": 2, "max_tokens": 200},
+        }  # fmt: skip
+        run_recipe(parse_recipe(distill), str(path))
+    return path
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(every_method, cli, tmp_path):
+    sync_api = _browser()
+    out = tmp_path / "report.html"
+    proc = cli("report", "-w", str(every_method), "--out", str(out), check=True)
+    assert "written to" in proc.stdout
+    html = out.read_text(encoding="utf-8")
+    assert "<script src=" not in html and "<link " not in html, "the page must work offline"
+    with Warehouse(every_method, read_only=True) as wh:
+        methods = set(wh.sql("SELECT DISTINCT method FROM traces")["method"])
+        known = wh.sql(
+            "SELECT trace_id, question FROM traces JOIN problems USING (problem_id) "
+            "WHERE method = 'distill' AND question LIKE '%9 + 9%' LIMIT 1"
+        ).row(0, named=True)
+    assert methods == {"self_output", "tree", "sos", "journey", "distill"}
+
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        fetched: list[str] = []  # anything but the file itself is refused and recorded
+
+        def offline(route):
+            if route.request.url == out.as_uri():
+                return route.continue_()
+            fetched.append(route.request.url)
+            return route.abort()
+
+        page.route("**/*", offline)
+        page.goto(out.as_uri())
+        page.wait_for_function("window.reportReady === true")
+        page.wait_for_function(f"Object.keys(window.plotsDrawn).length === {len(PLOTS)}")
+
+        for name in PLOTS:
+            assert page.evaluate("n => window.plotsDrawn[n]", name) == "drawn", name
+            marks = page.evaluate(
+                "n => document.querySelectorAll(`#plot-${n} svg g.trace path, "
+                "#plot-${n} svg g.trace rect`).length",
+                name,
+            )
+            assert marks > 0, f"plot {name} drew no marks"
+
+        # search finds a known trace (by a word of its question) and only matching ones
+        page.fill("#search", "9 + 9")
+        ids = page.eval_on_selector_all(".trace-item", "els => els.map(e => e.dataset.id)")
+        assert known["trace_id"] in ids
+        page.fill("#search", known["trace_id"])
+        assert page.eval_on_selector_all(".trace-item", "els => els.map(e => e.dataset.id)") == [
+            known["trace_id"]
+        ]
+        page.fill("#search", "")
+
+        # a journey trace shows its error, feedback, back-track and correction, each coloured
+        page.select_option("#f-method", "journey")
+        page.select_option("#f-status", "kept")
+        page.click(".trace-item")
+        colours = {}
+        for part in ("error", "feedback", "backtrack", "correction"):
+            spans = page.query_selector_all(f"#trace-detail .j-{part}")
+            assert spans, f"journey part {part} not shown"
+            colours[part] = spans[0].evaluate("e => getComputedStyle(e).backgroundColor")
+        assert len(set(colours.values())) == 4, colours
+        assert page.query_selector("#trace-detail .j-error mark.claim") is not None
+
+        # the tree viewer: the kept path is highlighted
+        assert len(page.query_selector_all("#tree .node.on-path")) >= 2
+        assert len(page.query_selector_all("#tree .node")) > len(
+            page.query_selector_all("#tree .node.on-path")
+        )
+
+        page.select_option("#f-method", "")
+        page.select_option("#f-status", "")
+        shot = tmp_path / "report.png"
+        page.screenshot(path=str(shot), full_page=True)
+        browser.close()
+    assert errors == [] and fetched == []
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    if os.environ.get("REASONFACTORY_SCREENSHOT"):  # how README's picture is made
+        shutil.copy(shot, Path(os.environ["REASONFACTORY_SCREENSHOT"]))
