@@ -18,6 +18,10 @@ handed to processes waiting for it (other runs, `query`, `export`; warehouse/loc
 
 Runs on Prefect's ephemeral API by default (no server to start); `schedule` serves the same
 flow as a deployment.
+
+Long on purpose: the streaming scheduler, the batched commit and the flow share the run's one
+connection and its bookkeeping (redo set, reuse, re-filter on changed filters or golds);
+apart, each would need the others' state passed around.
 """
 
 from __future__ import annotations
@@ -368,8 +372,6 @@ def _run(
             reasons.update(r for r in traces["reject_reason"].to_list() if r)
             tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
             progress.advance(shard.height, traces.height, shard_kept, tokens)
-            tokens = traces["n_tokens"].sum() if "n_tokens" in traces.columns else 0
-            progress.advance(shard.height, traces.height, shard_kept, tokens)
             log.info(
                 "shard %d/%d: %d problems -> %d traces, %d kept (%.1f s)",
                 i + 1,
@@ -394,7 +396,7 @@ def _run(
     stale = stale_traces(previous, rec, regilded)
     refiltered = None
     if stale is None or stale:
-        refiltered = refilter_stored(str(wh.path), run_id, list(rec.filters), stale)
+        refiltered = refilter_stored(wh, run_id, list(rec.filters), stale)
         refiltered["why"] = "filters changed" if stale is None else "gold answers changed"
         log.info(
             "run %s: re-filtered %d stored traces (%s)",

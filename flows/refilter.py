@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import polars as pl
@@ -67,9 +69,20 @@ def filters_from_file(path: str) -> list[FilterSpec]:
 
 
 @task(cache_policy=NONE)
-def problem_batches(warehouse: str, run_id: str, batch_traces: int) -> list[list[str]]:
+@contextmanager
+def _opened(warehouse: str | Warehouse, read_only: bool = False) -> Iterator[Warehouse]:
+    """The warehouse a flow already holds (a run re-filtering its own traces: DuckDB refuses a
+    second connection with other settings in one process), or the file opened for this use."""
+    if isinstance(warehouse, Warehouse):
+        yield warehouse
+    else:
+        with Warehouse(warehouse, read_only=read_only) as wh:
+            yield wh
+
+
+def problem_batches(warehouse: str | Warehouse, run_id: str, batch_traces: int) -> list[list[str]]:
     """The run's problems in batches of about `batch_traces` traces."""
-    with Warehouse(warehouse, read_only=True) as wh:
+    with _opened(warehouse, read_only=True) as wh:
         counts = wh.sql(
             "SELECT problem_id, count(*) AS n FROM traces WHERE run_id = ? GROUP BY 1 ORDER BY 1",
             [run_id],
@@ -88,10 +101,10 @@ def problem_batches(warehouse: str, run_id: str, batch_traces: int) -> list[list
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
 def refilter_batch(
-    warehouse: str, run_id: str, problem_ids: list[str], specs: list[FilterSpec]
+    warehouse: str | Warehouse, run_id: str, problem_ids: list[str], specs: list[FilterSpec]
 ) -> pl.DataFrame:
     keys = pl.DataFrame({"problem_id": problem_ids})
-    with Warehouse(warehouse) as wh:
+    with _opened(warehouse) as wh:
         wh.con.register("_rf_keys", keys)
         try:
             traces = wh.sql(
@@ -111,7 +124,10 @@ def refilter_batch(
 
 
 def refilter_stored(
-    warehouse: str, run_id: str, specs: list[FilterSpec], problem_ids: set[str] | None = None
+    warehouse: str | Warehouse,
+    run_id: str,
+    specs: list[FilterSpec],
+    problem_ids: set[str] | None = None,
 ) -> dict:
     """Re-apply `specs` to the run's stored traces (all, or those of `problem_ids`) from inside
     another flow (`generate` does when a run's filters or golds changed); returns counts."""

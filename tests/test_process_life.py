@@ -29,7 +29,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_LOGGING_LEVEL="INFO", COLUMNS="300")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
-        + ["run", "r.yaml", "-w", "wh.duckdb"],
+        + ["--verbose", "run", "r.yaml", "-w", "wh.duckdb"],  # shard lines below
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
