@@ -15,6 +15,21 @@ import os
 import socket
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists on this host (one we may not signal counts).
+
+    >>> pid_alive(os.getpid())
+    True
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def process_owner(pid: int | None = None) -> str:
     """`host:pid:start` for this process (or `pid` on this host).
 

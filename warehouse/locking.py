@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 from reasonfactory.warehouse.errors import WarehouseError
+from reasonfactory.warehouse.liveness import pid_alive
 
 LOCK_TIMEOUT_ENV = "REASONFACTORY_LOCK_TIMEOUT"
 DEFAULT_LOCK_TIMEOUT = 3600.0  # seconds a process waits for the file before giving up
@@ -70,16 +71,6 @@ def _waiting_dir(path: Path) -> Path:
     return path.with_name(path.name + ".waiting")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def others_waiting(path: Path) -> bool:
     """Whether another live process waits for this warehouse (stale waiter files are removed)."""
     folder = _waiting_dir(path)
@@ -90,7 +81,7 @@ def others_waiting(path: Path) -> bool:
         pid = int(entry.name) if entry.name.isdigit() else -1
         if pid == os.getpid():
             continue
-        if pid > 0 and _alive(pid):
+        if pid > 0 and pid_alive(pid):
             found = True
         else:
             entry.unlink(missing_ok=True)

@@ -59,6 +59,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.liveness import pid_alive
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
@@ -307,7 +308,7 @@ def remove_leftovers(folder: str | None = None) -> list[str]:
         with contextlib.suppress(OSError):
             for entry in place.iterdir():
                 m = _LEFTOVER.fullmatch(entry.name)
-                if m is None or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
+                if m is None or int(m.group(1)) == os.getpid() or pid_alive(int(m.group(1))):
                     continue
                 with contextlib.suppress(OSError):
                     st = entry.lstat()
@@ -319,16 +320,6 @@ def remove_leftovers(folder: str | None = None) -> list[str]:
                         entry.rmdir()  # an empty cgroup: its tasks died with the run
                     removed.append(str(entry))
     return removed
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _clean_env(work: str) -> dict[str, str]:
