@@ -94,7 +94,7 @@ def temporary_api(startup_timeout_s: float = 60.0):
     Prefect then retries its crash report against it for a minute. This one runs in its own
     session (Ctrl-C reaches only the CLI, which reports to a live server and exits), is
     stopped when the block ends (after Prefect's log and event workers are drained), and
-    is told by the kernel (PR_SET_PDEATHSIG) to stop when its parent dies, also on SIGKILL.
+    is killed by the kernel (PR_SET_PDEATHSIG) when its parent dies, also on SIGKILL.
     With PREFECT_API_URL set, the block uses that server and starts nothing.
     """
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -143,12 +143,14 @@ def temporary_api(startup_timeout_s: float = 60.0):
             proc.wait()
 
 
-# Runs first in the server's process: ask the kernel for SIGTERM when the parent dies, make
+# Runs first in the server's process: ask the kernel for SIGKILL when the parent dies, make
 # sure the parent is still the one that started us (it may have died in between), then
-# become the server (the death signal survives exec).
+# become the server (the death signal survives exec). SIGKILL, not SIGTERM: with its parent
+# gone nobody waits for a graceful stop, and uvicorn's graceful stop took over 10 s under
+# load in CI (SQLite, Prefect's database, is safe against a kill).
 _DIE_WITH_PARENT = """
 import ctypes, os, signal, sys
-ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 if os.getppid() != int(sys.argv[1]):
     sys.exit(0)
 os.execv(sys.executable, [sys.executable, *sys.argv[2:]])

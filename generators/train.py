@@ -105,39 +105,45 @@ def train_model(
             "template; add them or set assistant_only_loss: false"
         )
     use_cpu = not torch.cuda.is_available() if config.use_cpu is None else config.use_cpu
+    # vLLM's CPU attention checks that torch's thread count is the one its engine was built
+    # with, and an engine may live on in this process (the loop, eval): give it back after.
+    threads = torch.get_num_threads()
     if use_cpu and config.cpu_threads is not None:
         # A tiny model gains nothing from more threads, and on a shared CPU two threads
         # were 11x slower per step than one (0.77 s against 8.4 s, bench machine, load 8).
         torch.set_num_threads(config.cpu_threads)
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
-    args = _trainer_args(config, Path(out) / ".trainer", use_cpu)
-    started = time.perf_counter()
-    if config.kind == "sft":
-        from trl import SFTTrainer
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+        args = _trainer_args(config, Path(out) / ".trainer", use_cpu)
+        started = time.perf_counter()
+        if config.kind == "sft":
+            from trl import SFTTrainer
 
-        trainer = SFTTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tokenizer
-        )
-    else:
-        from trl import DPOTrainer
+            trainer = SFTTrainer(
+                model=model, args=args, train_dataset=dataset, processing_class=tokenizer
+            )
+        else:
+            from trl import DPOTrainer
 
-        trainer = DPOTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tokenizer
-        )
-    result = trainer.train()
-    seconds = time.perf_counter() - started
-    out = Path(out)
-    trainer.save_model(str(out))
-    tokenizer.save_pretrained(str(out))
-    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    return {
-        "rows": dataset.num_rows,
-        "steps": trainer.state.global_step,
-        "epochs": round(trainer.state.epoch or 0.0, 3),
-        "train_loss": round(result.training_loss, 5),
-        "last_loss": round(losses[-1], 5) if losses else None,
-        "seconds": round(seconds, 2),
-    }
+            trainer = DPOTrainer(
+                model=model, args=args, train_dataset=dataset, processing_class=tokenizer
+            )
+        result = trainer.train()
+        seconds = time.perf_counter() - started
+        out = Path(out)
+        trainer.save_model(str(out))
+        tokenizer.save_pretrained(str(out))
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        return {
+            "rows": dataset.num_rows,
+            "steps": trainer.state.global_step,
+            "epochs": round(trainer.state.epoch or 0.0, 3),
+            "train_loss": round(result.training_loss, 5),
+            "last_loss": round(losses[-1], 5) if losses else None,
+            "seconds": round(seconds, 2),
+        }
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _trainer_args(config: TrainConfig, output_dir: Path, use_cpu: bool):
