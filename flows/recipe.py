@@ -99,7 +99,14 @@ EngineConfig = _tagged_union([config for config, _ in ENGINES.values()], "kind")
 class RunnerConfig(StrictModel):
     """How a run is executed (never part of its identity: it changes no generated text)."""
 
-    kind: Literal["local"] = "local"
+    # local: this process (the default; one GPU needs nothing more). ray: `replicas` engine
+    # replicas as Ray actors (flows/ray_runner.py), fed shards; the flow stores what they return.
+    kind: Literal["local", "ray"] = "local"
+    # ray only. local: start a Ray inside this run; auto: join the cluster this machine is part
+    # of (`ray start`); ray://HOST:10001: a remote cluster through Ray Client.
+    address: str = "local"
+    replicas: int = Field(1, ge=1, le=1024)
+    gpus_per_replica: int = Field(0, ge=0, le=8)  # vllm: 1, one engine per GPU
     # Shards generated ahead of the one being filtered and stored. None: 1, or for an engine
     # that takes calls from several threads (openai) enough to keep `concurrency` requests in
     # flight across shard boundaries. 0: shard by shard, nothing overlaps.
@@ -108,6 +115,17 @@ class RunnerConfig(StrictModel):
     # traces, one DuckDB row group): large inserts are fast, and a kill -9 loses at most this
     # much finished work. 0: store every shard as soon as it is filtered.
     commit_seconds: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ray_only(self):
+        if self.kind == "local" and (
+            self.address != "local" or self.replicas != 1 or self.gpus_per_replica
+        ):
+            raise ValueError("address, replicas and gpus_per_replica need runner kind: ray")
+        ok = self.address in ("local", "auto") or self.address.startswith("ray://")
+        if not ok:
+            raise ValueError(f"address {self.address!r}: use local, auto or ray://HOST:PORT")
+        return self
 
 
 class Recipe(StrictModel):
