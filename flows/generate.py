@@ -427,6 +427,8 @@ def _run(
         "engine_completions": engine.meter.completions,
         "samples_reused": reused,
     }
+    if isinstance(engine, RayRunner):
+        summary["replicas_start_seconds"] = round(engine.start_seconds, 3)
     if refiltered:
         summary["refiltered"] = refiltered
     if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox

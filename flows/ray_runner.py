@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from concurrent.futures import Future
 from dataclasses import replace
 
@@ -90,6 +91,7 @@ class RayRunner:
         except ImportError as exc:
             raise UserError("runner kind ray needs Ray: pip install 'reasonfactory[ray]'") from exc
         self.ray = ray
+        t0 = time.perf_counter()
         cfg = recipe.runner
         self.started = False
         if not ray.is_initialized():
@@ -110,6 +112,7 @@ class RayRunner:
         self.lock = threading.Lock()
         # Waits until every replica has built its engine: a bad engine fails here, once.
         self.model = ray.get([a.model.remote() for a in self.actors])[0]
+        self.start_seconds = time.perf_counter() - t0  # Ray up, every engine built
 
     def submit(self, shard: pl.DataFrame) -> Handed:
         with self.lock:
