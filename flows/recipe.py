@@ -45,7 +45,7 @@ MAX_INT = 2**53  # larger integers in a recipe are typos; they overflow the ware
 
 class ProblemsConfig(StrictModel):
     source: str = Field(
-        description="builtin:arithmetic | builtin:linear | FILE.jsonl | FILE.parquet | hf:DIR"
+        description="builtin:NAME | FILE.jsonl | FILE.parquet | hf:DIR | DIR/*.jsonl | DIR"
     )
     fields: dict[str, str] = Field(default_factory=dict)
     answer_format: Literal["plain", "boxed", "gsm8k"] = "plain"
@@ -99,12 +99,10 @@ EngineConfig = _tagged_union([config for config, _ in ENGINES.values()], "kind")
 class RunnerConfig(StrictModel):
     """How a run is executed (never part of its identity: it changes no generated text)."""
 
-    # local: this process (the default; one GPU needs nothing more). ray: `replicas` engine
-    # replicas as Ray actors (flows/ray_runner.py), fed shards; the flow stores what they return.
+    # local: the engine in this process (the default). ray: `replicas` engines as Ray actors
+    # (flows/ray_runner.py) on a Ray started here (address local), joined (auto), or ray://.
     kind: Literal["local", "ray"] = "local"
-    # ray only. local: start a Ray inside this run; auto: join the cluster this machine is part
-    # of (`ray start`); ray://HOST:10001: a remote cluster through Ray Client.
-    address: str = "local"
+    address: str = Field("local", pattern=r"^(local|auto|ray://\S+)$")
     replicas: int = Field(1, ge=1, le=1024)
     gpus_per_replica: int = Field(0, ge=0, le=8)  # vllm: 1, one engine per GPU
     # Shards generated ahead of the one being filtered and stored. None: 1, or for an engine
@@ -118,13 +116,9 @@ class RunnerConfig(StrictModel):
 
     @model_validator(mode="after")
     def _ray_only(self):
-        if self.kind == "local" and (
-            self.address != "local" or self.replicas != 1 or self.gpus_per_replica
-        ):
+        ray = (self.address, self.replicas, self.gpus_per_replica) != ("local", 1, 0)
+        if self.kind == "local" and ray:
             raise ValueError("address, replicas and gpus_per_replica need runner kind: ray")
-        ok = self.address in ("local", "auto") or self.address.startswith("ray://")
-        if not ok:
-            raise ValueError(f"address {self.address!r}: use local, auto or ray://HOST:PORT")
         return self
 
 

@@ -141,6 +141,28 @@ def refilter(
     out.print(f"  time: {s['seconds']:.1f} s")
 
 
+def check_cron(cron: str) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+    from pydantic import ValidationError
+
+    try:
+        CronSchedule(cron=cron)
+    except ValidationError:
+        raise UserError(
+            f'--cron {cron!r}: not a cron expression; five fields, e.g. "0 * * * *" (hourly)'
+        ) from None
+
+
+def need_server(why: str) -> None:
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise UserError(
+            f"{why}. Run `prefect server start` in another terminal and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
+        )
+
+
 @app.command()
 def schedule(
     recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
@@ -156,22 +178,11 @@ def schedule(
     `prefect server start` and point PREFECT_API_URL at it, e.g.
     PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
     """
-    from prefect.client.schemas.schedules import CronSchedule
-    from prefect.settings import PREFECT_API_URL
-    from pydantic import ValidationError
-
-    try:
-        CronSchedule(cron=cron)
-    except ValidationError:
-        raise UserError(
-            f'--cron {cron!r}: not a cron expression; five fields, e.g. "0 * * * *" (hourly)'
-        ) from None
-    if not PREFECT_API_URL.value():
-        raise UserError(
-            "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
-            "cron runs would never start. Run `prefect server start` in another terminal and "
-            "set PREFECT_API_URL=http://127.0.0.1:4200/api"
-        )
+    check_cron(cron)
+    need_server(
+        "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
+        "cron runs would never start"
+    )
     from reasonfactory.flows.generate import generate
     from reasonfactory.flows.recipe import load_recipe
 
