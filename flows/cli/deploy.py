@@ -11,25 +11,26 @@ absolute, since a worker runs flows in a folder of its own.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from reasonfactory.flows.cli.app import WarehouseOpt, app, err, out
-from reasonfactory.flows.cli.run import check_cron, need_server
+from reasonfactory.flows.cli.run import (
+    CRON_HELP,
+    DeploymentNameOpt,
+    RecipeArg,
+    check_cron,
+    need_server,
+)
 from reasonfactory.warehouse.store import resolve_path
 
 
 @app.command()
 def deploy(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
+    recipe: RecipeArg,
     pool: Annotated[str, typer.Option(help="Process work pool (created if missing).")],
-    cron: Annotated[
-        str | None, typer.Option(help='Cron expression, e.g. "0 * * * *" (hourly).')
-    ] = None,
-    name: Annotated[
-        str | None, typer.Option(help="Deployment name (default: recipe name).")
-    ] = None,
+    cron: Annotated[str | None, typer.Option(help=CRON_HELP)] = None,
+    name: DeploymentNameOpt = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Create (or update) a deployment of the generate flow on a Prefect process work pool.

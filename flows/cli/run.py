@@ -163,13 +163,18 @@ def need_server(why: str) -> None:
         )
 
 
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.")]
+CRON_HELP = 'Cron expression, e.g. "0 * * * *" (hourly).'
+DeploymentNameOpt = Annotated[
+    str | None, typer.Option(help="Deployment name (default: recipe name).")
+]
+
+
 @app.command()
 def schedule(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    cron: Annotated[str, typer.Option(help='Cron expression, e.g. "0 * * * *" (hourly).')],
-    name: Annotated[
-        str | None, typer.Option(help="Deployment name (default: recipe name).")
-    ] = None,
+    recipe: RecipeArg,
+    cron: Annotated[str, typer.Option(help=CRON_HELP)],
+    name: DeploymentNameOpt = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
