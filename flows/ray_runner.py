@@ -94,24 +94,40 @@ class RayRunner:
         t0 = time.perf_counter()
         cfg = recipe.runner
         self.started = False
+        self.actors = []
         if not ray.is_initialized():
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
             local = cfg.address == "local"
             ray.init(
                 address=None if local else cfg.address,
                 num_cpus=cfg.replicas if local else None,
-                num_gpus=cfg.replicas * cfg.gpus_per_replica if local else None,
+                num_gpus=None if cfg.gpus_per_replica or not local else 0,  # GPUs: as found
                 include_dashboard=False,
                 logging_level=logging.WARNING,
             )
             self.started = True
-        actor = ray.remote(num_cpus=1, num_gpus=cfg.gpus_per_replica)(Replica)
-        self.actors = [actor.remote(recipe, run_id) for _ in range(cfg.replicas)]
-        self.in_hand = [0] * cfg.replicas
-        self.meter = EngineMeter()
-        self.lock = threading.Lock()
-        # Waits until every replica has built its engine: a bad engine fails here, once.
-        self.model = ray.get([a.model.remote() for a in self.actors])[0]
+        try:
+            if cfg.address == "local":  # a fixed machine: actors that cannot fit would wait forever
+                have = ray.cluster_resources()
+                for what, need in (
+                    ("CPU", cfg.replicas),
+                    ("GPU", cfg.replicas * cfg.gpus_per_replica),
+                ):
+                    if have.get(what, 0) < need:
+                        raise UserError(
+                            f"runner: {cfg.replicas} replicas need {need} {what}s, this Ray has "
+                            f"{have.get(what, 0):g}; lower replicas, or join a cluster (address)"
+                        )
+            actor = ray.remote(num_cpus=1, num_gpus=cfg.gpus_per_replica)(Replica)
+            self.actors = [actor.remote(recipe, run_id) for _ in range(cfg.replicas)]
+            self.in_hand = [0] * cfg.replicas
+            self.meter = EngineMeter()
+            self.lock = threading.Lock()
+            # Waits until every replica has built its engine: a bad engine fails here, once.
+            self.model = ray.get([a.model.remote() for a in self.actors])[0]
+        except BaseException:
+            self.__exit__()
+            raise
         self.start_seconds = time.perf_counter() - t0  # Ray up, every engine built
 
     def submit(self, shard: pl.DataFrame) -> Handed:

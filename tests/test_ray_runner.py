@@ -8,6 +8,7 @@ import ray
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import RecipeError, parse_recipe
 from reasonfactory.generators import registry
+from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import Warehouse
 
 ENGINE = {"kind": "sim", "error_rate": 0.3, "format_error_rate": 0.1, "typo_rate": 0.1}
@@ -92,6 +93,15 @@ def test_ray_settings_need_kind_ray_and_a_known_address():
         parse_recipe({**base, "runner": {"kind": "ray", "address": "tcp://x"}})
     ok = parse_recipe({**base, "runner": {"kind": "ray", "address": "ray://head:10001"}})
     assert ok.fingerprint == parse_recipe(base).fingerprint
+
+
+def test_more_gpus_than_the_local_ray_has_is_a_clear_error(local_ray, prefect_api, tmp_path):
+    greedy = {**RECIPES["self_output"], "runner": {"kind": "ray", "gpus_per_replica": 1}}
+    with pytest.raises(UserError, match="1 replicas need 1 GPUs, this Ray has 0"):
+        run_recipe(parse_recipe(greedy), str(tmp_path / "wh.duckdb"))
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["failed"]
+        assert wh.count("traces") == 0
 
 
 def test_sim_delay_changes_no_identity():
