@@ -41,8 +41,8 @@ def _run_deployment(api: str):
 def _runs(warehouse):
     con = _open_read_only(warehouse)
     try:
-        runs = con.sql("SELECT run_id, status, meta FROM runs").fetchall()
-        traces = con.sql("SELECT count(*), count(DISTINCT problem_id) FROM traces").fetchone()
+        runs = con.execute("SELECT run_id, status, meta FROM runs").fetchall()
+        traces = con.execute("SELECT count(*), count(DISTINCT problem_id) FROM traces").fetchone()
         return [(r, s, json.loads(m)) for r, s, m in runs], traces
     finally:
         con.close()
