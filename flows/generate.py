@@ -258,8 +258,8 @@ def _lookahead(recipe: Recipe) -> int:
     `concurrency` slots full at a shard boundary."""
     if recipe.runner.lookahead is not None:
         return recipe.runner.lookahead
-    if recipe.runner.kind == "ray":  # each replica works on one shard and has the next queued
-        return 2 * recipe.runner.replicas
+    if recipe.runner.kind == "ray":  # each replica generates one, filters one, has one queued
+        return 3 * recipe.runner.replicas
     concurrency = getattr(recipe.engine, "concurrency", None)
     if recipe.engine.kind == "openai" and concurrency:
         # Besides a shard stuck on one slow reply, enough shards to queue 2x `concurrency`

@@ -37,7 +37,9 @@ from reasonfactory.warehouse.errors import UserError
 
 
 class Replica:
-    """One engine, kept for the run; generates and filters the shards it is handed."""
+    """One engine, kept for the run; generates and filters the shards it is handed. Two calls
+    run at once (`max_concurrency=2`) but only one generates: a shard is filtered while the
+    next one generates, as in a local run, and the engine (a GPU) is never shared."""
 
     def __init__(self, recipe, run_id: str):
         self.recipe = recipe
@@ -45,22 +47,24 @@ class Replica:
         self.ctx = RunContext(
             run_id=run_id, fingerprint=recipe.fingerprint, model=self.engine.model
         )
+        self.generating = threading.Lock()
 
     def model(self) -> str:
         return self.engine.model
 
     def run(self, shard: pl.DataFrame):
         """(generated, fresh completions, reused, filtered traces, the engine's meter for it)."""
-        before = replace(self.engine.meter)
-        generated, completions, reused = generate_one(shard, self.engine, self.recipe, self.ctx)
+        with self.generating:
+            before = replace(self.engine.meter)
+            generated, completions, reused = generate_one(shard, self.engine, self.recipe, self.ctx)
+            after = self.engine.meter
+            spent = EngineMeter(
+                after.calls - before.calls,
+                after.requests - before.requests,
+                after.completions - before.completions,
+                after.seconds - before.seconds,
+            )
         traces = filter_one(shard, generated, self.recipe)
-        after = self.engine.meter
-        spent = EngineMeter(
-            after.calls - before.calls,
-            after.requests - before.requests,
-            after.completions - before.completions,
-            after.seconds - before.seconds,
-        )
         return generated, completions, reused, traces, spent
 
 
@@ -118,7 +122,9 @@ class RayRunner:
                             f"runner: {cfg.replicas} replicas need {need} {what}s, this Ray has "
                             f"{have.get(what, 0):g}; lower replicas, or join a cluster (address)"
                         )
-            actor = ray.remote(num_cpus=1, num_gpus=cfg.gpus_per_replica)(Replica)
+            actor = ray.remote(num_cpus=1, num_gpus=cfg.gpus_per_replica, max_concurrency=2)(
+                Replica
+            )
             self.actors = [actor.remote(recipe, run_id) for _ in range(cfg.replicas)]
             self.in_hand = [0] * cfg.replicas
             self.meter = EngineMeter()
