@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, wait
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -41,19 +42,19 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture
 from prefect.states import Failed
-from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
-from reasonfactory.filters.working import with_questions
+from reasonfactory.filters.pipeline import parse_filter_spec
 from reasonfactory.flows.progress import reporter
+from reasonfactory.flows.ray_runner import RayRunner, done
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.flows.refilter import refilter_stored
+from reasonfactory.flows.shards import filter_one, generate_one
 from reasonfactory.generators.base import Generated, RunContext
 from reasonfactory.generators.engines import make_engine
-from reasonfactory.generators.engines.cached import CachedEngine, needs_rerun
+from reasonfactory.generators.engines.cached import needs_rerun
 from reasonfactory.generators.engines.metered import MeteredEngine
 from reasonfactory.generators.engines.sim_plans import plan_problem
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
-from reasonfactory.generators.verify.checkers import attach_checkers
 from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
@@ -129,23 +130,15 @@ def generate_shard(
     """Generate one shard; with `wh`, stored samples with the same content are reused.
     Returns the generator's output, the completions the engine made, and how many stored
     samples were reused."""
-    spec = get_generator(recipe.generate.method)
     lookup = None
     if wh is not None:
         lookup = lambda keys: wh.fetch("completions", pl.DataFrame({"request_key": keys}))  # noqa: E731
-    cached = CachedEngine(engine, recipe.engine_id, lookup)
-    out = spec.fn(shard, cached, recipe.generate, ctx)
-    # Problems whose answers are not checked by equality (Countdown) get their checker.
-    return (
-        Generated(attach_checkers(out.traces, shard), out.nodes),
-        cached.take_fresh(),
-        cached.reused,
-    )
+    return generate_one(shard, engine, recipe, ctx, lookup)
 
 
 @task(cache_policy=NONE)
-def filter_shard(traces: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:
-    return apply_filters(traces, recipe.filters)
+def filter_shard(shard: pl.DataFrame, generated: Generated, recipe: Recipe) -> pl.DataFrame:
+    return filter_one(shard, generated, recipe)
 
 
 @dataclass
@@ -265,6 +258,8 @@ def _lookahead(recipe: Recipe) -> int:
     `concurrency` slots full at a shard boundary."""
     if recipe.runner.lookahead is not None:
         return recipe.runner.lookahead
+    if recipe.runner.kind == "ray":  # each replica generates one, filters one, has one queued
+        return 3 * recipe.runner.replicas
     concurrency = getattr(recipe.engine, "concurrency", None)
     if recipe.engine.kind == "openai" and concurrency:
         # Besides a shard stuck on one slow reply, enough shards to queue 2x `concurrency`
@@ -326,16 +321,24 @@ def _run(
         todo.height,
         len(redo),
     )
-    engine = MeteredEngine(_engine_for(rec, todo))
-    ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
     size = rec.generate.shard_size
     shards = [todo.slice(start, size) for start in range(0, todo.height, size)]
     redo_ids = pl.Series(list(redo), dtype=pl.String)
+    replicas = ExitStack()  # the Ray runner's actors, ended however the run ends
+    if rec.runner.kind == "ray" and shards:
+        _check_engine(rec, todo)
+        engine = replicas.enter_context(RayRunner(rec, run_id))
+        submit = engine.submit
+    else:
+        engine = MeteredEngine(_engine_for(rec, todo))
+        ctx = RunContext(run_id=run_id, fingerprint=rec.fingerprint, model=engine.model)
 
-    def submit(shard: pl.DataFrame):
-        # Stored samples are looked up only when some may exist (a resumed or redone run).
-        shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
-        return generate_shard.submit(shard, engine, rec, ctx, wh if reuse or shard_redo else None)
+        def submit(shard: pl.DataFrame):
+            # Stored samples are looked up only when some may exist (a resumed or redone run).
+            shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
+            return generate_shard.submit(
+                shard, engine, rec, ctx, wh if reuse or shard_redo else None
+            )
 
     reasons: Counter = Counter()
     generated = kept = reused = 0
@@ -353,13 +356,16 @@ def _run(
         last_commit = time.monotonic()
 
     def submit_filter(shard: pl.DataFrame, generated):
-        return filter_shard.submit(with_questions(generated[0].traces, shard), rec)
+        if len(generated) > 3:  # a Ray replica filtered its shard already
+            return done(generated[3])
+        return filter_shard.submit(shard, generated[0], rec)
 
     t0 = time.perf_counter()
     try:
-        for i, (shard, (out, completions, shard_reused), traces) in enumerate(
+        for i, (shard, generated_, traces) in enumerate(
             _streamed(shards, submit, submit_filter, _lookahead(rec))
         ):
+            out, completions, shard_reused = generated_[:3]
             shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
             reused += shard_reused
             batch.append(
@@ -390,6 +396,8 @@ def _run(
         if batch:  # what was finished before the failure is kept
             commit()
         raise
+    finally:
+        replicas.close()
     if batch:
         commit()
     # A re-run with other filters, or with corrected golds, re-judges what is stored.
@@ -419,6 +427,8 @@ def _run(
         "engine_completions": engine.meter.completions,
         "samples_reused": reused,
     }
+    if isinstance(engine, RayRunner):
+        summary["replicas_start_seconds"] = round(engine.start_seconds, 3)
     if refiltered:
         summary["refiltered"] = refiltered
     if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox
@@ -427,6 +437,11 @@ def _run(
 
 
 def _engine_for(recipe: Recipe, problems: pl.DataFrame):
+    _check_engine(recipe, problems)
+    return make_engine(recipe.engine)
+
+
+def _check_engine(recipe: Recipe, problems: pl.DataFrame) -> None:
     uses_engine = get_generator(recipe.generate.method).uses_engine
     if recipe.engine.kind == "sim" and problems.height and uses_engine:
         unknown = [q for q in problems["question"].head(50) if plan_problem(q) is None]
@@ -436,7 +451,6 @@ def _engine_for(recipe: Recipe, problems: pl.DataFrame):
                 f"builtin:linear), not {recipe.problems.source!r} (e.g. {unknown[0][:80]!r}); "
                 "use engine kind vllm or openai for real problem sets"
             )
-    return make_engine(recipe.engine)
 
 
 def run_recipe(recipe: Recipe, warehouse: str, limit: int | None = None) -> dict:

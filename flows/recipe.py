@@ -45,7 +45,7 @@ MAX_INT = 2**53  # larger integers in a recipe are typos; they overflow the ware
 
 class ProblemsConfig(StrictModel):
     source: str = Field(
-        description="builtin:arithmetic | builtin:linear | FILE.jsonl | FILE.parquet | hf:DIR"
+        description="builtin:NAME | FILE.jsonl | FILE.parquet | hf:DIR | DIR/*.jsonl | DIR"
     )
     fields: dict[str, str] = Field(default_factory=dict)
     answer_format: Literal["plain", "boxed", "gsm8k"] = "plain"
@@ -99,7 +99,12 @@ EngineConfig = _tagged_union([config for config, _ in ENGINES.values()], "kind")
 class RunnerConfig(StrictModel):
     """How a run is executed (never part of its identity: it changes no generated text)."""
 
-    kind: Literal["local"] = "local"
+    # local: the engine in this process (the default). ray: `replicas` engines as Ray actors
+    # (flows/ray_runner.py) on a Ray started here (address local), joined (auto), or ray://.
+    kind: Literal["local", "ray"] = "local"
+    address: str = Field("local", pattern=r"^(local|auto|ray://\S+)$")
+    replicas: int = Field(1, ge=1, le=1024)
+    gpus_per_replica: int = Field(0, ge=0, le=8)  # vllm: 1, one engine per GPU
     # Shards generated ahead of the one being filtered and stored. None: 1, or for an engine
     # that takes calls from several threads (openai) enough to keep `concurrency` requests in
     # flight across shard boundaries. 0: shard by shard, nothing overlaps.
@@ -108,6 +113,13 @@ class RunnerConfig(StrictModel):
     # traces, one DuckDB row group): large inserts are fast, and a kill -9 loses at most this
     # much finished work. 0: store every shard as soon as it is filtered.
     commit_seconds: float = Field(30.0, ge=0)
+
+    @model_validator(mode="after")
+    def _ray_only(self):
+        ray = (self.address, self.replicas, self.gpus_per_replica) != ("local", 1, 0)
+        if self.kind == "local" and ray:
+            raise ValueError("address, replicas and gpus_per_replica need runner kind: ray")
+        return self
 
 
 class Recipe(StrictModel):

@@ -133,3 +133,29 @@ def test_real_gsm8k_loads_with_bare_number_golds():
 def test_real_math_sets_load(name, fields, fmt, rows):
     df = load_problems(str(shared_data(name)), fields=fields, answer_format=fmt)
     assert df.height == rows and df["gold"].null_count() == 0
+
+
+def test_a_glob_or_a_folder_is_one_problem_set_that_grows(tmp_path):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    write_jsonl(incoming / "a.jsonl", [{"question": "1 + 1?", "answer": "2"}])
+    glob_source, folder = str(incoming / "*.jsonl"), str(incoming)
+    first = load_problems(glob_source)
+    assert first["source"].to_list() == ["incoming"]
+    pl.DataFrame({"question": ["2 + 2?"], "answer": ["4"]}).write_parquet(incoming / "b.parquet")
+    write_jsonl(incoming / "c.jsonl", [{"question": "1 + 1?", "answer": "2"}, {"question": "3?"}])
+    (incoming / "notes.txt").write_text("not problems")
+    grown = load_problems(folder)  # a folder takes its .jsonl and .parquet files
+    assert grown["question"].to_list() == ["1 + 1?", "2 + 2?", "3?"]
+    # A problem keeps its id whichever file, pattern or folder it comes from.
+    assert grown["problem_id"][0] == first["problem_id"][0]
+    assert load_problems(glob_source)["question"].to_list() == ["1 + 1?", "3?"]
+    write_jsonl(incoming / "d.jsonl", [{"question": "2 + 2?", "answer": "5"}])
+    with pytest.raises(ProblemSourceError, match=r"b.parquet row 0 with a different gold"):
+        load_problems(folder)
+    with pytest.raises(ProblemSourceError, match="notes.txt is not .jsonl or .parquet"):
+        load_problems(str(incoming / "*"))
+    with pytest.raises(ProblemSourceError, match="no problems in it"):
+        load_problems(str(incoming / "*.ndjson"))
+    with pytest.raises(ProblemSourceError, match="no folder"):
+        load_problems(str(tmp_path / "missing" / "*.jsonl"))

@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, check, report, eval, train, loop.
+decontam, schedule, deploy, check, report, eval, train, loop.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -14,6 +14,7 @@ import sys
 from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
     check,
     data,
+    deploy,
     export,
     loop,
     models,

@@ -141,23 +141,8 @@ def refilter(
     out.print(f"  time: {s['seconds']:.1f} s")
 
 
-@app.command()
-def schedule(
-    recipe: Annotated[Path, typer.Argument(help="Recipe YAML file.")],
-    cron: Annotated[str, typer.Option(help='Cron expression, e.g. "0 * * * *" (hourly).')],
-    name: Annotated[
-        str | None, typer.Option(help="Deployment name (default: recipe name).")
-    ] = None,
-    warehouse: WarehouseOpt = None,
-) -> None:
-    """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
-
-    Cron runs need a Prefect server (its scheduler creates them): start one with
-    `prefect server start` and point PREFECT_API_URL at it, e.g.
-    PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
-    """
+def check_cron(cron: str) -> None:
     from prefect.client.schemas.schedules import CronSchedule
-    from prefect.settings import PREFECT_API_URL
     from pydantic import ValidationError
 
     try:
@@ -166,12 +151,43 @@ def schedule(
         raise UserError(
             f'--cron {cron!r}: not a cron expression; five fields, e.g. "0 * * * *" (hourly)'
         ) from None
+
+
+def need_server(why: str) -> None:
+    from prefect.settings import PREFECT_API_URL
+
     if not PREFECT_API_URL.value():
         raise UserError(
-            "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
-            "cron runs would never start. Run `prefect server start` in another terminal and "
-            "set PREFECT_API_URL=http://127.0.0.1:4200/api"
+            f"{why}. Run `prefect server start` in another terminal and set "
+            "PREFECT_API_URL=http://127.0.0.1:4200/api"
         )
+
+
+RecipeArg = Annotated[Path, typer.Argument(help="Recipe YAML file.")]
+CRON_HELP = 'Cron expression, e.g. "0 * * * *" (hourly).'
+DeploymentNameOpt = Annotated[
+    str | None, typer.Option(help="Deployment name (default: recipe name).")
+]
+
+
+@app.command()
+def schedule(
+    recipe: RecipeArg,
+    cron: Annotated[str, typer.Option(help=CRON_HELP)],
+    name: DeploymentNameOpt = None,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
+
+    Cron runs need a Prefect server (its scheduler creates them): start one with
+    `prefect server start` and point PREFECT_API_URL at it, e.g.
+    PREFECT_API_URL=http://127.0.0.1:4200/api reasonfactory schedule r.yaml --cron "0 * * * *"
+    """
+    check_cron(cron)
+    need_server(
+        "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
+        "cron runs would never start"
+    )
     from reasonfactory.flows.generate import generate
     from reasonfactory.flows.recipe import load_recipe
 

@@ -33,6 +33,12 @@ class SimEngineConfig(PricedEngine):
     typo_rate: float = Field(0.0, ge=0, lt=1)
     wordings: int = Field(1, ge=1, le=5)
     language: Literal["en", "zh"] = "en"  # the language the sim writes its steps in
+    # Seconds every `generate` call sleeps, standing in for a model's time per batch (for
+    # benchmarks of runners: bench/bench_ray.py). It changes no text, so no identity.
+    delay_s: float = Field(0.0, ge=0, le=60)
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(
+        {"delay_s"}
+    )
 
 
 def _make_sim(config: SimEngineConfig) -> Engine:
@@ -45,6 +51,7 @@ def _make_sim(config: SimEngineConfig) -> Engine:
         typo_rate=config.typo_rate,
         wordings=config.wordings,
         language=config.language,
+        delay_s=config.delay_s,
     )
 
 

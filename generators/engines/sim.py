@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from fractions import Fraction
 
 from reasonfactory.generators.engines.base import Completion, EngineError, GenRequest
@@ -78,6 +79,7 @@ class SimEngine:
         typo_rate: float = 0.0,
         wordings: int = 1,
         language: str = "en",
+        delay_s: float = 0.0,
     ):
         if not 0 <= error_rate < 1 or not 0 <= format_error_rate < 1 or not 0 <= typo_rate < 1:
             raise ValueError("error_rate, format_error_rate and typo_rate must lie in [0, 1)")
@@ -91,8 +93,11 @@ class SimEngine:
             raise ValueError(f"language must be en or zh, not {language!r}")
         self.language = language
         self.model = model
+        self.delay_s = delay_s  # a model's time per call, for benchmarks; text is unchanged
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return [self._sample(req) for req in requests]
 
     def _sample(self, req: GenRequest) -> list[Completion]:

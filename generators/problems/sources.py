@@ -12,6 +12,7 @@ Not here: writing to the warehouse (the caller ingests the returned frame).
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import re
@@ -57,11 +58,17 @@ def load_problems(
     if source.startswith(BUILTIN):
         return _builtin(source, limit if limit is not None else 100, seed, difficulty)
     fields = {"question": "question", "answer": "answer", **(fields or {})}
-    path, kind = locate_source(source)
-    label = name or (path.stem if kind != "hf" else path.name)
+    files = locate_files(source)
+    if files is not None:  # a glob or a folder of files: one problem set that grows
+        label = name or _set_label(source)
+        records = (r for path, kind in files for r in read_records(path, kind, split))
+    else:
+        path, kind = locate_source(source)
+        label = name or (path.stem if kind != "hf" else path.name)
+        records = read_records(path, kind, split)
     rows = []
     first: dict[str, tuple[str, str | None]] = {}  # problem_id -> (where, gold) first seen
-    for where, record in read_records(path, kind, split):
+    for where, record in records:
         row = _problem_row(record, where, fields, answer_format, label)
         seen = first.setdefault(row["problem_id"], (where, row["gold"]))
         if seen[1] != row["gold"]:
@@ -73,7 +80,7 @@ def load_problems(
         if limit is not None and len(rows) >= limit:
             break
     if not rows:
-        raise ProblemSourceError(f"{source}: no problems in it")
+        raise ProblemSourceError(f"{source}: no problems in it (yet)")
     return PROBLEMS.conform(pl.DataFrame(rows, schema=PROBLEMS.polars_schema)).unique(
         subset="problem_id", keep="first", maintain_order=True
     )
@@ -99,6 +106,61 @@ def _builtin(source: str, count: int, seed: int, difficulty) -> pl.DataFrame:
         for p in problems
     ]
     return pl.DataFrame(rows, schema=PROBLEMS.polars_schema)
+
+
+GLOB = re.compile(r"[*?\[]")
+FILE_KINDS = {".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}
+
+
+def locate_files(source: str) -> list[tuple[Path, str]] | None:
+    """The files of a growing problem set, in name order: a glob (`incoming/*.jsonl`) or a
+    folder of .jsonl/.parquet files (not a saved `datasets` folder). None for other sources.
+    Files that arrive later join the set; its problems keep their ids (`_set_label`).
+
+    >>> locate_files("builtin:arithmetic") is None
+    True
+    """
+    if source.startswith((BUILTIN, "hf:")):
+        return None
+    path = Path(source)
+    if GLOB.search(source):
+        k = _first_glob(path)
+        parent = Path(*path.parts[:k]) if k else Path(".")
+        matches = sorted(Path(m) for m in glob.glob(source))
+        if not parent.is_dir():
+            raise ProblemSourceError(f"{source}: no folder {parent}")
+        odd = [m for m in matches if m.is_file() and m.suffix.lower() not in FILE_KINDS]
+        if odd:
+            raise ProblemSourceError(
+                f"{source}: {odd[0]} is not .jsonl or .parquet; narrow the pattern"
+            )
+        return [(m, FILE_KINDS[m.suffix.lower()]) for m in matches if m.is_file()]
+    if path.is_dir() and not _is_dataset_folder(path):
+        return [
+            (f, FILE_KINDS[f.suffix.lower()])
+            for f in sorted(path.iterdir())
+            if f.is_file() and f.suffix.lower() in FILE_KINDS
+        ]
+    return None
+
+
+def _first_glob(path: Path) -> int:
+    return next(i for i, part in enumerate(path.parts) if GLOB.search(part))
+
+
+def _set_label(source: str) -> str:
+    """The `source` of a growing set's problems: the folder's name, whatever file a problem
+    came from, so a problem keeps its id when files are added or renamed."""
+    path = Path(source)
+    if GLOB.search(source):
+        path = Path(*path.parts[: _first_glob(path)]) if _first_glob(path) else Path.cwd()
+    return path.resolve().name
+
+
+def _is_dataset_folder(path: Path) -> bool:
+    return any(
+        (path / f).exists() for f in ("dataset_info.json", "dataset_dict.json", "state.json")
+    )
 
 
 def locate_source(source: str) -> tuple[Path, str]:
