@@ -347,9 +347,12 @@ def _run(
     progress = reporter()
     progress.start(todo.height, f"generate {rec.name}")
 
-    def commit() -> None:
+    def commit(failing: bool = False) -> None:
         nonlocal last_commit
-        stored = ingest_shards(wh, batch, rec, run_id)
+        # While a failure or a Ctrl-C unwinds, store without Prefect's task machinery (it
+        # sees the interrupt too and may not run the task): the plain function, same rows.
+        ingest = ingest_shards.fn if failing else ingest_shards
+        stored = ingest(wh, batch, rec, run_id)
         # -- committed point: every shard in `batch` is stored (traces, progress, samples) --
         log.info("stored %d shards: %d traces", len(batch), stored)
         batch.clear()
@@ -394,7 +397,7 @@ def _run(
             wh.yield_to_waiters()  # another run or a reader waits: let it in between shards
     except BaseException:
         if batch:  # what was finished before the failure is kept
-            commit()
+            commit(failing=True)
         raise
     finally:
         replicas.close()
