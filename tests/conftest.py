@@ -22,6 +22,10 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
+# vLLM (CPU) after training in one process: one OpenMP thread, set before torch loads
+# (flows/loop.py VLLM_CPU_ENV says why).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
 
 from reasonfactory.flows.runtime import configure_prefect  # noqa: E402  (after the env above)
 

@@ -18,7 +18,8 @@ require_vllm()
 
 import yaml  # noqa: E402
 from reasonfactory.flows import loop as loop_module  # noqa: E402
-from reasonfactory.flows.loop import loop_table, run_loop  # noqa: E402
+from reasonfactory.flows.loop import compare_table, loop_table, run_loop  # noqa: E402
+from reasonfactory.generators.verify.steps import fixed_errors  # noqa: E402
 from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -45,6 +46,21 @@ TINY = {
     "train": {"max_steps": 20, "batch_size": 16, "logging_steps": 5},
     "round_steps": 5,
     "eval": {"max_tokens": 48},
+    # the method comparison, one arm: journey data from the same cold start on round 1's problems
+    "compare": {
+        "journey": {
+            "generate": {
+                "method": "journey",
+                "samples": 2,
+                "temperature": 0.8,
+                "max_tokens": 48,
+                "keep_sources": False,
+                "error_types": ["arithmetic_slip"],
+                "seed": 1,  # fresh samples: the completions table would serve round 1's
+            },
+            "filters": ["format", {"steps": {"allow_fixed": True}}, "answer", "dedup"],
+        }
+    },
 }
 
 
@@ -61,13 +77,14 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     expected = [
         "problems", "cold:student", "cold:distill", "cold:export", "cold:train", "cold:eval",
         "r1:generate", "r1:export", "r1:train", "r1:eval", "r1:control:train",
-        "r1:control:eval",
+        "r1:control:eval", "cmp:journey:generate", "cmp:journey:export", "cmp:journey:train",
+        "cmp:journey:eval",
     ]  # fmt: skip
     assert [s for s in expected if s not in done] == []
     # The rounds' problem file carries no answers; the held-out file is never trained on.
     round_rows = [json.loads(x) for x in (work / "problems" / "round-1.jsonl").open()]
     assert round_rows and all("answer" not in r for r in round_rows)
-    for name in ("round-0", "round-1", "control-1"):
+    for name in ("round-0", "round-1", "control-1", "compare-journey"):
         assert (work / "models" / name / "config.json").exists()
         assert (work / "models" / name / "tokenizer_config.json").exists()
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
@@ -82,18 +99,33 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
             "WHERE p.source = 'heldout' AND t.status <> 'eval'"
         )["n"][0]
     assert golds == (0, 30)
-    assert models.height == 3  # cold start, round 1, control 1
-    assert models["parent"][1].endswith("round-0") and models["parent"][2].endswith("round-0")
-    assert [m.rsplit("/", 1)[-1] for m in models["path"]] == ["round-0", "round-1", "control-1"]
-    assert evals.height == 3
+    assert models.height == 4  # cold start, round 1, control 1, the journey arm
+    assert all(p.endswith("round-0") for p in models["parent"][1:])
+    assert [m.rsplit("/", 1)[-1] for m in models["path"]] == [
+        "round-0", "round-1", "control-1", "compare-journey"
+    ]  # fmt: skip
+    assert evals.height == 4
     assert heldout_kept == 0
     table = loop_table(done, config.rounds)
     assert [r["model"] for r in table] == ["round-0 (cold start)", "round-1"]
     assert table[1]["control_n"] == 30 and table[1]["n"] == 30
+    # the comparison: the same problems, the budget each arm spent, what it kept
+    arms = compare_table(done, config)
+    assert [a["arm"] for a in arms] == ["self_output", "journey", "control (seed only)"]
+    assert arms[0]["completions"] == 60 and arms[0]["tokens"] > 0  # 30 problems x 2 samples
+    assert arms[1]["completions"] == 60  # journey samples its bases as self_output does
+    assert all(a["n"] == 30 and a["traces"] == 30 for a in arms)
+    gen = done["cmp:journey:generate"]
+    with Warehouse(work / "loop.duckdb", read_only=True) as wh:
+        journeys = wh.sql(
+            "SELECT thought FROM traces WHERE run_id = ? AND status = 'kept'", [gen["run_id"]]
+        )["thought"].to_list()
+    assert len(journeys) == done["cmp:journey:export"]
+    assert all(fixed_errors(t)[1] >= 1 for t in journeys)  # every kept journey fixes an error
 
 
 def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api, tmp_path):
-    path = write_loop(tmp_path, rounds=1, control=False, train_from="start")
+    path = write_loop(tmp_path, rounds=1, control=False, train_from="start", compare={})
     real = loop_module.train_and_record
     calls = []
 

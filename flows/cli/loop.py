@@ -15,10 +15,12 @@ def loop(
 ) -> None:
     """Run (or resume) a self-improvement loop and print held-out pass@1 per round against
     its compute-matched control. Everything lands in the loop's work folder."""
-    from reasonfactory.flows.loop import loop_table, run_loop
+    from reasonfactory.flows.loop import compare_table, loop_table, run_loop
 
     done, config = run_loop(loop_file)
     print_loop_table(loop_table(done, config.rounds))
+    if config.compare:
+        print_compare_table(compare_table(done, config))
 
 
 def _pct(row: dict, prefix: str = "") -> str:
@@ -40,6 +42,29 @@ def print_loop_table(rows: list[dict]) -> None:
         verified = "-" if row.get("verified") is None else str(row["verified"])
         out.print(
             f"{row['model']:<22} {verified:>13}  {_pct(row):<26} {_pct(row, 'control_')}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _n(value) -> str:
+    return "-" if value is None else str(value)
+
+
+def print_compare_table(rows: list[dict]) -> None:
+    """Round 1's data against each `compare` arm: same cold start, problems and steps."""
+    out.print(
+        "\nround 1 made each way (same cold start, same new problems, same training steps):\n"
+        f"{'data':<20} {'completions':>11} {'tokens':>8} {'verified':>8}  "
+        f"{'held-out pass@1 [95% CI]':<26} {'false step':>10} {'fixed':>6} {'fixed+right':>11}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for r in rows:
+        out.print(
+            f"{r['arm']:<20} {_n(r['completions']):>11} {_n(r['tokens']):>8} "
+            f"{_n(r['verified']):>8}  {_pct(r):<26} {_n(r['with_error']):>10} "
+            f"{_n(r['with_fix']):>6} {_n(r['fix_correct']):>11}",
             highlight=False,
             soft_wrap=True,
         )

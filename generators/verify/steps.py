@@ -184,3 +184,31 @@ def _close(printed, stated, places: int | None) -> bool:
         return True
     # Python prints floats: 10/3 is 3.3333333333333335.
     return abs(printed - stated) <= Rational(1, 10**9) * max(1, abs(stated))
+
+
+def fixed_errors(thought: str) -> tuple[int, int]:
+    """(false steps, false steps fixed later) in a thought of `\\n\\n`-separated steps.
+
+    A false step counts as detected and fixed when a later step makes a true claim with the
+    same left side (`17 + 5 = 23.` ... `17 + 5 = 22.`), as a journey trace does after its
+    feedback. Only prose is read (code blocks are not steps here). An error that leaves a
+    true equation (an operand copied wrong: `12 - 12 = 0` for `12 - 26`) is not a false step
+    and is not counted.
+
+    >>> fixed_errors("Step 1: 17 + 5 = 23.\\n\\nWait: it is 22.\\n\\nStep 1: 17 + 5 = 22.")
+    (1, 1)
+    >>> fixed_errors("Step 1: 17 + 5 = 23.\\n\\nStep 2: 23 * 2 = 46.")
+    (1, 0)
+    >>> fixed_errors("Step 1: 17 + 5 = 22.")
+    (0, 0)
+    """
+    claims = [
+        (i, claim.left.shown.replace(" ", ""), judge(claim))
+        for i, step in enumerate(thought.split("\n\n"))
+        for claim in find_equations(prose_of(step))
+    ]
+    wrong = [(i, left) for i, left, holds in claims if holds is False]
+    fixed = sum(
+        any(j > i and other == left and holds for j, other, holds in claims) for i, left in wrong
+    )
+    return len(wrong), fixed
