@@ -34,9 +34,9 @@ class StepsOptions(StrictModel):
 def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = None):
     """Verdicts `ok`, `reason`, `detail` {claims, claim, expected}.
 
-    >>> steps_filter(pl.DataFrame({"thought": ["Step 1: 2 + 3 = 5.", "Step 1: 2 + 3 = 6."]}))[
-    ...     "reason"].to_list()
-    [None, 'false_step']
+    >>> steps_filter(pl.DataFrame({"thought": ["Step 1: 2 + 3 = 5.", "Step 1: 2 + 3 = 6.",
+    ...     "First add the two.\\n\\nSo 2 + 3 = 5.", "I am not sure."]}))["reason"].to_list()
+    [None, 'false_step', None, 'no_claims']
     """
     opts = StepsOptions.model_validate(options or {})
     ok, reason, detail = [], [], []
@@ -65,6 +65,8 @@ def _judge(thought: str, min_claims: int, allow_fixed: bool = False) -> tuple[st
         if allow_fixed and (check.ok is None or (check.ok is False and corrected)):
             claims += len(find_equations(prose))  # feedback prose, or a fixed error
             continue
+        if check.ok is None:
+            continue  # nothing checkable in this paragraph (prose): not false, no claim
         if not check.ok:
             return "false_step", {
                 "claims": claims,
