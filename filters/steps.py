@@ -55,6 +55,8 @@ def _judge(thought: str, min_claims: int) -> tuple[str | None, dict]:
     for step in thought.split("\n\n"):
         prose = prose_of(step)
         check = check_equations(prose)
+        if check.ok is None:
+            continue  # nothing checkable in this paragraph (prose): not false, no claim
         if not check.ok:
             return "false_step", {
                 "claims": claims,
