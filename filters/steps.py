@@ -62,8 +62,8 @@ def _judge(thought: str, min_claims: int, allow_fixed: bool = False) -> tuple[st
     for step in thought.split("\n\n"):
         prose = prose_of(step)
         check = check_equations(prose)
-        if allow_fixed and (check.ok is None or (check.ok is False and corrected)):
-            claims += len(find_equations(prose))  # feedback prose, or a fixed error
+        if check.ok is False and corrected:
+            claims += len(find_equations(prose))  # a false step the trace fixes later
             continue
         if check.ok is None:
             continue  # nothing checkable in this paragraph (prose): not false, no claim
