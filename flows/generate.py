@@ -43,6 +43,7 @@ from prefect.cache_policies import NONE
 from prefect.futures import PrefectFuture
 from prefect.states import Failed
 from reasonfactory.filters.pipeline import parse_filter_spec
+from reasonfactory.flows.interrupts import SafePoints
 from reasonfactory.flows.progress import reporter
 from reasonfactory.flows.ray_runner import RayRunner, done
 from reasonfactory.flows.recipe import Recipe, parse_recipe
@@ -62,6 +63,8 @@ from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 _USER_ERROR = "user error: "
 # Finished shards that may wait, in memory, for a slow shard before them to be stored.
 MAX_WAITING = 32
+# How long the flow's thread waits on its shards before it looks for a Ctrl-C.
+WAIT_S = 0.25
 
 
 @task(cache_policy=NONE)
@@ -212,13 +215,15 @@ def _streamed(
     filter_: Callable[[pl.DataFrame, object], PrefectFuture],
     lookahead: int,
     max_waiting: int = MAX_WAITING,
+    check: Callable[[], None] = lambda: None,
 ) -> Iterator[tuple[pl.DataFrame, object, object]]:
     """(shard, its generation, its filtered traces) in shard order, as a small scheduler over
     Prefect futures. Up to `lookahead` shards generate at once (0: one at a time, the next
     started once the caller is done with the last); each is filtered as soon as it is
     generated, in any order, while the caller stores earlier ones. A slow shard holds no other
     back: shards after it keep finishing and new ones start (at most `max_waiting` finished
-    shards wait in memory for it), so an engine's slots stay busy."""
+    shards wait in memory for it), so an engine's slots stay busy. `check` runs at least
+    every `WAIT_S` while it waits: where a Ctrl-C is raised (flows/interrupts.py)."""
     n = len(shards)
     gens: dict[int, PrefectFuture] = {}
     filts: dict[int, PrefectFuture] = {}
@@ -249,7 +254,8 @@ def _streamed(
             given += 1
             continue
         pending = [f.wrapped_future for f in (*gens.values(), *filts.values())]
-        wait([f for f in pending if not f.done()], return_when=FIRST_COMPLETED)
+        wait([f for f in pending if not f.done()], timeout=WAIT_S, return_when=FIRST_COMPLETED)
+        check()
 
 
 def _lookahead(recipe: Recipe) -> int:
@@ -364,9 +370,10 @@ def _run(
         return filter_shard.submit(shard, generated[0], rec)
 
     t0 = time.perf_counter()
+    points = SafePoints().install()  # Ctrl-C is raised between shards, not inside a lock
     try:
         for i, (shard, generated_, traces) in enumerate(
-            _streamed(shards, submit, submit_filter, _lookahead(rec))
+            _streamed(shards, submit, submit_filter, _lookahead(rec), check=points.check)
         ):
             out, completions, shard_reused = generated_[:3]
             shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
@@ -395,11 +402,13 @@ def _run(
             if rows >= BATCH_ROWS or time.monotonic() - last_commit >= rec.runner.commit_seconds:
                 commit()
             wh.yield_to_waiters()  # another run or a reader waits: let it in between shards
+            points.check()
     except BaseException:
         if batch:  # what was finished before the failure is kept
             commit(failing=True)
         raise
     finally:
+        points.restore()  # a Ctrl-C after the last shard lets the run finish storing
         replicas.close()
     if batch:
         commit()
