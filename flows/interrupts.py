@@ -32,12 +32,14 @@ class SafePoints:
 
     def __init__(self) -> None:
         self.pressed = 0
+        self._raised = False
         self._previous = None
         self._installed = False
 
     def _note(self, signum, frame) -> None:
         self.pressed += 1
         if self.pressed > 1:  # pressed again: the user means it, stop wherever we are
+            self._raised = True
             raise KeyboardInterrupt
 
     def install(self) -> SafePoints:
@@ -58,10 +60,11 @@ class SafePoints:
 
     def check(self) -> None:
         """Raise the Ctrl-C noted since the block began, if any."""
-        if self.pressed:
+        if self.pressed and not self._raised:
+            self._raised = True
             raise KeyboardInterrupt
 
     def __exit__(self, *exc) -> None:
         self.restore()
-        if self.pressed and exc[0] is None:
+        if self.pressed and not self._raised and exc[0] is None:
             raise KeyboardInterrupt  # pressed after the last check: still an interrupt

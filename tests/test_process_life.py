@@ -5,9 +5,11 @@ reads as `crashed`. Real subprocesses, signals and DuckDB files."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,8 +38,19 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines = []
-    for line in proc.stdout:
+    lines: list[str] = []
+    seen: queue.Queue = queue.Queue()
+
+    def read() -> None:  # until the second shard; the test reads the rest itself
+        for line in proc.stdout:
+            seen.put(line)
+            if "shard 2/" in line:
+                break
+        seen.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    deadline = time.monotonic() + 240  # a CLI that stalls fails here instead of hanging CI
+    while (line := _next(seen, deadline, proc, lines)) is not None:
         lines.append(line)
         if "shard 2/" in line:
             break
@@ -45,6 +58,14 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
         raise AssertionError("".join(lines))
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     return proc, [int(c) for c in children], lines
+
+
+def _next(seen: queue.Queue, deadline: float, proc, lines: list[str]) -> str | None:
+    try:
+        return seen.get(timeout=max(deadline - time.monotonic(), 0.1))
+    except queue.Empty:
+        proc.kill()
+        raise AssertionError("no second shard in 240 s:\n" + "".join(lines)) from None
 
 
 def _gone(pids: list[int], within_s: float = 10) -> bool:
