@@ -403,7 +403,9 @@ def _run(
                 commit()
             wh.yield_to_waiters()  # another run or a reader waits: let it in between shards
             points.check()
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):  # don't wait out replies still in flight
+            engine.cancel()
         if batch:  # what was finished before the failure is kept
             commit(failing=True)
         raise

@@ -20,6 +20,10 @@ from __future__ import annotations
 import signal
 import threading
 
+# Set once Ctrl-C was pressed in a run of this process: the CLI reports it in one line, so
+# Prefect's records of the shards it stopped are not shown (flows/runtime.py).
+PRESSED = threading.Event()
+
 
 class SafePoints:
     """Defers Ctrl-C to the next `check()` inside the block.
@@ -38,6 +42,7 @@ class SafePoints:
 
     def _note(self, signum, frame) -> None:
         self.pressed += 1
+        PRESSED.set()
         if self.pressed > 1:  # pressed again: the user means it, stop wherever we are
             self._raised = True
             raise KeyboardInterrupt

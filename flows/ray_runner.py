@@ -157,8 +157,13 @@ class RayRunner:
     def __enter__(self) -> RayRunner:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def cancel(self) -> None:
+        """End the replicas now (Ctrl-C): shards in their hands are dropped, not awaited."""
         for a in self.actors:
             self.ray.kill(a)
+        self.actors = []
+
+    def __exit__(self, *exc) -> None:
+        self.cancel()
         if self.started:
             self.ray.shutdown()

@@ -29,16 +29,18 @@ DEFAULTS = {
 }
 
 
-class HideUserErrorTracebacks(logging.Filter):
-    """Drops Prefect's "Task run failed" record (and its traceback) when the exception is a
-    `UserError`: bad input or configuration is reported once, as the CLI's `error:` line; a
-    traceback stays for what is a bug."""
+class HideHandledErrors(logging.Filter):
+    """Drops Prefect's task and flow run records about an error the CLI reports itself:
+    a `UserError` (bad input or configuration: the CLI's `error:` line), and, once Ctrl-C was
+    pressed, the shards it cancelled and the flow's "Crash detected" (the CLI's one
+    `interrupted:` line). A traceback stays for what is a bug."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        from reasonfactory.flows.interrupts import PRESSED
         from reasonfactory.warehouse.errors import UserError
 
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, UserError)
+        return not isinstance(exc, UserError) and not PRESSED.is_set()
 
 
 # The CLI's quiet console: no "Task run ... Completed()" per task, no flow-run lines, no
@@ -81,8 +83,8 @@ def configure_prefect() -> None:
     logging.getLogger("reasonfactory").setLevel(logging.INFO)
     for name in ("prefect.task_runs", "prefect.flow_runs"):
         logger = logging.getLogger(name)
-        if not any(isinstance(f, HideUserErrorTracebacks) for f in logger.filters):
-            logger.addFilter(HideUserErrorTracebacks())
+        if not any(isinstance(f, HideHandledErrors) for f in logger.filters):
+            logger.addFilter(HideHandledErrors())
 
 
 @contextmanager

@@ -4,6 +4,7 @@ reads as `crashed`. Real subprocesses, signals and DuckDB files."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -17,6 +18,7 @@ import pytest
 from reasonfactory.warehouse.liveness import effective_status, owner_alive, process_owner
 from reasonfactory.warehouse.stats import run_stats
 from reasonfactory.warehouse.store import Warehouse
+from teacher_server import TeacherServer
 
 RECIPE = """name: slow
 problems: {source: builtin:arithmetic, limit: 3000}
@@ -65,7 +67,7 @@ def _next(seen: queue.Queue, deadline: float, proc, lines: list[str]) -> str | N
         return seen.get(timeout=max(deadline - time.monotonic(), 0.1))
     except queue.Empty:
         proc.kill()
-        raise AssertionError("no second shard in 240 s:\n" + "".join(lines)) from None
+        raise AssertionError("nothing more from the CLI in 240 s:\n" + "".join(lines)) from None
 
 
 def _gone(pids: list[int], within_s: float = 10) -> bool:
@@ -131,3 +133,57 @@ def test_the_owner_of_a_run_is_checked_by_pid_and_start_time():
     host, pid, start = process_owner().split(":")
     assert owner_alive(f"{host}:{pid}:{int(start) + 1}") is False  # a recycled pid
     assert owner_alive(f"other-host:{pid}:{start}") is None  # cannot tell from here
+
+
+def test_ctrl_c_does_not_wait_out_slow_teacher_replies(tmp_path):
+    """An `openai` run whose replies take a minute stops in seconds: the requests in flight
+    are cancelled, not awaited, and the cancelled shards print nothing but the one line."""
+    questions = [
+        {"question": f"What is {i} + {i + 1}?", "answer": str(2 * i + 1)} for i in range(24)
+    ]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(q) + "\n" for q in questions))
+    with TeacherServer(delay_s=120.0) as srv:
+        (tmp_path / "r.yaml").write_text(
+            "name: slow-teacher\nproblems: {source: p.jsonl}\n"
+            f"engine: {{kind: openai, model: teacher, base_url: '{srv.base_url}', "
+            "api_key_env: RF_TEST_KEY, timeout: 300, concurrency: 8}\n"
+            "generate: {method: distill, samples: 1, shard_size: 4}\n"
+        )
+        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+        env.update(PREFECT_HOME=str(tmp_path / "prefect"), RF_TEST_KEY="k", COLUMNS="300")
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
+            + ["--verbose", "run", "r.yaml", "-w", "wh.duckdb"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        seen: queue.Queue = queue.Queue()
+
+        def read() -> None:
+            for line in proc.stdout:
+                seen.put(line)
+                if "still to generate" in line:
+                    break
+            seen.put(None)
+
+        threading.Thread(target=read, daemon=True).start()
+        lines: list[str] = []
+        deadline = time.monotonic() + 240
+        while (line := _next(seen, deadline, proc, lines)) is not None:
+            lines.append(line)
+        assert "still to generate" in lines[-1], "".join(lines)
+        time.sleep(3)  # the first shards' requests are now waiting on the server
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            rest, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise AssertionError("Ctrl-C waited for the teacher's replies") from None
+    assert time.monotonic() - t0 < 20  # the replies would take 120 s
+    assert proc.returncode == 130
+    assert rest.strip().splitlines()[-1].startswith("interrupted: run r_")
+    assert "CancelledError" not in rest and "Traceback" not in rest, rest

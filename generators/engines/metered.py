@@ -26,6 +26,12 @@ class MeteredEngine:
         self.model = engine.model
         self.meter = EngineMeter()
 
+    def cancel(self) -> None:
+        """Stop the engine's requests in flight, if it can (the `openai` engine can)."""
+        stop = getattr(self.engine, "cancel", None)
+        if stop is not None:
+            stop()
+
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
         start = time.perf_counter()
         out = self.engine.generate(requests)

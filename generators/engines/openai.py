@@ -173,6 +173,14 @@ class OpenAIEngine:
             future.cancel()  # Ctrl-C or a failed run: stop this call's requests
             raise
 
+    def cancel(self) -> None:
+        """Stop every request in flight, from any thread (Ctrl-C): each waiting `generate`
+        raises `CancelledError` instead of waiting out its replies (minutes for a long R1
+        reply), so an interrupted run ends in seconds. Completed shards are already stored."""
+        loop = self._loop
+        if loop is not None and loop.is_running():
+            loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
+
     async def _generate_all(self, jobs: list[_Job]) -> list[Completion]:
         limit = self._limit
         done = 0
