@@ -7,14 +7,24 @@ seed of the `a + b` asked, so every path below waits the same delays. `--request
 in the same run:
 
   asyncio     a plain aiohttp client keeping `concurrency` requests in flight (the ceiling)
-  streaming   the flow as it runs by default (shards generated ahead; the engine's slots stay
-              full across shard boundaries)
+  streaming   the flow as it runs by default (the next shard starts whenever fewer than
+              `concurrency` requests wait for one of the engine's slots, so the slots stay
+              full across shard boundaries while shards wait on their slowest replies)
   by-shard    the flow shard by shard (`runner: {lookahead: 0, commit_seconds: 0}`: today's
               path before streaming: a shard waits for its slowest reply)
 
 Flow times are the flow's own `seconds` (load, generate, filter, store), after a warm-up run
 that starts Prefect's ephemeral API. Targets: streaming >= 0.9x asyncio, >= 2x by-shard.
 This prints numbers; it is not a test.
+
+Measured (2 shared cores): asyncio 21.4 s, streaming 22.6 s (0.95x), by-shard 62.2 s (2.76x)
+at load 6-8; 21.2 s, 21.7 s (0.97x), 60.3 s (2.78x) at load 2-3. With a fixed 3 shards
+ahead (before the backlog rule) streaming was 0.77-0.89x: the 3 shards sat on stragglers
+while the requests queued behind them ran out, and slots idled for seconds at a time. What
+is left of the gap: ~0.2 s before the first request (load, store, check the problems), ~0.4 s
+after the last reply (filter the last shards, store), and the flow's extra CPU (~2.5 s
+against the client's ~0.9 s) slowing replies on a busy machine. Both wait for the 13.4 s
+reply, which starts ~8 s in behind the requests before it: hence ~21 s, not the 12.8 s ideal.
 
     .venv/bin/python bench/bench_streaming.py
 """

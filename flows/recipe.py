@@ -105,9 +105,9 @@ class RunnerConfig(StrictModel):
     address: str = Field("local", pattern=r"^(local|auto|ray://\S+)$")
     replicas: int = Field(1, ge=1, le=1024)
     gpus_per_replica: int = Field(0, ge=0, le=8)  # vllm: 1, one engine per GPU
-    # Shards generated ahead of the one being filtered and stored. None: 1, or for an engine
-    # that takes calls from several threads (openai) enough to keep `concurrency` requests in
-    # flight across shard boundaries. 0: shard by shard, nothing overlaps.
+    # Shards generated ahead of the one being filtered and stored. None: 1, and for openai one
+    # more whenever fewer than `concurrency` requests wait for a slot (slots stay full across
+    # shard boundaries). A number fixes the count. 0: shard by shard, nothing overlaps.
     lookahead: int | None = Field(None, ge=0, le=64)
     # Finished shards are stored together, at most this many seconds apart (and at 122,880
     # traces, one DuckDB row group): large inserts are fast, and a kill -9 loses at most this

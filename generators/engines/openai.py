@@ -136,12 +136,33 @@ class OpenAIEngine:
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._limit: asyncio.Semaphore | None = None
+        self._waiting = 0  # requests asked for and not yet holding a slot
+        self._waiting_lock = threading.Lock()
+
+    def backlog(self) -> int:
+        """Requests asked for (by any thread) that wait for one of the `concurrency` slots:
+        while it is at least `concurrency`, a slot that frees is refilled at once. The
+        streaming flow asks for the next shard when it falls below (flows/generate.py)."""
+        return self._waiting
+
+    def _started(self, left: list[int], n: int = 1) -> None:
+        """`n` requests of one call (`left` of them still waiting) got a slot, or never will."""
+        with self._waiting_lock:
+            n = min(n, left[0])
+            left[0] -= n
+            self._waiting -= n
 
     def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
         jobs = [_Job(i, k, r) for i, r in enumerate(requests) for k in range(r.n)]
         if not jobs:
             return [[] for _ in requests]
-        results = self._on_loop(self._generate_all(jobs))
+        left = [len(jobs)]  # counted before the loop sees them: a scheduler never sees 0
+        with self._waiting_lock:
+            self._waiting += len(jobs)
+        try:
+            results = self._on_loop(self._generate_all(jobs, left))
+        finally:
+            self._started(left, len(jobs))  # those cancelled before a slot no longer wait
         out: list[list[Completion]] = [[] for _ in requests]
         for job, c in zip(jobs, results, strict=True):
             out[job.request].append(c)
@@ -181,7 +202,7 @@ class OpenAIEngine:
         if loop is not None and loop.is_running():
             loop.call_soon_threadsafe(lambda: [t.cancel() for t in asyncio.all_tasks(loop)])
 
-    async def _generate_all(self, jobs: list[_Job]) -> list[Completion]:
+    async def _generate_all(self, jobs: list[_Job], left: list[int]) -> list[Completion]:
         limit = self._limit
         done = 0
         started = last_report = time.monotonic()
@@ -195,6 +216,7 @@ class OpenAIEngine:
             async def one(job: _Job) -> Completion:
                 nonlocal done, last_report
                 async with limit:
+                    self._started(left)
                     c = await self._complete(session, job.req, job.sample)
                 done += 1
                 now = time.monotonic()
