@@ -142,6 +142,31 @@ def test_eval_cli_prints_and_stores(cli, tmp_path):
     assert all("n=20" in x for x in lines)
     proc = cli("query", "SELECT DISTINCT k FROM evals ORDER BY k", "--format", "json")
     assert json.loads(proc.stdout) == [{"k": 1}, {"k": 2}], proc.stdout
+    stored = json.loads(
+        cli(
+            "query",
+            "SELECT model, benchmark, subset, metric, k, value, ci_low, ci_high, n, run_id "
+            "FROM evals ORDER BY subset, metric",
+            "--format",
+            "json",
+        ).stdout
+    )
+    # stats --format json: the eval run carries every evals row (all subsets)
+    (run,) = json.loads(cli("stats", "--format", "json", check=True).stdout)
+    shown = sorted(
+        ({k: e[k] for k in stored[0]} for e in run["evals"]),
+        key=lambda e: (e["subset"], e["metric"]),
+    )
+    assert shown == stored and len(stored) > 3
+    # stats as text: the eval section, one line per metric over all problems
+    text = cli("stats", check=True).stdout
+    assert "evals of sim" in text and "status 'eval'" in text, text
+    whole = {e["metric"]: e for e in stored if e["subset"] == "all"}
+    for metric, e in whole.items():
+        line = next(x for x in text.splitlines() if f" {metric} " in x and " all " in x)
+        low, high = 100 * e["ci_low"], 100 * e["ci_high"]
+        assert f"{100 * e['value']:5.1f}% [{low:.1f}, {high:.1f}]" in line
+        assert line.endswith(f"n={e['n']}"), line
     missing = cli("eval", "--model", "somewhere")
     assert missing.returncode == 1 and "--problems" in missing.stderr
     nogold = tmp_path / "nogold.jsonl"

@@ -177,7 +177,8 @@ def stats(
 ) -> None:
     """Per run and method: problems attempted and solved, the funnel (generated -> each
     filter -> kept), why rejected, tokens and cost (with `engine: {price_in, price_out}`),
-    pass@k (unbiased estimator) and maj@k."""
+    pass@k (unbiased estimator) and maj@k; for an `eval` run, its metrics with 95% intervals
+    (all subsets in --format json, under "evals")."""
     from reasonfactory.warehouse.stats import run_stats
     from reasonfactory.warehouse.store import Warehouse
 
@@ -201,6 +202,9 @@ def _print_stats(r) -> None:
         f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}", highlight=False
     )
     if r.method == "-":
+        return
+    if r.evals:
+        _print_evals(r)
         return
     share = f" ({r.solved / r.attempted:.1%})" if r.attempted else ""
     out.print(
@@ -231,6 +235,25 @@ def _print_stats(r) -> None:
         out.print("  coverage: " + coverage, highlight=False)
     if r.maj_at:
         out.print("  majority: " + "  ".join(f"maj@{k} {v:.3f}" for k, v in r.maj_at.items()))
+
+
+def _print_evals(r) -> None:
+    """An eval run: what it scored, and its metrics over all problems (subsets: json)."""
+    from reasonfactory.flows.cli.models import print_evals
+
+    out.print(
+        f"  eval:     {r.generated} samples of {r.attempted} problems, stored with status "
+        "'eval' (never exported)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for model in dict.fromkeys(e["model"] for e in r.evals):
+        rows = [e for e in r.evals if e["model"] == model]
+        whole = [e for e in rows if e["subset"] == "all"]
+        more = len(rows) - len(whole)
+        note = f" ({more} more rows per source/difficulty: --format json)" if more else ""
+        out.print(f"  evals of {model}{note}:", highlight=False, markup=False)
+        print_evals(whole, indent="    ")
 
 
 @app.command()

@@ -17,7 +17,8 @@ def eval_(
         Path | None, typer.Argument(help="A recipe: problems (with gold) and engine.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="A model folder, run with the vllm engine.")
+        str | None,
+        typer.Option(help="A model folder, run with the vllm engine (with --predictions: a name)."),
     ] = None,
     problems: Annotated[
         str | None, typer.Option(help="Problem source (builtin:..., FILE.jsonl, hf:DIR).")
@@ -27,6 +28,10 @@ def eval_(
         float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Completion budget.")] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="A JSONL of outputs to score: problem_id (or question), response."),
+    ] = None,
     benchmark: Annotated[str | None, typer.Option(help="Name stored in evals.benchmark.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
     warehouse: WarehouseOpt = None,
@@ -34,11 +39,27 @@ def eval_(
     """Evaluate a model: pass@1, pass@k and maj@k with 95% intervals, stored in `evals`.
 
     Either a recipe (its problems and engine; `generate` may set samples and temperature), or
-    `--model DIR --problems SOURCE` for a local model run with vLLM.
+    `--model DIR --problems SOURCE` for a local model run with vLLM, or
+    `--predictions FILE.jsonl --problems SOURCE --model NAME` for outputs already written
+    (one line per sample; scored by the same answer check and metrics).
     """
-    from reasonfactory.flows.evaluate import eval_recipe, run_eval
+    from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
     from reasonfactory.flows.recipe import read_yaml_mapping
 
+    if predictions is not None:
+        if recipe is not None or not (model and problems):
+            raise UserError("eval --predictions FILE needs --problems SOURCE and --model NAME")
+        if samples is not None or temperature is not None or max_tokens is not None:
+            raise UserError(
+                "eval --predictions: the samples are the file's lines; --samples, "
+                "--temperature and --max-tokens do not apply"
+            )
+        path = resolve_path(warehouse).resolve()
+        rows = eval_predictions(
+            predictions, problems, model, path, benchmark=benchmark, limit=limit
+        )
+        print_evals(rows.iter_rows(named=True))
+        return
     if recipe is not None:
         data = read_yaml_mapping(recipe, "recipe file")
     elif model and problems:
@@ -51,13 +72,14 @@ def eval_(
         raise UserError("eval needs a RECIPE, or --model DIR and --problems SOURCE")
     rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
     rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
-    print_evals(rows)
+    print_evals(rows.iter_rows(named=True))
 
 
-def print_evals(rows) -> None:
-    for r in rows.iter_rows(named=True):
+def print_evals(rows, indent: str = "") -> None:
+    """One line per `evals` row: benchmark, subset, metric, value [95% interval], n."""
+    for r in rows:
         out.print(
-            f"{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
+            f"{indent}{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
             f"{100 * r['value']:5.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  "
             f"n={r['n']}",
             soft_wrap=True,
