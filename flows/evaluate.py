@@ -137,7 +137,7 @@ def _mark_eval(warehouse: str | Path, run_id: str) -> None:
 
 def eval_predictions(
     predictions: str | Path,
-    problems: str,
+    problems: str | dict,
     model: str,
     warehouse: str | Path,
     *,
@@ -148,17 +148,18 @@ def eval_predictions(
 
     Every line must name a problem of the set (`problem_id` or `question`), and every problem
     needs the same number of responses (its samples). The file is checked whole first: a bad
-    line stores nothing.
+    line stores nothing. `problems` is a source, or a recipe's `problems` mapping.
     """
     path = Path(predictions).resolve()
     records = read_predictions(path)
+    problems = problems if isinstance(problems, dict) else {"source": problems}
     data = {
         "name": model,
-        "problems": {"source": problems},
+        "problems": problems,
         "engine": {"kind": "predictions", "model": model, "path": str(path)},
     }
     loaded = load_problems_task.fn(eval_recipe(data), limit)
-    samples = _match(records, loaded, predictions, problems, limit)
+    samples = _match(records, loaded, predictions, problems["source"], limit)
     data["engine"]["sources"] = sorted(set(loaded["source"].to_list()))
     recipe = eval_recipe(data, samples=samples)
     return run_eval(recipe, warehouse, benchmark=benchmark, limit=limit)

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import pytest
+from conftest import write_jsonl
 from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import Warehouse
+from teacher_server import TeacherServer
 
 SOURCE = "builtin:arithmetic"
 LIMIT = 30
@@ -115,6 +118,42 @@ def test_a_file_of_outputs_scores_like_the_served_eval(prefect_api, warehouse_pa
     assert changed["run_id"][0] != file_run
 
 
+def test_a_servers_split_thinking_scores_alike(prefect_api, warehouse_path, tmp_path):
+    """The openai engine against a local server that returns thinking apart
+    (`reasoning_content`): written out with `reasoning`, the file scores the same. `[odd]`
+    makes odd-seeded samples wrong, so samples of a problem disagree."""
+    problems = write_jsonl(
+        tmp_path / "p.jsonl",
+        [
+            {"question": f"What is {a} + {b}?{' [odd]' if a % 3 else ''}", "answer": str(a + b)}
+            for a, b in [(3, 4), (9, 9), (12, 30), (7, 8), (21, 5), (6, 6)]
+        ],
+    )
+    with TeacherServer(split=True) as srv:
+        engine = {"kind": "openai", "model": "teacher", "base_url": srv.base_url}
+        recipe = eval_recipe(
+            {"name": "t", "problems": {"source": str(problems)}, "engine": engine},
+            samples=3,
+            temperature=0.7,
+        )
+        served = run_eval(recipe, warehouse_path)
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        outputs = wh.sql(
+            "SELECT t.problem_id, c.text AS response, c.reasoning FROM traces t "
+            "JOIN completions c ON c.request_key = t.meta->>'request_key' WHERE t.run_id = ? "
+            "ORDER BY t.problem_id, (t.meta->>'sample_index')::INT",
+            [served["run_id"][0]],
+        ).to_dicts()
+    assert all(o["reasoning"] for o in outputs) and len(outputs) == 18
+    path = write_jsonl(tmp_path / "preds.jsonl", outputs)
+    rows = eval_predictions(path, str(problems), "teacher-file", warehouse_path)
+    expected, got = _metrics(served), _metrics(rows)
+    assert got.keys() == expected.keys()
+    for key, values in expected.items():
+        assert got[key] == pytest.approx(values), key
+    assert 0 < got[("all", "pass@1", 1)][0] < 1 and got[("all", "pass@3", 3)][0] == 1.0
+
+
 def _problems():
     from reasonfactory.generators.problems.sources import load_problems
 
@@ -157,18 +196,22 @@ def test_bad_predictions_name_file_line_and_field_and_store_nothing(
 
 
 def test_eval_predictions_cli(cli, tmp_path):
-    p = _problems()
-    lines = [
-        json.dumps({"question": q, "response": f"<think>\n{q}\n</think>\n\n\\boxed{{{g}}}"})
-        for q, g in zip(p["question"], p["gold"], strict=True)
-    ]
+    """GSM8K's shipped sample, golds read with --answer-format gsm8k: half the responses right."""
+    gsm8k = Path(__file__).resolve().parents[1] / "data" / "gsm8k_test.jsonl"
+    records = [json.loads(x) for x in gsm8k.read_text(encoding="utf-8").splitlines() if x]
+    lines = []
+    for n, r in enumerate(records):
+        gold = r["answer"].rsplit("####", 1)[1].strip().replace(",", "")
+        said = gold if n % 2 == 0 else f"{gold}1"
+        reply = f"<think>\nThe total is {said}.\n</think>\n\nSo \\boxed{{{said}}}."
+        lines.append(json.dumps({"question": r["question"], "response": reply}))
     (tmp_path / "preds.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    args = ["eval", "--predictions", "preds.jsonl", "--problems", SOURCE, "--limit", "3"]
-    proc = cli(*args, "--model", "oracle", check=True)
+    args = ["eval", "--predictions", "preds.jsonl", "--problems", str(gsm8k)]
+    proc = cli(*args, "--answer-format", "gsm8k", "--model", "half", check=True)
     line = next(x for x in proc.stdout.splitlines() if " all " in x and "pass@1" in x)
-    assert "100.0%" in line and line.endswith("n=3"), proc.stdout
+    assert " 50.0% " in line and line.endswith(f"n={len(records)}"), proc.stdout
     (tmp_path / "preds.jsonl").write_text(lines[0] + "\n{oops\n", encoding="utf-8")
-    proc = cli(*args, "--model", "oracle")
+    proc = cli(*args, "--answer-format", "gsm8k", "--model", "half")
     assert proc.returncode == 1 and "preds.jsonl:2: not JSON" in proc.stderr, proc.stderr
     proc = cli(*args)
     assert proc.returncode == 1 and "--model NAME" in proc.stderr

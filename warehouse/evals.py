@@ -155,10 +155,16 @@ def eval_rows(
         return EVALS.conform(pl.DataFrame())
     n_samples = samples.group_by("problem_id").len()["len"].min()
     ks = list(ks) if ks else default_ks(n_samples)
-    scores = problem_scores(samples, ks).join(
-        samples.group_by("problem_id").agg(pl.col("source").first(), pl.col("difficulty").first()),
-        on="problem_id",
-    ).sort("problem_id")  # sums in one order: a re-scored run gives the same floats
+    scores = (
+        problem_scores(samples, ks)
+        .join(
+            samples.group_by("problem_id").agg(
+                pl.col("source").first(), pl.col("difficulty").first()
+            ),
+            on="problem_id",
+        )
+        .sort("problem_id")
+    )  # sums in one order: a re-scored run gives the same floats
     subsets = [("all", scores)]
     for column in ("source", "difficulty"):
         values = scores[column].drop_nulls().unique().sort().to_list()

@@ -42,7 +42,7 @@ def import_(
     check_limit(limit)
     if answer_format not in ("plain", "boxed", "gsm8k"):
         raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
-    mapping = _parse_fields(fields)
+    mapping = parse_fields(fields)
     with spinner(err, f"import {path}"):
         problems = load_problems(
             path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
@@ -64,7 +64,7 @@ def import_(
             out.print(f"  re-check their traces: reasonfactory refilter --run {run}")
 
 
-def _parse_fields(text: str) -> dict[str, str]:
+def parse_fields(text: str) -> dict[str, str]:
     mapping = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")

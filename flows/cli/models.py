@@ -23,6 +23,12 @@ def eval_(
     problems: Annotated[
         str | None, typer.Option(help="Problem source (builtin:..., FILE.jsonl, hf:DIR).")
     ] = None,
+    answer_format: Annotated[
+        str, typer.Option(help="How a problem file writes its gold: plain | boxed | gsm8k.")
+    ] = "plain",
+    fields: Annotated[
+        str | None, typer.Option(help="Field mapping of a problem file: question=F,answer=F.")
+    ] = None,
     samples: Annotated[int | None, typer.Option(help="Samples per problem (default 1).")] = None,
     temperature: Annotated[
         float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
@@ -43,8 +49,15 @@ def eval_(
     `--predictions FILE.jsonl --problems SOURCE --model NAME` for outputs already written
     (one line per sample; scored by the same answer check and metrics).
     """
+    from reasonfactory.flows.cli.data import parse_fields
     from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
     from reasonfactory.flows.recipe import read_yaml_mapping
+
+    if answer_format not in ("plain", "boxed", "gsm8k"):
+        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+    source = {"source": problems, "answer_format": answer_format}
+    if fields:
+        source["fields"] = parse_fields(fields)
 
     if predictions is not None:
         if recipe is not None or not (model and problems):
@@ -55,9 +68,7 @@ def eval_(
                 "--temperature and --max-tokens do not apply"
             )
         path = resolve_path(warehouse).resolve()
-        rows = eval_predictions(
-            predictions, problems, model, path, benchmark=benchmark, limit=limit
-        )
+        rows = eval_predictions(predictions, source, model, path, benchmark=benchmark, limit=limit)
         print_evals(rows.iter_rows(named=True))
         return
     if recipe is not None:
@@ -65,7 +76,7 @@ def eval_(
     elif model and problems:
         data = {
             "name": Path(model).name,
-            "problems": {"source": problems},
+            "problems": source,
             "engine": {"kind": "vllm", "model": model, "max_model_len": 2048},
         }
     else:
