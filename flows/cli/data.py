@@ -239,8 +239,6 @@ def _print_stats(r) -> None:
 
 def _print_evals(r) -> None:
     """An eval run: what it scored, and its metrics over all problems (subsets: json)."""
-    from reasonfactory.flows.cli.models import print_evals
-
     out.print(
         f"  eval:     {r.generated} samples of {r.attempted} problems, stored with status "
         "'eval' (never exported)",
@@ -254,6 +252,18 @@ def _print_evals(r) -> None:
         note = f" ({more} more rows per source/difficulty: --format json)" if more else ""
         out.print(f"  evals of {model}{note}:", highlight=False, markup=False)
         print_evals(whole, indent="    ")
+
+
+def print_evals(rows, indent: str = "") -> None:
+    """One line per `evals` row: benchmark, subset, metric, value [95% interval], n."""
+    for r in rows:
+        out.print(
+            f"{indent}{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
+            f"{100 * r['value']:5.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  "
+            f"n={r['n']}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()

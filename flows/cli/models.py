@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.flows.cli.data import parse_fields, print_evals
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -49,7 +50,6 @@ def eval_(
     `--predictions FILE.jsonl --problems SOURCE --model NAME` for outputs already written
     (one line per sample; scored by the same answer check and metrics).
     """
-    from reasonfactory.flows.cli.data import parse_fields
     from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
     from reasonfactory.flows.recipe import read_yaml_mapping
 
@@ -84,18 +84,6 @@ def eval_(
     rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
     rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
     print_evals(rows.iter_rows(named=True))
-
-
-def print_evals(rows, indent: str = "") -> None:
-    """One line per `evals` row: benchmark, subset, metric, value [95% interval], n."""
-    for r in rows:
-        out.print(
-            f"{indent}{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
-            f"{100 * r['value']:5.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  "
-            f"n={r['n']}",
-            soft_wrap=True,
-            highlight=False,
-        )
 
 
 @app.command()
