@@ -13,16 +13,22 @@ from reasonfactory.flows.progress import spinner
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
+FieldsOpt = Annotated[str, typer.Option(help="Field mapping: question=FIELD,answer=FIELD.")]
+AnswerFormatOpt = Annotated[
+    str, typer.Option(help="How the gold answer is written: plain | boxed | gsm8k.")
+]
+
+
+def check_answer_format(answer_format: str) -> None:
+    if answer_format not in ("plain", "boxed", "gsm8k"):
+        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+
 
 @app.command("import")
 def import_(
     path: Annotated[str, typer.Argument(help="A .jsonl or .parquet file, or a datasets folder.")],
-    fields: Annotated[
-        str, typer.Option(help="Field mapping: question=FIELD,answer=FIELD.")
-    ] = "question=question,answer=answer",
-    answer_format: Annotated[
-        str, typer.Option(help="How the gold answer is written: plain | boxed | gsm8k.")
-    ] = "plain",
+    fields: FieldsOpt = "question=question,answer=answer",
+    answer_format: AnswerFormatOpt = "plain",
     source: Annotated[
         str | None, typer.Option(help="Name of the problem set (default: the file's stem).")
     ] = None,
@@ -40,8 +46,7 @@ def import_(
     from reasonfactory.warehouse.store import Warehouse
 
     check_limit(limit)
-    if answer_format not in ("plain", "boxed", "gsm8k"):
-        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+    check_answer_format(answer_format)
     mapping = parse_fields(fields)
     with spinner(err, f"import {path}"):
         problems = load_problems(

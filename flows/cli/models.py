@@ -7,7 +7,13 @@ from typing import Annotated
 
 import typer
 from reasonfactory.flows.cli.app import WarehouseOpt, app, out
-from reasonfactory.flows.cli.data import parse_fields, print_evals
+from reasonfactory.flows.cli.data import (
+    AnswerFormatOpt,
+    FieldsOpt,
+    check_answer_format,
+    parse_fields,
+    print_evals,
+)
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -24,12 +30,8 @@ def eval_(
     problems: Annotated[
         str | None, typer.Option(help="Problem source (builtin:..., FILE.jsonl, hf:DIR).")
     ] = None,
-    answer_format: Annotated[
-        str, typer.Option(help="How a problem file writes its gold: plain | boxed | gsm8k.")
-    ] = "plain",
-    fields: Annotated[
-        str | None, typer.Option(help="Field mapping of a problem file: question=F,answer=F.")
-    ] = None,
+    answer_format: AnswerFormatOpt = "plain",
+    fields: FieldsOpt = "",
     samples: Annotated[int | None, typer.Option(help="Samples per problem (default 1).")] = None,
     temperature: Annotated[
         float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
@@ -53,8 +55,9 @@ def eval_(
     from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
     from reasonfactory.flows.recipe import read_yaml_mapping
 
-    if answer_format not in ("plain", "boxed", "gsm8k"):
-        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+    check_answer_format(answer_format)
+    if recipe is not None and (answer_format != "plain" or fields):
+        raise UserError("--answer-format and --fields go with --problems; a recipe sets them")
     source = {"source": problems, "answer_format": answer_format}
     if fields:
         source["fields"] = parse_fields(fields)
