@@ -1,10 +1,12 @@
 """Evaluate a model on a problem set: sample through the generate flow, score, store `evals`.
 
 An eval is an ordinary run of a recipe (any engine, `self_output` sampling, the `answer`
-filter against each problem's gold), so it resumes and reuses stored samples like any run,
-and a file of predictions served by the `openai` engine is scored by the same code as a
-model run by `vllm`. Its traces are stored with `status = 'eval'`: exports (which take
-`status = 'kept'`) never train on a benchmark. The metrics (`warehouse.evals`) go to the
+filter against each problem's gold), so it resumes and reuses stored samples like any run.
+A file of predictions is an engine too (`predictions`, generators/engines/predictions.py):
+`eval_predictions` checks the file against the problem set, then runs the same recipe, so a
+file and the served model that wrote it are parsed, checked and scored by the same code. Its
+traces are stored with `status = 'eval'`: exports (which take `status = 'kept'`) never train
+on a benchmark, and `refilter` refuses an eval run. The metrics (`warehouse.evals`) go to the
 `evals` table, one row per metric, k and subset, replacing that run's earlier rows.
 
 Not here: the metrics themselves (`warehouse/evals.py`).
@@ -12,17 +14,21 @@ Not here: the metrics themselves (`warehouse/evals.py`).
 
 from __future__ import annotations
 
+from collections import Counter
+from contextlib import suppress
 from pathlib import Path
 
 import polars as pl
-from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.generate import load_problems_task, run_recipe
 from reasonfactory.flows.recipe import Recipe, parse_recipe
+from reasonfactory.generators.engines.predictions import read_predictions
 from reasonfactory.generators.verify.answers import answer_key
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.evals import eval_rows
+from reasonfactory.warehouse.evals import EVAL_PREFIX, EVAL_STATUS, eval_rows
+from reasonfactory.warehouse.ids import normalise_question
 from reasonfactory.warehouse.store import Warehouse
 
-EVAL_STATUS = "eval"
+__all__ = ["EVAL_STATUS", "eval_predictions", "eval_recipe", "run_eval"]
 
 
 def eval_recipe(
@@ -53,7 +59,7 @@ def eval_recipe(
         generate["max_tokens"] = max_tokens
     name = str(data.get("name", "eval"))
     data.update(
-        name=name if name.startswith("eval:") else f"eval:{name}",
+        name=name if name.startswith(EVAL_PREFIX) else f"{EVAL_PREFIX}{name}",
         generate={**generate, "method": "self_output"},
         filters=["answer"],
     )
@@ -64,13 +70,16 @@ def run_eval(
     recipe: Recipe, warehouse: str | Path, *, benchmark: str | None = None, limit: int | None = None
 ) -> pl.DataFrame:
     """Generate (or reuse) the samples, score them, store and return the `evals` rows."""
-    summary = run_recipe(recipe, str(warehouse), limit)
-    run_id = summary["run_id"]
+    run_id = recipe.run_id
+    _refuse_training_run(warehouse, run_id)
+    try:
+        run_recipe(recipe, str(warehouse), limit)
+    except BaseException:  # an interrupted eval's stored traces are eval traces too
+        with suppress(Exception):  # (the failure itself is what the user must see)
+            _mark_eval(warehouse, run_id)
+        raise
+    _mark_eval(warehouse, run_id)
     with Warehouse(warehouse) as wh:
-        wh.con.execute(
-            "UPDATE traces SET status = ?, reject_reason = NULL WHERE run_id = ?",
-            [EVAL_STATUS, run_id],
-        )
         samples = wh.sql(
             "SELECT t.problem_id, (t.meta->>'sample_index')::BIGINT AS sample_index, "
             "t.predicted, coalesce(t.correct, false) AS correct, p.source, p.gold, "
@@ -95,3 +104,111 @@ def run_eval(
         )
         wh.ingest_all({"evals": rows}, replace={"evals": ("run_id",)})
     return rows
+
+
+def _refuse_training_run(warehouse: str | Path, run_id: str) -> None:
+    """Same engine, sampling and problems as a stored `run`: the eval would take that run's
+    traces as its samples and mark them 'eval', out of the training data. Say so instead."""
+    if not Path(warehouse).exists():
+        return
+    with Warehouse(warehouse, read_only=True) as wh:
+        found = wh.con.execute("SELECT recipe_name FROM runs WHERE run_id = ?", [run_id]).fetchall()
+        kept = wh.con.execute(
+            "SELECT count(*) FROM traces WHERE run_id = ? AND status <> ?", [run_id, EVAL_STATUS]
+        ).fetchone()[0]
+    if found and not (found[0][0] or "").startswith(EVAL_PREFIX) and kept:
+        raise UserError(
+            f"run {run_id} (recipe {found[0][0]!r}) generated these problems with the same "
+            f"engine and sampling settings, and its {kept} traces are training data; an eval "
+            "would take them as its samples and mark them 'eval'. Change a sampling setting "
+            "(seed, temperature, samples) for the eval"
+        )
+
+
+def _mark_eval(warehouse: str | Path, run_id: str) -> None:
+    if not Path(warehouse).exists():
+        return
+    with Warehouse(warehouse) as wh:
+        wh.con.execute(
+            "UPDATE traces SET status = ?, reject_reason = NULL WHERE run_id = ?",
+            [EVAL_STATUS, run_id],
+        )
+
+
+def eval_predictions(
+    predictions: str | Path,
+    problems: str | dict,
+    model: str,
+    warehouse: str | Path,
+    *,
+    benchmark: str | None = None,
+    limit: int | None = None,
+) -> pl.DataFrame:
+    """Score a file of a model's outputs on `problems` as `run_eval` scores a served model.
+
+    Every line must name a problem of the set (`problem_id` or `question`), and every problem
+    needs the same number of responses (its samples). The file is checked whole first: a bad
+    line stores nothing. `problems` is a source, or a recipe's `problems` mapping.
+    """
+    path = Path(predictions).resolve()
+    records = read_predictions(path)
+    problems = problems if isinstance(problems, dict) else {"source": problems}
+    data = {
+        "name": model,
+        "problems": problems,
+        "engine": {"kind": "predictions", "model": model, "path": str(path)},
+    }
+    loaded = load_problems_task.fn(eval_recipe(data), limit)
+    samples = _match(records, loaded, predictions, problems["source"], limit)
+    data["engine"]["sources"] = sorted(set(loaded["source"].to_list()))
+    recipe = eval_recipe(data, samples=samples)
+    return run_eval(recipe, warehouse, benchmark=benchmark, limit=limit)
+
+
+def _match(records, problems: pl.DataFrame, where: str | Path, source: str, limit) -> int:
+    """The samples per problem; every line names a problem of the set, every problem has
+    as many lines as the others."""
+    ids = set(problems["problem_id"].to_list())
+    by_question = {
+        normalise_question(q): pid
+        for pid, q in zip(problems["problem_id"], problems["question"], strict=True)
+    }
+    scope = f"{source}" + (f" (first {limit})" if limit else "")
+    counts: Counter = Counter()
+    first_line: dict[str, int] = {}
+    for r in records:
+        at = f"{where}:{r.line}"
+        by_id = r.problem_id if r.problem_id in ids else None
+        if r.problem_id and by_id is None:
+            raise UserError(
+                f"{at}: field 'problem_id': {r.problem_id!r} is not a problem of {scope}"
+            )
+        by_q = by_question.get(normalise_question(r.question)) if r.question else None
+        if r.question and by_q is None and not by_id:
+            raise UserError(
+                f"{at}: field 'question': not a question of {scope}: {r.question[:80]!r}"
+            )
+        if by_id and by_q and by_id != by_q:
+            raise UserError(
+                f"{at}: field 'question' is the question of {by_q}, not of its problem_id {by_id}"
+            )
+        pid = by_id or by_q
+        counts[pid] += 1
+        first_line.setdefault(pid, r.line)
+    missing = problems.filter(~pl.col("problem_id").is_in(list(counts)))
+    if missing.height:
+        pid, question = missing["problem_id"][0], missing["question"][0]
+        raise UserError(
+            f"{where}: no response for {missing.height} of the {problems.height} problems of "
+            f"{scope}, e.g. {pid} ({question[:60]!r}); give each its responses, or --limit N "
+            "when the file covers the first N"
+        )
+    sizes = Counter(counts.values())
+    if len(sizes) > 1:
+        usual = sizes.most_common(1)[0][0]
+        odd = next(p for p, c in counts.items() if c != usual)
+        raise UserError(
+            f"{where}: every problem needs the same number of responses (its samples): "
+            f"{odd} (first at line {first_line[odd]}) has {counts[odd]}, most have {usual}"
+        )
+    return next(iter(sizes))

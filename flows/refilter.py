@@ -6,6 +6,7 @@ of a problem's traces), rebuilds the working columns from the warehouse
 (`Warehouse.replace`): every trace is kept, only `status`, `reject_reason`, `correct`,
 `lang` and `meta` change. Re-running it with the same filters changes nothing. The run's
 stored recipe then lists the filters last applied, so `stats` shows the right funnel.
+An `eval` run is refused: its traces keep status 'eval', out of every export.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from reasonfactory.filters.pipeline import (
 from reasonfactory.filters.working import rebuild_working_columns
 from reasonfactory.flows.progress import reporter
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.evals import eval_run_reason
 from reasonfactory.warehouse.store import Warehouse
 
 _USER_ERROR = "user error: "
@@ -66,6 +68,19 @@ def filters_from_file(path: str) -> list[FilterSpec]:
             raise RecipeError(f"{path}: filters: {exc}") from None
         return specs
     return list(load_recipe(p).filters)
+
+
+def refuse_eval_run(warehouse: str | Warehouse, run_id: str) -> None:
+    """A `UserError` if `run_id` is an `eval` run: filters would turn its benchmark traces
+    into kept ones (exportable for training) and its metrics would no longer match them."""
+    with _opened.fn(warehouse, read_only=True) as wh:
+        why = eval_run_reason(wh.con, run_id)
+    if why:
+        raise UserError(
+            f"run {run_id} is an eval run ({why}): its traces are benchmark answers scored by "
+            "`eval`, and re-filtering would make them kept traces that export could train on; "
+            "run `reasonfactory eval` again to re-score it"
+        )
 
 
 @task(cache_policy=NONE)
@@ -131,6 +146,7 @@ def refilter_stored(
 ) -> dict:
     """Re-apply `specs` to the run's stored traces (all, or those of `problem_ids`) from inside
     another flow (`generate` does when a run's filters or golds changed); returns counts."""
+    refuse_eval_run(warehouse, run_id)
     batches = problem_batches(warehouse, run_id, BATCH_TRACES)
     if problem_ids is not None:
         batches = [b for b in ([p for p in b if p in problem_ids] for b in batches) if b]
@@ -155,6 +171,7 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
         )
         check_filter_order(specs)
         stored_filters(warehouse, run_id)  # the run exists
+        refuse_eval_run(warehouse, run_id)
         batches = problem_batches(warehouse, run_id, BATCH_TRACES)
         reasons: Counter = Counter()
         total = kept = 0

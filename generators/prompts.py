@@ -61,6 +61,20 @@ def build_messages(question: str) -> tuple[dict, ...]:
     return ({"role": "user", "content": SOLVE_PROMPT.format(question=question)},)
 
 
+_SOLVE_HEAD = SOLVE_PROMPT.format(question="\0").split("\0")[0]
+
+
+def question_of(prompt: str) -> str | None:
+    """The question inside a `build_messages` prompt (its inverse), or None for another text.
+
+    >>> question_of(build_messages("Compute 1 + 2.")[0]["content"])
+    'Compute 1 + 2.'
+    >>> question_of("What is 2 + 2?") is None
+    True
+    """
+    return prompt[len(_SOLVE_HEAD) :] if prompt.startswith(_SOLVE_HEAD) else None
+
+
 @dataclass(frozen=True)
 class ParsedCompletion:
     thought: str

@@ -155,6 +155,9 @@ def make_app(state: TeacherState) -> Starlette:
         question = next(
             (m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), ""
         )
+        # The solve prompt (self_output, eval) shows an example `12 * 3 = 36` before its
+        # `Problem: ...`: read the problem, not the example.
+        question = question.rsplit("Problem:", 1)[-1]
         return await answer(question, body, request.headers, chat=True)
 
     async def completions(request: Request) -> Response:

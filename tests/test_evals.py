@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import polars as pl
 import pytest
 from reasonfactory.flows.evaluate import eval_recipe, run_eval
+from reasonfactory.flows.generate import run_recipe
+from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.flows.refilter import run_refilter
+from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.evals import (
     eval_rows,
     majority_score,
@@ -142,6 +147,31 @@ def test_eval_cli_prints_and_stores(cli, tmp_path):
     assert all("n=20" in x for x in lines)
     proc = cli("query", "SELECT DISTINCT k FROM evals ORDER BY k", "--format", "json")
     assert json.loads(proc.stdout) == [{"k": 1}, {"k": 2}], proc.stdout
+    stored = json.loads(
+        cli(
+            "query",
+            "SELECT model, benchmark, subset, metric, k, value, ci_low, ci_high, n, run_id "
+            "FROM evals ORDER BY subset, metric",
+            "--format",
+            "json",
+        ).stdout
+    )
+    # stats --format json: the eval run carries every evals row (all subsets)
+    (run,) = json.loads(cli("stats", "--format", "json", check=True).stdout)
+    shown = sorted(
+        ({k: e[k] for k in stored[0]} for e in run["evals"]),
+        key=lambda e: (e["subset"], e["metric"]),
+    )
+    assert shown == stored and len(stored) > 3
+    # stats as text: the eval section, one line per metric over all problems
+    text = cli("stats", check=True).stdout
+    assert "evals of sim" in text and "status 'eval'" in text, text
+    whole = {e["metric"]: e for e in stored if e["subset"] == "all"}
+    for metric, e in whole.items():
+        line = next(x for x in text.splitlines() if f" {metric} " in x and " all " in x)
+        low, high = 100 * e["ci_low"], 100 * e["ci_high"]
+        assert f"{100 * e['value']:5.1f}% [{low:.1f}, {high:.1f}]" in line
+        assert line.endswith(f"n={e['n']}"), line
     missing = cli("eval", "--model", "somewhere")
     assert missing.returncode == 1 and "--problems" in missing.stderr
     nogold = tmp_path / "nogold.jsonl"
@@ -151,3 +181,75 @@ def test_eval_cli_prints_and_stores(cli, tmp_path):
     )
     proc = cli("eval", "ng.yaml")
     assert proc.returncode == 1 and "gold answer for every problem" in proc.stderr
+
+
+def test_eval_traces_stay_out_of_training(prefect_api, cli, tmp_path):
+    """`refilter` refuses an eval run (it would make benchmark answers kept, exportable);
+    `export sft` takes none of its traces, whatever `--where` says about status; `eval` will
+    not take a training run's traces as its samples."""
+    path = tmp_path / "wh.duckdb"
+    train = {
+        "name": "train",
+        "problems": {"source": "builtin:linear", "limit": 8},
+        "generate": {"samples": 2, "temperature": 0.8},
+    }
+    run_recipe(parse_recipe(train), str(path))
+    bench = {"name": "bench", "problems": {"source": "builtin:arithmetic", "limit": 10}}
+    rows = run_eval(eval_recipe(bench, samples=2, temperature=0.8), path)
+    eval_run = rows["run_id"][0]
+    (tmp_path / "strict.yaml").write_text("filters: [format, answer]\n")
+    for extra in ([], ["--recipe", "strict.yaml"]):
+        proc = cli("refilter", "--run", eval_run, "-w", str(path), *extra)
+        assert proc.returncode == 1 and f"run {eval_run} is an eval run" in proc.stderr, (
+            proc.stdout + proc.stderr
+        )
+    with pytest.raises(UserError, match="is an eval run"):
+        run_refilter(eval_run, str(path))
+    with Warehouse(path, read_only=True) as wh:
+        statuses = wh.sql("SELECT DISTINCT status FROM traces WHERE run_id = ?", [eval_run])
+        benchmark = set(wh.sql("SELECT trace_id FROM traces WHERE status = 'eval'")["trace_id"])
+        training = set(wh.sql("SELECT trace_id FROM traces WHERE status <> 'eval'")["trace_id"])
+    assert statuses["status"].to_list() == ["eval"] and len(benchmark) == 20 and training
+
+    for n, where in enumerate([None, "status <> 'rejected'", "status IN ('kept', 'eval')"]):
+        out = export_sft(path, tmp_path / f"sft{n}", where=where, fmt="jsonl")
+        lines = Path(out["path"]).read_text(encoding="utf-8").splitlines()
+        ids = {json.loads(x)["trace_id"] for x in lines}
+        assert ids and ids <= training and not ids & benchmark, where
+    with pytest.raises(UserError, match="no traces match"):
+        export_sft(path, tmp_path / "e", where=f"run_id = '{eval_run}' OR status = 'eval'")
+
+    same = {**train, "filters": ["answer"], "generate": {"samples": 2, "temperature": 0.8}}
+    with pytest.raises(UserError, match="training data"):
+        run_eval(eval_recipe(same), path)
+    with Warehouse(path, read_only=True) as wh:
+        assert set(wh.sql("SELECT trace_id FROM traces WHERE status <> 'eval'")["trace_id"]) == (
+            training
+        )
+
+
+def test_an_interrupted_eval_leaves_only_eval_traces(prefect_api, warehouse_path, tmp_path):
+    """An eval that fails part-way has stored its finished shards: they are eval traces, not
+    kept ones an export would take (the sim engine fails on a problem it cannot read)."""
+    from reasonfactory.generators.problems.sources import load_problems
+
+    good = load_problems("builtin:arithmetic", limit=60)
+    records = [{"question": q, "answer": g} for q, g in zip(*good["question", "gold"], strict=True)]
+    records.append({"question": "Name the capital of France.", "answer": "Paris"})
+    problems = tmp_path / "p.jsonl"
+    problems.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+    recipe = eval_recipe(
+        {
+            "name": "broken",
+            "problems": {"source": str(problems)},
+            "generate": {"shard_size": 20},
+            "runner": {"lookahead": 0},
+        }
+    )
+    with pytest.raises(Exception, match="sim"):
+        run_eval(recipe, warehouse_path)
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        statuses = wh.sql("SELECT status, count(*) AS n FROM traces GROUP BY 1")
+        evals = wh.sql("SELECT count(*) AS n FROM evals")["n"][0]
+    assert statuses["status"].to_list() == ["eval"] and statuses["n"][0] >= 20, statuses
+    assert evals == 0

@@ -2,7 +2,8 @@
 playwright through `executable_path`): a warehouse with every method (self_output, tree, sos,
 journey, and distill against a local OpenAI-compatible server), no console errors, every plot
 drew marks, the browser's search finds a known trace, a journey trace shows its four coloured
-parts, the tree viewer highlights the kept path. Saves a PNG screenshot (README shows one).
+parts, the tree viewer highlights the kept path, the evals table shows an `eval` run's metrics.
+Saves a PNG screenshot (README shows one).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
+from reasonfactory.flows.evaluate import eval_recipe, run_eval
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.warehouse.store import Warehouse
@@ -75,6 +77,8 @@ def every_method(prefect_api, tmp_path_factory):
             "generate": {"method": "distill", "samples": 2, "max_tokens": 200},
         }  # fmt: skip
         run_recipe(parse_recipe(distill), str(path))
+    sim_eval = {"name": "r-eval", "problems": {"source": "builtin:linear", "limit": 12}}
+    run_eval(eval_recipe(sim_eval, samples=2, temperature=0.7), path, benchmark="linear-12")
     return path
 
 
@@ -92,7 +96,9 @@ def test_report_renders_in_headless_chromium(every_method, cli, tmp_path):
             "SELECT trace_id, question FROM traces JOIN problems USING (problem_id) "
             "WHERE method = 'distill' AND question LIKE '%9 + 9%' LIMIT 1"
         ).row(0, named=True)
+        evals = wh.sql("SELECT subset, metric, value, ci_low, ci_high, n FROM evals")
     assert methods == {"self_output", "tree", "sos", "journey", "distill"}
+    assert evals.height >= 3  # pass@1, pass@2, maj@2 over all problems (+ subsets)
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -121,6 +127,22 @@ def test_report_renders_in_headless_chromium(every_method, cli, tmp_path):
                 name,
             )
             assert marks > 0, f"plot {name} drew no marks"
+
+        # the evals table: one row per stored evals row, values as in the warehouse
+        cells = page.eval_on_selector_all(
+            "#evals-table tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))"
+        )
+        assert cells[0][:7] == [
+            "model", "benchmark", "subset", "metric", "value", "95% interval", "n"
+        ]  # fmt: skip
+        assert len(cells) == evals.height + 1
+        whole = evals.filter((evals["subset"] == "all") & (evals["metric"] == "pass@1")).row(
+            0, named=True
+        )
+        row = next(c for c in cells[1:] if c[1:4] == ["linear-12", "all", "pass@1"])
+        assert row[4] == f"{100 * whole['value']:.1f}%"
+        assert row[5] == f"[{100 * whole['ci_low']:.1f}%, {100 * whole['ci_high']:.1f}%]"
+        assert row[6] == str(whole["n"]) == "12"
 
         # search finds a known trace (by a word of its question) and only matching ones
         page.fill("#search", "9 + 9")

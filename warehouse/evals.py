@@ -31,6 +31,25 @@ from reasonfactory.warehouse.stats import pass_at_k
 
 Z95 = 1.959963984540054
 
+# The status of an eval's traces: exports take `kept` ones only, and `refilter` refuses an eval
+# run (re-judging its traces would make benchmark answers `kept`, so exportable for training).
+EVAL_STATUS = "eval"
+EVAL_PREFIX = "eval:"  # every eval recipe's name starts with it (flows/evaluate.py)
+
+
+def eval_run_reason(con, run_id: str) -> str | None:
+    """Why `run_id` is an eval run (its name, or traces with status 'eval'), or None.
+
+    `con` is a DuckDB connection to the warehouse.
+    """
+    name = con.execute("SELECT recipe_name FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if name and (name[0][0] or "").startswith(EVAL_PREFIX):
+        return f"its recipe is {name[0][0]!r}"
+    (n,) = con.execute(
+        "SELECT count(*) FROM traces WHERE run_id = ? AND status = ?", [run_id, EVAL_STATUS]
+    ).fetchone()
+    return f"{n} of its traces have status '{EVAL_STATUS}'" if n else None
+
 
 def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     """Wilson score interval of a proportion.
@@ -136,10 +155,16 @@ def eval_rows(
         return EVALS.conform(pl.DataFrame())
     n_samples = samples.group_by("problem_id").len()["len"].min()
     ks = list(ks) if ks else default_ks(n_samples)
-    scores = problem_scores(samples, ks).join(
-        samples.group_by("problem_id").agg(pl.col("source").first(), pl.col("difficulty").first()),
-        on="problem_id",
-    )
+    scores = (
+        problem_scores(samples, ks)
+        .join(
+            samples.group_by("problem_id").agg(
+                pl.col("source").first(), pl.col("difficulty").first()
+            ),
+            on="problem_id",
+        )
+        .sort("problem_id")
+    )  # sums in one order: a re-scored run gives the same floats
     subsets = [("all", scores)]
     for column in ("source", "difficulty"):
         values = scores[column].drop_nulls().unique().sort().to_list()

@@ -4,7 +4,8 @@
 `<think>\\n...\\n</think>\\n\\n` + response) plus `problem_id`, `trace_id`, `method`, `model`,
 `score`. It reads the `sft_all` view (every trace with its chat) with `status = 'kept'`, so by
 default it writes exactly the `sft` view (kept traces only); a `where` predicate that itself
-mentions `status` selects among all traces instead.
+mentions `status` selects among all traces instead, except an eval's (`status = 'eval'`: a
+benchmark's answers are never training data).
 DuckDB writes the rows straight to Parquet/JSONL (streaming, never the whole set in Python);
 `hf` loads that Parquet with `datasets` and saves it to disk. A dataset card (README.md)
 says what is inside and how it was selected.
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.evals import EVAL_STATUS
 from reasonfactory.warehouse.outdir import check_out, fresh_out, mark_out
 from reasonfactory.warehouse.store import Warehouse
 
@@ -33,7 +35,7 @@ def selection(where: str | None) -> str:
     >>> selection("method = 'self_output'")
     "status = 'kept' AND (method = 'self_output')"
     >>> selection("status = 'rejected'")
-    "(status = 'rejected')"
+    "status <> 'eval' AND (status = 'rejected')"
     >>> selection("response LIKE '%status%'")
     "status = 'kept' AND (response LIKE '%status%')"
     """
@@ -42,7 +44,7 @@ def selection(where: str | None) -> str:
     bound = bound_predicate(where)
     unquoted = re.sub(r"'(?:[^']|'')*'", "''", where)  # a word inside a string literal is no column
     if re.search(r"\bstatus\b", unquoted, re.I):
-        return bound
+        return f"status <> '{EVAL_STATUS}' AND {bound}"
     return f"status = 'kept' AND {bound}"
 
 

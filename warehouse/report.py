@@ -1,4 +1,5 @@
-"""The HTML report of a warehouse: plots, a trace browser and a tree viewer in one static file.
+"""The HTML report of a warehouse: plots, a trace browser and a tree viewer in one static file,
+with the per-run table and the `evals` table (model, benchmark, metric, value, 95% interval, n).
 
 Everything is aggregated in DuckDB (counts, histogram bins, shares), so the page's size and
 the time to make it do not grow with the number of traces; the browser and the tree viewer get
@@ -16,7 +17,7 @@ import json
 from importlib import resources
 from pathlib import Path
 
-from reasonfactory.warehouse.stats import SAMPLED_METHODS, run_stats
+from reasonfactory.warehouse.stats import SAMPLED_METHODS, eval_results, run_stats
 from reasonfactory.warehouse.store import Warehouse
 
 THOUGHT_CHARS = 12_000  # a trace's text in the browser is cut here (the page says so)
@@ -50,6 +51,7 @@ def build_report(
         "sample_per_group": sample,
         "thought_chars": THOUGHT_CHARS,
         "stats": [s.to_dict() for s in stats],
+        "evals": eval_results(wh, run_id),
         "figures": figures,
         "traces": traces,
         "trees": _sample_trees(wh, scope, args, trees),

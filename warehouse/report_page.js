@@ -20,6 +20,17 @@
     "<th>solved</th><th>traces</th><th>kept</th><th>tokens in</th><th>tokens out</th><th>cost</th></tr>" +
     rows.join("") + "</table>";
 
+  // evals: one row per model, benchmark, subset and metric
+  const pct = (v) => (100 * v).toFixed(1) + "%";
+  $("evals").innerHTML = !DATA.evals.length
+    ? '<p class="note">no evals in this warehouse (reasonfactory eval)</p>'
+    : '<table class="stats" id="evals-table"><tr><th>model</th><th>benchmark</th><th>subset</th>' +
+      "<th>metric</th><th>value</th><th>95% interval</th><th>n</th><th>run</th></tr>" +
+      DATA.evals.map((e) => `<tr><td>${esc(e.model)}</td><td>${esc(e.benchmark)}</td>` +
+        `<td>${esc(e.subset)}</td><td>${esc(e.metric)}</td><td>${pct(e.value)}</td>` +
+        `<td>[${pct(e.ci_low)}, ${pct(e.ci_high)}]</td><td>${e.n}</td><td>${esc(e.run_id)}</td></tr>`)
+        .join("") + "</table>";
+
   // plots
   for (const [name, fig] of Object.entries(DATA.figures)) {
     const div = $("plot-" + name);

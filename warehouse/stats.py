@@ -4,8 +4,9 @@ cost, and coverage (pass@k with the unbiased estimator of Chen et al. 2021, maj@
 
 A problem counts as attempted when the run stored traces for it or recorded it as done in the
 `progress` table (a tree search that found no correct path stores no trace, but its problem was
-tried); it is solved when one of its traces was kept. Everything is aggregated in DuckDB.
-This module reads; it never writes.
+tried); it is solved when one of its traces was kept. A run that `eval` scored also carries its
+`evals` rows (model, benchmark, subset, metric, value, 95% interval, n). Everything is
+aggregated in DuckDB. This module reads; it never writes.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class RunStats:
     tokens_out: int | None = None
     cost: float | None = None
     maj_at: dict[int, float] = field(default_factory=dict)
+    evals: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain data for `stats --format json` (funnel as a list of {step, traces})."""
@@ -72,6 +74,7 @@ class RunStats:
         d["refiltered_at"] = (self.meta.get("refilter") or {}).get("at")
         d["pass_at"] = {str(k): v for k, v in self.pass_at.items()}
         d["maj_at"] = {str(k): v for k, v in self.maj_at.items()}
+        d["evals"] = [{**e, "created_at": str(e["created_at"])} for e in self.evals]
         return d
 
 
@@ -101,6 +104,7 @@ def run_stats(wh: Warehouse, run_id: str | None = None) -> list[RunStats]:
     ).fetchall()
     out = []
     owners = _owners(wh)
+    evals = eval_results(wh, run_id)
     for rid, name, status, recipe, meta, method in runs:
         parsed = (yaml.safe_load(recipe) or {}) if recipe else {}
         s = RunStats(
@@ -113,11 +117,33 @@ def run_stats(wh: Warehouse, run_id: str | None = None) -> list[RunStats]:
             rejected={},
             funnel=[],
             meta=json.loads(meta) if meta else {},
+            evals=[e for e in evals if e["run_id"] == rid],
         )
         if method:
             _fill(wh, s, parsed)
         out.append(s)
     return out
+
+
+EVAL_COLUMNS = "model, benchmark, subset, metric, k, value, ci_low, ci_high, n, run_id, created_at"
+
+
+def eval_results(wh: Warehouse, run_id: str | None = None) -> list[dict]:
+    """The `evals` rows (of one run, or all), by model, benchmark, subset (`all` first), k.
+
+    A warehouse made before the `evals` table existed has none.
+    """
+    tables = {r[0] for r in wh.con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+    if "evals" not in tables:
+        return []
+    where = "WHERE run_id = ?" if run_id else ""
+    rows = wh.con.execute(
+        f"SELECT {EVAL_COLUMNS} FROM evals {where} ORDER BY model, benchmark, "
+        "subset <> 'all', subset, k, metric DESC",
+        [run_id] if run_id else [],
+    )
+    names = [d[0] for d in rows.description]
+    return [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
 
 
 # A run's methods: those of its traces and of its progress records (a run whose problems all

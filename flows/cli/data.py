@@ -13,16 +13,22 @@ from reasonfactory.flows.progress import spinner
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
+FieldsOpt = Annotated[str, typer.Option(help="Field mapping: question=FIELD,answer=FIELD.")]
+AnswerFormatOpt = Annotated[
+    str, typer.Option(help="How the gold answer is written: plain | boxed | gsm8k.")
+]
+
+
+def check_answer_format(answer_format: str) -> None:
+    if answer_format not in ("plain", "boxed", "gsm8k"):
+        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
+
 
 @app.command("import")
 def import_(
     path: Annotated[str, typer.Argument(help="A .jsonl or .parquet file, or a datasets folder.")],
-    fields: Annotated[
-        str, typer.Option(help="Field mapping: question=FIELD,answer=FIELD.")
-    ] = "question=question,answer=answer",
-    answer_format: Annotated[
-        str, typer.Option(help="How the gold answer is written: plain | boxed | gsm8k.")
-    ] = "plain",
+    fields: FieldsOpt = "question=question,answer=answer",
+    answer_format: AnswerFormatOpt = "plain",
     source: Annotated[
         str | None, typer.Option(help="Name of the problem set (default: the file's stem).")
     ] = None,
@@ -40,9 +46,8 @@ def import_(
     from reasonfactory.warehouse.store import Warehouse
 
     check_limit(limit)
-    if answer_format not in ("plain", "boxed", "gsm8k"):
-        raise UserError(f"--answer-format {answer_format!r}: expected plain, boxed or gsm8k")
-    mapping = _parse_fields(fields)
+    check_answer_format(answer_format)
+    mapping = parse_fields(fields)
     with spinner(err, f"import {path}"):
         problems = load_problems(
             path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
@@ -64,7 +69,7 @@ def import_(
             out.print(f"  re-check their traces: reasonfactory refilter --run {run}")
 
 
-def _parse_fields(text: str) -> dict[str, str]:
+def parse_fields(text: str) -> dict[str, str]:
     mapping = {}
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
@@ -177,7 +182,8 @@ def stats(
 ) -> None:
     """Per run and method: problems attempted and solved, the funnel (generated -> each
     filter -> kept), why rejected, tokens and cost (with `engine: {price_in, price_out}`),
-    pass@k (unbiased estimator) and maj@k."""
+    pass@k (unbiased estimator) and maj@k; for an `eval` run, its metrics with 95% intervals
+    (all subsets in --format json, under "evals")."""
     from reasonfactory.warehouse.stats import run_stats
     from reasonfactory.warehouse.store import Warehouse
 
@@ -201,6 +207,9 @@ def _print_stats(r) -> None:
         f"\n[bold]{r.run_id}[/] {r.recipe_name} ({r.status}), method {r.method}", highlight=False
     )
     if r.method == "-":
+        return
+    if r.evals:
+        _print_evals(r)
         return
     share = f" ({r.solved / r.attempted:.1%})" if r.attempted else ""
     out.print(
@@ -231,6 +240,35 @@ def _print_stats(r) -> None:
         out.print("  coverage: " + coverage, highlight=False)
     if r.maj_at:
         out.print("  majority: " + "  ".join(f"maj@{k} {v:.3f}" for k, v in r.maj_at.items()))
+
+
+def _print_evals(r) -> None:
+    """An eval run: what it scored, and its metrics over all problems (subsets: json)."""
+    out.print(
+        f"  eval:     {r.generated} samples of {r.attempted} problems, stored with status "
+        "'eval' (never exported)",
+        highlight=False,
+        soft_wrap=True,
+    )
+    for model in dict.fromkeys(e["model"] for e in r.evals):
+        rows = [e for e in r.evals if e["model"] == model]
+        whole = [e for e in rows if e["subset"] == "all"]
+        more = len(rows) - len(whole)
+        note = f" ({more} more rows per source/difficulty: --format json)" if more else ""
+        out.print(f"  evals of {model}{note}:", highlight=False, markup=False)
+        print_evals(whole, indent="    ")
+
+
+def print_evals(rows, indent: str = "") -> None:
+    """One line per `evals` row: benchmark, subset, metric, value [95% interval], n."""
+    for r in rows:
+        out.print(
+            f"{indent}{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
+            f"{100 * r['value']:5.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  "
+            f"n={r['n']}",
+            soft_wrap=True,
+            highlight=False,
+        )
 
 
 @app.command()

@@ -7,6 +7,13 @@ from typing import Annotated
 
 import typer
 from reasonfactory.flows.cli.app import WarehouseOpt, app, out
+from reasonfactory.flows.cli.data import (
+    AnswerFormatOpt,
+    FieldsOpt,
+    check_answer_format,
+    parse_fields,
+    print_evals,
+)
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import resolve_path
 
@@ -17,16 +24,23 @@ def eval_(
         Path | None, typer.Argument(help="A recipe: problems (with gold) and engine.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="A model folder, run with the vllm engine.")
+        str | None,
+        typer.Option(help="A model folder, run with the vllm engine (with --predictions: a name)."),
     ] = None,
     problems: Annotated[
         str | None, typer.Option(help="Problem source (builtin:..., FILE.jsonl, hf:DIR).")
     ] = None,
+    answer_format: AnswerFormatOpt = "plain",
+    fields: FieldsOpt = "",
     samples: Annotated[int | None, typer.Option(help="Samples per problem (default 1).")] = None,
     temperature: Annotated[
         float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Completion budget.")] = None,
+    predictions: Annotated[
+        Path | None,
+        typer.Option(help="A JSONL of outputs to score: problem_id (or question), response."),
+    ] = None,
     benchmark: Annotated[str | None, typer.Option(help="Name stored in evals.benchmark.")] = None,
     limit: Annotated[int | None, typer.Option(help="Use only the first N problems.")] = None,
     warehouse: WarehouseOpt = None,
@@ -34,35 +48,45 @@ def eval_(
     """Evaluate a model: pass@1, pass@k and maj@k with 95% intervals, stored in `evals`.
 
     Either a recipe (its problems and engine; `generate` may set samples and temperature), or
-    `--model DIR --problems SOURCE` for a local model run with vLLM.
+    `--model DIR --problems SOURCE` for a local model run with vLLM, or
+    `--predictions FILE.jsonl --problems SOURCE --model NAME` for outputs already written
+    (one line per sample; scored by the same answer check and metrics).
     """
-    from reasonfactory.flows.evaluate import eval_recipe, run_eval
+    from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
     from reasonfactory.flows.recipe import read_yaml_mapping
 
+    check_answer_format(answer_format)
+    if recipe is not None and (answer_format != "plain" or fields):
+        raise UserError("--answer-format and --fields go with --problems; a recipe sets them")
+    source = {"source": problems, "answer_format": answer_format}
+    if fields:
+        source["fields"] = parse_fields(fields)
+
+    if predictions is not None:
+        if recipe is not None or not (model and problems):
+            raise UserError("eval --predictions FILE needs --problems SOURCE and --model NAME")
+        if samples is not None or temperature is not None or max_tokens is not None:
+            raise UserError(
+                "eval --predictions: the samples are the file's lines; --samples, "
+                "--temperature and --max-tokens do not apply"
+            )
+        path = resolve_path(warehouse).resolve()
+        rows = eval_predictions(predictions, source, model, path, benchmark=benchmark, limit=limit)
+        print_evals(rows.iter_rows(named=True))
+        return
     if recipe is not None:
         data = read_yaml_mapping(recipe, "recipe file")
     elif model and problems:
         data = {
             "name": Path(model).name,
-            "problems": {"source": problems},
+            "problems": source,
             "engine": {"kind": "vllm", "model": model, "max_model_len": 2048},
         }
     else:
         raise UserError("eval needs a RECIPE, or --model DIR and --problems SOURCE")
     rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
     rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
-    print_evals(rows)
-
-
-def print_evals(rows) -> None:
-    for r in rows.iter_rows(named=True):
-        out.print(
-            f"{r['benchmark']:<24} {r['subset']:<22} {r['metric']:<8} "
-            f"{100 * r['value']:5.1f}% [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]  "
-            f"n={r['n']}",
-            soft_wrap=True,
-            highlight=False,
-        )
+    print_evals(rows.iter_rows(named=True))
 
 
 @app.command()

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.engines.base import Completion, Engine, EngineError, GenRequest
 
@@ -124,12 +124,41 @@ def _make_openai(config: OpenAIEngineConfig) -> Engine:
     )
 
 
+class PredictionsEngineConfig(StrictModel):
+    """A file of a model's outputs (`generators.engines.predictions`): no model runs."""
+
+    kind: Literal["predictions"] = "predictions"
+    model: str = Field(min_length=1, description="the name of the model that wrote the file")
+    path: str = Field(min_length=1, description="JSONL: problem_id or question, response")
+    sources: tuple[str, ...] = Field((), description="problem sources its problem_ids are of")
+    digest: str = Field("", description="hash of the file (filled in when empty)")
+
+    # The file's content is its identity (`digest`), not where it lies.
+    NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset({"path"})
+
+    @model_validator(mode="before")
+    @classmethod
+    def _hash_file(cls, data):
+        if isinstance(data, dict) and data.get("path") and not data.get("digest"):
+            from reasonfactory.generators.engines.predictions import file_digest
+
+            return {**data, "digest": file_digest(data["path"])}
+        return data
+
+
+def _make_predictions(config: PredictionsEngineConfig) -> Engine:
+    from reasonfactory.generators.engines.predictions import PredictionsEngine
+
+    return PredictionsEngine(config.path, config.model, config.sources, config.digest)
+
+
 # kind -> (config model, factory). A factory imports its engine module lazily, so vllm or an
 # HTTP client is only imported when a recipe asks for that engine.
 ENGINES: dict[str, tuple[type[StrictModel], Callable[[StrictModel], Engine]]] = {
     "sim": (SimEngineConfig, _make_sim),
     "vllm": (VllmEngineConfig, _make_vllm),
     "openai": (OpenAIEngineConfig, _make_openai),
+    "predictions": (PredictionsEngineConfig, _make_predictions),
 }
 
 
@@ -147,6 +176,7 @@ __all__ = [
     "EngineError",
     "GenRequest",
     "OpenAIEngineConfig",
+    "PredictionsEngineConfig",
     "SimEngineConfig",
     "VllmEngineConfig",
     "make_engine",
