@@ -15,7 +15,6 @@ Not here: the metrics themselves (`warehouse/evals.py`).
 from __future__ import annotations
 
 from collections import Counter
-from contextlib import suppress
 from pathlib import Path
 
 import polars as pl
@@ -70,15 +69,8 @@ def run_eval(
     recipe: Recipe, warehouse: str | Path, *, benchmark: str | None = None, limit: int | None = None
 ) -> pl.DataFrame:
     """Generate (or reuse) the samples, score them, store and return the `evals` rows."""
-    run_id = recipe.run_id
-    _refuse_training_run(warehouse, run_id)
-    try:
-        run_recipe(recipe, str(warehouse), limit)
-    except BaseException:  # an interrupted eval's stored traces are eval traces too
-        with suppress(Exception):  # (the failure itself is what the user must see)
-            _mark_eval(warehouse, run_id)
-        raise
-    _mark_eval(warehouse, run_id)
+    run_id = recipe.run_id  # never a data run's: its traces are stored with status 'eval'
+    run_recipe(recipe, str(warehouse), limit)
     with Warehouse(warehouse) as wh:
         samples = wh.sql(
             "SELECT t.problem_id, (t.meta->>'sample_index')::BIGINT AS sample_index, "
@@ -104,35 +96,6 @@ def run_eval(
         )
         wh.ingest_all({"evals": rows}, replace={"evals": ("run_id",)})
     return rows
-
-
-def _refuse_training_run(warehouse: str | Path, run_id: str) -> None:
-    """Same engine, sampling and problems as a stored `run`: the eval would take that run's
-    traces as its samples and mark them 'eval', out of the training data. Say so instead."""
-    if not Path(warehouse).exists():
-        return
-    with Warehouse(warehouse, read_only=True) as wh:
-        found = wh.con.execute("SELECT recipe_name FROM runs WHERE run_id = ?", [run_id]).fetchall()
-        kept = wh.con.execute(
-            "SELECT count(*) FROM traces WHERE run_id = ? AND status <> ?", [run_id, EVAL_STATUS]
-        ).fetchone()[0]
-    if found and not (found[0][0] or "").startswith(EVAL_PREFIX) and kept:
-        raise UserError(
-            f"run {run_id} (recipe {found[0][0]!r}) generated these problems with the same "
-            f"engine and sampling settings, and its {kept} traces are training data; an eval "
-            "would take them as its samples and mark them 'eval'. Change a sampling setting "
-            "(seed, temperature, samples) for the eval"
-        )
-
-
-def _mark_eval(warehouse: str | Path, run_id: str) -> None:
-    if not Path(warehouse).exists():
-        return
-    with Warehouse(warehouse) as wh:
-        wh.con.execute(
-            "UPDATE traces SET status = ?, reject_reason = NULL WHERE run_id = ?",
-            [EVAL_STATUS, run_id],
-        )
 
 
 def eval_predictions(

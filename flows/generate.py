@@ -57,6 +57,7 @@ from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.evals import EVAL_STATUS
 from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
 _USER_ERROR = "user error: "
@@ -392,6 +393,10 @@ def _run(
             )
         ):
             out, completions, shard_reused = generated_[:3]
+            if rec.is_eval:  # benchmark answers: stored as such, never as training data
+                traces = traces.with_columns(
+                    status=pl.lit(EVAL_STATUS), reject_reason=pl.lit(None, pl.String)
+                )
             shard_redo = bool(redo) and bool(shard["problem_id"].is_in(redo_ids).any())
             reused += shard_reused
             batch.append(

@@ -3,7 +3,11 @@ names it and says what is allowed.
 
 A recipe's identity: `fingerprint` hashes everything that changes the generated text
 (engine and generation settings; not the shard size, not the filters), and `run_id` adds the
-recipe name and the problem set. The same recipe run twice is the same run, resumed.
+problem set (the name is a label); an eval's fingerprint is never a data run's. The same
+recipe run twice is the same run, resumed.
+
+Long on purpose: one schema, each section's validation next to its fields, so that every
+error can name the key it is about.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from reasonfactory.generators.methods.self_output import SelfOutputConfig
 from reasonfactory.generators.problems.families import FAMILIES
 from reasonfactory.generators.registry import GENERATORS
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.evals import EVAL_PREFIX
 from reasonfactory.warehouse.ids import digest, fingerprint
 
 # Fields of the generation config that do not change what is generated. `max_tokens` only
@@ -169,6 +174,9 @@ class Recipe(StrictModel):
                 # Prompt templates written in code (a config's PROMPT): editing one makes new
                 # traces instead of resuming old ones.
                 "prompt": getattr(self.generate, "PROMPT", ""),
+                # An eval's traces are benchmark answers: never the same run, nor the same
+                # progress ledger, as a data run's (stored completions are still reused).
+                **({"eval": True} if self.is_eval else {}),
             }
         )
 
@@ -183,6 +191,11 @@ class Recipe(StrictModel):
         problem_set = (p.source, sorted(p.fields.items()), p.answer_format, p.seed, p.difficulty)
         # The name is a label: the same generation on the same problems is the same run.
         return "r_" + digest(self.fingerprint, problem_set)
+
+    @property
+    def is_eval(self) -> bool:
+        """An eval's recipe (flows/evaluate.py): its traces are stored with status 'eval'."""
+        return self.name.startswith(EVAL_PREFIX)
 
     def to_data(self) -> dict:
         """The recipe as plain data, in the form a user writes (round-trips `parse_recipe`)."""

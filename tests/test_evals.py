@@ -185,8 +185,8 @@ def test_eval_cli_prints_and_stores(cli, tmp_path):
 
 def test_eval_traces_stay_out_of_training(prefect_api, cli, tmp_path):
     """`refilter` refuses an eval run (it would make benchmark answers kept, exportable);
-    `export sft` takes none of its traces, whatever `--where` says about status; `eval` will
-    not take a training run's traces as its samples."""
+    `export sft` takes none of its traces, whatever `--where` says about status; an eval with
+    a training run's settings is a run of its own and leaves that run's traces as they are."""
     path = tmp_path / "wh.duckdb"
     train = {
         "name": "train",
@@ -219,13 +219,17 @@ def test_eval_traces_stay_out_of_training(prefect_api, cli, tmp_path):
     with pytest.raises(UserError, match="no traces match"):
         export_sft(path, tmp_path / "e", where=f"run_id = '{eval_run}' OR status = 'eval'")
 
+    # The same engine, sampling and problems as the training run: an eval of its own (it may
+    # reuse the stored completions), and the training run's traces stay training data.
     same = {**train, "filters": ["answer"], "generate": {"samples": 2, "temperature": 0.8}}
-    with pytest.raises(UserError, match="training data"):
-        run_eval(eval_recipe(same), path)
+    again = run_eval(eval_recipe(same), path)
+    assert again["run_id"][0] not in (eval_run, parse_recipe(train).run_id)
     with Warehouse(path, read_only=True) as wh:
         assert set(wh.sql("SELECT trace_id FROM traces WHERE status <> 'eval'")["trace_id"]) == (
             training
         )
+        mine = wh.sql("SELECT DISTINCT status FROM traces WHERE run_id = ?", [again["run_id"][0]])
+    assert mine["status"].to_list() == ["eval"]
 
 
 def test_an_interrupted_eval_leaves_only_eval_traces(prefect_api, warehouse_path, tmp_path):

@@ -45,9 +45,10 @@ def eval_run_reason(con, run_id: str) -> str | None:
     name = con.execute("SELECT recipe_name FROM runs WHERE run_id = ?", [run_id]).fetchall()
     if name and (name[0][0] or "").startswith(EVAL_PREFIX):
         return f"its recipe is {name[0][0]!r}"
-    (n,) = con.execute(
+    # fetchall: a result left half-read blocks the run's own connection (DuckDB 2)
+    [(n,)] = con.execute(
         "SELECT count(*) FROM traces WHERE run_id = ? AND status = ?", [run_id, EVAL_STATUS]
-    ).fetchone()
+    ).fetchall()
     return f"{n} of its traces have status '{EVAL_STATUS}'" if n else None
 
 
