@@ -6,9 +6,10 @@ built from scratch; cold start on a small labelled seed set distilled from the s
 rounds of self-generation through the real vLLM engine on new problems whose answers the
 loop never sees; each round's control trains the same number of steps on the seed set
 alone). Prints the loop's table with 95% Wilson intervals, then the method comparison:
-round 1's data made other ways (`majority`: round 1's samples kept by an answer/majority
-check instead of the step verifier; `tree`; `journey`) from the same cold start, each arm
-taking round 1's problems in order until it has spent round 1's generation budget in
+round 1's data made other ways (`steps`: round 1's way; `majority`: the same sampling kept
+by an answer/majority check instead of the step verifier; `tree`; `journey`) from the same
+cold start, each arm
+taking round 1's problems in order until it has spent the example's generation budget in
 generated tokens (within 10%, checked and printed), each trained the same steps, with how
 often each model's held-out traces fix a false step. Last, whether the cold start is
 data-limited: its loss per answer token on its seed traces against held-out reference
@@ -103,8 +104,8 @@ def main() -> None:
         done, cfg = run_loop(path)
         wall = time.perf_counter() - started
     print_loop_table(loop_table(done, cfg.rounds))
-    print("\nper round: generated samples -> verified rows (format, steps, answer by majority, ")
-    print("vote, dedup; no gold)")
+    filters = ", ".join(f if isinstance(f, str) else next(iter(f)) for f in cfg.filters)
+    print(f"\nper round: generated samples -> verified rows ({filters}; no gold)")
     for k in range(1, cfg.rounds + 1):
         gen = done.get(f"r{k}:generate", {})
         print(
@@ -120,14 +121,24 @@ def main() -> None:
         and row["ci_low"] > row["control_ci_high"]
     ]
     print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
+    for k in range(1, cfg.rounds + 1):
+        if f"r{k}:control:eval" in done:
+            b, c, p = paired(workdir / "loop" / "loop.duckdb", done, k)
+            print(
+                f"  round {k} against its control on the same held-out problems: right only "
+                f"by the round {b}, only by the control {c} (exact McNemar p = {p:.3f})"
+            )
     if cfg.compare:
         arms = compare_table(done, cfg)
         print_compare_table(arms)
         tol = cfg.compare_budget.tolerance
-        ratios = [a["budget_ratio"] for a in arms if a["budget_ratio"] is not None]
+        # round 1 is an arm when the budget is its spend; with an explicit budget it is not
+        matched_arms = arms[1:-1] if cfg.compare_budget.tokens else arms[:-1]
+        ratios = [a["budget_ratio"] for a in matched_arms if a["budget_ratio"] is not None]
         matched = all(abs(r - 1) <= tol for r in ratios)
+        what = f"{cfg.compare_budget.tokens} tokens" if cfg.compare_budget.tokens else "round 1's"
         print(
-            f"budget: generated tokens per arm within {tol:.0%} of round 1's: "
+            f"budget: generated tokens of each compare arm within {tol:.0%} of {what}: "
             f"{'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)})"
         )
         print(
@@ -141,6 +152,27 @@ def main() -> None:
             f"{heldout_loss:.3f} on held-out reference traces (sim teacher; measured only)"
         )
     print(f"wall time: {wall / 60:.1f} min (this invocation; a resumed run counts only its part)")
+
+
+def paired(warehouse: Path, done: dict, k: int) -> tuple[int, int, float]:
+    """Round k's model against its control on the same held-out problems (greedy, one
+    sample each): problems only the round gets right, only the control, and the exact
+    two-sided McNemar p-value (a binomial test on those discordant problems)."""
+    from math import comb
+
+    from reasonfactory.warehouse.store import Warehouse
+
+    runs = [done[f"r{k}:eval"]["run_id"], done[f"r{k}:control:eval"]["run_id"]]
+    with Warehouse(warehouse, read_only=True) as wh:
+        b, c = wh.sql(
+            "SELECT count(*) FILTER (WHERE r.correct AND NOT coalesce(c.correct, false)), "
+            "count(*) FILTER (WHERE c.correct AND NOT coalesce(r.correct, false)) "
+            "FROM traces r JOIN traces c USING (problem_id) WHERE r.run_id = ? AND c.run_id = ?",
+            runs,
+        ).row(0)
+    n = b + c
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(b, c) + 1)) / 2**n) if n else 1.0
+    return int(b), int(c), p
 
 
 def data_limited(work: Path, done: dict) -> tuple[float, float]:
