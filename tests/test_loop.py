@@ -196,3 +196,15 @@ def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api,
     assert parents["parent"][1].endswith("student-0")
     assert '"max_steps": 25' in parents["recipe"][1]
     assert after == before + 30  # the round-1 model's greedy eval, and nothing else
+
+    # A stage redone (dropped from the ledger) trains new weights at the same path: they are
+    # another model, evaluated afresh, never scored by the old weights' stored eval.
+    state = json.loads((work / "state.json").read_text())
+    old_eval = state.pop("r1:eval")["run_id"]
+    del state["r1:train"]
+    (work / "state.json").write_text(json.dumps(state))
+    redone, _ = run_loop(path)
+    assert redone["r1:eval"]["run_id"] != old_eval
+    with Warehouse(work / "loop.duckdb", read_only=True) as wh:
+        fresh = wh.sql("SELECT count(*) AS n FROM completions")["n"][0]
+    assert fresh == after + 30  # its 30 greedy samples were generated, not served from the cache
