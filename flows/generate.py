@@ -460,6 +460,7 @@ def _run(
         "engine_calls": engine.meter.calls,
         "engine_requests": engine.meter.requests,
         "engine_completions": engine.meter.completions,
+        "engine_tokens": engine.meter.tokens,
         "samples_reused": reused,
     }
     if isinstance(engine, RayRunner):

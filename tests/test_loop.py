@@ -33,7 +33,13 @@ TINY = {
         "intermediate_size": 128,
         "max_position_embeddings": 256,
     },
-    "problems": {"difficulty": [1, 1], "seed_set": 30, "held_out": 30, "per_round": 30},
+    "problems": {
+        "difficulty": [1, 1],
+        "seed_set": 30,
+        "held_out": 30,
+        "per_round": 30,
+        "compare_extra": 50,
+    },
     "rounds": 1,
     "engine": {
         "kind": "vllm",
@@ -46,8 +52,20 @@ TINY = {
     "train": {"max_steps": 20, "batch_size": 16, "logging_steps": 5},
     "round_steps": 5,
     "eval": {"max_tokens": 48},
-    # the method comparison, one arm: journey data from the same cold start on round 1's problems
+    # the method comparison: journey data, and self_output with one sample a problem (half
+    # round 1's cost per problem, so it must go on to the extra problems to spend the budget),
+    # each from the same cold start on round 1's problems in order, at round 1's token budget
+    "compare_budget": {"tolerance": 0.2, "first_chunk": 10},
     "compare": {
+        "single": {
+            "generate": {
+                "method": "self_output",
+                "samples": 1,
+                "temperature": 0.8,
+                "max_tokens": 48,
+                "seed": 2,
+            },
+        },
         "journey": {
             "generate": {
                 "method": "journey",
@@ -59,7 +77,7 @@ TINY = {
                 "seed": 1,  # fresh samples: the completions table would serve round 1's
             },
             "filters": ["format", {"steps": {"allow_fixed": True}}, "answer", "dedup"],
-        }
+        },
     },
 }
 
@@ -77,14 +95,15 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     expected = [
         "problems", "cold:student", "cold:distill", "cold:export", "cold:train", "cold:eval",
         "r1:generate", "r1:export", "r1:train", "r1:eval", "r1:control:train",
-        "r1:control:eval", "cmp:journey:generate", "cmp:journey:export", "cmp:journey:train",
-        "cmp:journey:eval",
+        "r1:control:eval", "cmp:journey:generate", "cmp:journey:export",
+        "cmp:journey:train", "cmp:journey:eval", "cmp:single:generate", "cmp:single:train",
+        "cmp:single:eval",
     ]  # fmt: skip
     assert [s for s in expected if s not in done] == []
     # The rounds' problem file carries no answers; the held-out file is never trained on.
     round_rows = [json.loads(x) for x in (work / "problems" / "round-1.jsonl").open()]
     assert round_rows and all("answer" not in r for r in round_rows)
-    for name in ("round-0", "round-1", "control-1", "compare-journey"):
+    for name in ("round-0", "round-1", "control-1", "compare-journey", "compare-single"):
         assert (work / "models" / name / "config.json").exists()
         assert (work / "models" / name / "tokenizer_config.json").exists()
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
@@ -99,21 +118,39 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
             "WHERE p.source = 'heldout' AND t.status <> 'eval'"
         )["n"][0]
     assert golds == (0, 30)
-    assert models.height == 4  # cold start, round 1, control 1, the journey arm
+    assert models.height == 5  # cold start, round 1, control 1, the two arms
     assert all(p.endswith("round-0") for p in models["parent"][1:])
     assert [m.rsplit("/", 1)[-1] for m in models["path"]] == [
-        "round-0", "round-1", "control-1", "compare-journey"
+        "round-0", "round-1", "control-1", "compare-journey", "compare-single"
     ]  # fmt: skip
-    assert evals.height == 4
+    assert evals.height == 5
     assert heldout_kept == 0
     table = loop_table(done, config.rounds)
     assert [r["model"] for r in table] == ["round-0 (cold start)", "round-1"]
     assert table[1]["control_n"] == 30 and table[1]["n"] == 30
-    # the comparison: the same problems, the budget each arm spent, what it kept
+    # the comparison: the same problems in order, at round 1's generation budget in tokens
     arms = compare_table(done, config)
-    assert [a["arm"] for a in arms] == ["self_output", "journey", "control (seed only)"]
+    assert [a["arm"] for a in arms] == [
+        "self_output", "journey", "single", "control (seed only)"
+    ]  # fmt: skip
     assert arms[0]["completions"] == 60 and arms[0]["tokens"] > 0  # 30 problems x 2 samples
-    assert arms[1]["completions"] == 60  # journey samples its bases as self_output does
+    assert arms[0]["budget_ratio"] == 1.0 and arms[0]["problems"] == 30
+    for arm in arms[1:3]:
+        assert abs(arm["budget_ratio"] - 1) <= 0.2, arm  # matched within the tolerance
+        assert done[f"cmp:{arm['arm']}:generate"]["within"] is True
+        chunks = done[f"cmp:{arm['arm']}:generate:chunks"]
+        assert chunks[0]["limit"] == 10 and len({c["run_id"] for c in chunks}) == 1
+        assert sum(c["tokens"] for c in chunks) == arm["tokens"]
+    # one sample a problem costs about half: it went on past round 1's 30 problems
+    assert arms[2]["problems"] > 40 and arms[2]["completions"] == arms[2]["problems"]
+    assert 20 <= arms[1]["problems"] <= 40  # journey samples as self_output does
+    assert arms[1]["completions"] == 2 * arms[1]["problems"]
+    with Warehouse(work / "loop.duckdb", read_only=True) as wh:
+        taken = wh.sql(
+            "SELECT count(DISTINCT problem_id) AS n FROM traces WHERE run_id = ?",
+            [done["cmp:single:generate"]["run_id"]],
+        )["n"][0]
+    assert taken == arms[2]["problems"]  # the arm's chunks are one run over its problems
     assert all(a["n"] == 30 and a["traces"] == 30 for a in arms)
     gen = done["cmp:journey:generate"]
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
@@ -159,3 +196,15 @@ def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api,
     assert parents["parent"][1].endswith("student-0")
     assert '"max_steps": 25' in parents["recipe"][1]
     assert after == before + 30  # the round-1 model's greedy eval, and nothing else
+
+    # A stage redone (dropped from the ledger) trains new weights at the same path: they are
+    # another model, evaluated afresh, never scored by the old weights' stored eval.
+    state = json.loads((work / "state.json").read_text())
+    old_eval = state.pop("r1:eval")["run_id"]
+    del state["r1:train"]
+    (work / "state.json").write_text(json.dumps(state))
+    redone, _ = run_loop(path)
+    assert redone["r1:eval"]["run_id"] != old_eval
+    with Warehouse(work / "loop.duckdb", read_only=True) as wh:
+        fresh = wh.sql("SELECT count(*) AS n FROM completions")["n"][0]
+    assert fresh == after + 30  # its 30 greedy samples were generated, not served from the cache

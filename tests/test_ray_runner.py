@@ -77,7 +77,14 @@ def test_two_ray_workers_store_what_one_process_stores(
     for table in a:
         assert a[table].equals(b[table]), table
     assert spread["run_id"] == local["run_id"]  # the runner is no part of a run's identity
-    for key in ("generated", "kept", "rejected", "engine_calls", "engine_requests"):
+    for key in (
+        "generated",
+        "kept",
+        "rejected",
+        "engine_calls",
+        "engine_requests",
+        "engine_tokens",
+    ):
         assert spread[key] == local[key], key
     # Run again on Ray: everything is done, nothing is added, no Ray work is started.
     again = run_recipe(parse_recipe(distributed), str(tmp_path / "ray.duckdb"))

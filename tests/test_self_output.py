@@ -49,6 +49,8 @@ def test_all_problems_go_in_one_engine_call():
     out = self_output(problems, engine, SelfOutputConfig(samples=6), CTX)
     assert engine.meter.calls == 1 and engine.meter.requests == 40
     assert out.traces.height == 240
+    # the generation budget: every generated token, as the traces count them
+    assert engine.meter.tokens == out.traces["n_tokens"].sum() > 240
     assert out.traces["trace_id"].n_unique() == 240
 
 

@@ -51,18 +51,25 @@ def _n(value) -> str:
     return "-" if value is None else str(value)
 
 
+def _ratio(value) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def print_compare_table(rows: list[dict]) -> None:
     """Round 1's data against each `compare` arm: same cold start, problems and steps."""
     out.print(
-        "\nround 1 made each way (same cold start, same new problems, same training steps):\n"
-        f"{'data':<20} {'completions':>11} {'tokens':>8} {'verified':>8}  "
+        "\nround 1 made each way (same cold start, round 1's problems in order, same "
+        "training steps; budget: generated tokens against round 1's or compare_budget's):\n"
+        f"{'data':<20} {'problems':>8} {'completions':>11} {'tokens':>8} {'budget':>6} "
+        f"{'verified':>8}  "
         f"{'held-out pass@1 [95% CI]':<26} {'false step':>10} {'fixed':>6} {'fixed+right':>11}",
         highlight=False,
         soft_wrap=True,
     )
     for r in rows:
         out.print(
-            f"{r['arm']:<20} {_n(r['completions']):>11} {_n(r['tokens']):>8} "
+            f"{r['arm']:<20} {_n(r['problems']):>8} {_n(r['completions']):>11} "
+            f"{_n(r['tokens']):>8} {_ratio(r['budget_ratio']):>6} "
             f"{_n(r['verified']):>8}  {_pct(r):<26} {_n(r['with_error']):>10} "
             f"{_n(r['with_fix']):>6} {_n(r['fix_correct']):>11}",
             highlight=False,

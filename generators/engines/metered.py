@@ -1,4 +1,4 @@
-"""Count what a generator asks of its engine: calls, requests, completions, seconds.
+"""Count what a generator asks of its engine: calls, requests, completions, tokens, seconds.
 
 Wraps any `Engine`; the flow reports these per run (share of wall time spent in the engine)
 and the benchmarks compare calls made with the one-request-per-node alternative.
@@ -18,6 +18,7 @@ class EngineMeter:
     requests: int = 0
     completions: int = 0
     seconds: float = 0.0
+    tokens: int = 0  # generated (completion) tokens: the generation budget a method spends
 
 
 class MeteredEngine:
@@ -39,4 +40,5 @@ class MeteredEngine:
         self.meter.calls += 1
         self.meter.requests += len(requests)
         self.meter.completions += sum(len(c) for c in out)
+        self.meter.tokens += sum(x.n_tokens for c in out for x in c)
         return out
