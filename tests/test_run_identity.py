@@ -4,6 +4,7 @@ fingerprint); the name is a label; other filters or corrected golds re-judge sto
 from __future__ import annotations
 
 import json
+import time
 
 import polars as pl
 from conftest import write_jsonl
@@ -97,3 +98,34 @@ def test_a_corrected_gold_rejudges_the_stored_traces(prefect_api, tmp_path, cli)
     run_refilter(first["run_id"], path)
     restored = _traces(path).filter(problem_id=ids[k])
     assert restored.filter(status="kept")["trace_id"].equals(kept["trace_id"])
+
+
+def test_a_model_folder_trained_again_at_the_same_path_is_another_run(tmp_path):
+    """The vllm engine's identity holds a stamp of the folder's weights: the same folder
+    resumes its run, a retrained one (new weights at the same path) starts a new run and
+    new sample keys; a hub name has no stamp."""
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"\0" * 64)
+    (model / "config.json").write_text("{}")
+
+    def recipe():
+        return parse_recipe(
+            {
+                "name": "r",
+                "problems": {"source": "builtin:arithmetic", "limit": 3},
+                "engine": {"kind": "vllm", "model": str(model)},
+            }
+        )
+
+    first, same = recipe(), recipe()
+    assert first.engine.weights and (first.run_id, first.engine_id) == (same.run_id, same.engine_id)
+    assert parse_recipe(first.to_data()).run_id == first.run_id  # stored recipes keep it
+    time.sleep(0.01)
+    (model / "model.safetensors").write_bytes(b"\1" * 64)  # trained again: same size, new file
+    again = recipe()
+    assert again.run_id != first.run_id and again.engine_id != first.engine_id
+    (model / "config.json").write_text('{"a": 1}')  # not the weights: the same model
+    assert recipe().run_id == again.run_id
+    hub = parse_recipe({**first.to_data(), "engine": {"kind": "vllm", "model": "org/name"}})
+    assert hub.engine.weights == ""

@@ -55,6 +55,27 @@ def _make_sim(config: SimEngineConfig) -> Engine:
     )
 
 
+def weights_stamp(model: str) -> str:
+    """Names, sizes and modification times of a model folder's weight files, hashed ("" for
+    a hub name or a folder without weights). Reading the weights would take minutes for a
+    real model; a retrained or replaced file changes its size or time.
+
+    >>> weights_stamp("Qwen/Qwen2.5-Math-7B-Instruct")
+    ''
+    """
+    from pathlib import Path
+
+    from reasonfactory.warehouse.ids import digest
+
+    folder = Path(model)
+    if not folder.is_dir():
+        return ""
+    files = sorted(f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin", ".pt"))
+    return (
+        digest(*[(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]) if files else ""
+    )
+
+
 class VllmEngineConfig(PricedEngine):
     """Offline vLLM (`generators.engines.vllm`): a local folder or a hub name the machine has."""
 
@@ -70,6 +91,17 @@ class VllmEngineConfig(PricedEngine):
     chat_template: str | None = Field(None, description="a Jinja file replacing the model's")
     trust_remote_code: bool = False
     engine_args: dict = Field(default_factory=dict, description="more vllm.LLM arguments")
+    weights: str = Field("", description="stamp of a model folder's weights (filled in)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stamp_weights(cls, data):
+        # A folder trained again at the same path is another model: its weights' stamp is in
+        # every run's and stored sample's identity, so it never gets the old model's samples
+        # or evals (the loop redoes stages this way).
+        if isinstance(data, dict) and data.get("model") and not data.get("weights"):
+            return {**data, "weights": weights_stamp(data["model"])}
+        return data
 
     # Settings that change speed or memory, not the text (left out of the run's fingerprint).
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(
