@@ -4,14 +4,19 @@ The thought is split into its step paragraphs and each goes through the step ver
 `tree` method uses (`generators.verify.steps.check_equations`: exact arithmetic, a strict
 parser, model text never evaluated). The first false claim rejects the trace as
 `false_step`; `min_claims` rejects a thought with fewer checkable claims as `no_claims`
-(a trace that shows no work cannot be verified). `meta.details.steps` records how many
-claims were checked and, for a failure, the claim and its expected value.
+(a trace that shows no work cannot be verified). `answer_in_steps` rejects, as
+`answer_not_in_steps`, a numeric final answer that no equation of the thought results in
+(true steps, then a slip when writing the answer: `28 - 23 = 5`, then `\boxed{55}`).
+`meta.details.steps` records how many claims were checked and, for a failure, the claim and
+its expected value.
 
 With no gold answer, this and a majority vote are what keep a self-generated trace: an
 answer that the samples agree on, reached through steps that are all true.
 """
 
 from __future__ import annotations
+
+from fractions import Fraction
 
 import polars as pl
 from pydantic import Field
@@ -29,6 +34,12 @@ class StepsOptions(StrictModel):
         description="a false step passes when a later step makes a true claim with the same "
         "left side (a journey trace's detour: error, feedback, correction)",
     )
+    answer_in_steps: bool = Field(
+        False,
+        description="a numeric final answer must be the result of one of the thought's "
+        "equations (`60%` counts as 60); on GSM8K's test solutions it rejects 2.2% of the "
+        "right answers and 98.7% of answers off by one",
+    )
 
 
 def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = None):
@@ -40,8 +51,14 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
     """
     opts = StepsOptions.model_validate(options or {})
     ok, reason, detail = [], [], []
-    for thought in traces["thought"].to_list():
+    answers = (
+        traces["predicted"].to_list() if "predicted" in traces.columns else [None] * traces.height
+    )
+    for thought, answer in zip(traces["thought"].to_list(), answers, strict=True):
         verdict, info = _judge(thought or "", opts.min_claims, opts.allow_fixed)
+        if verdict is None and opts.answer_in_steps and not _derived(thought or "", answer):
+            verdict = "answer_not_in_steps"
+            info = {**info, "claim": None, "expected": str(answer)}
         ok.append(verdict is None)
         reason.append(verdict)
         detail.append(info)
@@ -53,6 +70,40 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
             "detail": pl.Struct({"claims": pl.Int64, "claim": pl.String, "expected": pl.String}),
         },
     )
+
+
+def _number(text: str | None) -> Fraction | None:
+    """A plain number written as a final answer (`1,500`, `$15`, `60%`, `-2.5`), else None."""
+    if not text:
+        return None
+    t = text.strip().replace(",", "").replace("\\%", "%").lstrip("$").rstrip("%").strip()
+    try:
+        return Fraction(t)
+    except (ValueError, ZeroDivisionError):
+        return None
+
+
+def _derived(thought: str, answer: str | None) -> bool:
+    """Whether `answer` is the result of an equation of `thought` (True when the answer is
+    not a plain number: other answers are for the answer check to judge).
+
+    >>> _derived("28 - 23 = 5", "55"), _derived("28 - 23 = 5", "5"), _derived("x", "a+b")
+    (False, True, True)
+    >>> _derived("12/20 * 100% = 60%", "60")
+    True
+    """
+    value = _number(answer)
+    if value is None:
+        return True
+    results = set()
+    for step in thought.split("\n\n"):
+        for claim in find_equations(prose_of(step)):
+            v = claim.rhs_value
+            if v is not None:
+                results.add(v)
+                if claim.rhs.rstrip().endswith("%"):
+                    results.add(v * 100)  # `60%` is 3/5 to the parser and 60 as an answer
+    return value in results
 
 
 def _judge(thought: str, min_claims: int, allow_fixed: bool = False) -> tuple[str | None, dict]:
