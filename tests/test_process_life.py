@@ -29,45 +29,48 @@ generate: {samples: 8, shard_size: 50}
 def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
     """`reasonfactory run` until its second shard is stored; returns it and its children."""
     (tmp_path / "r.yaml").write_text(RECIPE)
+    proc, lines = _cli_until(tmp_path, "shard 2/", PREFECT_LOGGING_LEVEL="INFO")
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    return proc, [int(c) for c in children], lines
+
+
+def _cli_until(tmp_path: Path, marker: str, **env_vars) -> tuple[subprocess.Popen, list[str]]:
+    """`reasonfactory --verbose run r.yaml` on Prefect's temporary server, read until a line
+    with `marker`; a CLI that says nothing more for 240 s fails the test (never hangs CI)."""
     env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), PREFECT_LOGGING_LEVEL="INFO", COLUMNS="300")
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), COLUMNS="300", **env_vars)
     proc = subprocess.Popen(
         [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
-        + ["--verbose", "run", "r.yaml", "-w", "wh.duckdb"],  # shard lines below
+        + ["--verbose", "run", "r.yaml", "-w", "wh.duckdb"],  # shard lines with --verbose
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    lines: list[str] = []
     seen: queue.Queue = queue.Queue()
 
-    def read() -> None:  # until the second shard; the test reads the rest itself
+    def read() -> None:  # until the marker; the test reads the rest itself
         for line in proc.stdout:
             seen.put(line)
-            if "shard 2/" in line:
+            if marker in line:
                 break
         seen.put(None)
 
     threading.Thread(target=read, daemon=True).start()
-    deadline = time.monotonic() + 240  # a CLI that stalls fails here instead of hanging CI
-    while (line := _next(seen, deadline, proc, lines)) is not None:
+    lines: list[str] = []
+    deadline = time.monotonic() + 240
+    while True:
+        try:
+            line = seen.get(timeout=max(deadline - time.monotonic(), 0.1))
+        except queue.Empty:
+            proc.kill()
+            raise AssertionError("nothing more from the CLI in 240 s:\n" + "".join(lines)) from None
+        if line is None:
+            raise AssertionError(f"the CLI ended before {marker!r}:\n" + "".join(lines))
         lines.append(line)
-        if "shard 2/" in line:
-            break
-    else:
-        raise AssertionError("".join(lines))
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    return proc, [int(c) for c in children], lines
-
-
-def _next(seen: queue.Queue, deadline: float, proc, lines: list[str]) -> str | None:
-    try:
-        return seen.get(timeout=max(deadline - time.monotonic(), 0.1))
-    except queue.Empty:
-        proc.kill()
-        raise AssertionError("nothing more from the CLI in 240 s:\n" + "".join(lines)) from None
+        if marker in line:
+            return proc, lines
 
 
 def _gone(pids: list[int], within_s: float = 10) -> bool:
@@ -149,32 +152,7 @@ def test_ctrl_c_does_not_wait_out_slow_teacher_replies(tmp_path):
             "api_key_env: RF_TEST_KEY, timeout: 300, concurrency: 8}\n"
             "generate: {method: distill, samples: 1, shard_size: 4}\n"
         )
-        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-        env.update(PREFECT_HOME=str(tmp_path / "prefect"), RF_TEST_KEY="k", COLUMNS="300")
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
-            + ["--verbose", "run", "r.yaml", "-w", "wh.duckdb"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        seen: queue.Queue = queue.Queue()
-
-        def read() -> None:
-            for line in proc.stdout:
-                seen.put(line)
-                if "still to generate" in line:
-                    break
-            seen.put(None)
-
-        threading.Thread(target=read, daemon=True).start()
-        lines: list[str] = []
-        deadline = time.monotonic() + 240
-        while (line := _next(seen, deadline, proc, lines)) is not None:
-            lines.append(line)
-        assert "still to generate" in lines[-1], "".join(lines)
+        proc, _ = _cli_until(tmp_path, "still to generate", RF_TEST_KEY="k")
         time.sleep(3)  # the first shards' requests are now waiting on the server
         t0 = time.monotonic()
         proc.send_signal(signal.SIGINT)
