@@ -21,8 +21,9 @@ from fractions import Fraction
 import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.verify.answer import plain_number
 from reasonfactory.generators.verify.claims import find_equations
-from reasonfactory.generators.verify.steps import check_equations, fixed_errors, prose_of
+from reasonfactory.generators.verify.steps import check_claims, fixed_errors, prose_of
 
 
 class StepsOptions(StrictModel):
@@ -55,8 +56,8 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
         traces["predicted"].to_list() if "predicted" in traces.columns else [None] * traces.height
     )
     for thought, answer in zip(traces["thought"].to_list(), answers, strict=True):
-        verdict, info = _judge(thought or "", opts.min_claims, opts.allow_fixed)
-        if verdict is None and opts.answer_in_steps and not _derived(thought or "", answer):
+        verdict, info, results = _judge(thought or "", opts.min_claims, opts.allow_fixed)
+        if verdict is None and opts.answer_in_steps and not _derived(results, answer):
             verdict = "answer_not_in_steps"
             info = {**info, "claim": None, "expected": str(answer)}
         ok.append(verdict is None)
@@ -72,59 +73,57 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
     )
 
 
-def _number(text: str | None) -> Fraction | None:
-    """A plain number written as a final answer (`1,500`, `$15`, `60%`, `-2.5`), else None."""
-    if not text:
-        return None
-    t = text.strip().replace(",", "").replace("\\%", "%").lstrip("$").rstrip("%").strip()
-    try:
-        return Fraction(t)
-    except (ValueError, ZeroDivisionError):
-        return None
+def _derived(results: set[Fraction], answer: str | None) -> bool:
+    """Whether `answer` is one of a thought's equation `results` (True when the answer is not
+    a plain number: other answers are for the answer check to judge).
 
-
-def _derived(thought: str, answer: str | None) -> bool:
-    """Whether `answer` is the result of an equation of `thought` (True when the answer is
-    not a plain number: other answers are for the answer check to judge).
-
-    >>> _derived("28 - 23 = 5", "55"), _derived("28 - 23 = 5", "5"), _derived("x", "a+b")
+    >>> _derived({Fraction(5)}, "55"), _derived({Fraction(5)}, "5"), _derived(set(), "a+b")
     (False, True, True)
-    >>> _derived("12/20 * 100% = 60%", "60")
-    True
     """
-    value = _number(answer)
-    if value is None:
-        return True
-    results = set()
-    for step in thought.split("\n\n"):
-        for claim in find_equations(prose_of(step)):
-            v = claim.rhs_value
-            if v is not None:
-                results.add(v)
-                if claim.rhs.rstrip().endswith("%"):
-                    results.add(v * 100)  # `60%` is 3/5 to the parser and 60 as an answer
-    return value in results
+    value = plain_number(answer)
+    return value is None or value in results
 
 
-def _judge(thought: str, min_claims: int, allow_fixed: bool = False) -> tuple[str | None, dict]:
+def _results(claims) -> set[Fraction]:
+    """The values a step's equations result in; `60%` counts as 3/5 and as 60.
+
+    >>> sorted(_results(find_equations("12/20 * 100% = 60%")))
+    [Fraction(3, 5), Fraction(60, 1)]
+    """
+    out = set()
+    for claim in claims:
+        v = claim.rhs_value
+        if v is not None:
+            out.add(v)
+            if claim.rhs.rstrip().endswith("%"):
+                out.add(v * 100)  # `60%` is 3/5 to the parser and 60 as an answer
+    return out
+
+
+def _judge(
+    thought: str, min_claims: int, allow_fixed: bool = False
+) -> tuple[str | None, dict, set[Fraction]]:
+    """(verdict, detail, the values the thought's equations result in)."""
     claims = 0
+    results: set[Fraction] = set()
     fixed = allow_fixed and fixed_errors(thought)
     corrected = bool(fixed) and fixed[0] == fixed[1]  # every false step fixed later
     for step in thought.split("\n\n"):
-        prose = prose_of(step)
-        check = check_equations(prose)
+        found = find_equations(prose_of(step))  # read once: checked, counted, results kept
+        results |= _results(found)
+        check = check_claims(found)
         if check.ok is False and corrected:
-            claims += len(find_equations(prose))  # a false step the trace fixes later
+            claims += len(found)  # a false step the trace fixes later
             continue
         if check.ok is None:
             continue  # nothing checkable in this paragraph (prose): not false, no claim
         if not check.ok:
-            return "false_step", {
-                "claims": claims,
-                "claim": check.claim,
-                "expected": check.expected,
-            }
-        claims += len(find_equations(prose))
+            return (
+                "false_step",
+                {"claims": claims, "claim": check.claim, "expected": check.expected},
+                results,
+            )
+        claims += len(found)
     if claims < min_claims:
-        return "no_claims", {"claims": claims, "claim": None, "expected": None}
-    return None, {"claims": claims, "claim": None, "expected": None}
+        return "no_claims", {"claims": claims, "claim": None, "expected": None}, results
+    return None, {"claims": claims, "claim": None, "expected": None}, results

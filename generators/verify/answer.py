@@ -226,6 +226,17 @@ def _literal(answer: str | None) -> tuple[Fraction, bool] | None:
     return None
 
 
+def plain_number(answer: str | None) -> Fraction | None:
+    """A final answer written as a plain number (`1,500`, `$15`, `60%`, `\\frac{3}{4}`), else
+    None: what a step's result can be compared with.
+
+    >>> plain_number("60\\%"), plain_number("1,500"), plain_number("x + 1")
+    (Fraction(60, 1), Fraction(1500, 1), None)
+    """
+    value = _literal(_strip_percent(answer)) if answer else None
+    return value[0] if value else None
+
+
 def _verify_timeout(timeouts: dict) -> dict:
     return {"timeout_seconds": None} if "parsing_timeout" in timeouts else {}
 

@@ -115,8 +115,13 @@ def check_equations(text: str) -> StepCheck:
     >>> check_equations("So the answer is the number of apples left.").ok is None
     True
     """
+    return check_claims(find_equations(text))
+
+
+def check_claims(claims: list[Claim]) -> StepCheck:
+    """`check_equations` on claims already read from a step (read once, used twice)."""
     judged = 0
-    for claim in find_equations(text):
+    for claim in claims:
         holds = judge(claim)
         if holds is None:
             continue
