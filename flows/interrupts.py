@@ -50,6 +50,7 @@ class SafePoints:
     def install(self) -> SafePoints:
         """Note Ctrl-C from now on (in the main thread), until `restore()`."""
         if threading.current_thread() is threading.main_thread():
+            PRESSED.clear()  # a new run in a long-lived process (a notebook) shows its logs
             self._previous = signal.signal(signal.SIGINT, self._note)
             self._installed = True
         return self
