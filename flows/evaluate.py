@@ -5,9 +5,10 @@ filter against each problem's gold), so it resumes and reuses stored samples lik
 A file of predictions is an engine too (`predictions`, generators/engines/predictions.py):
 `eval_predictions` checks the file against the problem set, then runs the same recipe, so a
 file and the served model that wrote it are parsed, checked and scored by the same code. Its
-traces are stored with `status = 'eval'`: exports (which take `status = 'kept'`) never train
-on a benchmark, and `refilter` refuses an eval run. The metrics (`warehouse.evals`) go to the
-`evals` table, one row per metric, k and subset, replacing that run's earlier rows.
+recipe has `kind: eval`: its traces are stored with `status = 'eval'`, so exports (which take
+`status = 'kept'`) never train on a benchmark, and a re-judged eval run (a corrected gold)
+keeps that status and is scored again. The metrics (`warehouse.evals`) go to the `evals`
+table, one row per metric, k and subset, replacing that run's earlier rows.
 
 Not here: the metrics themselves (`warehouse/evals.py`).
 """
@@ -20,14 +21,16 @@ from pathlib import Path
 import polars as pl
 from reasonfactory.flows.generate import load_problems_task, run_recipe
 from reasonfactory.flows.recipe import Recipe, parse_recipe
+from reasonfactory.flows.scoring import score_run
 from reasonfactory.generators.engines.predictions import read_predictions
-from reasonfactory.generators.verify.answers import answer_key
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.evals import EVAL_PREFIX, EVAL_STATUS, eval_rows
+from reasonfactory.warehouse.evals import EVAL_STATUS
 from reasonfactory.warehouse.ids import normalise_question
 from reasonfactory.warehouse.store import Warehouse
 
 __all__ = ["EVAL_STATUS", "eval_predictions", "eval_recipe", "run_eval"]
+
+EVAL_PREFIX = "eval:"  # a label on eval recipes' names; `kind: eval` is what makes one
 
 
 def eval_recipe(
@@ -40,8 +43,8 @@ def eval_recipe(
     """The recipe as an eval: `self_output` sampling (greedy by default), the answer filter.
 
     >>> r = eval_recipe({"name": "x", "problems": {"source": "builtin:arithmetic"}})
-    >>> r.name, r.generate.samples, r.generate.temperature, [f.name for f in r.filters]
-    ('eval:x', 1, 0.0, ['answer'])
+    >>> r.kind, r.name, r.generate.samples, r.generate.temperature, [f.name for f in r.filters]
+    ('eval', 'eval:x', 1, 0.0, ['answer'])
     """
     data = recipe.to_data() if isinstance(recipe, Recipe) else dict(recipe)
     generate = dict(data.get("generate") or {})
@@ -58,6 +61,8 @@ def eval_recipe(
         generate["max_tokens"] = max_tokens
     name = str(data.get("name", "eval"))
     data.update(
+        kind="eval",
+        # The prefix is only a label (`kind` makes it an eval): stats and report show it.
         name=name if name.startswith(EVAL_PREFIX) else f"{EVAL_PREFIX}{name}",
         generate={**generate, "method": "self_output"},
         filters=["answer"],
@@ -69,33 +74,15 @@ def run_eval(
     recipe: Recipe, warehouse: str | Path, *, benchmark: str | None = None, limit: int | None = None
 ) -> pl.DataFrame:
     """Generate (or reuse) the samples, score them, store and return the `evals` rows."""
-    run_id = recipe.run_id  # never a data run's: its traces are stored with status 'eval'
     run_recipe(recipe, str(warehouse), limit)
     with Warehouse(warehouse) as wh:
-        samples = wh.sql(
-            "SELECT t.problem_id, (t.meta->>'sample_index')::BIGINT AS sample_index, "
-            "t.predicted, coalesce(t.correct, false) AS correct, p.source, p.gold, "
-            "p.meta->>'difficulty' AS difficulty "
-            "FROM traces t JOIN problems p USING (problem_id) WHERE t.run_id = ?",
-            [run_id],
-        )
-        no_gold = samples.filter(pl.col("gold").is_null())
-        if no_gold.height:
-            raise UserError(
-                f"eval needs a gold answer for every problem; {no_gold['problem_id'].n_unique()} "
-                f"problems of {recipe.problems.source!r} have none"
-            )
-        samples = samples.with_columns(
-            answer=pl.Series([answer_key(p) for p in samples["predicted"]], dtype=pl.String)
-        )
-        rows = eval_rows(
-            samples,
+        return score_run(
+            wh,
+            recipe.run_id,  # never a data run's: its traces are stored with status 'eval'
             model=getattr(recipe.engine, "model", recipe.engine.kind),
             benchmark=benchmark or recipe.problems.name or recipe.problems.source,
-            run_id=run_id,
+            source=recipe.problems.source,
         )
-        wh.ingest_all({"evals": rows}, replace={"evals": ("run_id",)})
-    return rows
 
 
 def eval_predictions(

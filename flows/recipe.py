@@ -1,18 +1,17 @@
 """Recipes: the YAML a user writes, validated. An unknown key or a bad value is an error that
 names it and says what is allowed.
 
-A recipe's identity: `fingerprint` hashes everything that changes the generated text
-(engine and generation settings; not the shard size, not the filters), and `run_id` adds the
-problem set (the name is a label); an eval's fingerprint is never a data run's. The same
-recipe run twice is the same run, resumed.
+A recipe's identity (`Recipe.identity`, generators/identity.py): `fingerprint` hashes
+everything that changes the generated text (engine and generation settings; not the shard
+size, not the filters), and `run_id` adds the problem set (the name is a label). `kind: eval`
+makes an eval run, never the same as a data run. The same recipe run twice is the same run,
+resumed.
 
-Long on purpose: one schema, each section's validation next to its fields, so that every
-error can name the key it is about.
+Not here: reading YAML files safely (flows/recipe_files.py).
 """
 
 from __future__ import annotations
 
-import json
 import reprlib
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
@@ -20,29 +19,19 @@ from typing import Annotated, Literal, Union, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from reasonfactory.filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
+from reasonfactory.flows.recipe_files import (  # noqa: F401  (re-exported: callers read files here)
+    RecipeError,
+    load_recipe_data,
+    read_recipe_file,
+    read_yaml,
+    read_yaml_mapping,
+)
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.engines import ENGINES, SimEngineConfig
+from reasonfactory.generators.identity import RunIdentity
 from reasonfactory.generators.methods.self_output import SelfOutputConfig
 from reasonfactory.generators.problems.families import FAMILIES
 from reasonfactory.generators.registry import GENERATORS
-from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.evals import EVAL_PREFIX
-from reasonfactory.warehouse.ids import digest, fingerprint
-
-# Fields of the generation config that do not change what is generated. `max_tokens` only
-# decides where a sample is cut off: a raised budget redoes the truncated samples of the same
-# run instead of starting a new one (generators/resume.py).
-NOT_IN_FINGERPRINT = {"shard_size", "max_tokens"}
-
-
-def output_settings(config: BaseModel, exclude: set[str] = frozenset()) -> dict:
-    """A config's settings that change generated text (it may list more to leave out)."""
-    return config.model_dump(exclude=set(exclude) | set(getattr(config, "NOT_IN_FINGERPRINT", ())))
-
-
-class RecipeError(UserError):
-    """A recipe that does not validate."""
-
 
 MAX_BUILTIN = 1_000_000  # built-in problems are made in memory, all at once
 MAX_INT = 2**53  # larger integers in a recipe are typos; they overflow the warehouse's BIGINT
@@ -129,6 +118,9 @@ class RunnerConfig(StrictModel):
 
 class Recipe(StrictModel):
     name: str = Field(min_length=1)
+    # data: traces for training (the default). eval: benchmark answers, scored by `eval`,
+    # stored with status 'eval' and never exported; an eval is never the same run as a data run.
+    kind: Literal["data", "eval"] = "data"
     problems: ProblemsConfig
     engine: EngineConfig = SimEngineConfig()
     generate: GenerateConfig = SelfOutputConfig()
@@ -166,41 +158,38 @@ class Recipe(StrictModel):
         return specs
 
     @property
+    def identity(self) -> RunIdentity:
+        """What identifies this run and its samples (generators/identity.py)."""
+        return RunIdentity.of(self)
+
+    @property
     def fingerprint(self) -> str:
-        return fingerprint(
-            {
-                "engine": output_settings(self.engine),
-                "generate": output_settings(self.generate, NOT_IN_FINGERPRINT),
-                # Prompt templates written in code (a config's PROMPT): editing one makes new
-                # traces instead of resuming old ones.
-                "prompt": getattr(self.generate, "PROMPT", ""),
-                # An eval's traces are benchmark answers: never the same run, nor the same
-                # progress ledger, as a data run's (stored completions are still reused).
-                **({"eval": True} if self.is_eval else {}),
-            }
-        )
+        return self.identity.fingerprint
 
     @property
     def engine_id(self) -> str:
         """The engine's identity in sample keys: its settings that change the text."""
-        return fingerprint(output_settings(self.engine))
+        return self.identity.engine_id
 
     @property
     def run_id(self) -> str:
-        p = self.problems
-        problem_set = (p.source, sorted(p.fields.items()), p.answer_format, p.seed, p.difficulty)
-        # The name is a label: the same generation on the same problems is the same run.
-        return "r_" + digest(self.fingerprint, problem_set)
+        return self.identity.run_id
 
     @property
     def is_eval(self) -> bool:
-        """An eval's recipe (flows/evaluate.py): its traces are stored with status 'eval'."""
-        return self.name.startswith(EVAL_PREFIX)
+        """An eval's recipe (`kind: eval`, flows/evaluate.py): its traces are stored with
+        status 'eval', never exported for training."""
+        return self.kind == "eval"
 
-    def to_data(self) -> dict:
-        """The recipe as plain data, in the form a user writes (round-trips `parse_recipe`)."""
+    def to_data(self, stamps: bool = True) -> dict:
+        """The recipe as plain data, in the form a user writes (round-trips `parse_recipe`).
+        `stamps=False` leaves out what was filled in from outside the recipe (a model
+        folder's weights stamp): a deployment stores that, so each run stamps afresh."""
         data = self.model_dump(mode="json")
         data["filters"] = [f.name if not f.options else {f.name: f.options} for f in self.filters]
+        if not stamps:
+            for field in getattr(self.engine, "STAMPS", ()):
+                data["engine"].pop(field, None)
         return data
 
     def to_yaml(self) -> str:
@@ -222,80 +211,7 @@ def parse_recipe(data: dict, origin: str = "recipe") -> Recipe:
 def load_recipe(path: str | Path) -> Recipe:
     """Read and validate a recipe file (UTF-8, a BOM allowed; no YAML aliases, no repeated
     keys); every problem is a `RecipeError` naming the file and, where it has one, the line."""
-    path = Path(path)
-    return parse_recipe(read_recipe_file(path), str(path))
-
-
-def read_recipe_file(path: Path):
-    """A recipe file's YAML as data (see `load_recipe` for the rules)."""
-    if not path.exists():
-        raise RecipeError(f"{path}: no such recipe file")
-    if not path.is_file():
-        raise RecipeError(f"{path}: is a folder, not a recipe file")
-    raw = path.read_bytes()
-    if len(raw) > MAX_RECIPE_BYTES:
-        raise RecipeError(f"{path}: {len(raw)} bytes; a recipe is at most {MAX_RECIPE_BYTES}")
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise RecipeError(
-            f"{path} line {line}: not UTF-8 (byte 0x{raw[exc.start]:02x}); save it as UTF-8"
-        ) from None
-    return read_yaml(text, str(path))
-
-
-MAX_RECIPE_BYTES = 1_000_000
-
-
-class _RecipeLoader(yaml.SafeLoader):
-    """PyYAML's safe loader without aliases (a 1 KB alias bomb expands to gigabytes) and with
-    repeated keys an error (PyYAML keeps the last one silently)."""
-
-    def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.MarkedYAMLError(
-                problem=f"alias *{event.anchor} (YAML anchors and aliases are not allowed)",
-                problem_mark=event.start_mark,
-            )
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node, deep=False):
-        seen: set = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                repeated = key in seen
-                seen.add(key)
-            except TypeError:  # an unhashable key: PyYAML's own error says so below
-                continue
-            if repeated:
-                raise yaml.MarkedYAMLError(
-                    problem=f"key {str(key)[:60]!r} appears twice",
-                    problem_mark=key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep)
-
-
-def read_yaml(text: str, origin: str):
-    """YAML text as data, with `_RecipeLoader`'s rules; errors name `origin` and the line."""
-    try:
-        data = yaml.load(text, Loader=_RecipeLoader)  # noqa: S506  (a SafeLoader subclass)
-        # "\ud800" escapes make lone surrogates: not text, and nothing downstream can print it.
-        json.dumps(data, default=str, ensure_ascii=False).encode("utf-8")
-        return data
-    except UnicodeEncodeError:
-        raise RecipeError(f"{origin}: a \\ud800-\\udfff escape that is not a character") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise RecipeError(f"{origin}{where}: not valid YAML ({str(problem)[:200]})") from None
-    except RecursionError:
-        raise RecipeError(f"{origin}: nested too deeply") from None
-    except (ValueError, TypeError, OverflowError) as exc:  # PyYAML's constructors raise these
-        raise RecipeError(f"{origin}: not a valid value ({str(exc)[:120]})") from None
+    return parse_recipe(load_recipe_data(path), str(path))
 
 
 def _explain(err: dict) -> str:
@@ -385,29 +301,3 @@ DEMO_RECIPE = {
     "generate": {"method": "self_output", "samples": 8, "temperature": 0.8, "seed": 0},
     "filters": ["format", "answer"],
 }
-
-
-def read_yaml_mapping(path: str | Path, what: str) -> dict:
-    """A YAML file that must hold a mapping (a loop, an eval recipe, training settings);
-    errors name the file and, for bad YAML, the line.
-
-    >>> try:
-    ...     read_yaml_mapping("no-such.yaml", "loop file")
-    ... except RecipeError as exc:
-    ...     print(exc)
-    no-such.yaml: no such loop file
-    """
-    path = Path(path)
-    if not path.exists():
-        raise RecipeError(f"{path}: no such {what}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise RecipeError(
-            f"{path}{where}: not valid YAML ({getattr(exc, 'problem', exc)})"
-        ) from None
-    if not isinstance(data, dict):
-        raise RecipeError(f"{path}: a {what} is a mapping of keys to values")
-    return data

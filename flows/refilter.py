@@ -6,7 +6,9 @@ of a problem's traces), rebuilds the working columns from the warehouse
 (`Warehouse.replace`): every trace is kept, only `status`, `reject_reason`, `correct`,
 `lang` and `meta` change. Re-running it with the same filters changes nothing. The run's
 stored recipe then lists the filters last applied, so `stats` shows the right funnel.
-An `eval` run is refused: its traces keep status 'eval', out of every export.
+An `eval` run is re-judged with its own filters only (its answer check against today's
+golds): its traces keep status 'eval', out of every export, and its `evals` rows are
+scored again (flows/scoring.py).
 """
 
 from __future__ import annotations
@@ -23,14 +25,11 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed
-from reasonfactory.filters.pipeline import (
-    FilterSpec,
-    apply_filters,
-    check_filter_order,
-    parse_filter_spec,
-)
+from reasonfactory.filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
 from reasonfactory.filters.working import rebuild_working_columns
 from reasonfactory.flows.progress import reporter
+from reasonfactory.flows.scoring import rescore_run
+from reasonfactory.flows.shards import judge
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.evals import eval_run_reason
 from reasonfactory.warehouse.store import Warehouse
@@ -70,17 +69,10 @@ def filters_from_file(path: str) -> list[FilterSpec]:
     return list(load_recipe(p).filters)
 
 
-def refuse_eval_run(warehouse: str | Warehouse, run_id: str) -> None:
-    """A `UserError` if `run_id` is an `eval` run: filters would turn its benchmark traces
-    into kept ones (exportable for training) and its metrics would no longer match them."""
+def run_kind(warehouse: str | Warehouse, run_id: str) -> str:
+    """`eval` for an eval run (its kind, or traces stored with status 'eval'), else `data`."""
     with _opened.fn(warehouse, read_only=True) as wh:
-        why = eval_run_reason(wh.con, run_id)
-    if why:
-        raise UserError(
-            f"run {run_id} is an eval run ({why}): its traces are benchmark answers scored by "
-            "`eval`, and re-filtering would make them kept traces that export could train on; "
-            "run `reasonfactory eval` again to re-score it"
-        )
+        return "eval" if eval_run_reason(wh.con, run_id) else "data"
 
 
 @task(cache_policy=NONE)
@@ -116,7 +108,11 @@ def problem_batches(warehouse: str | Warehouse, run_id: str, batch_traces: int) 
 
 @task(cache_policy=NONE, retries=2, retry_delay_seconds=[1, 5])
 def refilter_batch(
-    warehouse: str | Warehouse, run_id: str, problem_ids: list[str], specs: list[FilterSpec]
+    warehouse: str | Warehouse,
+    run_id: str,
+    problem_ids: list[str],
+    specs: list[FilterSpec],
+    kind: str = "data",
 ) -> pl.DataFrame:
     keys = pl.DataFrame({"problem_id": problem_ids})
     with _opened(warehouse) as wh:
@@ -133,7 +129,7 @@ def refilter_batch(
             )
         finally:
             wh.con.unregister("_rf_keys")
-        filtered = apply_filters(rebuild_working_columns(traces, problems), specs)
+        filtered = judge(rebuild_working_columns(traces, problems), specs, kind)
         wh.replace("traces", filtered)
     return filtered.select("status", "reject_reason")
 
@@ -143,16 +139,16 @@ def refilter_stored(
     run_id: str,
     specs: list[FilterSpec],
     problem_ids: set[str] | None = None,
+    kind: str = "data",
 ) -> dict:
     """Re-apply `specs` to the run's stored traces (all, or those of `problem_ids`) from inside
     another flow (`generate` does when a run's filters or golds changed); returns counts."""
-    refuse_eval_run(warehouse, run_id)
     batches = problem_batches(warehouse, run_id, BATCH_TRACES)
     if problem_ids is not None:
         batches = [b for b in ([p for p in b if p in problem_ids] for b in batches) if b]
     traces = kept = 0
     for batch in batches:
-        verdicts = refilter_batch(warehouse, run_id, batch, specs)
+        verdicts = refilter_batch(warehouse, run_id, batch, specs, kind)
         traces += verdicts.height
         kept += int((verdicts["status"] == "kept").sum())
     return {"problems": sum(map(len, batches)), "traces": traces, "kept": kept}
@@ -170,8 +166,15 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
             else stored_filters(warehouse, run_id)
         )
         check_filter_order(specs)
-        stored_filters(warehouse, run_id)  # the run exists
-        refuse_eval_run(warehouse, run_id)
+        own = stored_filters(warehouse, run_id)  # the run exists
+        kind = run_kind(warehouse, run_id)
+        if kind == "eval" and specs != own:
+            raise UserError(
+                f"run {run_id} is an eval run: its traces are benchmark answers, judged only "
+                "by its own filters (the answer check against today's golds); run "
+                f"`reasonfactory refilter --run {run_id}` without --recipe to re-judge and "
+                "re-score it"
+            )
         batches = problem_batches(warehouse, run_id, BATCH_TRACES)
         reasons: Counter = Counter()
         total = kept = 0
@@ -179,7 +182,7 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
         progress.start(sum(len(b) for b in batches), f"refilter {run_id}")
         for i, batch in enumerate(batches):
             t0 = time.perf_counter()
-            verdicts = refilter_batch(warehouse, run_id, batch, specs)
+            verdicts = refilter_batch(warehouse, run_id, batch, specs, kind)
             total += verdicts.height
             batch_kept = int((verdicts["status"] == "kept").sum())
             kept += batch_kept
@@ -204,6 +207,9 @@ def refilter(run_id: str, warehouse: str, filters: list | None = None) -> dict:
             "seconds": round(time.perf_counter() - started, 3),
         }
         _record(warehouse, run_id, summary)
+        if kind == "eval":
+            with Warehouse(warehouse) as wh:
+                summary["rescored"] = rescore_run(wh, run_id)
         return summary
     except (UserError, ValueError) as exc:
         return Failed(message=_USER_ERROR + str(exc))

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,55 @@ def require_vllm() -> None:
             "'.[vllm]'` (CUDA) to run these; CI does (.ci/run)",
             allow_module_level=True,
         )
+
+
+def cli_until(
+    tmp_path: Path,
+    marker: str,
+    *args: str,
+    api: str | None = None,
+    deadline_s: float = 240,
+    **env_vars: str,
+) -> tuple[subprocess.Popen, list[str]]:
+    """`reasonfactory --verbose ARGS` (default `run r.yaml -w wh.duckdb`) in `tmp_path`, read
+    until a line with `marker`; returns the process (still running) and the lines read. On
+    Prefect's temporary server unless `api` names one. A CLI that says nothing more for
+    `deadline_s` fails the test (never hangs CI)."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), COLUMNS="300", **env_vars)
+    if api:
+        env["PREFECT_API_URL"] = api
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()", "--verbose"]
+        + list(args or ("run", "r.yaml", "-w", "wh.duckdb")),  # shard lines with --verbose
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: queue.Queue = queue.Queue()
+
+    def read() -> None:  # until the marker; the test reads the rest itself
+        for line in proc.stdout:
+            seen.put(line)
+            if marker in line:
+                break
+        seen.put(None)
+
+    threading.Thread(target=read, daemon=True).start()
+    lines: list[str] = []
+    deadline = time.monotonic() + deadline_s
+    while True:
+        try:
+            line = seen.get(timeout=max(deadline - time.monotonic(), 0.1))
+        except queue.Empty:
+            proc.kill()
+            raise AssertionError(
+                f"nothing more from the CLI in {deadline_s:.0f} s:\n" + "".join(lines)
+            ) from None
+        if line is None:
+            raise AssertionError(f"the CLI ended before {marker!r}:\n" + "".join(lines))
+        lines.append(line)
+        if marker in line:
+            return proc, lines

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import pytest
-from reasonfactory.flows.generate import WAIT_S, _streamed
+from reasonfactory.flows.runners import WAIT_S, stream
 
 CHILD = textwrap.dedent(
     """
@@ -64,21 +64,27 @@ def test_a_press_after_the_last_check_still_interrupts_the_block():
     assert out.stdout.strip() == "interrupted", out.stderr
 
 
-class _Future:
-    """What `_streamed` needs of a Prefect future: `wrapped_future` and `result()`."""
+class _SlowRunner:
+    """A `ShardRunner` whose shards take 5 s (a hand-written fake: the scheduler's own logic
+    is under test, not an engine's)."""
 
-    def __init__(self, future):
-        self.wrapped_future = future
+    def __init__(self, pool):
+        self.pool, self.started = pool, 0
 
-    def result(self):
-        return self.wrapped_future.result()
+    def submit(self, shard):
+        self.started += 1
+        return self.pool.submit(time.sleep, 5)
+
+    def generating(self) -> int:
+        return self.started
+
+    def wants_more(self) -> bool:
+        return False
 
 
 def test_the_scheduler_looks_for_ctrl_c_while_a_shard_is_still_generating():
     shards = [pl.DataFrame({"problem_id": [str(i)]}) for i in range(3)]
     with ThreadPoolExecutor(2) as pool:
-        slow = lambda shard: _Future(pool.submit(time.sleep, 5))  # noqa: E731
-        filt = lambda shard, gen: _Future(pool.submit(lambda: shard))  # noqa: E731
         calls = []
 
         def check():
@@ -88,6 +94,6 @@ def test_the_scheduler_looks_for_ctrl_c_while_a_shard_is_still_generating():
 
         t0 = time.monotonic()
         with pytest.raises(KeyboardInterrupt):
-            next(_streamed(shards, slow, filt, lookahead=1, check=check))
+            next(stream(shards, _SlowRunner(pool), lookahead=1, check=check))
         assert time.monotonic() - t0 < 5 * WAIT_S + 2  # not the 5 s the shard takes
         assert len(calls) == 3

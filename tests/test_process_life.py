@@ -5,16 +5,14 @@ reads as `crashed`. Real subprocesses, signals and DuckDB files."""
 from __future__ import annotations
 
 import json
-import os
-import queue
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from conftest import cli_until
 from reasonfactory.warehouse.liveness import effective_status, owner_alive, process_owner
 from reasonfactory.warehouse.stats import run_stats
 from reasonfactory.warehouse.store import Warehouse
@@ -35,42 +33,7 @@ def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
 
 
 def _cli_until(tmp_path: Path, marker: str, **env_vars) -> tuple[subprocess.Popen, list[str]]:
-    """`reasonfactory --verbose run r.yaml` on Prefect's temporary server, read until a line
-    with `marker`; a CLI that says nothing more for 240 s fails the test (never hangs CI)."""
-    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-    env.update(PREFECT_HOME=str(tmp_path / "prefect"), COLUMNS="300", **env_vars)
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
-        + ["--verbose", "run", "r.yaml", "-w", "wh.duckdb"],  # shard lines with --verbose
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen: queue.Queue = queue.Queue()
-
-    def read() -> None:  # until the marker; the test reads the rest itself
-        for line in proc.stdout:
-            seen.put(line)
-            if marker in line:
-                break
-        seen.put(None)
-
-    threading.Thread(target=read, daemon=True).start()
-    lines: list[str] = []
-    deadline = time.monotonic() + 240
-    while True:
-        try:
-            line = seen.get(timeout=max(deadline - time.monotonic(), 0.1))
-        except queue.Empty:
-            proc.kill()
-            raise AssertionError("nothing more from the CLI in 240 s:\n" + "".join(lines)) from None
-        if line is None:
-            raise AssertionError(f"the CLI ended before {marker!r}:\n" + "".join(lines))
-        lines.append(line)
-        if marker in line:
-            return proc, lines
+    return cli_until(tmp_path, marker, **env_vars)
 
 
 def _gone(pids: list[int], within_s: float = 10) -> bool:
@@ -165,3 +128,26 @@ def test_ctrl_c_does_not_wait_out_slow_teacher_replies(tmp_path):
     assert proc.returncode == 130
     assert rest.strip().splitlines()[-1].startswith("interrupted: run r_")
     assert "CancelledError" not in rest and "Traceback" not in rest, rest
+
+
+@pytest.mark.slow
+def test_a_killed_runs_prefect_flow_run_is_marked_crashed_by_the_next_run(prefect_api, tmp_path):
+    """Prefect never hears of a `kill -9`: its flow run would read `Running` forever. The next
+    run on the warehouse marks it `Crashed`, and `stats` reads the run as crashed too."""
+    from prefect.client.orchestration import get_client
+    from reasonfactory.flows.run_record import crashed_flow_runs
+
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    proc, _ = cli_until(tmp_path, "shard 2/", api=prefect_api, PREFECT_LOGGING_LEVEL="INFO")
+    proc.kill()
+    proc.wait(timeout=10)
+    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+        flow_run = wh.sql("SELECT flow_run FROM runs")["flow_run"][0]
+    with get_client(sync_client=True) as client:
+        assert client.read_flow_run(flow_run).state.is_running()
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        assert crashed_flow_runs(wh) == [flow_run]  # what every run does as it starts
+        assert crashed_flow_runs(wh) == []  # once
+    with get_client(sync_client=True) as client:
+        state = client.read_flow_run(flow_run).state
+    assert state.is_crashed() and "kill -9" in state.message

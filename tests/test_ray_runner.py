@@ -3,6 +3,12 @@ the sim engine store, row for row, what the single-process run stores."""
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
 import pytest
 import ray
 from reasonfactory.flows.generate import run_recipe
@@ -116,3 +122,47 @@ def test_sim_delay_changes_no_identity():
     slow = parse_recipe({**base, "engine": {**ENGINE, "delay_s": 0.5}})
     assert slow.engine_id == parse_recipe(base).engine_id
     assert slow.run_id == parse_recipe(base).run_id
+
+
+def _replica_pids() -> list[int]:
+    """Ray worker processes running a `Replica` actor (their title is `ray::Replica...`)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmd = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmd.startswith(b"ray::Replica"):
+                pids.append(int(entry))
+    return pids
+
+
+@pytest.mark.slow
+def test_a_dead_replicas_shards_go_to_another_and_nothing_is_lost(local_ray, prefect_api, tmp_path):
+    """One replica's process is killed mid-run: its shards are done by the other replica,
+    the run completes with one warning line, and stores what a clean run stores."""
+    recipe = {**RECIPES["self_output"], "engine": {**ENGINE, "delay_s": 0.4}}
+    recipe["generate"] = {**recipe["generate"], "shard_size": 2}
+    local = run_recipe(parse_recipe(recipe), str(tmp_path / "local.duckdb"))
+    distributed = {**recipe, "runner": {"kind": "ray", "replicas": 2, "commit_seconds": 0}}
+    result: dict = {}
+    thread = threading.Thread(
+        target=lambda: result.update(
+            summary=run_recipe(parse_recipe(distributed), str(tmp_path / "ray.duckdb"))
+        )
+    )
+    thread.start()
+    deadline = time.monotonic() + 120
+    while len(_replica_pids()) < 2:
+        assert time.monotonic() < deadline, "the replicas did not start"
+        time.sleep(0.2)
+    time.sleep(2)  # a few shards in
+    os.kill(_replica_pids()[0], signal.SIGKILL)
+    thread.join(timeout=240)
+    assert not thread.is_alive(), "the run did not finish after a replica died"
+    summary = result["summary"]
+    assert summary["replicas_lost"] == 1 and summary["generated"] == local["generated"]
+    a, b = _rows(tmp_path / "local.duckdb"), _rows(tmp_path / "ray.duckdb")
+    for table in ("traces", "progress"):
+        assert a[table].equals(b[table]), table

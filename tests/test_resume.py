@@ -99,3 +99,30 @@ def test_a_new_selection_reuses_every_stored_sample(prefect_api, warehouse_path)
     with Warehouse(warehouse_path, read_only=True) as wh:
         metas = wh.sql(f"SELECT meta FROM traces WHERE run_id = '{other['run_id']}'")["meta"]
     assert {json.loads(m)["selection"]["by"] for m in metas} == {"confidence"}
+
+
+def test_tokens_are_counted_per_problem_generated_or_served_stored(prefect_api, warehouse_path):
+    """The budget a method spends is counted whether the engine generated the samples now or
+    the completions table served them, apart, per problem (the `progress` ledger), so a run
+    served from the store, or resumed after a kill, counts what it used."""
+    first = run_recipe(parse_recipe(_with(max_tokens=400)), str(warehouse_path))
+    other = run_recipe(
+        parse_recipe(_with(max_tokens=400, selection={"by": "confidence"})), str(warehouse_path)
+    )
+    assert first["engine_tokens"] > 0 and first["tokens_reused"] == 0
+    assert other["engine_tokens"] == 0 and other["tokens_reused"] == first["engine_tokens"]
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        spent = wh.sql(
+            "SELECT run_id, sum(tokens_generated) AS g, sum(tokens_reused) AS r, count(*) AS n "
+            "FROM progress GROUP BY 1"
+        )
+        traces = wh.sql("SELECT run_id, sum(n_tokens) AS t FROM traces GROUP BY 1")
+    by_run = {r["run_id"]: r for r in spent.iter_rows(named=True)}
+    assert (
+        by_run[first["run_id"]]["g"] == first["engine_tokens"] and by_run[first["run_id"]]["r"] == 0
+    )
+    assert (
+        by_run[other["run_id"]]["r"] == first["engine_tokens"] and by_run[other["run_id"]]["g"] == 0
+    )
+    # self_output's traces are its samples: the same tokens, counted from the other side.
+    assert dict(traces.rows())[first["run_id"]] == first["engine_tokens"]

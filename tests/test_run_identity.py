@@ -129,3 +129,26 @@ def test_a_model_folder_trained_again_at_the_same_path_is_another_run(tmp_path):
     assert recipe().run_id == again.run_id
     hub = parse_recipe({**first.to_data(), "engine": {"kind": "vllm", "model": "org/name"}})
     assert hub.engine.weights == ""
+
+
+def test_a_deployment_stores_no_weights_stamp_so_each_run_stamps_afresh(tmp_path):
+    """`schedule` and `deploy` store the recipe without the stamp a run fills in: the run a
+    deployment starts after the model folder was trained again is a new run."""
+    from reasonfactory.flows.cli.run import deployment_parameters
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "model.safetensors").write_bytes(b"\0" * 64)
+    data = {
+        "name": "r",
+        "problems": {"source": "builtin:arithmetic", "limit": 3},
+        "engine": {"kind": "vllm", "model": str(model)},
+    }
+    deployed = deployment_parameters(parse_recipe(data), str(tmp_path / "w.duckdb"))
+    assert "weights" not in deployed["recipe"]["engine"]
+    before = parse_recipe(deployed["recipe"])  # what a run of the deployment parses
+    assert before.run_id == parse_recipe(data).run_id
+    time.sleep(0.01)
+    (model / "model.safetensors").write_bytes(b"\1" * 64)  # trained again in place
+    after = parse_recipe(deployed["recipe"])
+    assert after.engine.weights != before.engine.weights and after.run_id != before.run_id

@@ -31,20 +31,19 @@ from reasonfactory.warehouse.stats import pass_at_k
 
 Z95 = 1.959963984540054
 
-# The status of an eval's traces: exports take `kept` ones only, and `refilter` refuses an eval
-# run (re-judging its traces would make benchmark answers `kept`, so exportable for training).
+# The status of an eval's traces: exports take `kept` ones only, and re-judging an eval run
+# (a corrected gold, `refilter`) keeps it, so benchmark answers never become training data.
 EVAL_STATUS = "eval"
-EVAL_PREFIX = "eval:"  # every eval recipe's name starts with it (flows/evaluate.py)
 
 
 def eval_run_reason(con, run_id: str) -> str | None:
-    """Why `run_id` is an eval run (its name, or traces with status 'eval'), or None.
+    """Why `run_id` is an eval run (its kind, or traces with status 'eval'), or None.
 
     `con` is a DuckDB connection to the warehouse.
     """
-    name = con.execute("SELECT recipe_name FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    if name and (name[0][0] or "").startswith(EVAL_PREFIX):
-        return f"its recipe is {name[0][0]!r}"
+    kind = con.execute("SELECT kind FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if kind and kind[0][0] == "eval":
+        return "its recipe's kind is eval"
     # fetchall: a result left half-read blocks the run's own connection (DuckDB 2)
     [(n,)] = con.execute(
         "SELECT count(*) FROM traces WHERE run_id = ? AND status = ?", [run_id, EVAL_STATUS]

@@ -15,11 +15,13 @@ Not here: what is read or written (`warehouse.store`).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -139,3 +141,55 @@ def hand_over(path: Path, grace: float = 30.0) -> None:
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def run_lock(
+    path: Path,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    report: Callable[[str], None] | None = None,
+) -> Iterator[None]:
+    """Hold run `run_id` of the warehouse at `path` for the block: a second process on the
+    same run (an overlapping cron run, the same command twice) waits here until the first
+    is done, then finds its work stored, instead of doing it again beside it. The lock is
+    the kernel's (`flock` on `<file>.runs/<run_id>.lock`), so a killed holder releases it.
+    Only the run is held: the warehouse file itself is shared shard by shard as before.
+    """
+    timeout = lock_timeout() if timeout is None else timeout
+    report = report or _stderr
+    folder = path.with_name(path.name + ".runs")
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / f"{run_id}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        started = time.monotonic()
+        last_report = started - REPORT_EVERY + 1.0  # first line after ~1 s of waiting
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                who = os.pread(fd, 300, 0).decode("utf-8", "replace").strip() or "a process"
+                if waited >= timeout:
+                    raise WarehouseError(
+                        f"run {run_id} is being run by {who}; gave up after {waited:.0f} s "
+                        f"(${LOCK_TIMEOUT_ENV} sets the wait)"
+                    ) from None
+                if time.monotonic() - last_report >= REPORT_EVERY:
+                    last_report = time.monotonic()
+                    report(f"run {run_id} is being run by {who}: waiting ({waited:.0f} s)")
+                time.sleep(POLL * 4)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"PID {os.getpid()} ({_short(_own_command())})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _own_command() -> str:
+    try:
+        return Path("/proc/self/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+    except OSError:
+        return " ".join(sys.argv)

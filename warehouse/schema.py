@@ -87,6 +87,8 @@ RUNS = Table(
         Column("status", "VARCHAR", _S, "running | completed | failed | interrupted"),
         Column("meta", "JSON", _S, "timings and counts of the last invocation"),
         Column("owner", "VARCHAR", _S, "host:pid:start of the process running it (crashed?)"),
+        Column("kind", "VARCHAR", _S, "data | eval (an eval's traces are benchmark answers)"),
+        Column("flow_run", "VARCHAR", _S, "the Prefect flow run of the last invocation"),
     ),
 )
 
@@ -156,6 +158,8 @@ PROGRESS = Table(
         Column("max_tokens", "BIGINT", _I, "the generation max_tokens it was done with"),
         Column("n_truncated", "BIGINT", _I, "its traces cut off at max_tokens (redone if raised)"),
         Column("n_failed", "BIGINT", _I, "its samples the engine failed on (redone next run)"),
+        Column("tokens_generated", "BIGINT", _I, "completion tokens the engine generated for it"),
+        Column("tokens_reused", "BIGINT", _I, "completion tokens served from `completions`"),
     ),
 )
 

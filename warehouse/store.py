@@ -90,6 +90,12 @@ class Warehouse:
         for c in table.columns:
             if c.name not in have:
                 self.con.execute(f"ALTER TABLE {table.name} ADD COLUMN {c.name} {c.sql_type}")
+                if (table.name, c.name) == ("runs", "kind"):
+                    # Before `kind`, an eval was told by its name; say it once, in the column.
+                    self.con.execute(
+                        "UPDATE runs SET kind = CASE WHEN recipe_name LIKE 'eval:%' "
+                        "THEN 'eval' ELSE 'data' END"
+                    )
 
     def close(self) -> None:
         self.con.close()
@@ -244,20 +250,32 @@ class Warehouse:
             raise
         return frame.height
 
-    def start_run(self, run: dict) -> None:
-        """Record a run as running: a new row, or the same run resumed."""
+    def start_run(self, run: dict) -> dict | None:
+        """Record a run as running: a new row, or the same run resumed. Returns the row the
+        run had before (None for a new run): its status, owner and Prefect flow run tell a
+        crashed earlier invocation."""
         now = datetime.now(UTC)
         owner = process_owner()  # lets a reader tell a crashed run from a running one
-        exists = self.con.execute("SELECT 1 FROM runs WHERE run_id = ?", [run["run_id"]]).fetchall()
-        if exists:
+        before = self.sql(
+            "SELECT status, owner, flow_run, recipe FROM runs WHERE run_id = ?", [run["run_id"]]
+        )
+        if before.height:
             self.con.execute(
                 "UPDATE runs SET status = 'running', recipe = ?, recipe_name = ?, "
-                "finished_at = NULL, owner = ? WHERE run_id = ?",
-                [run["recipe"], run["recipe_name"], owner, run["run_id"]],
+                "finished_at = NULL, owner = ?, kind = ?, flow_run = ? WHERE run_id = ?",
+                [
+                    run["recipe"],
+                    run["recipe_name"],
+                    owner,
+                    run.get("kind", "data"),
+                    run.get("flow_run"),
+                    run["run_id"],
+                ],
             )
-        else:
-            row = {**run, "started_at": now, "status": "running", "owner": owner}
-            self.ingest("runs", pl.DataFrame([row], schema_overrides=RUNS.polars_schema))
+            return before.row(0, named=True)
+        row = {**run, "started_at": now, "status": "running", "owner": owner}
+        self.ingest("runs", pl.DataFrame([row], schema_overrides=RUNS.polars_schema))
+        return None
 
     def finish_run(self, run_id: str, status: str, meta: str) -> None:
         self.con.execute(

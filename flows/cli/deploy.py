@@ -10,7 +10,6 @@ absolute, since a worker runs flows in a folder of its own.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated
 
 import typer
@@ -20,6 +19,7 @@ from reasonfactory.flows.cli.run import (
     DeploymentNameOpt,
     RecipeArg,
     check_cron,
+    deployment_parameters,
     need_server,
 )
 from reasonfactory.warehouse.store import resolve_path
@@ -49,9 +49,8 @@ def deploy(
     from reasonfactory.flows.recipe import load_recipe
 
     rec = load_recipe(recipe)
-    data = rec.to_data()
-    data["problems"]["source"] = absolute_source(data["problems"]["source"])
     path = str(resolve_path(warehouse).resolve())
+    parameters = deployment_parameters(rec, path)
     with get_client(sync_client=True) as client:
         try:
             found = client.read_work_pool(pool)
@@ -63,7 +62,7 @@ def deploy(
     deployment = generate.to_deployment(
         name=name or rec.name,
         cron=cron,
-        parameters={"recipe": data, "warehouse": path, "limit": None},
+        parameters=parameters,
         work_pool_name=pool,
         # The worker imports the flow from the installed package, not from a file path.
         entrypoint_type=EntrypointType.MODULE_PATH,
@@ -71,20 +70,6 @@ def deploy(
     deployment.apply(work_pool_name=pool)
     when = f"on cron {cron!r}" if cron else "when started"
     out.print(f"deployment generate/{deployment.name} on pool {pool!r}, runs {when}")
-    out.print(f"  warehouse {path}, problems {data['problems']['source']}")
+    out.print(f"  warehouse {path}, problems {parameters['recipe']['problems']['source']}")
     out.print(f"  start a worker: prefect worker start --pool {pool}")
     out.print(f"  run it now:     prefect deployment run generate/{deployment.name}")
-
-
-def absolute_source(source: str) -> str:
-    """A problem source a worker in another folder finds: file, glob and hf: paths made
-    absolute; built-in families unchanged.
-
-    >>> absolute_source("builtin:arithmetic")
-    'builtin:arithmetic'
-    """
-    if source.startswith("builtin:"):
-        return source
-    if source.startswith("hf:"):
-        return "hf:" + os.path.abspath(source[3:])
-    return os.path.abspath(source)

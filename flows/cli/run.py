@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -197,8 +198,33 @@ def schedule(
     generate.serve(
         name=name or rec.name,
         cron=cron,
-        parameters={"recipe": rec.to_data(), "warehouse": path, "limit": None},
+        parameters=deployment_parameters(rec, path),
     )
+
+
+def deployment_parameters(recipe, warehouse: str) -> dict:
+    """The flow parameters a deployment stores: the recipe as written, without what a run
+    fills in from outside it (a model folder's weights stamp), so each scheduled run stamps
+    the folder as it is then: a model trained again in place is a new run, never served the
+    old model's samples. Problem sources are made absolute for a worker in another folder.
+    """
+    data = recipe.to_data(stamps=False)
+    data["problems"]["source"] = absolute_source(data["problems"]["source"])
+    return {"recipe": data, "warehouse": warehouse, "limit": None}
+
+
+def absolute_source(source: str) -> str:
+    """A problem source a worker in another folder finds: file, glob and hf: paths made
+    absolute; built-in families unchanged.
+
+    >>> absolute_source("builtin:arithmetic")
+    'builtin:arithmetic'
+    """
+    if source.startswith("builtin:"):
+        return source
+    if source.startswith("hf:"):
+        return "hf:" + os.path.abspath(source[3:])
+    return os.path.abspath(source)
 
 
 def _print_summary(s: dict) -> None:

@@ -92,6 +92,9 @@ class VllmEngineConfig(PricedEngine):
     trust_remote_code: bool = False
     engine_args: dict = Field(default_factory=dict, description="more vllm.LLM arguments")
     weights: str = Field("", description="stamp of a model folder's weights (filled in)")
+    # Filled in from outside the recipe: a deployment stores the recipe without it, so each
+    # of its runs stamps the folder as it is then (flows/recipe.py `to_data`).
+    STAMPS: ClassVar[tuple[str, ...]] = ("weights",)
 
     @model_validator(mode="before")
     @classmethod
@@ -167,6 +170,7 @@ class PredictionsEngineConfig(StrictModel):
 
     # The file's content is its identity (`digest`), not where it lies.
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset({"path"})
+    STAMPS: ClassVar[tuple[str, ...]] = ("digest",)
 
     @model_validator(mode="before")
     @classmethod

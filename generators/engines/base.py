@@ -7,6 +7,7 @@ never see problems, recipes or the warehouse: only prompts in, text out.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
@@ -36,6 +37,9 @@ class GenRequest:
     logprobs: bool = False
     first_sample: int = 0
     include_stop: bool = False
+    # The problem this request serves: the run counts each problem's tokens by it (the
+    # `progress` table). Not sent to the engine, and not part of any identity.
+    problem_id: str = ""
 
     def user_text(self) -> str:
         """The last user message (or the raw prompt): where the problem statement sits."""
@@ -57,6 +61,10 @@ class Completion:
     cumulative_logprob: float | None = None
     reasoning: str | None = None
     meta: dict = field(default_factory=dict)
+
+
+OnSample = Callable[[int, int, Completion], None]
+"""`on_sample(i, k, completion)`: completion `k` (0 .. n-1) of request `i` is ready."""
 
 
 @runtime_checkable

@@ -21,40 +21,18 @@ records), or deciding which problems a run still has to do (the flow's progress 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 import polars as pl
-from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
-from reasonfactory.warehouse.ids import digest
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest, OnSample
+from reasonfactory.generators.identity import sample_key
 from reasonfactory.warehouse.schema import COMPLETIONS
 
 # keys -> stored rows of the `completions` table for those keys (any subset, any order).
 Lookup = Callable[[list[str]], pl.DataFrame]
-
-
-def sample_key(engine_id: str, req: GenRequest, index: int) -> str:
-    """The content key of sample `index` of `req` (0-based within the request).
-
-    >>> r = GenRequest(prompt="2 + 2 =", n=4, seed=7, max_tokens=16)
-    >>> sample_key("e", r, 3) == sample_key("e", GenRequest(prompt="2 + 2 =", seed=7,
-    ...     first_sample=3, max_tokens=4096), 0)
-    True
-    """
-    return "c_" + digest(
-        engine_id,
-        json.dumps(req.messages, sort_keys=True, ensure_ascii=False),
-        req.prefix,
-        req.prompt,
-        req.temperature,
-        req.top_p,
-        json.dumps(list(req.stop)),
-        req.seed,
-        req.first_sample + index,
-        *(["logprobs"] if req.logprobs else []),  # a sample without them cannot stand in
-        length=24,
-    )
 
 
 def reusable(finish_reason: str, stored_max_tokens: int | None, max_tokens: int) -> bool:
@@ -82,23 +60,41 @@ def needs_rerun(max_tokens: int | None) -> pl.Expr:
     return failed | truncated
 
 
+# Completions rows as they arrive: where a run stores them within seconds (flows/committer.py).
+Sink = Callable[[list[dict]], None]
+
+
 class CachedEngine:
     """Wraps an engine: serves stored samples, asks the engine (in one batched call) for the
-    rest, and records the new ones for the flow to store.
+    rest, and hands each new one on as it arrives: to `sink` (a run stores it within
+    seconds, so a kill loses seconds of paid replies, not a shard), or, without a sink, kept
+    for `take_fresh`. It also counts, per problem (`GenRequest.problem_id`), the completion
+    tokens the engine generated and those served from the store (`tokens_by_problem`).
 
     Every completion it returns carries `meta["request_key"]` (its sample key) and
     `meta["max_tokens"]`; reused ones also `meta["reused"] = True`.
     """
 
-    def __init__(self, engine: Engine, engine_id: str, lookup: Lookup | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        engine_id: str,
+        lookup: Lookup | None = None,
+        sink: Sink | None = None,
+    ):
         self.engine = engine
         self.model = engine.model
         self.engine_id = engine_id
         self.lookup = lookup
+        self.sink = sink
         self.reused = 0
         self._fresh: list[dict] = []
+        self._tokens: dict[str, list[int]] = {}  # problem_id -> [generated, reused]
+        self._lock = threading.Lock()  # completions arrive on the engine's own thread
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]:
         keys = [[sample_key(self.engine_id, r, k) for k in range(r.n)] for r in requests]
         stored = self._stored([k for ks in keys for k in ks])
         out: list[list[Completion | None]] = [[None] * r.n for r in requests]
@@ -113,29 +109,70 @@ class CachedEngine:
                 ):
                     out[i][k] = hit
                     self.reused += 1
+                    self._count(req.problem_id, 1, hit.n_tokens)
+                    if on_sample is not None:
+                        on_sample(i, k, hit)
                 else:
                     missing.append(k)
             for start, stop in _runs(missing):
                 asks.append(replace(req, n=stop - start, first_sample=req.first_sample + start))
                 slots.append((i, start))
-        results = self.engine.generate(asks) if asks else []
+        arrived: set[tuple[int, int]] = set()
+
+        def take(a: int, j: int, c: Completion) -> None:
+            """Completion `j` of ask `a` is in: key it, hand it on, count its tokens."""
+            i, start = slots[a]
+            key = keys[i][start + j]
+            c = replace(c, meta={**c.meta, "request_key": key, "max_tokens": asks[a].max_tokens})
+            with self._lock:
+                if (a, j) in arrived:
+                    return
+                arrived.add((a, j))
+                out[i][start + j] = c
+                self._count(requests[i].problem_id, 0, c.n_tokens)
+                row = None
+                if c.finish_reason != "error":  # a failed request is asked again next time
+                    row = _row(key, self.engine_id, self.model, c, datetime.now(UTC))
+                    if self.sink is None:
+                        self._fresh.append(row)
+            if row is not None and self.sink is not None:
+                self.sink([row])
+            if on_sample is not None:
+                on_sample(i, start + j, c)
+
+        results = self.engine.generate(asks, on_sample=take) if asks else []
         if len(results) != len(asks):
             raise RuntimeError(f"engine returned {len(results)} results for {len(asks)} requests")
-        now = datetime.now(UTC)
-        for (i, start), ask, completions in zip(slots, asks, results, strict=True):
+        for a, (ask, completions) in enumerate(zip(asks, results, strict=True)):
             if len(completions) != ask.n:
                 raise RuntimeError(f"engine returned {len(completions)} completions for n={ask.n}")
             for j, c in enumerate(completions):
-                key = keys[i][start + j]
-                c = replace(c, meta={**c.meta, "request_key": key, "max_tokens": ask.max_tokens})
-                out[i][start + j] = c
-                if c.finish_reason != "error":  # a failed request is asked again next time
-                    self._fresh.append(_row(key, self.engine_id, self.model, c, now))
+                take(a, j, c)  # an engine that reports nothing as it goes: all now
         return out  # type: ignore[return-value]
 
+    def _count(self, problem_id: str, which: int, tokens: int) -> None:
+        account = self._tokens.setdefault(problem_id, [0, 0])
+        account[which] += tokens or 0
+
+    def tokens_by_problem(self) -> pl.DataFrame:
+        """Per problem: completion tokens the engine generated, and those served from the
+        store (what the method used: a re-run served from the store costs what it did)."""
+        rows = [(p, g, r) for p, (g, r) in self._tokens.items()]
+        return pl.DataFrame(
+            rows,
+            schema={
+                "problem_id": pl.String,
+                "tokens_generated": pl.Int64,
+                "tokens_reused": pl.Int64,
+            },
+            orient="row",
+        )
+
     def take_fresh(self) -> pl.DataFrame:
-        """The completions made since the last call, as `completions` rows (then forgets them)."""
-        rows, self._fresh = self._fresh, []
+        """The completions made since the last call, as `completions` rows (then forgets
+        them); empty when a sink took them as they arrived."""
+        with self._lock:
+            rows, self._fresh = self._fresh, []
         return pl.DataFrame(rows, schema=COMPLETIONS.polars_schema)
 
     def _stored(self, keys: list[str]) -> dict[str, Completion]:

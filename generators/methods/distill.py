@@ -89,6 +89,7 @@ def distill(
             max_tokens=config.max_tokens,
             seed=request_seed(config.seed, pid),
             logprobs=config.selection.by == "confidence",
+            problem_id=pid,
         )
         for pid, q in zip(problems["problem_id"], problems["question"], strict=True)
     ]

@@ -76,6 +76,7 @@ def self_output(
             max_tokens=config.max_tokens,
             seed=request_seed(config.seed, pid),
             logprobs=True,
+            problem_id=pid,
         )
         for pid, q in zip(problems["problem_id"], problems["question"], strict=True)
     ]

@@ -167,6 +167,7 @@ def request_for(s: Search, node: Node, config: TreeConfig) -> GenRequest:
         max_tokens=config.max_step_tokens,
         stop=stop,
         seed=_seed(config.seed, s.problem_id, node.node_id, purpose),
+        problem_id=s.problem_id,
     )
 
 
@@ -290,6 +291,7 @@ def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig)
                 top_p=config.top_p,
                 max_tokens=config.max_tokens,
                 seed=_seed(config.seed, s.problem_id, n.node_id, "rollout"),
+                problem_id=s.problem_id,
             )
             for s, n in alive
         ]
