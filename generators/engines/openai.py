@@ -26,6 +26,8 @@ splits it. Token usage (tokens in/out, reasoning tokens), retries and latency go
 the engine is built, and kept only in the request header: never in a config, a meta or the
 warehouse.
 
+`on_sample` gets each completion on the engine's event-loop thread as soon as its reply is
+read (error completions too), while the batch's other requests are still in flight.
 `post_each` sends other JSON requests with the same retries and concurrency (the reward
 endpoint of `reward_endpoint.py`).
 
@@ -44,7 +46,7 @@ import time
 from dataclasses import dataclass
 
 import aiohttp
-from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.generators.engines.base import Completion, GenRequest, OnSample, SampleFeed
 from reasonfactory.generators.engines.openai_api import (
     CONTENT_STATUS,
     RETRY_STATUS,
@@ -130,20 +132,24 @@ class OpenAIEngine:
             left[0] -= n
             self._waiting -= n
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]:
         jobs = [_Job(i, k, r) for i, r in enumerate(requests) for k in range(r.n)]
         if not jobs:
             return [[] for _ in requests]
         left = [len(jobs)]  # counted before the loop sees them: a scheduler never sees 0
         with self._waiting_lock:
             self._waiting += len(jobs)
+        feed = SampleFeed(on_sample)
         try:
-            results = self._on_loop(self._generate_all(jobs, left))
+            results = self._on_loop(self._generate_all(jobs, left, feed))
         finally:
             self._started(left, len(jobs))  # those cancelled before a slot no longer wait
         out: list[list[Completion]] = [[] for _ in requests]
         for job, c in zip(jobs, results, strict=True):
             out[job.request].append(c)
+        feed.raise_first()  # a failing callback is a bug of ours: louder than a down server
         # Every request failing on transport or server errors means the server is unusable;
         # requests refused for their content are per-problem rejections, never the run's.
         if all(c.finish_reason == "error" and not c.meta.get("refused") for c in results):
@@ -194,7 +200,9 @@ class OpenAIEngine:
             retry=retry_if_exception_type(Retryable),
         )
 
-    async def _generate_all(self, jobs: list[_Job], left: list[int]) -> list[Completion]:
+    async def _generate_all(
+        self, jobs: list[_Job], left: list[int], feed: SampleFeed
+    ) -> list[Completion]:
         limit = self._limit
         done = 0
         started = last_report = time.monotonic()
@@ -206,6 +214,7 @@ class OpenAIEngine:
                 async with limit:
                     self._started(left)
                     c = await self._complete(session, job.req, job.sample)
+                feed.send(job.request, job.sample, c)
                 done += 1
                 now = time.monotonic()
                 if now - last_report > 30 or done == len(jobs):
