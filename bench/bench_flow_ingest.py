@@ -36,6 +36,7 @@ isolate_prefect()
 import polars as pl  # noqa: E402
 from reasonfactory.flows import generate as flow_module  # noqa: E402
 from reasonfactory.flows.recipe import parse_recipe  # noqa: E402
+from reasonfactory.generators.engines.base import SampleFeed  # noqa: E402
 from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 
 TARGET = 0.8
@@ -50,8 +51,8 @@ class Padded:
     def __init__(self, engine, chars: int):
         self.engine, self.model, self.chars = engine, engine.model, chars
 
-    def generate(self, requests):
-        out = self.engine.generate(requests)
+    def generate(self, requests, on_sample=None):
+        out = self.engine.generate(requests)  # padded below, then handed to on_sample
         for req, completions in zip(requests, out, strict=True):
             for k, c in enumerate(completions):
                 rng = random.Random(f"{req.seed}-{req.first_sample + k}-{req.prompt}{req.messages}")
@@ -61,6 +62,9 @@ class Padded:
                     pad.append(f"Let me {rng.choice(WORDS)} {a} and {b}: {a * b % 10**9}.\n\n")
                 text = c.text.replace("<think>\n", "<think>\n" + "".join(pad), 1)
                 completions[k] = replace(c, text=text)
+        feed = SampleFeed(on_sample)
+        feed.send_all(out)
+        feed.raise_first()
         return out
 
 

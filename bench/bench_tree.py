@@ -45,8 +45,8 @@ class TokenCounter:
     def __init__(self, engine):
         self.engine, self.model, self.tokens = engine, engine.model, 0
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
-        out = self.engine.generate(requests)
+    def generate(self, requests: list[GenRequest], on_sample=None) -> list[list[Completion]]:
+        out = self.engine.generate(requests, on_sample=on_sample)
         self.tokens += sum(c.n_tokens for comps in out for c in comps)
         return out
 

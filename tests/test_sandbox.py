@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from reasonfactory.generators.verify import sandbox
+from reasonfactory.generators.verify import sandbox, sandbox_layers
 from reasonfactory.generators.verify.sandbox import Limits, isolation, run_many, run_python
 
 QUICK = Limits(wall_seconds=4, cpu_seconds=4, memory_mb=256)
@@ -87,7 +87,7 @@ def _fork_code(n: int = 20) -> str:
 
 
 def _leftover_cgroups() -> list[str]:
-    root = sandbox._cgroup_root()
+    root = sandbox_layers.cgroup_root()
     if root is None:
         return []
     return [p.name for p in Path(root).glob(f"rf-sandbox-{os.getpid()}-*")]
@@ -324,8 +324,8 @@ def test_tampering_with_the_hook_s_settings_changes_nothing(unix_listener, tmp_p
 
 
 def test_without_landlock_code_verification_refuses_unless_allowed(monkeypatch, tmp_path):
-    monkeypatch.setattr(sandbox, "_landlock_abi", lambda: 0)  # inject: an older kernel
-    sandbox.isolation.cache_clear()
+    monkeypatch.setattr(sandbox_layers, "landlock_abi", lambda: 0)  # inject: an older kernel
+    sandbox_layers.isolation.cache_clear()
     try:
         marker = tmp_path / "ran.txt"
         code = f"open({str(marker)!r}, 'w').write('ran')"
@@ -337,7 +337,7 @@ def test_without_landlock_code_verification_refuses_unless_allowed(monkeypatch, 
         [ran] = run_many([("", "print('ran')")], QUICK, allow_weak=True)
         assert ran.ok and ran.stdout == "ran\n"
     finally:
-        sandbox.isolation.cache_clear()
+        sandbox_layers.isolation.cache_clear()
 
 
 def test_a_tree_run_with_code_steps_is_refused_without_landlock(monkeypatch):
@@ -347,8 +347,8 @@ def test_a_tree_run_with_code_steps_is_refused_without_landlock(monkeypatch):
     from reasonfactory.generators.methods.tree.config import TreeConfig
     from reasonfactory.generators.problems.sources import load_problems
 
-    monkeypatch.setattr(sandbox, "_landlock_abi", lambda: 0)
-    sandbox.isolation.cache_clear()
+    monkeypatch.setattr(sandbox_layers, "landlock_abi", lambda: 0)
+    sandbox_layers.isolation.cache_clear()
     try:
         problems = load_problems("builtin:arithmetic", limit=1)
         config = TreeConfig(rollouts=2, width=2, verify=["code"])
@@ -357,7 +357,7 @@ def test_a_tree_run_with_code_steps_is_refused_without_landlock(monkeypatch):
         weak = TreeConfig(rollouts=2, width=2, verify=["code"], sandbox={"allow_weak": True})
         assert tree(problems, SimEngine(), weak, RunContext("r", "fp", "sim")).nodes.height
     finally:
-        sandbox.isolation.cache_clear()
+        sandbox_layers.isolation.cache_clear()
 
 
 def test_folders_left_by_a_killed_run_are_removed_only_when_provably_ours(tmp_path):

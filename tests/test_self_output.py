@@ -7,7 +7,7 @@ import json
 import polars as pl
 import pytest
 from reasonfactory.generators.base import RunContext
-from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.generators.engines.base import Completion, GenRequest, SampleFeed
 from reasonfactory.generators.engines.metered import MeteredEngine
 from reasonfactory.generators.engines.sim import SimEngine
 from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
@@ -25,12 +25,14 @@ class ScriptedEngine:
         self.answers = answers
         self.calls: list[list[GenRequest]] = []
 
-    def generate(self, requests):
+    def generate(self, requests, on_sample=None):
         self.calls.append(requests)
-        return [
+        out = [
             [Completion(f"<think>\nwork\n</think>\n\n\\boxed{{{a}}}", n_tokens=5) for a in answers]
             for answers in self.answers
         ]
+        SampleFeed(on_sample).send_all(out)
+        return out
 
 
 def _problems(golds):

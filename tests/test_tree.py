@@ -17,7 +17,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 from reasonfactory.generators.base import RunContext
-from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.generators.engines.base import Completion, GenRequest, SampleFeed
 from reasonfactory.generators.engines.sim import SimEngine
 from reasonfactory.generators.methods.tree import TreeConfig, split_step, tree
 from reasonfactory.generators.problems.sources import load_problems
@@ -47,9 +47,9 @@ class RecordingEngine:
     def __init__(self, engine):
         self.engine, self.model, self.calls = engine, engine.model, []
 
-    def generate(self, requests):
+    def generate(self, requests, on_sample=None):
         self.calls.append(list(requests))
-        return self.engine.generate(requests)
+        return self.engine.generate(requests, on_sample=on_sample)
 
 
 def _problems(n=12, ops=5, seed=0, family="arithmetic"):
@@ -220,8 +220,10 @@ class ScriptedEngine:
     def __init__(self, script: list[list[str]], closing: str = "\n</think>"):
         self.script, self.closing = script, closing
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
-        return [self._one(r) for r in requests]
+    def generate(self, requests: list[GenRequest], on_sample=None) -> list[list[Completion]]:
+        out = [self._one(r) for r in requests]
+        SampleFeed(on_sample).send_all(out)
+        return out
 
     def _one(self, req: GenRequest) -> list[Completion]:
         if "</think>" in req.prefix:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 
 import polars as pl
 import pytest
@@ -82,6 +83,21 @@ def test_batch_shapes_n_token_counts_and_logprobs(engine):
             assert (c.cumulative_logprob is not None) == req.logprobs
     assert out[0][0].cumulative_logprob < 0
     assert len({c.text for c in out[1]}) == 2  # two different samples
+
+
+def test_on_sample_gets_every_completion_with_its_indices_before_generate_returns(engine):
+    requests = [_ask(n=2, seed=5), _ask(n=1, seed=6), _ask(n=3, seed=7, max_tokens=6)]
+    seen, returned = {}, threading.Event()
+
+    def on_sample(i, k, completion):
+        assert not returned.is_set(), "on_sample called after generate returned"
+        seen[(i, k)] = seen.get((i, k), []) + [completion]
+
+    out = engine.generate(requests, on_sample=on_sample)
+    returned.set()
+    assert sorted(seen) == [(0, 0), (0, 1), (1, 0), (2, 0), (2, 1), (2, 2)]
+    assert all(len(cs) == 1 and cs[0] is out[i][k] for (i, k), cs in seen.items())
+    assert all(0 < c.n_tokens <= 6 for c in out[2])  # index 2 is the 6-token request
 
 
 def test_sample_k_of_a_seeded_request_is_the_same_sample_asked_alone(engine):

@@ -3,13 +3,21 @@
 A generator hands `Engine.generate` every request it can at once (all problems of a shard,
 all frontier nodes of all trees); the engine returns, per request, `n` completions. Engines
 never see problems, recipes or the warehouse: only prompts in, text out.
+
+A caller that wants each completion as soon as it exists (to store a paid teacher reply
+within seconds of its arrival, not at the end of a batch) passes `on_sample`; every engine
+hands its completions to it through `SampleFeed`, which decides what a raising callback does.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
+
+log = logging.getLogger("reasonfactory.engines")
 
 
 @dataclass(frozen=True)
@@ -69,11 +77,72 @@ OnSample = Callable[[int, int, Completion], None]
 
 @runtime_checkable
 class Engine(Protocol):
-    """Anything that turns a batch of requests into completions, `n` per request, in order."""
+    """Anything that turns a batch of requests into completions, `n` per request, in order.
+
+    `on_sample`, when given, is called once per completion with (request index, sample index
+    within that request's `n`, completion), as soon as that completion is ready and at the
+    latest before `generate` returns; error completions (`finish_reason="error"`) included.
+    It may be called from any thread (the `openai` engine calls it on its event-loop thread
+    as each reply is read, so it should be quick: hand the completion on, do not block); the
+    sim, vllm and predictions engines call it for every completion just before returning.
+    A callback that raises does not stop the batch (see `SampleFeed`): the other requests
+    run on, the callback still gets their completions, and `generate` raises the first
+    exception once the batch is done, instead of returning.
+    """
 
     model: str
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]: ...
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]: ...
+
+
+class SampleFeed:
+    """Hands an engine's completions to its caller's `on_sample`, one call each.
+
+    A callback that raises cannot kill the engine's other requests: `send` keeps the first
+    exception (later ones are logged) and returns; the engine goes on, and calls `raise_first`
+    when its batch is done, so `generate` raises that exception instead of returning.
+    Thread-safe: an engine may send from any thread.
+
+    >>> seen = []
+    >>> feed = SampleFeed(lambda i, k, c: seen.append((i, k, c.text)))
+    >>> feed.send_all([[Completion("a"), Completion("b")], [Completion("c")]])
+    >>> seen
+    [(0, 0, 'a'), (0, 1, 'b'), (1, 0, 'c')]
+    >>> feed = SampleFeed(lambda i, k, c: 1 / k)
+    >>> feed.send_all([[Completion("a"), Completion("b")]])  # the second call still runs
+    >>> feed.raise_first()
+    Traceback (most recent call last):
+    ZeroDivisionError: division by zero
+    """
+
+    def __init__(self, on_sample: OnSample | None):
+        self.on_sample = on_sample
+        self.error: Exception | None = None
+        self._lock = threading.Lock()
+
+    def send(self, request: int, sample: int, completion: Completion) -> None:
+        if self.on_sample is None:
+            return
+        try:
+            self.on_sample(request, sample, completion)
+        except Exception as exc:
+            with self._lock:
+                first, self.error = self.error is None, self.error or exc
+            if not first:
+                log.warning("on_sample failed again (%d, %d): %r", request, sample, exc)
+
+    def send_all(self, out: list[list[Completion]]) -> None:
+        """Every completion of a finished batch, in order (engines that finish all at once)."""
+        for i, completions in enumerate(out):
+            for k, completion in enumerate(completions):
+                self.send(i, k, completion)
+
+    def raise_first(self) -> None:
+        """Raise the first exception `on_sample` raised, if it did (after the batch)."""
+        if self.error is not None:
+            raise self.error
 
 
 class EngineError(Exception):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
+from reasonfactory.generators.engines.base import Completion, Engine, GenRequest, OnSample
 
 
 @dataclass
@@ -33,9 +33,11 @@ class MeteredEngine:
         if stop is not None:
             stop()
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]:
         start = time.perf_counter()
-        out = self.engine.generate(requests)
+        out = self.engine.generate(requests, on_sample=on_sample)
         self.meter.seconds += time.perf_counter() - start
         self.meter.calls += 1
         self.meter.requests += len(requests)

@@ -23,7 +23,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from reasonfactory.generators.engines.base import Completion, EngineError, GenRequest
+from reasonfactory.generators.engines.base import (
+    Completion,
+    EngineError,
+    GenRequest,
+    OnSample,
+    SampleFeed,
+)
 from reasonfactory.generators.prompts import question_of
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import normalise_question, problem_id
@@ -125,7 +131,9 @@ class PredictionsEngine:
         keys += [problem_id(s, question) for s in self.sources]
         return sorted((p for k in keys for p in self.samples.get(k, ())), key=lambda p: p.line)
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]:
         out = []
         for req in requests:
             question = question_of(req.user_text())
@@ -140,4 +148,7 @@ class PredictionsEngine:
             out.append(
                 [Completion(p.response, reasoning=p.reasoning, n_tokens=p.n_tokens) for p in chosen]
             )
+        feed = SampleFeed(on_sample)
+        feed.send_all(out)
+        feed.raise_first()
         return out

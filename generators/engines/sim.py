@@ -38,7 +38,13 @@ import re
 import time
 from fractions import Fraction
 
-from reasonfactory.generators.engines.base import Completion, EngineError, GenRequest
+from reasonfactory.generators.engines.base import (
+    Completion,
+    EngineError,
+    GenRequest,
+    OnSample,
+    SampleFeed,
+)
 from reasonfactory.generators.engines.sim_plans import (
     ZH_ANSWER,
     ZH_STEP,
@@ -95,10 +101,16 @@ class SimEngine:
         self.model = model
         self.delay_s = delay_s  # a model's time per call, for benchmarks; text is unchanged
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]:
         if self.delay_s:
             time.sleep(self.delay_s)
-        return [self._sample(req) for req in requests]
+        out = [self._sample(req) for req in requests]
+        feed = SampleFeed(on_sample)
+        feed.send_all(out)
+        feed.raise_first()
+        return out
 
     def _sample(self, req: GenRequest) -> list[Completion]:
         question = req.user_text()

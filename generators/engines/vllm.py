@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reasonfactory.generators.engines.base import Completion, GenRequest
+from reasonfactory.generators.engines.base import Completion, GenRequest, OnSample, SampleFeed
 from reasonfactory.warehouse.errors import UserError
 
 THINK = "<think>"
@@ -80,7 +80,9 @@ class VllmEngine:
         args.update(config.engine_args)
         return cls(_shared_llm(vllm, args), config.model, template)
 
-    def generate(self, requests: list[GenRequest]) -> list[list[Completion]]:
+    def generate(
+        self, requests: list[GenRequest], on_sample: OnSample | None = None
+    ) -> list[list[Completion]]:
         from vllm import SamplingParams, TokensPrompt
 
         prompts, leads = [], []
@@ -102,10 +104,15 @@ class VllmEngine:
             for req in requests
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=len(requests) > 1)
-        return [
+        done = [
             [_completion(o, lead, len(out.prompt_token_ids)) for o in out.outputs]
             for out, lead in zip(outputs, leads, strict=True)
         ]
+        # `LLM.generate` returns the whole batch at once: every completion is ready now.
+        feed = SampleFeed(on_sample)
+        feed.send_all(done)
+        feed.raise_first()
+        return done
 
     def _prompt(self, req: GenRequest) -> tuple[list[int], str]:
         """Token ids of the prompt, and the text to put back in front of each completion."""

@@ -11,7 +11,7 @@ and (when the problem has no gold answer) lets the picked answer stand in for th
   (format and answer checks: 1 if the sample is well formed and its answer matches the gold,
   or the majority answer when there is none, else 0), `reward_model` (a reward model run by
   offline vLLM, `generators.engines.vllm`), `endpoint` (an OpenAI-compatible `/classify`
-  scoring endpoint, e.g. `vllm serve RM --runner pooling`, `generators.engines.openai`).
+  scoring endpoint, e.g. `vllm serve RM --runner pooling`, `generators.engines.reward_endpoint`).
 Ties go to the more confident sample, then the earlier one. The choice is recorded in each
 trace's `meta.selection` (`by`, `value`, `rank`, `selected`, `verifier`); the `selected`
 filter keeps only the picked sample per problem.
@@ -200,7 +200,7 @@ def scorer_for(verifier: RewardModelVerifier | EndpointVerifier) -> Scorer:
 
             _SCORERS[key] = VllmRewardModel.from_config(verifier)
         else:
-            from reasonfactory.generators.engines.openai import EndpointScorer
+            from reasonfactory.generators.engines.reward_endpoint import EndpointScorer
 
             _SCORERS[key] = EndpointScorer.from_config(verifier)
     return _SCORERS[key]

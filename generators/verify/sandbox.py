@@ -20,9 +20,10 @@ the run (then nothing ran). Layers, each tested on its own in tests/test_sandbox
   (why seccomp rather than a bubblewrap mount namespace: see sandbox_child.py);
 - an audit hook (PEP 578) that refuses process creation, sockets, ctypes, writes outside
   the folder and reads outside the allowed ones, with a `sandbox: denied ...` line each.
-`isolation()` says which layers this machine provides. The kernel layers are the boundary;
-the audit hook alone is not one (CPython says so: C-level I/O such as duckdb's or sqlite3's
-raises no audit event), it makes refusals legible. So without Landlock (an older kernel,
+`isolation()` says which layers this machine provides (`sandbox_layers` probes the kernel,
+once per process). The kernel layers are the boundary; the audit hook alone is not one
+(CPython says so: C-level I/O such as duckdb's or sqlite3's raises no audit event), it makes
+refusals legible. So without Landlock (an older kernel,
 some containers) `run_python` refuses to run, naming what is missing, unless the caller
 accepts the risk with `allow_weak=True` (recipe: `generate: {sandbox: {allow_weak: true}}`).
 This is not a VM: for adversarial code at scale, run the whole pipeline in a container or
@@ -30,10 +31,6 @@ gVisor as well.
 
 Working folders are named `rf-sandbox-PID-*` (PID: the process that made them); the first
 run of a process removes those a dead process of the same user left behind (a killed run).
-
-Long on purpose: the runner, the probes of what this kernel offers, the refusal of weak
-sandboxes and the cleanup of what a killed run left all read the same layer names, folder
-names and cgroup paths; apart, each would have to re-derive them.
 
 rStar-Math runs model code in-process with `exec` and a timeout decorator; we do not.
 Not here: deciding whether a step is right (`reasonfactory.generators.verify.steps.check_code`).
@@ -58,8 +55,28 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from reasonfactory.generators.verify.sandbox_layers import (
+    cgroup_root,
+    describe_isolation,
+    isolation,
+    unshare_prefix,
+    weak_layers,
+)
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.liveness import pid_alive
+
+# Callers ask the runner what it offers: `isolation` and `describe_isolation` are its answer.
+__all__ = [
+    "ExecutionResult",
+    "Limits",
+    "SandboxError",
+    "describe_isolation",
+    "isolation",
+    "remove_leftovers",
+    "run_many",
+    "run_python",
+    "weak_layers",
+]
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
@@ -112,52 +129,6 @@ class ExecutionResult:
         return self.stdout.strip()[-300:]
 
 
-@functools.cache
-def isolation() -> dict[str, bool]:
-    """Which layers this machine gives a sandboxed run (probed once per process).
-
-    >>> sorted(isolation())
-    ['audit_hook', 'landlock', 'netns', 'pids_cgroup', 'rlimit_nproc', 'seccomp']
-    """
-    return {
-        "netns": _unshare_prefix() is not None,
-        "landlock": _landlock_abi() > 0,
-        "seccomp": _seccomp_arch(),
-        "pids_cgroup": _cgroup_root() is not None,
-        "rlimit_nproc": os.geteuid() != 0,
-        "audit_hook": True,
-    }
-
-
-def describe_isolation() -> str:
-    """One line for a run summary: the layers a sandboxed run gets here, and what is missing.
-
-    >>> "audit_hook" in describe_isolation()
-    True
-    """
-    have = [name for name, on in isolation().items() if on]
-    missing = weak_layers()
-    line = ", ".join(have)
-    return line + (f" (weak: no {' and no '.join(missing)})" if missing else "")
-
-
-def weak_layers(layers: dict | None = None) -> list[str]:
-    """The kernel layers a run would lack that `code` verification needs (file confinement
-    and the socket filter); [] when the machine gives them all.
-
-    >>> weak_layers({"landlock": False, "seccomp": False})
-    ['Landlock (kernel file confinement, Linux >= 5.13)', 'seccomp socket filter']
-    """
-    want = {"landlock": True, "seccomp": True, **(layers or {})}
-    have = isolation()
-    missing = []
-    if not (want["landlock"] and have["landlock"]):
-        missing.append("Landlock (kernel file confinement, Linux >= 5.13)")
-    if not (want["seccomp"] and have["seccomp"]):
-        missing.append("seccomp socket filter")
-    return missing
-
-
 def run_python(
     code: str,
     context: str = "",
@@ -184,6 +155,7 @@ def run_python(
         "cgroup": True,
         **(layers or {}),
     }
+    have = isolation()
     missing = weak_layers(want)
     if missing and not allow_weak:
         raise SandboxError(
@@ -208,12 +180,12 @@ def run_python(
         },
         "layers": {
             "cgroup": cgroup,
-            "landlock": want["landlock"] and _landlock_abi() > 0,
-            "seccomp": want["seccomp"] and _seccomp_arch(),
+            "landlock": want["landlock"] and have["landlock"],
+            "seccomp": want["seccomp"] and have["seccomp"],
             "audit": want["audit"],
         },
     }
-    prefix = (_unshare_prefix() or []) if want["netns"] else []
+    prefix = (unshare_prefix() or []) if want["netns"] else []
     cmd = [*prefix, sys.executable, "-I", "-B", str(CHILD), json.dumps(config)]
     job = json.dumps({"context": context, "code": code})
     started = time.perf_counter()
@@ -303,7 +275,7 @@ def remove_leftovers(folder: str | None = None) -> list[str]:
     by this user, a real folder (not a link), and its PID no longer running."""
     removed = []
     base = Path(folder or tempfile.gettempdir())
-    places = [(base, True)] + ([(Path(_cgroup_root()), False)] if _cgroup_root() else [])
+    places = [(base, True)] + ([(Path(cgroup_root()), False)] if cgroup_root() else [])
     for place, is_tmp in places:
         with contextlib.suppress(OSError):
             for entry in place.iterdir():
@@ -356,81 +328,11 @@ def _kill(proc: subprocess.Popen, cgroup: str | None) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-# -- probes ----------------------------------------------------------------------------------
-
-
-@functools.cache
-def _unshare_prefix() -> list[str] | None:
-    """The command prefix that gives a run its own network namespace, or None."""
-    unshare = shutil.which("unshare") or next(
-        (p for p in ("/usr/bin/unshare", "/bin/unshare") if os.path.exists(p)), None
-    )
-    if unshare is None or not sys.platform.startswith("linux"):
-        return None
-    options = [["--net"]] if os.geteuid() == 0 else []
-    options.append(["--user", "--map-root-user", "--net"])
-    for opts in options:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            probe = subprocess.run(
-                [unshare, *opts, sys.executable, "-I", "-S", "-c", "pass"],
-                capture_output=True,
-                timeout=30,
-            )
-            if probe.returncode == 0:
-                return [unshare, *opts]
-    return None
-
-
-@functools.cache
-def _seccomp_arch() -> bool:
-    """Whether the child can install its socket filter (Linux on x86_64 or aarch64)."""
-    return sys.platform.startswith("linux") and os.uname().machine in ("x86_64", "aarch64")
-
-
-@functools.cache
-def _landlock_abi() -> int:
-    if not sys.platform.startswith("linux"):
-        return 0
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.syscall.restype = ctypes.c_long
-        return max(0, int(libc.syscall(444, None, 0, 1)))
-    except (OSError, AttributeError):
-        return 0
-
-
-@functools.cache
-def _cgroup_root() -> str | None:
-    """A pids-cgroup folder we may create children in (root only), or None."""
-    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
-        return None
-    candidates = ["/sys/fs/cgroup/pids"]
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/self/cgroup").read_text().splitlines():
-            if line.startswith("0::"):
-                candidates.append("/sys/fs/cgroup" + line[3:].rstrip("/"))
-    for root in candidates:
-        probe = Path(root) / f"rf-probe-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            probe.mkdir()
-        except OSError:
-            continue
-        try:
-            if (probe / "pids.max").exists():
-                (probe / "pids.max").write_text("1")
-                return root
-        except OSError:
-            pass
-        finally:
-            with contextlib.suppress(OSError):
-                probe.rmdir()
-    return None
+# -- the run's pids cgroup (root only) -----------------------------------------------------
 
 
 def _make_cgroup(processes: int) -> str | None:
-    root = _cgroup_root()
+    root = cgroup_root()
     if root is None:
         return None
     path = Path(root) / f"rf-sandbox-{os.getpid()}-{uuid.uuid4().hex[:12]}"
