@@ -184,9 +184,10 @@ def test_eval_cli_prints_and_stores(cli, tmp_path):
 
 
 def test_eval_traces_stay_out_of_training(prefect_api, cli, tmp_path):
-    """`refilter` refuses an eval run (it would make benchmark answers kept, exportable);
-    `export sft` takes none of its traces, whatever `--where` says about status; an eval with
-    a training run's settings is a run of its own and leaves that run's traces as they are."""
+    """`refilter` re-judges an eval run only with its own filters, and its traces stay 'eval'
+    (other filters would make benchmark answers kept, exportable); `export sft` takes none of
+    its traces, whatever `--where` says about status; an eval with a training run's settings
+    is a run of its own and leaves that run's traces as they are."""
     path = tmp_path / "wh.duckdb"
     train = {
         "name": "train",
@@ -198,13 +199,16 @@ def test_eval_traces_stay_out_of_training(prefect_api, cli, tmp_path):
     rows = run_eval(eval_recipe(bench, samples=2, temperature=0.8), path)
     eval_run = rows["run_id"][0]
     (tmp_path / "strict.yaml").write_text("filters: [format, answer]\n")
-    for extra in ([], ["--recipe", "strict.yaml"]):
-        proc = cli("refilter", "--run", eval_run, "-w", str(path), *extra)
-        assert proc.returncode == 1 and f"run {eval_run} is an eval run" in proc.stderr, (
-            proc.stdout + proc.stderr
-        )
+    proc = cli("refilter", "--run", eval_run, "-w", str(path), "--recipe", "strict.yaml")
+    assert proc.returncode == 1 and f"run {eval_run} is an eval run" in proc.stderr, (
+        proc.stdout + proc.stderr
+    )
     with pytest.raises(UserError, match="is an eval run"):
-        run_refilter(eval_run, str(path))
+        run_refilter(
+            eval_run, str(path), list(parse_recipe({**train, "filters": ["format"]}).filters)
+        )
+    proc = cli("refilter", "--run", eval_run, "-w", str(path), check=True)  # its own: re-judged
+    assert "its statuses stay 'eval'" in proc.stdout
     with Warehouse(path, read_only=True) as wh:
         statuses = wh.sql("SELECT DISTINCT status FROM traces WHERE run_id = ?", [eval_run])
         benchmark = set(wh.sql("SELECT trace_id FROM traces WHERE status = 'eval'")["trace_id"])

@@ -16,8 +16,8 @@ from reasonfactory.warehouse.store import Warehouse
 
 RECIPE = """name: twice
 problems: {source: builtin:arithmetic, limit: 40}
-engine: {kind: sim, delay_s: 0.5}
-generate: {samples: 2, shard_size: 4}
+engine: {kind: sim, delay_s: 1.0}
+generate: {samples: 2, shard_size: 2}
 """
 
 

@@ -139,6 +139,8 @@ def refilter(
     out.print(f"  funnel: traces {s['traces']} -> kept {s['kept']}")
     for reason, n in s["rejected"].items():
         out.print(f"    rejected {reason}: {n}", markup=False, highlight=False)
+    if "rescored" in s:
+        out.print(f"  an eval run: its statuses stay 'eval'; {s['rescored']} evals rows re-scored")
     out.print(f"  time: {s['seconds']:.1f} s")
 
 
