@@ -21,8 +21,8 @@ from fractions import Fraction
 import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
-from reasonfactory.generators.verify.answer import plain_number
-from reasonfactory.generators.verify.claims import find_equations
+from reasonfactory.generators.verify.chains import find_equations
+from reasonfactory.generators.verify.exact import plain_number
 from reasonfactory.generators.verify.steps import check_claims, fixed_errors, prose_of
 
 

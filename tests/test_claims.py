@@ -1,10 +1,11 @@
-"""Claims in step text: found where written, judged by sympy, and only arithmetic is read."""
+"""Claims in step text: found where written, judged exactly, and only arithmetic is read."""
 
 from __future__ import annotations
 
 import pytest
-from reasonfactory.generators.verify.arith import evaluate, parse_arith
-from reasonfactory.generators.verify.claims import claim_holds, find_claims, parse_claim
+from reasonfactory.generators.verify.chains import find_claims, parse_claim
+from reasonfactory.generators.verify.exact import evaluate, parse_arith
+from reasonfactory.generators.verify.judge import claim_holds
 
 
 @pytest.mark.parametrize(
@@ -79,7 +80,7 @@ def test_claim_holds(claim, holds):
 
 
 def test_chain_links_are_judged_one_by_one():
-    from reasonfactory.generators.verify.claims import find_equations
+    from reasonfactory.generators.verify.chains import find_equations
 
     links = find_equations("That is 4 + 5 = 9 = 3 * 4 apples.")
     assert [(c.shown, claim_holds(c)) for c in links] == [("4 + 5 = 9", True), ("9 = 3 * 4", False)]

@@ -140,3 +140,59 @@ def test_the_whole_gsm8k_test_set_meets_the_targets():
     rows = perturbed_lines(lines)
     caught = sum(check_equations(changed).ok is False for _, _, changed in rows)
     assert caught / len(rows) >= 0.95, (caught, len(rows))
+
+
+def test_the_readme_quotes_what_the_bench_prints(capsys, monkeypatch):
+    """README's figures for the claim reader and `answer_in_steps`, development and held
+    out, are the ones `bench/bench_verifiers.py` prints (about ten seconds)."""
+    import re
+
+    paths = [shared_data(n) for n in ("gsm8k_test.jsonl", "math500.jsonl", "aime24.jsonl")]
+    sys.path.insert(0, str(Path(__file__).parents[1] / "bench"))
+    try:
+        from bench_verifiers import main
+    finally:
+        sys.path.pop(0)
+    argv = ["bench_verifiers.py", "--show", "0"]
+    for flag, path in zip(("--data", "--math", "--aime"), paths, strict=True):
+        argv += [flag, str(path)]
+    monkeypatch.setattr(sys, "argv", argv)
+    main()
+    out = capsys.readouterr().out
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+
+    def grab(pattern: str) -> tuple[str, ...]:
+        m = re.search(pattern, out)
+        assert m, pattern
+        return m.groups()
+
+    def pct(text: str) -> str:
+        return f"{float(text):.1f}%"
+
+    [dev_false] = grab(r"false alarms on correct lines: \d+ / \d+ = ([\d.]+%)")
+    [dev_caught] = grab(
+        r"perturbed lines \(one written result changed\): \d+\n  caught: .* = ([\d.]+)%"
+    )
+    assert f"{dev_false} of correct lines judged false, {pct(dev_caught)} of lines" in readme
+    n, false = grab(r"AIME 2024 solution paragraphs \(aime24.jsonl\): (\d+)\n.* false (\d+)")
+    assert f"{false} of AIME 2024's {int(n):,} solution paragraphs judged false" in readme
+    aime_n, aime = grab(
+        r"AIME 2024 paragraphs with a number after `=` changed: (\d+)\n  caught: .* = ([\d.]+)%"
+    )
+    math_n, math = grab(
+        r"MATH-500 paragraphs with a number after `=` changed: (\d+)\n  caught: .* = ([\d.]+)%"
+    )
+    held_out = f"{pct(aime)} caught on AIME 2024 ({aime_n} lines) and {pct(math)} on MATH-500"
+    assert f"{held_out} ({math_n} lines)" in readme
+    rejected = (
+        r": .* right answers rejected \d+ / \d+ = ([\d.]+%), "
+        r"answers off by one rejected \d+ / \d+ = ([\d.]+%)"
+    )
+    right, off = grab(r"development, gsm8k_test.jsonl" + rejected)
+    assert f"{right} of right answers rejected, {off} of answers off by one caught" in readme
+    (math_right, math_off), (aime_right, aime_off) = (
+        grab("math500.jsonl" + rejected),
+        grab("aime24.jsonl" + rejected),
+    )
+    both = f"{math_right} and {aime_right} of right answers rejected, {math_off} and {aime_off}"
+    assert f"{both} off by one caught" in readme

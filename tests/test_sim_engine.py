@@ -117,3 +117,14 @@ def test_chinese_steps_are_read_back_and_checked_like_english_ones():
     # a prefix in Chinese is continued from its written results, as in English
     [rest] = eng.generate([GenRequest(messages=messages, prefix=steps[0] + "\n\n", seed=3)])[0]
     assert rest.text.startswith("第 2 步：计算 22 * 3 = 66。")
+
+
+def test_a_problem_is_read_with_operator_precedence():
+    # the sim reads `Compute ...` with the one arithmetic reader: `2 + 3 * 4` is 14 (it
+    # once applied the operations left to right and answered 20), one step per operation
+    [[c]] = SimEngine(error_rate=0.0).generate(
+        [GenRequest(messages=build_messages("Compute 2 + 3 * 4 - (6 - 1)."), seed=0)]
+    )
+    assert extract_boxed(c.text) == "9"
+    assert "3 * 4 = 12." in c.text and "2 + 12 = 14." in c.text and "6 - 1 = 5." in c.text
+    assert check_equations(c.text.split("</think>")[0]).ok is True

@@ -6,7 +6,7 @@ import random
 import string
 
 import pytest
-from reasonfactory.generators.verify.claims import find_equations
+from reasonfactory.generators.verify.chains import find_equations
 from reasonfactory.generators.verify.sandbox import ExecutionResult
 from reasonfactory.generators.verify.steps import check_code, check_equations, code_of, prose_of
 

@@ -1,11 +1,13 @@
 """The `sim` engine: a seeded, CPU-only simulator of a step-by-step solver. Not a model.
 
 It reads the problem from the prompt and any steps already written from the request's
-`prefix`, and writes the remaining steps in the step protocol of `generators.prompts`, one
-equation per step. Each step is wrong with probability `error_rate`: the written result is
-off (a slip), and later steps compute from the written, wrong value. With `s` steps and no
-prefix, the final answer is right with probability (1 - error_rate) ** s exactly, because
-every operation is injective in the carried value and a slip never lands on the right value.
+`prefix` (with the one arithmetic reader, `generators.verify.exact`: a written result is the
+right side of a step's first equation as `generators.verify.chains` finds it), and writes
+the remaining steps in the step protocol of `generators.prompts`, one equation per step.
+Each step is wrong with probability `error_rate`: the written result is off (a slip), and
+later steps compute from the written, wrong value. With `s` steps and no prefix, the final
+answer is right with probability (1 - error_rate) ** s exactly, because every operation
+is injective in the carried value and a slip never lands on the right value.
 
 `format_error_rate` makes it sometimes break the output format (unclosed `<think>`, no
 `\\boxed{}`, two boxed answers) so the format filter has something real to catch.
@@ -55,10 +57,10 @@ from reasonfactory.generators.engines.sim_plans import (
 )
 from reasonfactory.generators.problems.families import OPS, fmt, fmt_operand
 from reasonfactory.generators.prompts import CODE_MARKER, STEP_BOUNDARY
+from reasonfactory.generators.verify.chains import find_equations
 from reasonfactory.warehouse.ids import digest
 
 _STEP = re.compile(r"Step (\d+):|第 ?(\d+) ?步")
-_RESULT = re.compile(r"= \(?(-?\d+(?:/\d+)?)\)?")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -215,13 +217,14 @@ def _finish(text: str, req: GenRequest, logp: float) -> Completion:
 
 
 def _written_results(prefix: str) -> list[Fraction]:
-    """The result written in each `Step k:` paragraph of the prefix (the first `= v`)."""
+    """The result written in each `Step k:` paragraph of the prefix: the right side of its
+    first equation, as the one arithmetic reader finds it (true or not)."""
     out = []
     for block in prefix.split(STEP_BOUNDARY):
         if _STEP.search(block):
-            m = _RESULT.search(block)
-            if m:
-                out.append(Fraction(m.group(1)))
+            found = [c.rhs_value for c in find_equations(block) if c.rhs_value is not None]
+            if found:
+                out.append(found[0])
     return out
 
 

@@ -1,6 +1,7 @@
 """The sim engine's step plans: a built-in problem's text read back into the steps that solve it.
 
-A plan is what the sim executes, one equation per step. Each step is `lhs op rhs = result`
+A plan is what the sim executes, one equation per step; an arithmetic problem's expression is
+read by the one arithmetic reader (`generators.verify.exact`). Each step is `lhs op rhs = result`
 where an operand is a literal or the result of an earlier step, so a wrong result written in
 one step is carried into the steps that use it, as a model's slip would be. Only the sim
 reads problems this way; the families that make the problems are in `problems/families.py`.
@@ -9,12 +10,12 @@ Countdown has no plan: the sim does not play it (method `sos` needs no engine).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
 from reasonfactory.generators.problems.families import _ARITH_Q, _LINEAR_Q, fmt, signed
+from reasonfactory.generators.verify.exact import BinOp, parse_arith, unwrap
 
 
 @dataclass(frozen=True)
@@ -36,22 +37,28 @@ class StepPlan:
     render: Callable[[str, str, str, list[Fraction]], str]
 
 
-_ARITH_TOKEN = re.compile(r"\d+|[-+*/]")
-
-
 def plan_arithmetic(question: str) -> list[StepPlan] | None:
+    """One step per operation of `Compute ...`, read by the one arithmetic reader (strict
+    rules, integers): the innermost operation first, each later step using the results of
+    the steps that computed its operands.
+
+    >>> [(s.op, s.lhs, s.rhs) for s in plan_arithmetic("Compute (17 + 5) * 3.")]
+    [('+', Fraction(17, 1), Fraction(5, 1)), ('*', Ref(index=0), Fraction(3, 1))]
+    """
     m = _ARITH_Q.search(question)
-    if not m:
-        return None
-    tokens = _ARITH_TOKEN.findall(m.group(1))
-    if len(tokens) < 3 or len(tokens) % 2 == 0:
-        return None
+    node = parse_arith(m.group(1), unary_minus=False, decimals=False) if m else None
     steps: list[StepPlan] = []
-    lhs: Operand = Fraction(int(tokens[0]))
-    for k in range(1, len(tokens), 2):
-        op, rhs = tokens[k], Fraction(int(tokens[k + 1]))
-        steps.append(StepPlan(op, lhs, rhs, _render_arith(op)))
-        lhs = Ref(len(steps) - 1)
+
+    def operand(node) -> Operand:
+        node = unwrap(node)
+        if isinstance(node, BinOp):
+            lhs, rhs = operand(node.left), operand(node.right)
+            steps.append(StepPlan(node.op, lhs, rhs, _render_arith(node.op)))
+            return Ref(len(steps) - 1)
+        return node.value
+
+    if node is None or not isinstance(operand(node), Ref):
+        return None  # not an expression, or a bare number: nothing to compute
     return steps
 
 

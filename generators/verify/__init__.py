@@ -4,8 +4,10 @@
 - `answer.py`: is a predicted answer the gold one (math-verify, guarded), one pair.
 - `answer_pool.py`: many answer checks in a killable process pool, plus rule checkers.
 - `checkers.py`, `countdown.py`: problems decided by a rule rather than a gold (Countdown).
-- `arith.py`: the one arithmetic parser (exact fractions, a syntax tree); `claims.py` finds
-  `lhs = rhs` claims in prose and reads them with it.
+- `exact.py`: the one arithmetic reader (a syntax tree with spans and exact values) that
+  claims, answers, Countdown, error injection and the sim engine all use; `claim_tokens.py`
+  its lexer and the prose around claims; `chains.py` finds `lhs = rhs` claims (chains split
+  into links) and `judge.py` decides whether each holds.
 - `steps.py`: a step's verdict from its claims or its code; `sandbox.py` (+ `sandbox_child.py`)
   runs model code confined; `rollout.py`: Math-Shepherd rollout labels.
 

@@ -5,7 +5,8 @@ so the trace says nothing about the model), and two that mean "no verdict": `tim
 (the check ran past its wall-clock limit) and `error` (it crashed or blew its memory);
 those two come from `answer_pool`, which runs many checks in killable worker processes.
 
-Plain numbers and fractions are compared exactly; anything else goes through math-verify
+Plain numbers and fractions (read by the one arithmetic reader, `exact.read_number`) are
+compared exactly; anything else goes through math-verify
 (`parse` -> `verify`), whose `signal.alarm` timeouts work only on a main thread: off the
 main thread they are turned off here and the caller times out (`answer_pool` does).
 
@@ -32,26 +33,20 @@ The answer policy (each rule has rows in tests/test_answer_policy.py):
 
 from __future__ import annotations
 
-import re
 import threading
 from enum import StrEnum
 from fractions import Fraction
 
 from math_verify import parse, verify
 from reasonfactory.generators.verify.answer_forms import (
-    E_NOTATION,
-    GROUPED,
-    REPEATING,
-    SCIENTIFIC,
-    SEPARATOR,
     as_interval,
     decimal_places,
     finite_decimal,
     is_empty_set,
-    repeating,
     rounds_to,
 )
 from reasonfactory.generators.verify.answers import answer_key
+from reasonfactory.generators.verify.exact import read_number
 
 
 class Outcome(StrEnum):
@@ -120,7 +115,7 @@ def _check(gold, predicted, parsed_gold, golds, approximate, why, timeouts) -> O
             golds[gold] = parse_answer(gold, **timeouts)
         return golds[gold]
 
-    g = _literal(gold)
+    g = read_number(gold)
     if g is None and not gold_parse():
         why.append("the gold cannot be read as math")
         return Outcome.GOLD_UNPARSEABLE
@@ -130,20 +125,20 @@ def _check(gold, predicted, parsed_gold, golds, approximate, why, timeouts) -> O
     if predicted.strip() == gold.strip():
         why.append("written the same")
         return Outcome.CORRECT
-    p = _literal(predicted)
+    p = read_number(predicted)
     if g is not None and p is not None:
-        if g[0] == p[0]:
-            why.append(f"the same number ({g[0]})")
+        if g.value == p.value:
+            why.append(f"the same number ({g.value})")
             return Outcome.CORRECT
-        if g[1] and p[1]:  # two different exact rationals are different numbers
-            why.append(f"different numbers ({g[0]} vs {p[0]})")
+        if g.exact and p.exact:  # two different exact rationals are different numbers
+            why.append(f"different numbers ({g.value} vs {p.value})")
             return Outcome.WRONG
     empty = [is_empty_set(x) for x in (gold, predicted)]
     if any(empty):
         why.append("the empty set on both sides" if all(empty) else "only one side is empty")
         return Outcome.CORRECT if all(empty) else Outcome.WRONG
-    if p is not None and not p[1]:
-        exact = g[0] if g is not None and g[1] else None
+    if p is not None and not p.exact:
+        exact = g.value if g is not None and g.exact else None
         value = exact if exact is not None else _gold_value(gold, g, gold_parse)
         if value is not None and not finite_decimal(value):
             if not approximate:
@@ -152,7 +147,7 @@ def _check(gold, predicted, parsed_gold, golds, approximate, why, timeouts) -> O
                     "(allowed with answer: {approximate: true})"
                 )
                 return Outcome.WRONG
-            near = rounds_to(p[0], decimal_places(predicted), value)
+            near = rounds_to(p.value, decimal_places(predicted), value)
             why.append(
                 f"approximate: {predicted.strip()} is "
                 + ("the gold rounded or cut to the places written" if near else "not the gold")
@@ -189,54 +184,6 @@ def _check(gold, predicted, parsed_gold, golds, approximate, why, timeouts) -> O
     return Outcome.CORRECT if _guard(gold, predicted, gold_parsed, pred_parsed) else Outcome.WRONG
 
 
-_INT = re.compile(r"-?\d+")
-_DECIMAL = re.compile(r"-?\d*\.\d+")
-_FRAC = re.compile(r"(-?)\\[dt]?frac\{(\d+)\}\{(\d+)\}|(-?\d+)/(\d+)")
-
-
-def _literal(answer: str | None) -> tuple[Fraction, bool] | None:
-    """A plain integer, decimal or integer fraction as (value, exact), else None.
-
-    >>> _literal("-\\\\frac{3}{4}"), _literal("0.5"), _literal("x")
-    ((Fraction(-3, 4), True), (Fraction(1, 2), False), None)
-    """
-    if answer is None:
-        return None
-    a = answer.strip().strip("$").strip()
-    if len(a) > 40:
-        return None
-    if GROUPED.fullmatch(a):  # `1\\,000`, `1{,}000`, `12,345.5`
-        a = SEPARATOR.sub("", a)
-    m = SCIENTIFIC.fullmatch(a) or E_NOTATION.fullmatch(a)
-    if m and abs(int(m.group(2))) <= 400:
-        return Fraction(m.group(1)) * Fraction(10) ** int(m.group(2)), True
-    m = REPEATING.fullmatch(a)
-    if m:
-        return repeating(*m.groups()), True
-    if _INT.fullmatch(a):
-        return Fraction(int(a)), True
-    if _DECIMAL.fullmatch(a):
-        return Fraction(a), False
-    m = _FRAC.fullmatch(a)
-    if m:
-        sign, num, den = (m[1], m[2], m[3]) if m[2] else ("", m[4], m[5])
-        if int(den) == 0:
-            return None
-        return Fraction(int(sign + num), int(den)), True
-    return None
-
-
-def plain_number(answer: str | None) -> Fraction | None:
-    """A final answer written as a plain number (`1,500`, `$15`, `60%`, `\\frac{3}{4}`), else
-    None: what a step's result can be compared with.
-
-    >>> plain_number("60\\%"), plain_number("1,500"), plain_number("x + 1")
-    (Fraction(60, 1), Fraction(1500, 1), None)
-    """
-    value = _literal(_strip_percent(answer)) if answer else None
-    return value[0] if value else None
-
-
 def _verify_timeout(timeouts: dict) -> dict:
     return {"timeout_seconds": None} if "parsing_timeout" in timeouts else {}
 
@@ -244,7 +191,7 @@ def _verify_timeout(timeouts: dict) -> dict:
 def _gold_value(gold: str, g, gold_parse) -> Fraction | object | None:
     """The gold as an exact number (a Fraction, or a sympy number when irrational)."""
     if g is not None:
-        return g[0]
+        return g.value
     if any(x in gold for x in ("%", "\\pm", "±", ",")):
         return None
     expr = _first_expr(gold_parse())

@@ -1,6 +1,7 @@
-"""The forms people write answers in, read for `answer.py`: numbers grouped by thin spaces,
-scientific notation, repeating decimals, the empty set, inequalities as intervals, and the
-rounding rule of an approximate decimal.
+"""The forms people write answers in, read for `answer.py`: the empty set, inequalities as
+intervals, and the rounding rule of an approximate decimal. Numbers themselves (thousands
+grouped by thin spaces, scientific notation, repeating decimals) are read by the one
+arithmetic reader, `exact.read_number`.
 
 Pure string and number functions over untrusted text (regexes with bounded input, exact
 `Fraction`s); nothing here calls math-verify or evaluates text.
@@ -11,16 +12,6 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-GROUPED = re.compile(r"-?\d{1,3}(?:(?:,|\\,|\{,\}|\\!|\\ )\d{3})+(?:\.\d+)?")
-SEPARATOR = re.compile(r"\{,\}|\\[,! ]|,")
-SCIENTIFIC = re.compile(
-    r"(-?\d*\.?\d+)\s*(?:\\times|\\cdot|×|\*)\s*10\s*\^\s*\{?\s*([-+]?\d+)\s*\}?"
-)
-E_NOTATION = re.compile(r"(-?\d*\.?\d+)[eE]([-+]?\d+)")
-# `0.\\overline{3}`, `0.1\\overline{6}`, `0.1(6)`, `0.333...`, `0.1666\\ldots`
-REPEATING = re.compile(
-    r"(-?\d*)\.(\d*)(?:\\overline\s*\{(\d+)\}|\((\d+)\)|(?:\.\.\.|\\ldots|\\dots|…))"
-)
 _EMPTY = {"\\emptyset", "\\varnothing", "\\{\\}", "∅", "{}", "\\text{emptyset}", "\\o"}
 _CMP = r"(<|>|\\le(?:q)?|\\ge(?:q)?|\\lt|\\gt|≤|≥)"
 _BOUND = (
@@ -30,24 +21,6 @@ _ONE_SIDED = re.compile(rf"\s*([a-z])\s*{_CMP}\s*{_BOUND}\s*")
 _ONE_SIDED_R = re.compile(rf"\s*{_BOUND}\s*{_CMP}\s*([a-z])\s*")
 _TWO_SIDED = re.compile(rf"\s*{_BOUND}\s*{_CMP}\s*([a-z])\s*{_CMP}\s*{_BOUND}\s*")
 _OR = re.compile(r"\\text\{\s*or\s*\}|\\quad\s*\\text\{or\}\s*\\quad|\s+or\s+|\\cup|\\lor")
-
-
-def repeating(whole: str, fixed: str, over: str | None, brackets: str | None) -> Fraction:
-    """The exact value of a repeating decimal; `0.333...` repeats its shortest period."""
-    rep = over or brackets
-    if rep is None:  # dots: the shortest period the written digits end with twice
-        digits = fixed
-        for k in range(1, 7):
-            if len(digits) >= 2 * k and digits[-k:] == digits[-2 * k : -k]:
-                fixed, rep = digits[:-k], digits[-k:]
-                while fixed.endswith(rep):
-                    fixed = fixed[: -len(rep)]
-                break
-        else:
-            return Fraction(f"{whole or 0}.{fixed}")
-    sign = -1 if whole.startswith("-") else 1
-    base = Fraction(f"{whole.lstrip('-') or 0}.{fixed}" if fixed else (whole.lstrip("-") or "0"))
-    return sign * (base + Fraction(int(rep), (10 ** len(rep) - 1) * 10 ** len(fixed)))
 
 
 def finite_decimal(value) -> bool:

@@ -30,8 +30,9 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from pebble import ProcessExpired, ProcessPool
-from reasonfactory.generators.verify.answer import Outcome, _literal, check_answer
+from reasonfactory.generators.verify.answer import Outcome, check_answer
 from reasonfactory.generators.verify.checkers import check
+from reasonfactory.generators.verify.exact import read_number
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def _check_group(
             )
         except _CheckTimeout:
             outcome, why = Outcome.TIMEOUT, [f"the check ran past {timeout_s} s"]
-            if gold not in _GOLDS and _literal(gold) is None:
+            if gold not in _GOLDS and read_number(gold) is None:
                 _GOLDS[gold] = _GOLD_TIMED_OUT  # the gold parse itself hangs: once is enough
         except Exception as exc:  # MemoryError, RecursionError, a parser bug: this check only
             outcome, why = Outcome.ERROR, [f"the check failed: {type(exc).__name__}"]

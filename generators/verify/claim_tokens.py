@@ -1,23 +1,29 @@
-"""Tokens of step text as claims are read from it: numbers, operations, units, prose.
+"""Tokens of arithmetic as people write it, and of the prose around it in a step.
 
-The first half of the claim reader (`claims.py` is the second): a regex tokeniser that keeps
-each token's place in the text, then one pass that decides, from the tokens around it, what
-an ambiguous token means where people write arithmetic:
-- word and symbol operators: `x`/`X` between numbers (`7 x 1.5`, `2x3`), `times`,
-  `multiplied by`, `divided by`, `plus`, `minus`, `of` after a percent or fraction
-  (`20% of 50`), `×`, `÷`, `\\times`, `\\cdot`, `\\div`, full-width `＋－＊／`, and the Chinese
-  `乘以 除以 加上 减去 乘 除 加 减`; a candidate that does not stand between two numbers is prose;
+Two passes. `lex` is the lexer of every arithmetic reading (`exact.py` parses its tokens):
+numbers in the forms people write (`1,200`, `1\\,000`, `1{,}000`, `729,\\!000`, `.5`,
+`6.02e23`, `½`, full-width digits, repeating decimals `0.\\overline{3}`, `0.1(6)` and
+`0.333...`), operators in symbols and LaTeX (`×`, `÷`, `−`, `\\times`, `\\cdot`, `\\div`,
+`**`, `^`, full-width `＋－＊／`), `\\frac`/`\\dfrac`/`\\tfrac`, brackets (`{}` too), `%`,
+`=`/`≈`, and everything else as words, currency or other characters, each token with its
+place in the text.
+
+`tokens` reads step text for claims: code blocks blanked, then one pass that decides, from
+the tokens around it, what an ambiguous token means where people write arithmetic:
+- word operators: `x`/`X` between numbers (`7 x 1.5`, `2x3`), `times`, `multiplied by`,
+  `divided by`, `plus`, `minus`, `of` after a percent or fraction (`20% of 50`), and the
+  Chinese `乘以 除以 加上 减去 乘 除 加 减`; a candidate that does not stand between two
+  numbers is prose;
 - units and currency: `$`, `\\$`, `€`, `£`, `¥`, and up to three words after a number that
   are followed by an operator, `=`, `≈` or `)` (`20 sheep + 160 sheep = 180 sheep`,
   `$20/hour * 35 hours/week`,
   `80 GB / 2 GB/minute = 40 minutes`, `\\text{ cm}`, `5 个 + 3 个`) are skipped like spaces;
 - a parenthetical that opens with a word right after a number (`= 60 (minutes)`) is skipped;
 - `=`, full-width `＝`, `equals` and `等于` between two values are equalities; `≈`, `≒` and
-  `\\approx` are approximate ones;
-- LaTeX: `\\frac`/`\\dfrac`/`\\tfrac` as an operation on two braced groups, `{}` as brackets,
-  `\\%`, `\\left`/`\\right`, thin spaces, and thin-space thousands (`1\\,000`).
+  `\\approx` are approximate ones.
 
-Not here: splitting runs of tokens into chains and computing sides (`claims.py`).
+Not here: parsing and computing (`exact.py`), splitting runs of tokens into chains
+(`chains.py`).
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ from dataclasses import dataclass
 CODE_BLOCK = re.compile(r"```[A-Za-z0-9_+-]*\n?.*?(?:```|$)", re.S)
 
 _D = "[0-9０-９]"
+_SEP = r"(?:,\\!|,|\\,|\{,\}|\\!|\\ )"  # thousands: `1,000`, `1\,000`, `1{,}000`, `729,\!000`
 _TOKEN = re.compile(
-    rf"(?P<rep>{_D}*\.{_D}*\\overline\s*\{{{_D}+\}})"
-    rf"|(?P<num>(?:{_D}{{1,3}}(?:(?:,|\\,|,\\!){_D}{{3}})+(?!{_D})(?:\.{_D}+)?|{_D}+\.{_D}+|{_D}+|\.{_D}+)"
-    r"(?:\.\.\.|…)?|[½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"
+    rf"(?P<rep>{_D}*\.{_D}*\\overline\s*\{{{_D}+\}}|(?:{_D}+\.{_D}*|\.{_D}+)\({_D}+\))"
+    rf"|(?P<sci>(?:{_D}+(?:\.{_D}+)?|\.{_D}+)[eE][-+]?{_D}+(?![A-Za-z0-9_]))"
+    rf"|(?P<num>(?:{_D}{{1,3}}(?:{_SEP}{_D}{{3}})+(?!{_D})(?:\.{_D}+)?|{_D}+\.{_D}+|{_D}+|\.{_D}+)"
+    r"(?:\.\.\.|…|\\ldots|\\dots(?![A-Za-z]))?|[½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"
     r"|(?P<fracop>\\[dt]?frac(?![A-Za-z]))"
     r"|(?P<op>\*\*|[-+*/^×·∗÷−–＋－＊／]|\\(?:times|cdot|ast|div)(?![A-Za-z]))"
     r"|(?P<wop>(?<![A-Za-z])(?:times|multiplied\s+by|divided\s+by|plus|minus|of|[xX])(?![A-Za-z])"
@@ -91,8 +99,18 @@ class Tok:
     end: int
 
 
+def lex(text: str) -> list[Tok]:
+    """The tokens of `text` as written: nothing resolved, nothing masked; a number's `norm`
+    is plain (`1,000`, `0.1(6)` for a repeating decimal), an operator's is one of `+ - * / ^`.
+
+    >>> [t.norm for t in lex("1{,}000 × 0.333... - 2x") if t.kind != "space"]
+    ['1,000', '*', '0.(3)', '-', '2', 'x']
+    """
+    return [_raw(m) for m in _TOKEN.finditer(text)]
+
+
 def tokens(text: str) -> list[Tok]:
-    """The tokens of `text`, with units, word operators and parentheticals resolved.
+    """The tokens of step text, with units, word operators and parentheticals resolved.
 
     >>> [t.norm for t in tokens("20 sheep + 7 x 1.5 = 30.5 sheep.") if t.norm.strip()]
     ['20', '+', '7', '*', '1.5', '=', '30.5', 'sheep', '.']
@@ -100,19 +118,43 @@ def tokens(text: str) -> list[Tok]:
     # Code blocks are blanked with spaces of the same length: claims are made in words and
     # positions must stay those of `text`.
     masked = CODE_BLOCK.sub(lambda m: " " * len(m.group()), text)
-    raw = [_raw(m) for m in _TOKEN.finditer(masked)]
-    return _resolve(raw)
+    return _resolve(lex(masked))
+
+
+_DOTS = re.compile(r"(?:\.\.\.|…|\\ldots|\\dots)$")
+
+
+def _number(tok: str) -> str:
+    """A number as plain digits: separators as `,`, full-width digits as ASCII, and trailing
+    dots after a decimal read as its repeating period (`0.1666...` -> `0.1(6)`)."""
+    tok = re.sub(r"\\,|\{,\}|\\ ", ",", tok.translate(_FULLWIDTH).replace("\\!", ""))
+    body = _DOTS.sub("", tok)
+    return _period(body) if body != tok and "." in body else body
+
+
+def _period(number: str) -> str:
+    """`0.1666` as `0.1(6)`: the shortest period its decimals end with twice (`0.67` has none
+    and stays as written, a value cut at its last place)."""
+    whole, _, fixed = number.partition(".")
+    for k in range(1, 7):
+        if len(fixed) >= 2 * k and fixed[-k:] == fixed[-2 * k : -k]:
+            rep, fixed = fixed[-k:], fixed[:-k]
+            while fixed.endswith(rep):
+                fixed = fixed[: -len(rep)]
+            return f"{whole}.{fixed}({rep})"
+    return number
 
 
 def _raw(m: re.Match) -> Tok:
     kind, tok = m.lastgroup, m.group()
     if kind == "num":
-        tok = _VULGAR.get(tok) or tok.translate(_FULLWIDTH).replace("\\!", "")
-        tok = tok.replace("\\,", ",").rstrip(".…")
+        tok = _VULGAR.get(tok) or _number(tok)
+    elif kind == "sci":
+        kind, tok = "num", tok.translate(_FULLWIDTH)
     elif kind == "rep":  # `0.\overline{3}`: written `0.(3)` for the parser
         kind = "num"
-        head, rep = tok.translate(_FULLWIDTH).split("\\overline")
-        tok = f"{head}({rep.strip(' {}')})"
+        head, over, rep = tok.translate(_FULLWIDTH).partition("\\overline")
+        tok = f"{head}({rep.strip(' {}')})" if over else head
     elif kind == "op":
         tok = _OPS.get(tok, tok)
     elif kind == "wop":
@@ -130,6 +172,17 @@ def _raw(m: re.Match) -> Tok:
     elif kind in ("space", "cur"):
         kind, tok = ("space" if kind == "space" else "cur"), " "
     return Tok(kind, tok, m.start(), m.end())
+
+
+def mixed_at(toks: list[Tok], k: int) -> bool:
+    """`3 1/2` at `toks[k]`: a whole number, a space, then a fraction."""
+    part = [t.kind for t in toks[k : k + 4]] == ["num", "num", "op", "num"]
+    return (
+        part
+        and toks[k + 2].norm == "/"
+        and toks[k].norm.isdigit()
+        and (toks[k].end < toks[k + 1].start and toks[k + 1].norm.isdigit())
+    )
 
 
 def _next(toks: list[Tok], i: int, step: int) -> int | None:

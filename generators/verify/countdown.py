@@ -1,6 +1,7 @@
 """The Countdown rule: an answer is right when it is an expression that uses each given number
-exactly once and evaluates to the target, read by the strict parser in `arith.py` (never
-`eval`). Brackets and `+ - * /` (also `\\times`, `\\div`) only; no unary minus, no other numbers.
+exactly once and evaluates to the target, read with the strict rules of the one arithmetic
+reader (`exact.parse_arith`, never `eval`). Brackets and `+ - * /` (also `\\times`, `\\div`)
+only; no unary minus, no other numbers.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from reasonfactory.generators.verify.arith import evaluate, numbers_in, parse_arith
+from reasonfactory.generators.verify.exact import evaluate, numbers_in, parse_arith
 
 _MAX_PARTS = 8  # links of a chain `a = b = c`
 _LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\$")

@@ -1,17 +1,18 @@
 """Step verifiers: the arithmetic claims of a step (`equations`) and its Python (`code`).
 
 `check_equations` recomputes every numeric claim a step makes (`22 * 3 = 66`, each link of
-a chain such as `4 + 5 = 9 = 3 * 3`); the claims are found and computed exactly by
-`generators.verify.claims` (a strict tokeniser and parser over sympy numbers; step text is
-untrusted and never reaches `sympify` or `eval`). A decimal written in a claim may be rounded
-or cut to its last shown place (`10 / 3 = 3.33` holds).
+a chain such as `4 + 5 = 9 = 3 * 3`); the claims are found by `chains.py`, computed exactly by
+the one arithmetic reader (`exact.py`; step text is untrusted and never reaches `sympify` or
+`eval`) and judged by `judge.py`. A decimal written in a claim may be rounded or cut to its
+last shown place (`10 / 3 = 3.33` holds).
 
 `check_code` judges a code step from its sandbox run (`generators.verify.sandbox`): an error, a
 timeout, a memory or policy violation fails it, and so does printed output that disagrees
 with the result the step states in words.
 
-Both return a `StepCheck`, the record stored in `nodes.meta.check`. Not here: finding and
-computing claims (`claims.py`), running the code (`sandbox.py`) and rollout
+Both return a `StepCheck`, the record stored in `nodes.meta.check`. Not here: finding,
+computing and judging claims (`chains.py`, `exact.py`, `judge.py`), running the code
+(`sandbox.py`) and rollout
 labels (`reasonfactory.generators.verify.rollout`).
 """
 
@@ -19,17 +20,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 
+from reasonfactory.generators.verify.chains import Claim, find_equations
 from reasonfactory.generators.verify.claim_tokens import CODE_BLOCK
-from reasonfactory.generators.verify.claims import (
-    MAX_DIGITS,
-    UNDEFINED,
-    Claim,
-    find_equations,
-    judge,
-    same_value,
-)
-from sympy import Rational
+from reasonfactory.generators.verify.exact import UNDEFINED, read_number
+from reasonfactory.generators.verify.judge import judge, same_value
 
 
 @dataclass(frozen=True)
@@ -143,8 +139,6 @@ def check_claims(claims: list[Claim]) -> StepCheck:
 
 # -- code ------------------------------------------------------------------------------------
 
-_PRINTED = re.compile(r"^\s*(-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?|-?\d+/\d+)\s*$")
-
 
 def check_code(text: str, result) -> StepCheck:
     """Judge a code step from its `sandbox.ExecutionResult`.
@@ -156,30 +150,19 @@ def check_code(text: str, result) -> StepCheck:
     if not result.ok:
         return StepCheck("code", False, detail=result.summary())
     claims = find_equations(text)
-    lines = [line for line in result.stdout.strip().splitlines() if line.strip()]
-    printed = _PRINTED.match(lines[-1]) if lines else None
+    lines = [line.strip() for line in result.stdout.strip().splitlines() if line.strip()]
+    printed = read_number(lines[-1]) if lines else None  # `66`, `3.3333333333333335`, `53/4`
     if claims and printed:
         stated = claims[-1]
-        value = _number(printed.group(1))
-        if value is not None and not _close(value, stated.right.value, stated.right.places):
+        if not _close(printed.value, stated.right.value, stated.right.places):
             return StepCheck(
                 "code",
                 False,
                 claim=stated.shown,
-                expected=printed.group(1),
-                detail=f"the code prints {printed.group(1)}, the step says {stated.right.shown}",
+                expected=lines[-1],
+                detail=f"the code prints {lines[-1]}, the step says {stated.right.shown}",
             )
     return StepCheck("code", True, detail=(result.stdout.strip()[-200:] or "no output"))
-
-
-def _number(text: str):
-    try:
-        if "/" in text:
-            num, den = text.split("/")
-            return Rational(int(num), int(den)) if int(den) else None
-        return Rational(text) if len(text) <= MAX_DIGITS else None
-    except (ValueError, TypeError, ZeroDivisionError):
-        return None
 
 
 def _close(printed, stated, places: int | None) -> bool:
@@ -188,7 +171,7 @@ def _close(printed, stated, places: int | None) -> bool:
     if same_value(printed, stated, None, places):
         return True
     # Python prints floats: 10/3 is 3.3333333333333335.
-    return abs(printed - stated) <= Rational(1, 10**9) * max(1, abs(stated))
+    return abs(printed - stated) <= Fraction(1, 10**9) * max(1, abs(stated))
 
 
 def fixed_errors(thought: str) -> tuple[int, int]:

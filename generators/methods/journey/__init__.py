@@ -50,7 +50,7 @@ from reasonfactory.generators.verify.answer import Outcome
 from reasonfactory.generators.verify.answer_pool import judge_answers
 from reasonfactory.generators.verify.answers import count_boxed
 from reasonfactory.generators.verify.checkers import attach_checkers, problem_checker
-from reasonfactory.generators.verify.claims import claim_holds
+from reasonfactory.generators.verify.judge import claim_holds
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest, trace_id
 from reasonfactory.warehouse.schema import TRACES

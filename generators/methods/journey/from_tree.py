@@ -31,8 +31,13 @@ import polars as pl
 from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
 from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble, step_number
 from reasonfactory.generators.verify.answers import extract_boxed
-from reasonfactory.generators.verify.arith import format_value
-from reasonfactory.generators.verify.claims import claim_holds, find_claims, parse_claim, value_of
+from reasonfactory.generators.verify.chains import (
+    find_claims,
+    format_value,
+    parse_claim,
+    value_of,
+)
+from reasonfactory.generators.verify.judge import claim_holds
 
 
 @dataclass(frozen=True)

@@ -41,15 +41,15 @@ from fractions import Fraction
 from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
 from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble, step_number
 from reasonfactory.generators.prompts import STEP_BOUNDARY
-from reasonfactory.generators.verify.arith import (
+from reasonfactory.generators.verify.chains import Claim, find_claims, format_value
+from reasonfactory.generators.verify.exact import (
     BinOp,
     evaluate,
-    format_value,
     numbers_in,
     parse_arith,
     unwrap,
 )
-from reasonfactory.generators.verify.claims import Claim, claim_holds, find_claims
+from reasonfactory.generators.verify.judge import claim_holds
 
 ERROR_TYPES = ("arithmetic_slip", "sign_error", "wrong_operand", "dropped_term")
 SLIP_KINDS = ("digit", "carry", "off_by_one", "transposed")
@@ -76,7 +76,7 @@ def perturb_claim(
 
     `context` holds numbers seen before the claim (a miscopied operand comes from there).
 
-    >>> from reasonfactory.generators.verify.claims import find_claims
+    >>> from reasonfactory.generators.verify.chains import find_claims
     >>> [c] = find_claims("Step 2: 22 + 7 + 5 = 34.")
     >>> perturb_claim(c, "dropped_term", random.Random(0)).written
     '22 + 7 + 5 = 27'
