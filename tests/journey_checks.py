@@ -71,9 +71,11 @@ def check_journey(row: dict, *, plain_thought: str | None = None) -> list[dict]:
 
 def stated_values(text: str) -> list[Fraction]:
     """Every number `text` states, signed, read with the claim reader's own tokens
-    (`generators.verify.claim_tokens`): `so -7x = -42` states -7 and -42, `x - 42` states
-    42 (a minus after a value or a variable subtracts), `x = 5/6` states 5/6."""
-    toks = [t for t in tokens(text) if t.kind not in ("space", "skip")]
+    (`generators.verify.claim_tokens`): `so -7x = -42` states -7 and -42, `x - 42` and
+    `45 -40` state 42 and 40 (a minus after a value or a variable subtracts), `2 gives -3`
+    states -3 (after a unit word, a minus glued to its number is its sign), `x = 5/6`
+    states 5/6."""
+    toks = [t for t in tokens(text) if t.kind != "space"]
     values: list[Fraction] = []
     i = 0
     while i < len(toks):
@@ -82,17 +84,19 @@ def stated_values(text: str) -> list[Fraction]:
             i += 1
             continue
         value = Fraction(tok.norm.replace(",", ""))
+        before = toks[i - 1] if i else None
+        prev = toks[i - 2] if i >= 2 else None
+        if before is not None and before.kind == "op" and before.norm == "-":
+            valued = prev is not None and (
+                prev.kind in ("num", "rp", "pct") or (prev.kind == "word" and len(prev.norm) == 1)
+            )
+            unit = prev is not None and prev.kind == "skip"
+            if not valued and not (unit and before.end != tok.start):
+                value = -value
         glued = i + 2 < len(toks) and toks[i + 1].norm == "/" and toks[i + 2].kind == "num"
         if glued and toks[i + 1].start == tok.end and toks[i + 2].start == toks[i + 1].end:
             value /= Fraction(toks[i + 2].norm.replace(",", ""))  # a written fraction `5/6`
             i += 2
-        before = toks[i - 1] if i else None
-        if before is not None and before.kind == "op" and before.norm == "-":
-            prev = toks[i - 2] if i >= 2 else None
-            binary = prev is not None and (
-                prev.kind in ("num", "rp", "pct") or (prev.kind == "word" and len(prev.norm) == 1)
-            )
-            value = value if binary else -value
         values.append(value)
         i += 1
     return values

@@ -56,7 +56,7 @@ class Stated:
     value: Fraction
     start: int
     end: int
-    after_operator: bool  # a binary operator stands before it (`+ 2x`)
+    after_operator: bool  # a binary operator stands before it (`+ 2x`, `x - 2`)
 
 
 def stated_numbers(text: str) -> list[Stated]:
@@ -67,7 +67,7 @@ def stated_numbers(text: str) -> list[Stated]:
     >>> [str(s.value) for s in stated_numbers("so x - 4 = 5/6")]
     ['4', '5/6']
     """
-    toks = [t for t in tokens(text) if t.kind not in ("space", "skip")]
+    toks = [t for t in tokens(text) if t.kind != "space"]
     out: list[Stated] = []
     i = 0
     while i < len(toks):
@@ -81,15 +81,27 @@ def stated_numbers(text: str) -> list[Stated]:
         if _glued_fraction(toks, i):  # `5/6`
             value, end = value / Fraction(int(toks[i + 2].norm)), toks[i + 2].end
             i += 2
-        valued = prev is not None and (
-            prev.kind in ("num", "rp", "pct") or (prev.kind == "word" and len(prev.norm) == 1)
+        minus = before is not None and before.kind == "op" and before.norm == "-"
+        if minus and _is_sign(before, prev, tok):
+            value, start = -value, before.start
+        after_operator = (
+            before is not None and before.kind == "op" and not _is_sign(before, prev, tok)
         )
-        after_operator = before is not None and before.kind == "op"
-        if before is not None and before.norm == "-" and before.kind == "op" and not valued:
-            value, start, after_operator = -value, before.start, False
-        out.append(Stated(value, start, end, after_operator and valued))
+        out.append(Stated(value, start, end, after_operator))
         i += 1
     return out
+
+
+def _is_sign(op, prev, num) -> bool:
+    """Whether an operator token before a number is its sign: nothing valued before it
+    (`so -7x`, `= -42`, `(-4)`), or a unit or currency before it with the minus glued to
+    the number (`gives -3`, `$-18`; but `20 sheep - 5 sheep` subtracts, and so do `x - 42`
+    and `45 -40`)."""
+    if op.norm != "-" or prev is None:
+        return op.norm == "-"
+    if prev.kind in ("num", "rp", "pct") or (prev.kind == "word" and len(prev.norm) == 1):
+        return False
+    return prev.kind != "skip" or op.end == num.start
 
 
 def _glued_fraction(toks: list, i: int) -> bool:
