@@ -15,17 +15,20 @@ number), a carry missed or added (`66` -> `56`), off by one, two adjacent digits
 is not used: people's slips stay near the right value. `dropped_term` applies only to a sum
 or product of three or more terms (dropping from `a + b` would just write `a`).
 
-An error may run on (`run_on`): the next step or two use the wrong value (each step that
-uses it is recomputed from it, so those steps are consistent with the error) before the
-feedback notices it, names the faulty step and goes back to it; the wrong step and the
-steps it ran into are the detour's `error` span. The wrong step keeps what surrounds its
-claim (closing `$`, units, punctuation).
+The wrong step is written as a model that slipped would write it: the rest of the claim's
+sentence goes on from the wrong value (`64 / 8 = -8, so x = -8`, never `so x = 8`), and
+keeps what surrounds its claim (`= $`, thousands commas, units, punctuation); a step whose
+sentence cannot be carried without guessing is not used (`journey.carry`). An error may
+run on (`run_on`): the next step or two go on from the wrong value (their claims that use
+it recomputed from it, their prose carried) before the feedback notices it, names the
+faulty step and goes back to it; the wrong step and the steps it ran into are the detour's
+`error` span.
 
 sympy confirms that the false claim (the step's left side = what it wrote) is false and the
 corrected claim is true; otherwise that perturbation is not used. The trace then reads:
-the steps before, the wrong step (cut after the false claim), one paragraph of feedback
-that names what is wrong plus a line going back, the original step, and the rest of the
-trace unchanged, so it still reaches the same answer.
+the steps before, the wrong step (cut after the sentence of the false claim), one
+paragraph of feedback that names what is wrong plus a line going back, the original step,
+and the rest of the trace unchanged, so it still reaches the same answer.
 
 Not here: the phrases (`generators.methods.journey.phrases`), the journey method itself
 (`reasonfactory.generators.methods.journey`).
@@ -38,6 +41,7 @@ import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from reasonfactory.generators.methods.journey.carry import carry_step, wrong_step
 from reasonfactory.generators.methods.journey.phrases import SENTENCE_JOIN, phrase
 from reasonfactory.generators.methods.journey.text import Journey, Piece, assemble, step_number
 from reasonfactory.generators.prompts import STEP_BOUNDARY
@@ -61,12 +65,13 @@ _STEP_LABEL = re.compile(r"Step \d+|第 ?\d+ ?步")
 @dataclass(frozen=True)
 class Perturbation:
     type: str
-    written: str  # the claim as the wrong step shows it
+    written: str  # the claim as the wrong step shows it (normalised: `lhs = wrong`)
     wrong_claim: str  # the false equation the wrong step asserts
     wrong: str  # the wrong value it wrote
     expected: str  # the right value of the left side
     corrected_claim: str  # the left side = the right value
     why: dict = field(default_factory=dict)  # fields of the `why_<type>` phrase
+    written_lhs: str = ""  # the left side the wrong step shows (a miscopied operand in it)
 
 
 def perturb_claim(
@@ -128,55 +133,28 @@ def perturb_claim(
     corrected = f"{claim.lhs} = {expected}"
     if claim_holds(wrong_claim) is not False or claim_holds(corrected) is not True:
         return None
+    written = f"{written_lhs} = {wrong_text}"
     return Perturbation(
-        kind, f"{written_lhs} = {wrong_text}", wrong_claim, wrong_text, expected, corrected, why
+        kind, written, wrong_claim, wrong_text, expected, corrected, why, written_lhs
     )
 
 
-_SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|\n")
-
-
-def _wrong_step(para: str, claim: Claim, p: Perturbation) -> str:
-    """The step with its claim made wrong, keeping the rest of its sentence (closing `$`,
-    units, punctuation); later sentences, which may use the right value, are cut."""
-    tail = para[claim.end :]
-    end = _SENTENCE_END.search(tail)
-    tail = tail[: end.end()] if end else tail
-    tail = re.sub(rf"(?<![\d.]){re.escape(p.expected)}(?![\d.])", p.wrong, tail)
-    return para[: claim.start] + p.written + tail.rstrip()
-
-
-def _run_on(
-    paragraphs: list[str], i: int, claim: Claim, p: Perturbation, picks: dict, rng
-) -> list[str]:
+def _run_on(paragraphs: list[str], i: int, p: Perturbation, picks: dict, rng) -> list[str]:
     """The next steps as they read when the wrong value is carried on (0 to 2 of them, not
-    the last paragraph, not another detour's step): each claim that uses the value is
-    recomputed from it."""
+    the last paragraph, not another detour's step): each carried through
+    (`carry.carry_step`); the run stops where a step cannot be carried consistently."""
     k = rng.choices(range(len(RUN_ON_WEIGHTS)), weights=RUN_ON_WEIGHTS)[0]
     k = min(k, len(paragraphs) - 2 - i)
     for j in range(i + 1, i + 1 + max(k, 0)):
         if j in picks:
             k = j - i - 1
             break
-    right, wrong = Fraction(p.expected.replace(",", "")), Fraction(p.wrong.replace(",", ""))
+    carries = {Fraction(p.expected): p.wrong}
     out = []
     for j in range(i + 1, i + 1 + max(k, 0)):
-        para = paragraphs[j]
-        for c in reversed(find_claims(para)):
-            nums = [n for n in numbers_in(c.node)] if c.node is not None else []
-            used = [n for n in nums if n.value == right]
-            if not used or not claim_holds(c):
-                continue
-            n = used[0]
-            lhs = c.lhs[: n.start] + format_value(wrong, decimal=c.decimal) + c.lhs[n.end :]
-            node = parse_arith(lhs)
-            value = evaluate(node) if node is not None else None
-            if value is None:
-                return out  # cannot carry it on consistently: notice it here
-            result = format_value(value, decimal=c.decimal)
-            para = para[: c.start] + f"{lhs} = {result}" + para[c.end :]
-            right, wrong = c.rhs_value, value
-            break
+        para = carry_step(paragraphs[j], carries)
+        if para is None:
+            return out  # cannot carry it on consistently: notice it here
         out.append(para)
     return out
 
@@ -276,7 +254,7 @@ def inject_errors(
         true_claims = [c for c in find_claims(para) if claim_holds(c)]
         if true_claims:
             candidates.append((i, true_claims[0]))
-    picks: dict[int, tuple[Claim, Perturbation]] = {}
+    picks: dict[int, tuple[Claim, Perturbation, str]] = {}
     for i, claim in rng.sample(candidates, len(candidates)):
         if len(picks) == detours:
             break
@@ -284,8 +262,12 @@ def inject_errors(
         context = [Fraction(int(n)) for n in _INT.findall(_STEP_LABEL.sub("", seen))]
         for kind in rng.sample(list(types), len(types)):
             p = perturb_claim(claim, kind, rng, context)
-            if p is not None:
-                picks[i] = (claim, p)
+            if p is None:
+                continue
+            right = Fraction(p.expected)
+            wrong = wrong_step(paragraphs[i], claim, p.written_lhs, right, p.wrong)
+            if wrong is not None:  # else its sentence cannot carry the wrong value
+                picks[i] = (claim, p, wrong)
                 break
     if not picks:
         return None
@@ -295,10 +277,10 @@ def inject_errors(
         if i not in picks:
             out.append([Piece(para, "step")])
             continue
-        claim, p = picks[i]
+        claim, p, (wrong, written) = picks[i]
         d = len(details)
         step = step_number(para)
-        ran_into = _run_on(paragraphs, i, claim, p, picks, rng)
+        ran_into = _run_on(paragraphs, i, p, picks, rng)
         back = (
             phrase(language, "redo_step", rng, step=step)
             if step
@@ -309,7 +291,7 @@ def inject_errors(
             feedback = phrase(language, "feedback_late", rng, step=step, **fields)
         else:
             feedback = phrase(language, "feedback", rng, **fields)
-        out.append([Piece(_wrong_step(para, claim, p), "error", d)])
+        out.append([Piece(wrong, "error", d)])
         out.extend([Piece(text, "error", d)] for text in ran_into)
         out.append(
             [
@@ -324,7 +306,7 @@ def inject_errors(
                 "kind": "inject",
                 "type": p.type,
                 "step": int(step) if step else None,
-                "written": p.written,
+                "written": written,
                 "wrong_claim": p.wrong_claim,
                 "expected": p.expected,
                 "corrected_claim": p.corrected_claim,
