@@ -12,8 +12,9 @@ from fractions import Fraction
 
 import sympy
 from reasonfactory.generators.verify.answer import Outcome, check_answer
+from reasonfactory.generators.verify.chains import find_equations, parse_claim, value_of
 from reasonfactory.generators.verify.claim_tokens import tokens
-from reasonfactory.generators.verify.claims import find_equations, judge, parse_claim, value_of
+from reasonfactory.generators.verify.judge import judge
 from sympy.parsing.sympy_parser import parse_expr
 
 

@@ -39,7 +39,7 @@ from reasonfactory.generators.methods.journey.inject import inject_errors
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.verify.answer import Outcome, check_answer
 from reasonfactory.generators.verify.answers import extract_boxed
-from reasonfactory.generators.verify.claims import find_claims
+from reasonfactory.generators.verify.chains import find_claims
 from reasonfactory.generators.verify.steps import check_equations, fixed_errors
 
 CTX = RunContext("r", "fp", "m")

@@ -33,17 +33,10 @@ import re
 from dataclasses import dataclass
 from fractions import Fraction
 
-from reasonfactory.generators.verify.arith import (
-    BinOp,
-    Group,
-    Neg,
-    Num,
-    evaluate,
-    format_value,
-    parse_arith,
-)
+from reasonfactory.generators.verify.chains import Claim, find_claims, format_value
 from reasonfactory.generators.verify.claim_tokens import tokens
-from reasonfactory.generators.verify.claims import Claim, claim_holds, find_claims
+from reasonfactory.generators.verify.exact import BinOp, Group, Num, Unary, evaluate, parse_arith
+from reasonfactory.generators.verify.judge import claim_holds
 
 STEP_LABEL = re.compile(r"\s*(?:Step \d+\s*[:.]|第 ?\d+ ?步[：:]?)")
 _SENTENCE_END = re.compile(r"[.!?。！？](?=\s|$)|\n")
@@ -242,11 +235,12 @@ def _operands(node) -> list[tuple[Fraction, int, int, bool]]:
     when it has no bracket or sign of its own (a negative put there needs brackets)."""
     if isinstance(node, Num):
         return [(node.value, node.start, node.end, True)]
-    if isinstance(node, Neg) and isinstance(node.operand, Num):
+    minus = isinstance(node, Unary) and node.op == "-"
+    if minus and isinstance(node.operand, Num):
         return [(-node.operand.value, node.start, node.end, False)]
     if isinstance(node, Group):
         return _operands(node.inner)
-    if isinstance(node, Neg):
+    if minus:
         return _operands(node.operand)
     if isinstance(node, BinOp):
         return _operands(node.left) + _operands(node.right)
