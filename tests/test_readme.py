@@ -51,3 +51,20 @@ def test_real_data_tests_follow_the_env_var(tmp_path, monkeypatch):
     (tmp_path / "gsm8k_test.jsonl").write_text("{}\n")
     monkeypatch.setenv("REASONFACTORY_SHARED_DATA", str(tmp_path))
     assert conftest.shared_data("gsm8k_test.jsonl") == tmp_path / "gsm8k_test.jsonl"
+
+
+def test_the_identity_table_is_the_one_run_ids_and_sample_keys_use():
+    """README's "Resume" table says, row by row, what `RunIdentity` puts in a run's identity
+    and a sample's key; a row changed on one side only fails here."""
+    from reasonfactory.generators.identity import IDENTITY
+
+    section = _section("Resume: what identifies a sample")
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| setting")
+    ]
+    want = [
+        [r.setting, "yes" if r.run else "no", "yes" if r.sample else "no", r.why] for r in IDENTITY
+    ]
+    assert rows == want
