@@ -3,9 +3,10 @@
 A file source maps its own field names onto ours (`fields={"question": "problem",
 "answer": "solution"}`) and says how its gold answer is written (`answer_format`):
 `plain` (the value itself), `boxed` (the last `\\boxed{}` of a worked solution) or `gsm8k`
-(the number after `####`). Bad input is an error naming the file, the line (or row) and the
-field; a file is read and checked whole before anything is returned, so a bad line 3 means
-nothing from that file is stored.
+(the number after `####`); a `plain` gold holding GSM8K's `#### ` final-answer line is an
+error (else the whole worked solution would be the gold). Bad input is an error naming the
+file, the line (or row) and the field; a file is read and checked whole before anything is
+returned, so a bad line 3 means nothing from that file is stored.
 
 Not here: writing to the warehouse (the caller ingests the returned frame).
 """
@@ -251,6 +252,12 @@ def _problem_row(
             f"{where}: field {afield!r} (gold answer) is {_kind(raw)}; expected text or a number"
         )
     if raw is not None and str(raw).strip():
+        if answer_format == "plain" and _GSM8K_FINAL.search(str(raw)):
+            raise ProblemSourceError(
+                f"{where}: field {afield!r} is a GSM8K worked solution (a '#### ' final-answer "
+                "line), not a plain gold; pass --answer-format gsm8k (a recipe: problems: "
+                "{answer_format: gsm8k}) to store the number after ####"
+            )
         gold = read_gold(str(raw), answer_format)
         if gold is None:
             raise ProblemSourceError(
@@ -267,6 +274,10 @@ def _problem_row(
         "gold": gold,
         "meta": json.dumps(meta, default=str, ensure_ascii=False),
     }
+
+
+# GSM8K writes its final answer on a last line `#### 18`: a plain gold never holds one.
+_GSM8K_FINAL = re.compile(r"(?m)^####[ \t]+\S")
 
 
 def _kind(value) -> str:
