@@ -306,3 +306,16 @@ def test_hostile_text_in_traces_is_shown_as_text_and_never_runs(hostile_warehous
         assert page.evaluate("() => window.pwned") is None
         browser.close()
     assert errors == [] and fetched == []
+
+
+def test_the_report_benchmark_runs_at_a_small_size(tmp_path):
+    """`bench/bench_report.py` (README quotes its figures) once died building its warehouse
+    when `runs` gained a column; its SQL now names the columns it fills."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_report.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--traces", "2000", "--trees", "40", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "built 2000 traces, 1000 nodes" in proc.stdout
+    assert "report of 2000 traces" in proc.stdout and "report: " in proc.stdout
