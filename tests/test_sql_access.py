@@ -93,6 +93,9 @@ def test_a_locked_connection_cannot_reach_files_even_with_sql_that_could(warehou
             with pytest.raises((duckdb.PermissionException, duckdb.InvalidInputException)):
                 wh.con.execute(sql)
             assert time.monotonic() - started < 5, sql  # no network attempt
+        secret = pl.DataFrame({"token": ["hunter2"]})  # noqa: F841  (in DuckDB's reach?)
+        with pytest.raises(duckdb.CatalogException):  # Python replacement scans are off too
+            wh.con.execute("SELECT * FROM secret")
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -279,6 +279,8 @@ class Warehouse:
                 listed = ", ".join("'" + f.replace("'", "''") + "'" for f in folders)
                 self.con.execute(f"SET allowed_directories = [{listed}]")
             self.con.execute("SET enable_external_access = false")
+            # nor the Python objects of the calling frames (DuckDB's replacement scans)
+            self.con.execute("SET python_enable_replacements = false")
             self.con.execute("SET lock_configuration = true")
 
     def user_query(self, query: str) -> pl.DataFrame:

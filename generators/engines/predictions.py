@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonfactory.generators.engines.base import Completion, EngineError, GenRequest
-from reasonfactory.generators.problems.jsonl import MAX_LINE_BYTES, read_jsonl
+from reasonfactory.generators.problems.jsonl import MAX_LINE_BYTES, JsonLineError, read_jsonl
 from reasonfactory.generators.prompts import question_of
 from reasonfactory.warehouse.errors import BadLines, UserError
 from reasonfactory.warehouse.ids import normalise_question, problem_id
@@ -64,7 +64,7 @@ def _text(record: dict, key: str, where: str, required: bool) -> str | None:
 
 def read_predictions(path: str | Path) -> list[Prediction]:
     """Every line of a predictions file, checked whole; blank lines are skipped. Every bad
-    line (at most `MAX_REPORTED` of them are named) is reported together in one `BadLines`.
+    line is reported together in one `BadLines` (the first `BadLines.MAX_REPORTED` named).
 
     >>> import tempfile, os
     >>> f = os.path.join(tempfile.mkdtemp(), "p.jsonl")
@@ -72,14 +72,16 @@ def read_predictions(path: str | Path) -> list[Prediction]:
     >>> read_predictions(f)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     reasonfactory.warehouse.errors.BadLines: ...p.jsonl:2: field 'problem_id' (or ...) is missing
+    ...p.jsonl: 1 bad line(s); nothing was stored
     """
     file_digest(path)  # a missing or unreadable file: one clear error
     out, bad = [], []
     with open(path, "rb") as fh:
         for number, record in read_jsonl(fh, lambda n: f"{path}:{n}", MAX_LINE_BYTES):
+            if isinstance(record, JsonLineError):
+                bad.append(str(record))
+                continue
             try:
-                if isinstance(record, UserError):
-                    raise record
                 out.append(_prediction(record, number, f"{path}:{number}"))
             except UserError as exc:
                 bad.append(str(exc))
