@@ -28,7 +28,8 @@ METHODS = ["self_output", "tree", "sos", "journey", "distill"]
 REASONS = ["wrong_answer", "format:no_boxed", "duplicate", "too_long", "no_solution"]
 
 TRACES_SQL = """
-INSERT INTO traces
+INSERT INTO traces (trace_id, problem_id, run_id, method, model, thought, response, predicted,
+  correct, n_tokens, lang, status, reject_reason, score, created_at, meta)
 SELECT
   't_' || i AS trace_id,
   'p_' || (i // 8) AS problem_id,
@@ -62,7 +63,8 @@ FROM range({n}) t(i)
 """
 
 NODES_SQL = """
-INSERT INTO nodes
+INSERT INTO nodes (tree_id, node_id, parent_id, problem_id, run_id, depth, text, is_terminal,
+  correct, visits, q_value, mc_value, meta)
 SELECT 'tr_' || t AS tree_id,
   CASE WHEN k = 0 THEN '0' ELSE '0.' || ((k - 1) // 4 + 1) || CASE WHEN k > 4 THEN '.' || k
     ELSE '' END END AS node_id,
@@ -81,11 +83,14 @@ def build(path: Path, n: int, trees: int) -> float:
     with Warehouse(path) as wh:
         for r in range(5):
             wh.con.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, now(), now(), 'completed', '{}')",
+                # columns named: the table gains columns (e.g. `owner`), positions shift
+                "INSERT INTO runs (run_id, recipe_name, recipe, fingerprint, started_at, "
+                "finished_at, status, meta) VALUES (?, ?, ?, ?, now(), now(), 'completed', '{}')",
                 [f"r_{r}", f"bench-{METHODS[r]}", "filters: [format, answer]\n", f"f{r}"],
             )
         wh.con.execute(
-            "INSERT INTO problems SELECT 'p_' || i, 'bench', 'Compute ' || i || ' * 7.', "
+            "INSERT INTO problems (problem_id, source, question, gold, meta) "
+            "SELECT 'p_' || i, 'bench', 'Compute ' || i || ' * 7.', "
             "(i * 7)::VARCHAR, '{\"difficulty\": ' || (i % 5 + 2) || '}' "
             f"FROM range({n // 8 + 1}) t(i)"
         )

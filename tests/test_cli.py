@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from conftest import shared_data, write_jsonl
@@ -157,3 +158,32 @@ def test_help_keeps_square_brackets(cli, args, shown):
     """Rich markup must not eat `[...]` in the examples."""
     text = " ".join(cli(*args, check=True).stdout.split())
     assert " ".join(shown.split()) in text.replace("│", " ").replace("  ", " ")
+
+
+def test_gsm8k_without_its_answer_format_stores_nothing(cli, tmp_path):
+    """`import data/gsm8k_test.jsonl` (no --answer-format) once stored every worked solution
+    as the gold; now it is one error naming file, line, field and the option, for `import`
+    and for a recipe's `problems.source` alike, and nothing is stored."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "gsm8k_test.jsonl"
+    proc = cli("import", str(sample))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {sample} line 1: field 'answer' is a GSM8K worked solution (a '#### ' "
+        "final-answer line), not a plain gold; pass --answer-format gsm8k (a recipe: "
+        "problems: {answer_format: gsm8k}) to store the number after ####"
+    ]
+    (tmp_path / "r.yaml").write_text(f"name: g\nproblems: {{source: {sample}}}\n")
+    proc = cli("run", "r.yaml")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr + proc.stdout
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: {sample} line 1: field 'answer' is a GSM8K worked solution")
+    )
+    wh = tmp_path / "reasonfactory.duckdb"
+    if wh.exists():
+        counted = cli("query", "SELECT count(*) AS n FROM problems", "--format", "csv").stdout
+        assert counted.splitlines() == ["n", "0"]
+    cli("import", str(sample), "--answer-format", "gsm8k", check=True)
+    golds = cli("query", "SELECT gold FROM problems", "--format", "csv", check=True).stdout
+    assert "18" in golds.splitlines() and "####" not in golds

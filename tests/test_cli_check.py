@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 from conftest import write_jsonl
+from hostile_lines import hostile_lines
 from reasonfactory.generators.verify.answer import check_answer
 from reasonfactory.generators.verify.steps import check_equations
 
@@ -67,7 +69,7 @@ def test_check_steps_names_each_claim_and_bad_lines_do_not_stop_it(tmp_path):
             "holds": False,
         }
     ]
-    assert out[1]["error"].startswith("line 2: not JSON")
+    assert out[1]["error"].startswith("line 2: not valid JSON")
     assert out[2]["error"] == "line 3: field 'text' is missing"
     assert out[3]["error"] == "line 4: field 'text' is of type int, not a string"
     assert out[4]["ok"] is None and out[4]["claims"] == []
@@ -105,7 +107,7 @@ def test_check_answers_with_formats_checkers_and_the_approximate_option(tmp_path
     assert "approximate: true" in out[0]["why"]
     assert out[1]["gold"] == "1000" and out[1]["pred"] == "1\\,000"
     assert out[2]["why"] == "by the rule countdown:4,6"
-    assert "answer_format" in out[5]["error"] and out[6]["error"].startswith("line 7")
+    assert "answer_format" in out[5]["error"] and " line 7: expected a JSON" in out[6]["error"]
     # the same verdicts as the in-process check the tree uses
     assert check_answer("18", "19").value == out[4]["verdict"]
     approx = _check("answers", "--approximate", str(path), cwd=tmp_path)
@@ -115,3 +117,29 @@ def test_check_answers_with_formats_checkers_and_the_approximate_option(tmp_path
 def test_check_of_a_missing_file_is_one_error_line(tmp_path):
     proc = _check("steps", "nope.jsonl", cwd=tmp_path)
     assert proc.returncode == 1 and proc.stderr.strip() == "error: nope.jsonl: no such file"
+
+
+def test_hostile_lines_are_one_error_each_and_the_other_lines_are_checked(tmp_path):
+    good = {"steps": {"text": "1 + 1 = 2"}, "answers": {"gold": "2", "pred": "2"}}
+    field = {"steps": "text", "answers": "pred"}
+    for command in ("steps", "answers"):
+        bad = hostile_lines(field[command], good[command])
+        if command == "answers":
+            unknown = {**good["answers"], "checker": "nope:1"}
+            huge = {"gold": "9" * 5000, "pred": "1", "checker": "countdown:4,6"}
+            bad.append((json.dumps(unknown).encode(), "field 'checker' is 'nope:1'"))
+            bad.append((json.dumps(huge).encode(), "field 'gold' is '9999.*countdown target"))
+        # each bad line is followed by a good one: bad line k is file line 2k - 1
+        lines = [line for raw, _ in bad for line in (raw, json.dumps(good[command]).encode())]
+        path = tmp_path / f"{command}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        proc = _check(command, path.name, cwd=tmp_path)
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        out = _out(proc)
+        assert [v["line"] for v in out] == list(range(1, len(lines) + 1))
+        for k, ((_, message), verdict) in enumerate(zip(bad, out[0::2], strict=True)):
+            expected = rf"{command}\.jsonl line {2 * k + 1}: {message}"
+            assert re.match(expected, verdict["error"]), verdict["error"]
+        assert all("error" not in v for v in out[1::2])  # the good lines were still checked
+        assert f"checked {len(bad)} line(s)" in proc.stderr
+        assert f"; {len(bad)} error(s)" in proc.stderr

@@ -12,11 +12,16 @@ and store nothing.
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import write_jsonl
+from hostile_lines import hostile_lines
 from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.store import Warehouse
@@ -165,7 +170,7 @@ def _bad_files(tmp_path):
     ids, qs = p["problem_id"].to_list(), p["question"].to_list()
     ok = [json.dumps({"problem_id": pid, "response": "\\boxed{1}"}) for pid in ids]
     return [
-        ([ok[0], "{not json", *ok[1:]], r"bad\.jsonl:2: not JSON"),
+        ([ok[0], "{not json", *ok[1:]], r"bad\.jsonl:2: not valid JSON"),
         ([ok[0], ok[1], json.dumps({"problem_id": ids[2]})], r"bad\.jsonl:3: field 'response'"),
         ([json.dumps({"response": "x"}), *ok], r"bad\.jsonl:1: field 'problem_id' \(or"),
         ([*ok, '{"problem_id": "p_nope", "response": "2"}'], r"bad\.jsonl:4: field 'problem_id'"),
@@ -212,6 +217,28 @@ def test_eval_predictions_cli(cli, tmp_path):
     assert " 50.0% " in line and line.endswith(f"n={len(records)}"), proc.stdout
     (tmp_path / "preds.jsonl").write_text(lines[0] + "\n{oops\n", encoding="utf-8")
     proc = cli(*args, "--answer-format", "gsm8k", "--model", "half")
-    assert proc.returncode == 1 and "preds.jsonl:2: not JSON" in proc.stderr, proc.stderr
+    assert proc.returncode == 1 and "preds.jsonl:2: not valid JSON" in proc.stderr, proc.stderr
     proc = cli(*args)
     assert proc.returncode == 1 and "--model NAME" in proc.stderr
+
+
+def test_hostile_prediction_lines_are_one_error_each_and_store_nothing(tmp_path):
+    """Each bad line of the file gets its own `error:` line naming file, line and field; the
+    warehouse is never created. No Prefect: the file is checked before anything runs."""
+    ok = json.dumps({"question": "What is 1 + 1?", "response": "\\boxed{2}"}).encode()
+    bad = hostile_lines("response", {"question": "What is 1 + 1?", "response": ""})
+    lines = [line for raw, _ in bad for line in (ok, raw)]  # bad line k is file line 2k + 2
+    (tmp_path / "preds.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()", "eval",
+         "--predictions", "preds.jsonl", "--problems", SOURCE, "--model", "m", "-w", "w.duckdb"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+        env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"},  # never reached
+    )  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    errors = proc.stderr.strip().splitlines()
+    assert len(errors) == len(bad) + 1 and all(e.startswith("error: ") for e in errors)
+    for k, ((_, message), line) in enumerate(zip(bad, errors, strict=False)):
+        assert re.match(rf"error: .*preds\.jsonl:{2 * k + 2}: {message}", line), line
+    assert errors[-1].endswith(f"preds.jsonl: {len(bad)} bad line(s); nothing was stored")
+    assert not (tmp_path / "w.duckdb").exists()

@@ -108,3 +108,31 @@ def test_sft_holds_kept_traces_and_export_agrees(stored, tmp_path):
     assert sorted(r["trace_id"] for r in rows) == view_ids
     rejected = export_sft(path, tmp_path / "rej", fmt="jsonl", where="status = 'rejected'")
     assert rejected["rows"] == traces["rejected"]
+
+
+def test_overwrite_through_a_symbolic_link_removes_nothing(stored, tmp_path, cli):
+    """`--out LINK --overwrite` once died in shutil.rmtree with a traceback; now it is one
+    error naming the link and its target, and neither is touched, even when the target is
+    an earlier export. An empty folder behind a link is written into; a dangling link is named."""
+    target = tmp_path / "earlier"
+    export_sft(stored, target, fmt="jsonl")
+    link = tmp_path / "latest"
+    link.symlink_to(target)
+    before = sorted(p.name for p in target.iterdir())
+    proc = cli("export", "sft", "-w", str(stored), "--out", "latest", "--overwrite")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: --overwrite refused: latest is a symbolic link to {target}; nothing is removed "
+        f"through a link (give --out {target} to replace that export)"
+    ]
+    assert link.is_symlink() and sorted(p.name for p in target.iterdir()) == before
+    export_sft(stored, target, overwrite=True, fmt="jsonl")  # the folder itself: replaced
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "to-empty").symlink_to(empty)
+    assert export_sft(stored, tmp_path / "to-empty", fmt="jsonl")["rows"] > 0
+    assert (empty / "data.jsonl").is_file() and (tmp_path / "to-empty").is_symlink()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(UserError, match="dangling is a symbolic link to .*nowhere, which does not"):
+        export_sft(stored, tmp_path / "dangling", fmt="jsonl")
+    assert not (tmp_path / "nowhere").exists()

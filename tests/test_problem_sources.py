@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import polars as pl
 import pytest
 from conftest import shared_data, write_jsonl
@@ -159,3 +162,20 @@ def test_a_glob_or_a_folder_is_one_problem_set_that_grows(tmp_path):
         load_problems(str(incoming / "*.ndjson"))
     with pytest.raises(ProblemSourceError, match="no folder"):
         load_problems(str(tmp_path / "missing" / "*.jsonl"))
+
+
+def test_a_gsm8k_solution_is_never_a_plain_gold(tmp_path):
+    """The shipped GSM8K sample imported without `answer_format: gsm8k` once stored each
+    whole worked solution (with its `####` line) as the gold."""
+    sample = Path(__file__).resolve().parents[1] / "data" / "gsm8k_test.jsonl"
+    with pytest.raises(ProblemSourceError) as info:
+        load_problems(str(sample))
+    assert re.fullmatch(
+        r".*gsm8k_test\.jsonl line 1: field 'answer' is a GSM8K worked solution .*"
+        r"--answer-format gsm8k .*answer_format: gsm8k.*",
+        str(info.value),
+    )
+    assert load_problems(str(sample), answer_format="gsm8k")["gold"][0] == "18"
+    # a plain gold may still hold `####` elsewhere than at the start of a line
+    path = write_jsonl(tmp_path / "p.jsonl", [{"question": "q", "answer": "C# #### 3"}])
+    assert load_problems(str(path))["gold"].to_list() == ["C# #### 3"]

@@ -8,8 +8,11 @@ Saves a PNG screenshot (README shows one).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,3 +184,138 @@ def test_report_renders_in_headless_chromium(every_method, cli, tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     if os.environ.get("REASONFACTORY_SCREENSHOT"):  # how README's picture is made
         shutil.copy(shot, Path(os.environ["REASONFACTORY_SCREENSHOT"]))
+
+
+# Text a model, a problem file or a user may put in a trace: each once blanked the report
+# (`<!--<script>` swallowed the page's script; `{{script}}` spliced the page's JavaScript into
+# its data) or could run as script if shown as HTML.
+HOSTILE = [
+    "<!--<script>",
+    "</script><script>window.pwned = 'script'</script>",
+    "{{script}}",
+    "{{plotly}}",
+    "{{data}}",
+    "{{title}}",
+    "<img src=x onerror=\"window.pwned = 'img'\">",
+    "a\u2028line\u2029break",
+    "&amp; <b>not bold</b>",
+]
+HOSTILE_RUN = "r_{{script}}<!--<script>"
+
+
+@pytest.fixture()
+def hostile_warehouse(tmp_path) -> Path:
+    """Rows ingested with `warehouse.store`: a run, its problem and traces (kept, rejected,
+    a journey with detour offsets) and a search tree, all holding the hostile text."""
+    import datetime as dt
+
+    import polars as pl
+    from reasonfactory.warehouse.schema import NODES, PROBLEMS, RUNS, TRACES
+
+    text = "\n\n".join(HOSTILE)
+    now = dt.datetime.now(dt.UTC)
+    meta = {"verdicts": {"format": HOSTILE[0], "answer": "ok"}, "tree_id": "tr", "path": ["0"]}
+    journey = {"errors": [{"error_start": 0, "error_end": 12, "feedback_start": 14,
+                           "feedback_end": 60, "written": HOSTILE[0]}]}  # fmt: skip
+    traces = [
+        {"trace_id": f"t{i}", "problem_id": "p", "run_id": HOSTILE_RUN, "method": method,
+         "model": HOSTILE[1], "thought": text, "response": " ".join(HOSTILE),
+         "predicted": HOSTILE[2], "correct": i % 2 == 0, "n_tokens": 40 + i, "lang": "en",
+         "status": "kept" if i % 2 == 0 else "rejected",
+         "reject_reason": None if i % 2 == 0 else HOSTILE[i % len(HOSTILE)],
+         "score": 0.5, "created_at": now - dt.timedelta(hours=i),
+         "meta": json.dumps({**meta, "journey": journey} if method == "journey" else meta)}
+        for i, method in enumerate(["self_output"] * 6 + ["journey"] * 2)
+    ]  # fmt: skip
+    nodes = [
+        {"tree_id": "tr", "node_id": "0", "problem_id": "p", "run_id": HOSTILE_RUN, "depth": 0,
+         "text": text, "is_terminal": False, "visits": 3, "q_value": 0.5,
+         "meta": json.dumps({"check": {"kind": "equations", "ok": False, "claim": HOSTILE[0],
+                                       "expected": HOSTILE[2]}})},
+        {"tree_id": "tr", "node_id": "0.1", "parent_id": "0", "problem_id": "p",
+         "run_id": HOSTILE_RUN, "depth": 1, "text": HOSTILE[1], "is_terminal": True,
+         "correct": True, "visits": 1, "q_value": 1.0},
+    ]  # fmt: skip
+    path = tmp_path / "hostile.duckdb"
+    with Warehouse(path) as wh:
+        wh.ingest("runs", RUNS.conform(pl.DataFrame([{
+            "run_id": HOSTILE_RUN, "recipe_name": HOSTILE[5], "recipe": f"name: '{HOSTILE[3]}'",
+            "fingerprint": "f", "started_at": now, "finished_at": now, "status": "completed",
+        }])))  # fmt: skip
+        wh.ingest("problems", PROBLEMS.conform(pl.DataFrame([{
+            "problem_id": "p", "source": HOSTILE[4], "question": "What is 1 + 1? " + text,
+            "gold": HOSTILE[6],
+        }])))  # fmt: skip
+        wh.ingest("traces", TRACES.conform(pl.DataFrame(traces)))
+        wh.ingest("nodes", NODES.conform(pl.DataFrame(nodes)))
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate cannot even be stored
+        pl.DataFrame({"thought": ["a \ud800 b"]})
+    return path
+
+
+def test_hostile_text_in_traces_is_shown_as_text_and_never_runs(hostile_warehouse, tmp_path):
+    sync_api = _browser()
+    out = tmp_path / "report.html"
+    proc = subprocess.run(
+        [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()", "report",
+         "-w", str(hostile_warehouse), "--run", HOSTILE_RUN, "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: (errors.append(f"dialog {d.message}"), d.dismiss()))
+        fetched: list[str] = []  # an <img src=x> that became HTML would be fetched
+
+        def offline(route):
+            if route.request.url == out.as_uri():
+                return route.continue_()
+            fetched.append(route.request.url)
+            return route.abort()
+
+        page.route("**/*", offline)
+        page.goto(out.as_uri())
+        page.wait_for_function("window.reportReady === true", timeout=20_000)
+        page.wait_for_function(
+            f"Object.keys(window.plotsDrawn).length === {len(PLOTS)}", timeout=20_000
+        )
+        drawn = page.evaluate("() => window.plotsDrawn")
+        assert {n for n, state in drawn.items() if state == "drawn"} >= {
+            "funnel", "lengths", "accuracy", "reasons", "trees"
+        }, drawn  # fmt: skip
+        assert page.title() == f"reasonfactory report: {HOSTILE_RUN}"
+        assert HOSTILE_RUN in page.text_content("#summary")
+
+        # the trace browser lists every trace; a trace's text is its text, character for character
+        assert len(page.query_selector_all(".trace-item")) == 8
+        page.select_option("#f-method", "journey")
+        page.click(".trace-item")
+        detail = page.text_content("#trace-detail")
+        for s in HOSTILE:
+            assert s in detail, s
+        assert page.query_selector("#trace-detail .j-error") is not None
+        assert page.query_selector("#trace-detail img") is None
+        bolds = page.eval_on_selector_all("#trace-detail b", "els => els.map(e => e.textContent)")
+        assert bolds == ["t6", "Question", "Thought", "Response"]  # none from the text
+        tree = page.text_content("#tree")
+        assert HOSTILE[0] in tree and HOSTILE[1] in tree
+        assert page.evaluate("() => window.pwned") is None
+        browser.close()
+    assert errors == [] and fetched == []
+
+
+def test_the_report_benchmark_runs_at_a_small_size(tmp_path):
+    """`bench/bench_report.py` (README quotes its figures) once died building its warehouse
+    when `runs` gained a column; its SQL now names the columns it fills."""
+    bench = Path(__file__).resolve().parents[1] / "bench" / "bench_report.py"
+    proc = subprocess.run(
+        [sys.executable, str(bench), "--traces", "2000", "--trees", "40", "--dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "built 2000 traces, 1000 nodes" in proc.stdout
+    assert "report of 2000 traces" in proc.stdout and "report: " in proc.stdout

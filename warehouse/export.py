@@ -13,6 +13,7 @@ says what is inside and how it was selected.
 
 from __future__ import annotations
 
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -103,33 +104,34 @@ def export_sft(
     check_out(out, overwrite, None)
     predicate = selection(where)
     query = f"SELECT {SFT_COLUMNS} FROM sft_all WHERE {predicate} ORDER BY problem_id, trace_id"
-    with Warehouse(warehouse, read_only=True) as wh:
+    with tempfile.TemporaryDirectory() as tmp, Warehouse(warehouse, read_only=True) as wh:
+        wh.lock_down(writable=(out, tmp))  # `where` is SQL a user wrote: no other file
         rows = wh.sql(f"SELECT count(*) AS n FROM sft_all WHERE {predicate}")["n"][0]
         if rows == 0:
             raise UserError(f"no traces match {predicate!r}; nothing exported")
         fresh_out(out, overwrite, wh.path)
-        with tempfile.TemporaryDirectory() as tmp:
-            if fmt == "jsonl":
-                _copy(wh, query, out / "data.jsonl", "FORMAT json")
-                path = out / "data.jsonl"
-            else:
-                parquet = (out if fmt == "parquet" else Path(tmp)) / "data.parquet"
-                _copy(wh, query, parquet, "FORMAT parquet, COMPRESSION zstd")
-                path = parquet
-                if fmt == "hf":
-                    import datasets
+        if fmt == "jsonl":
+            copy_to(wh, query, out / "data.jsonl", "FORMAT json")
+            path = out / "data.jsonl"
+        else:
+            parquet = (out if fmt == "parquet" else Path(tmp)) / "data.parquet"
+            copy_to(wh, query, parquet, "FORMAT parquet, COMPRESSION zstd")
+            path = parquet
+            if fmt == "hf":
+                import datasets
 
-                    ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=tmp)
-                    ds.save_to_disk(str(out))
-                    path = out
+                ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=tmp)
+                ds.save_to_disk(str(out))
+                path = out
         summary = _card_facts(wh, predicate)
     (out / "README.md").write_text(_card(rows, fmt, predicate, summary), encoding="utf-8")
     mark_out(out, "sft", int(rows))
     return {"rows": int(rows), "path": str(path), "format": fmt, "where": predicate}
 
 
-def _copy(wh: Warehouse, query: str, path: Path, options: str) -> None:
-    target = str(path).replace("'", "''")
+def copy_to(wh: Warehouse, query: str, path: Path, options: str) -> None:
+    """`COPY (query) TO path`: an absolute path, as `Warehouse.lock_down` allows folders."""
+    target = os.path.abspath(path).replace("'", "''")
     wh.con.execute(f"COPY ({query}) TO '{target}' ({options})")
 
 

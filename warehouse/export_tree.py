@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 from reasonfactory.warehouse.errors import UserError
-from reasonfactory.warehouse.export import ExportFormat, bound_predicate
+from reasonfactory.warehouse.export import ExportFormat, bound_predicate, copy_to
 from reasonfactory.warehouse.outdir import check_out, fresh_out, mark_out
 from reasonfactory.warehouse.store import Warehouse
 from reasonfactory.warehouse.tree_views import LabelSource, dpo_query, prm_query
@@ -71,7 +71,8 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
     check_out(out, overwrite, None)
     predicate = bound_predicate(where) if where else "TRUE"
     selected = f"SELECT * FROM ({query}) WHERE {predicate}"
-    with Warehouse(warehouse, read_only=True) as wh:
+    with tempfile.TemporaryDirectory() as tmp, Warehouse(warehouse, read_only=True) as wh:
+        wh.lock_down(writable=(out, tmp))  # `where` is SQL a user wrote: no other file
         if wh.sql("SELECT count(*) AS n FROM nodes")["n"][0] == 0:
             raise UserError(
                 f"no search trees in {wh.path}: run a recipe with `generate: {{method: tree}}` "
@@ -82,8 +83,7 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
             raise UserError(f"no {kind} rows match {predicate!r}; nothing exported")
         fresh_out(out, overwrite, wh.path)
         ordered = f"{selected} ORDER BY problem_id, tree_id, {order}"
-        with tempfile.TemporaryDirectory() as tmp:
-            path = _write(wh, ordered, out, fmt, Path(tmp))
+        path = _write(wh, ordered, out, fmt, Path(tmp))
     fields = {k: v for k, v in card.items() if k != "template"}
     text = card["template"].format(rows=rows, **fields)
     (out / "README.md").write_text(text, encoding="utf-8")
@@ -93,21 +93,16 @@ def _export(warehouse, out, query, where, fmt, overwrite, order, card: dict, kin
 
 def _write(wh: Warehouse, query: str, out: Path, fmt: str, tmp: Path) -> Path:
     if fmt == "jsonl":
-        _copy(wh, query, out / "data.jsonl", "FORMAT json")
+        copy_to(wh, query, out / "data.jsonl", "FORMAT json")
         return out / "data.jsonl"
     parquet = (out if fmt == "parquet" else tmp) / "data.parquet"
-    _copy(wh, query, parquet, "FORMAT parquet, COMPRESSION zstd")
+    copy_to(wh, query, parquet, "FORMAT parquet, COMPRESSION zstd")
     if fmt == "parquet":
         return parquet
     import datasets
 
     datasets.Dataset.from_parquet(str(parquet), cache_dir=str(tmp)).save_to_disk(str(out))
     return out
-
-
-def _copy(wh: Warehouse, query: str, path: Path, options: str) -> None:
-    target = str(path).replace("'", "''")
-    wh.con.execute(f"COPY ({query}) TO '{target}' ({options})")
 
 
 _PRM_CARD = """---

@@ -2,13 +2,15 @@
 
 Every export leaves a marker file (`.reasonfactory-export`) in its folder. `--overwrite`
 removes a folder only when that marker is there, so it never deletes a folder of someone
-else's files, the current directory, a folder holding the warehouse, or a file. Nothing here
-reads the warehouse.
+else's files, the current directory, a folder holding the warehouse, or a file; nor anything
+through a symbolic link (`--out` that is a link is written into when empty, never removed).
+Nothing here reads the warehouse.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -29,12 +31,22 @@ def check_out(out: Path, overwrite: bool, warehouse: Path | None) -> None:
     ...
     reasonfactory.warehouse.errors.UserError: ...
     """
+    if out.is_symlink() and not out.exists():
+        raise UserError(
+            f"--out {out} is a symbolic link to {os.readlink(out)}, which does not exist: "
+            "choose a folder to export into"
+        )
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder: choose a folder to export into")
     if not out.exists() or not any(out.iterdir()):
         return
     if not overwrite:
         raise UserError(f"{out} exists and is not empty; pass --overwrite or choose another --out")
+    if out.is_symlink():  # rmtree would fail on it, and what it points to is not ours to judge
+        raise UserError(
+            f"--overwrite refused: {out} is a symbolic link to {out.resolve()}; nothing is "
+            f"removed through a link (give --out {out.resolve()} to replace that export)"
+        )
     if not (out / MARKER).is_file():
         raise UserError(
             f"--overwrite refused: {out} was not written by `reasonfactory export` (no {MARKER} "

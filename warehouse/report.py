@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from importlib import resources
 from pathlib import Path
 
@@ -64,20 +65,38 @@ def write_report(data: dict, out: str | Path) -> Path:
 
     page = resources.files("reasonfactory.warehouse")
     template = page.joinpath("report_page.html").read_text(encoding="utf-8")
-    script = page.joinpath("report_page.js").read_text(encoding="utf-8")
-    # `</` inside a JSON string must not close the script element.
-    payload = json.dumps(data, ensure_ascii=False, default=str).replace("</", "<\\/")
-    title = f"reasonfactory report: {data['run'] or 'all runs'}"
-    text = (
-        template.replace("{{title}}", html.escape(title))
-        .replace("{{plotly}}", get_plotlyjs())
-        .replace("{{data}}", payload)
-        .replace("{{script}}", script)
-    )
+    values = {
+        "title": html.escape(f"reasonfactory report: {data['run'] or 'all runs'}"),
+        "plotly": get_plotlyjs(),
+        "data": script_json(data),
+        "script": page.joinpath("report_page.js").read_text(encoding="utf-8"),
+    }
+    # One pass over the template: a value is never searched for placeholders, so a trace
+    # holding `{{script}}` stays text.
+    text = _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
     path = Path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     return path
+
+
+_PLACEHOLDER = re.compile(r"\{\{(\w+)\}\}")
+# Inside <script>, `<!--`, `<script` and `</script` change how HTML reads on; U+2028/2029 end
+# a line in older JavaScript; a lone surrogate is not UTF-8. None of them is JSON syntax, so
+# each is written as a \u escape inside its string: the same value once parsed.
+_SCRIPT_UNSAFE = re.compile("[<>&\u2028\u2029\ud800-\udfff]")
+
+
+def script_json(data) -> str:
+    r"""`data` as JSON safe to embed in a `<script>` element.
+
+    >>> script_json({"t": "<!--<script></script>&", "l": "\u2028"})
+    '{"t": "\\u003c!--\\u003cscript\\u003e\\u003c/script\\u003e\\u0026", "l": "\\u2028"}'
+    >>> json.loads(script_json(["\ud800"])) == ["\ud800"]
+    True
+    """
+    text = json.dumps(data, ensure_ascii=False, default=str)
+    return _SCRIPT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _rows(wh: Warehouse, query: str, args: list) -> list[tuple]:

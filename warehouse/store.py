@@ -285,6 +285,39 @@ class Warehouse:
 
     # -- reading ---------------------------------------------------------------------------
 
+    def lock_down(self, writable: Iterable[str | os.PathLike] = ()) -> None:
+        """From now on this connection reaches no file and no network but the warehouse
+        itself and the `writable` folders (an export's output): DuckDB's external access off
+        (`read_text`, `COPY ... TO`, `ATTACH`, `INSTALL`, `LOAD` fail at once), and its
+        configuration locked so SQL cannot turn it back on. Call it before SQL a user wrote
+        runs (`query`, `export --where`); the connection stays locked until closed."""
+        with self.lock:
+            folders = [os.path.join(os.path.abspath(f), "") for f in writable]
+            if folders:
+                listed = ", ".join("'" + f.replace("'", "''") + "'" for f in folders)
+                self.con.execute(f"SET allowed_directories = [{listed}]")
+            self.con.execute("SET enable_external_access = false")
+            # nor the Python objects of the calling frames (DuckDB's replacement scans)
+            self.con.execute("SET python_enable_replacements = false")
+            self.con.execute("SET lock_configuration = true")
+
+    def user_query(self, query: str) -> pl.DataFrame:
+        """Run SQL a user wrote (`reasonfactory query`) with no file or network access
+        (`lock_down`): statements that only read (SELECT, WITH, FROM, VALUES, DESCRIBE, SHOW,
+        SUMMARIZE); any other (COPY, ATTACH, SET, PRAGMA, EXPLAIN ANALYZE ...) is an error."""
+        self.lock_down()
+        try:
+            statements = self.con.extract_statements(query)
+        except duckdb.Error as exc:
+            raise WarehouseError(f"query failed: {exc}") from None
+        for st in statements:
+            if st.type != duckdb.StatementType.SELECT:
+                raise WarehouseError(
+                    f"query is read-only: {st.type.name} statements are not allowed, only "
+                    "statements that read (SELECT, WITH, FROM, DESCRIBE, SHOW, SUMMARIZE)"
+                )
+        return self.sql(query)
+
     def sql(self, query: str, params: list | None = None) -> pl.DataFrame:
         """Run a query and return a polars frame."""
         try:

@@ -41,5 +41,6 @@ def main() -> None:
         sys.stderr.flush()
         os._exit(130)
     except UserError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+        for line in getattr(exc, "lines", None) or [str(exc)]:  # BadLines: one line each
+            err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
         sys.exit(1)

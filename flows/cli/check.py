@@ -3,13 +3,16 @@
 JSONL in, one JSONL verdict out per line, through the same code the tree and the filters
 run (`generators.verify.steps.check_equations`, `generators.verify.answer_pool`): a user
 debugs a rejection by feeding it the step or the answer that was rejected. A line that is
-not JSON or lacks a field gets a verdict with `error` naming the line and the field; the
-other lines are still checked, and the exit status is 1 when any line had an error.
+over 1 MB, not UTF-8, not a JSON object (read as `import` reads lines: `problems.jsonl`),
+lacks a field or names an unknown checker gets a verdict with `error` naming the file, the
+line and the field; the other lines are still checked, and the exit status is 1 when any
+line had an error.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,41 +30,63 @@ app.add_typer(check_app, name="check")
 FileArg = Annotated[str, typer.Argument(help="A .jsonl file, or - for standard input.")]
 
 
-def _lines(source: str) -> Iterator[tuple[int, str]]:
+def _records(source: str) -> Iterator[tuple[int, dict | str]]:
+    """`(line number, record)` per non-blank line, or `(line number, error)` for a line that
+    is over the size cap, not UTF-8 or not a JSON object: read by `problems.jsonl`, the
+    reader `import` uses. The error names the file (for a file) and the line."""
+    from reasonfactory.generators.problems.jsonl import MAX_LINE_BYTES, read_jsonl
+
     if source == "-":
-        stream = sys.stdin
+        stream = sys.stdin.buffer
     else:
         path = Path(source)
         if not path.is_file():
             from reasonfactory.warehouse.errors import UserError
 
             raise UserError(f"{source}: no such file")
-        stream = path.open(encoding="utf-8-sig")
+        stream = path.open("rb")
     try:
-        for number, line in enumerate(stream, 1):
-            if line.strip():
-                yield number, line
+        for number, record in read_jsonl(stream, lambda n: _where(source, n), MAX_LINE_BYTES):
+            yield number, record if isinstance(record, dict) else str(record)
     finally:
-        if stream is not sys.stdin:
+        if stream is not sys.stdin.buffer:
             stream.close()
 
 
-def _record(number: int, line: str, fields: dict[str, bool]) -> tuple[dict | None, str | None]:
-    """The line's object, or an error naming the line and the field."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        return None, f"line {number}: not JSON ({exc.msg} at column {exc.colno})"
-    if not isinstance(record, dict):
-        return None, f"line {number}: expected a JSON object, got {type(record).__name__}"
+def _fields(record: dict, where: str, fields: dict[str, bool]) -> str | None:
+    """An error naming the line and the field, or None when the fields are text."""
     for field, required in fields.items():
         value = record.get(field)
         if value is None and not required:
             continue
         if not isinstance(value, str):
             what = "missing" if value is None else f"of type {type(value).__name__}, not a string"
-            return None, f"line {number}: field {field!r} is {what}"
-    return record, None
+            return f"{where}: field {field!r} is {what}"
+    return None
+
+
+# `countdown:4,6`: the one checker spec there is (generators/verify/checkers.py); its numbers
+# and the target (the gold) must be integers the rule can read.
+_COUNTDOWN = re.compile(r"countdown:[0-9]{1,15}(,[0-9]{1,15}){0,49}")
+_TARGET = re.compile(r"-?[0-9]{1,15}")
+
+
+def _checker_error(record: dict, where: str) -> str | None:
+    checker = record.get("checker")
+    if checker is None:
+        return None
+    if not _COUNTDOWN.fullmatch(checker):
+        return (
+            f"{where}: field 'checker' is {checker[:60]!r}; expected countdown:N,N,... "
+            "(the numbers of a Countdown problem)"
+        )
+    if not _TARGET.fullmatch(record["gold"].strip()):
+        return f"{where}: field 'gold' is {record['gold'][:60]!r}; a countdown target is an integer"
+    return None
+
+
+def _where(source: str, number: int) -> str:
+    return f"line {number}" if source == "-" else f"{source} line {number}"
 
 
 def _emit(verdict: dict) -> None:
@@ -69,8 +94,8 @@ def _emit(verdict: dict) -> None:
 
 
 def _finish(checked: int, errors: int, counts: dict) -> None:
-    summary = ", ".join(f"{k} {v}" for k, v in counts.items())
-    err.print(f"checked {checked} line(s): {summary}; {errors} error(s)", highlight=False)
+    summary = ": " + ", ".join(f"{k} {v}" for k, v in counts.items()) if counts else ""
+    err.print(f"checked {checked} line(s){summary}; {errors} error(s)", highlight=False)
     if errors:
         raise typer.Exit(1)
 
@@ -88,8 +113,12 @@ def steps(source: FileArg = "-") -> None:
 
     counts = {"true": 0, "false": 0, "unverified": 0}
     checked = errors = 0
-    for number, line in _lines(source):
-        record, error = _record(number, line, {"text": True})
+    for number, record in _records(source):
+        error = (
+            record
+            if isinstance(record, str)
+            else _fields(record, _where(source, number), {"text": True})
+        )
         if error:
             errors += 1
             _emit({"line": number, "ok": None, "error": error})
@@ -134,13 +163,15 @@ def answers(
 
     fields = {"gold": True, "pred": True, "answer_format": False, "checker": False}
     rows: list[tuple[int, str | None, str | None, str | None] | tuple[int, str]] = []
-    for number, line in _lines(source):
-        record, error = _record(number, line, fields)
-        fmt = (record or {}).get("answer_format") or "plain"
-        if record is not None and fmt not in ("plain", "boxed", "gsm8k"):
+    for number, record in _records(source):
+        where = _where(source, number)
+        error = record if isinstance(record, str) else _fields(record, where, fields)
+        fmt = "plain" if error else record.get("answer_format") or "plain"
+        if not error and fmt not in ("plain", "boxed", "gsm8k"):
             error = (
-                f"line {number}: field 'answer_format' is {fmt!r}; expected plain, boxed or gsm8k"
+                f"{where}: field 'answer_format' is {fmt[:60]!r}; expected plain, boxed or gsm8k"
             )
+        error = error or _checker_error(record, where)
         if error:
             rows.append((number, error))
             continue

@@ -89,7 +89,7 @@ def query(
     fmt: Annotated[str, typer.Option("--format", help="table | csv | json")] = "table",
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Run a read-only SQL query against the warehouse.
+    """Run a read-only SQL query against the warehouse (no file or network access).
 
     Example: reasonfactory query "SELECT reject_reason, count(*) FROM traces GROUP BY 1"
     """
@@ -100,7 +100,7 @@ def query(
     if not sql.strip():
         raise UserError('query: empty SQL; e.g. reasonfactory query "SELECT count(*) FROM traces"')
     with Warehouse(warehouse, read_only=True) as wh:
-        frame = wh.sql(sql)
+        frame = wh.user_query(sql)
     if fmt == "csv":
         sys.stdout.write(frame.write_csv())
     elif fmt == "json":

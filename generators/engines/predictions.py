@@ -8,8 +8,9 @@ order. For each request the engine reads the question out of the solve prompt
 so a file goes through the same parsing, answer check, storage and metrics as a served model
 (`reasonfactory eval --predictions`). Sampling settings are ignored: the samples are drawn.
 
-`read_predictions` checks a whole file before anything runs: a line that is not JSON, a field
-that is missing or not text is a `UserError` naming the file, the line and the field.
+`read_predictions` checks a whole file before anything runs: a line over 1 MB, not UTF-8, not
+JSON (`problems.jsonl` reads every line the way `import` does), a field that is missing or
+not text is an error naming the file, the line and the field; every bad line is named.
 
 Not here: matching lines to a problem set (flows/evaluate.py checks that every problem of the
 eval has its samples and every line names a problem of it).
@@ -18,7 +19,6 @@ eval has its samples and every line names a problem of it).
 from __future__ import annotations
 
 import hashlib
-import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +30,9 @@ from reasonfactory.generators.engines.base import (
     OnSample,
     SampleFeed,
 )
+from reasonfactory.generators.problems.jsonl import MAX_LINE_BYTES, JsonLineError, read_jsonl
 from reasonfactory.generators.prompts import question_of
-from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.errors import BadLines, UserError
 from reasonfactory.warehouse.ids import normalise_question, problem_id
 
 
@@ -68,47 +69,48 @@ def _text(record: dict, key: str, where: str, required: bool) -> str | None:
 
 
 def read_predictions(path: str | Path) -> list[Prediction]:
-    """Every line of a predictions file, checked; blank lines are skipped.
+    """Every line of a predictions file, checked whole; blank lines are skipped. Every bad
+    line is reported together in one `BadLines` (the first `BadLines.MAX_REPORTED` named).
 
     >>> import tempfile, os
     >>> f = os.path.join(tempfile.mkdtemp(), "p.jsonl")
     >>> _ = open(f, "w").write('{"question": "1 + 1?", "response": "2"}\\n{"id": 3}\\n')
     >>> read_predictions(f)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
-    reasonfactory.warehouse.errors.UserError: ...p.jsonl:2: field 'problem_id' (or ...) is missing
+    reasonfactory.warehouse.errors.BadLines: ...p.jsonl:2: field 'problem_id' (or ...) is missing
+    ...p.jsonl: 1 bad line(s); nothing was stored
     """
     file_digest(path)  # a missing or unreadable file: one clear error
-    out = []
+    out, bad = [], []
     with open(path, "rb") as fh:
-        for number, raw in enumerate(fh, start=1):
-            where = f"{path}:{number}"
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise UserError(f"{where}: not UTF-8 text (byte {exc.start + 1})") from None
-            if not text.strip():
+        for number, record in read_jsonl(fh, lambda n: f"{path}:{n}", MAX_LINE_BYTES):
+            if isinstance(record, JsonLineError):
+                bad.append(str(record))
                 continue
             try:
-                record = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise UserError(f"{where}: not JSON ({exc.msg}, column {exc.colno})") from None
-            if not isinstance(record, dict):
-                raise UserError(f"{where}: expected a JSON object, got {type(record).__name__}")
-            pid = _text(record, "problem_id", where, required=False)
-            question = _text(record, "question", where, required=False)
-            if not pid and not question:
-                raise UserError(f"{where}: field 'problem_id' (or 'question') is missing")
-            response = _text(record, "response", where, required=True)
-            reasoning = _text(record, "reasoning", where, required=False)
-            n_tokens = record.get("n_tokens", 0)
-            if n_tokens is None:
-                n_tokens = 0
-            if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
-                raise UserError(f"{where}: field 'n_tokens' must be a count, not {n_tokens!r}")
-            out.append(Prediction(number, pid, question, response, reasoning, n_tokens))
+                out.append(_prediction(record, number, f"{path}:{number}"))
+            except UserError as exc:
+                bad.append(str(exc))
+    if bad:
+        raise BadLines(bad, f"{path}: {len(bad)} bad line(s); nothing was stored")
     if not out:
         raise UserError(f"{path}: no predictions in it")
     return out
+
+
+def _prediction(record: dict, number: int, where: str) -> Prediction:
+    pid = _text(record, "problem_id", where, required=False)
+    question = _text(record, "question", where, required=False)
+    if not pid and not question:
+        raise UserError(f"{where}: field 'problem_id' (or 'question') is missing")
+    response = _text(record, "response", where, required=True)
+    reasoning = _text(record, "reasoning", where, required=False)
+    n_tokens = record.get("n_tokens", 0)
+    if n_tokens is None:
+        n_tokens = 0
+    if isinstance(n_tokens, bool) or not isinstance(n_tokens, int) or n_tokens < 0:
+        raise UserError(f"{where}: field 'n_tokens' must be a count, not {str(n_tokens)[:40]!r}")
+    return Prediction(number, pid, question, response, reasoning, n_tokens)
 
 
 class PredictionsEngine:

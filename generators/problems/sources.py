@@ -3,9 +3,10 @@
 A file source maps its own field names onto ours (`fields={"question": "problem",
 "answer": "solution"}`) and says how its gold answer is written (`answer_format`):
 `plain` (the value itself), `boxed` (the last `\\boxed{}` of a worked solution) or `gsm8k`
-(the number after `####`). Bad input is an error naming the file, the line (or row) and the
-field; a file is read and checked whole before anything is returned, so a bad line 3 means
-nothing from that file is stored.
+(the number after `####`); a `plain` gold holding GSM8K's `#### ` final-answer line is an
+error (else the whole worked solution would be the gold). Bad input is an error naming the
+file, the line (or row) and the field; a file is read and checked whole before anything is
+returned, so a bad line 3 means nothing from that file is stored.
 
 Not here: writing to the warehouse (the caller ingests the returned frame).
 """
@@ -24,6 +25,7 @@ from typing import Literal
 import polars as pl
 from reasonfactory.generators.problems.countdown import countdown_checker
 from reasonfactory.generators.problems.families import FAMILIES, make_problems
+from reasonfactory.generators.problems.jsonl import JsonLineError, read_jsonl
 from reasonfactory.generators.verify.answers import extract_boxed, extract_gsm8k
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import problem_id
@@ -192,16 +194,15 @@ def locate_source(source: str) -> tuple[Path, str]:
 def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str, dict]]:
     """`(where, record)` per row; `where` names the file and line (or row) for error messages.
 
-    JSONL is UTF-8 (a leading BOM is fine); a line that is not UTF-8, not JSON (NaN and
-    Infinity included), nested too deeply, or holds a lone surrogate is an error naming it.
+    JSONL lines are read by `problems.jsonl` (UTF-8, a BOM is fine; a line that is not JSON,
+    NaN/Infinity, nested too deeply or with a lone surrogate is an error naming it).
     """
     if kind == "jsonl":
         with path.open("rb") as fh:
-            for lineno, raw in enumerate(fh, start=1):
-                where = f"{path} line {lineno}"
-                record = _json_line(raw.removeprefix(BOM) if lineno == 1 else raw, where)
-                if record is not None:
-                    yield where, record
+            for lineno, record in read_jsonl(fh, lambda n: f"{path} line {n}"):
+                if isinstance(record, JsonLineError):
+                    raise ProblemSourceError(str(record)) from None
+                yield f"{path} line {lineno}", record
     elif kind == "parquet":
         try:
             frame = pl.read_parquet(path)
@@ -228,46 +229,6 @@ def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str
             yield f"{path} row {i}", record
 
 
-BOM = b"\xef\xbb\xbf"
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-
-
-def _json_line(raw: bytes, where: str) -> dict | None:
-    """One JSONL line as a record (None for a blank line); a bad line is a named error."""
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ProblemSourceError(
-            f"{where}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})"
-        ) from None
-    if not line.strip():
-        return None
-    try:
-        record = json.loads(line, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise ProblemSourceError(
-            f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
-        ) from None
-    except ValueError as exc:  # NaN / Infinity
-        raise ProblemSourceError(f"{where}: not valid JSON ({exc})") from None
-    except RecursionError:
-        raise ProblemSourceError(f"{where}: nested too deeply") from None
-    if not isinstance(record, dict):
-        raise ProblemSourceError(f"{where}: expected a JSON object")
-    if _SURROGATE_ESCAPE.search(raw):  # only `\\udXXX` escapes can make a lone surrogate
-        try:
-            json.dumps(record, ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ProblemSourceError(
-                f"{where}: a lone surrogate escape (\\ud800-\\udfff without its pair) is not text"
-            ) from None
-    return record
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a JSON value")
-
-
 def _show(gold: str | None) -> str:
     return "no gold" if gold is None else repr(gold[:40])
 
@@ -291,6 +252,12 @@ def _problem_row(
             f"{where}: field {afield!r} (gold answer) is {_kind(raw)}; expected text or a number"
         )
     if raw is not None and str(raw).strip():
+        if answer_format == "plain" and _GSM8K_FINAL.search(str(raw)):
+            raise ProblemSourceError(
+                f"{where}: field {afield!r} is a GSM8K worked solution (a '#### ' final-answer "
+                "line), not a plain gold; pass --answer-format gsm8k (a recipe: problems: "
+                "{answer_format: gsm8k}) to store the number after ####"
+            )
         gold = read_gold(str(raw), answer_format)
         if gold is None:
             raise ProblemSourceError(
@@ -307,6 +274,10 @@ def _problem_row(
         "gold": gold,
         "meta": json.dumps(meta, default=str, ensure_ascii=False),
     }
+
+
+# GSM8K writes its final answer on a last line `#### 18`: a plain gold never holds one.
+_GSM8K_FINAL = re.compile(r"(?m)^####[ \t]+\S")
 
 
 def _kind(value) -> str:
