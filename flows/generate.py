@@ -211,8 +211,7 @@ def _rejudge(wh: Warehouse, rec: Recipe, previous: str | None, log) -> dict | No
     refiltered["why"] = "filters changed" if stale is None else "gold answers changed"
     if rec.kind == "eval":  # its metrics follow its re-judged answers
         refiltered["rescored"] = rescore_run(wh, rec.run_id)
-    log.info("run %s: re-filtered %d stored traces (%s)", rec.run_id, refiltered["traces"],
-             refiltered["why"])  # fmt: skip
+    log.info("run %s: re-filtered %d stored traces", rec.run_id, refiltered["traces"])
     return refiltered
 
 

@@ -7,6 +7,7 @@ import json
 import time
 
 import polars as pl
+import pytest
 from conftest import write_jsonl
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import parse_recipe
@@ -152,3 +153,29 @@ def test_a_deployment_stores_no_weights_stamp_so_each_run_stamps_afresh(tmp_path
     (model / "model.safetensors").write_bytes(b"\1" * 64)  # trained again in place
     after = parse_recipe(deployed["recipe"])
     assert after.engine.weights != before.engine.weights and after.run_id != before.run_id
+
+
+@pytest.mark.parametrize(
+    "generate, source",
+    [
+        ({"method": "self_output", "samples": 3}, "builtin:arithmetic"),
+        ({"method": "distill", "samples": 2}, "builtin:arithmetic"),
+        ({"method": "tree", "rollouts": 4, "width": 2}, "builtin:arithmetic"),
+        ({"method": "journey", "samples": 2}, "builtin:linear"),
+        ({"method": "sos"}, "builtin:countdown"),
+    ],
+)
+def test_a_rerun_of_any_method_finds_nothing_stale(generate, source, prefect_api, tmp_path):
+    """Stale traces are read from what each was judged against (`meta.gold`): every method
+    records it so that an unchanged re-run re-judges nothing."""
+    path = str(tmp_path / "wh.duckdb")
+    recipe = {
+        "name": "stale",
+        "problems": {"source": source, "limit": 6},
+        "engine": {"kind": "sim", "error_rate": 0.3},
+        "generate": generate,
+    }
+    first = run_recipe(parse_recipe(recipe), path)
+    again = run_recipe(parse_recipe(recipe), path)
+    assert first["generated"] > 0 and "refiltered" not in first
+    assert again["problems_generated"] == 0 and "refiltered" not in again
