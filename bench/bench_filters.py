@@ -1,247 +1,253 @@
-"""Filter throughput on 100,000 realistic traces (~2,000 characters each).
+"""Filter cost through the path the CLI runs: `reasonfactory refilter --run RUN --recipe F.yaml`.
 
-The traces are synthetic but shaped like model output: English step-by-step prose with
-inline LaTeX, 8 samples per problem, a mix of correct and wrong final answers (integers,
-fractions, roots), some code-switched (a Chinese sentence inside), some all-Chinese, some
-cut off mid-thought (`finish_reason=length`), a few duplicated samples.
+Input: GSM8K test problems and their human solutions (`shared/data/gsm8k_test.jsonl` beside
+the checkout, 1,319 problems; without it, the repository's 20-problem sample
+`data/gsm8k_test.jsonl`, too small for a timing: the output says so). Real text, 8 samples
+per problem, as a file of a model's outputs (`engine: {kind: predictions}`), each written
+`<think>\n` + the solution's lines (calculator notes removed), one paragraph each +
+`\n</think>\n\nThe answer is \boxed{N}.`:
 
-Prints traces/s for each filter on its own, for the whole pipeline, and the answer check on
-one sample taken apart, each part against the one before on the same pairs: math-verify on
-every pair (the baseline), on the distinct pairs only (what dedup buys), `check_answer` in
-one process on the distinct pairs (what the exact-number fast paths and the parsed-gold
-cache buy), and the process pool (what the workers buy, with their per-check time limits).
-Run from the repository root:
+  0 the solution                  1 an exact copy of 0 (dedup)
+  2 the solution as GSM8K writes it, with its `<<48/2=24>>` calculator notes
+  3 one step's written result changed (+1): a false step, the right answer
+  4 the final answer changed (+1)   5-6 other problems' solutions (wrong, real text)
+  7 the solution cut at 70% (no </think>: format)
 
-    python bench/bench_filters.py [--traces 100000] [--loop-sample 5000]
+so half of a problem's samples give the gold answer (vote's majority, min_share 0.5).
+
+The traces go into a fresh warehouse with `run_recipe` (what `reasonfactory run` does with a
+predictions engine; filters: [format]). Then the `refilter` flow (`filters_from_file` +
+`run_refilter`, what the CLI calls) applies growing filter sets to the same stored run:
+none (the flow's own cost: read, rebuild the working columns, write every trace back), then
+format, answer, vote, length, language, dedup, decontam (against MATH-500) and steps, each
+set the one before plus one filter. A filter's cost is its set's CPU time less the previous
+set's: what adding it costs (each filter here judges every trace, rejected or not; dedup
+picks the copy to keep among those still standing). CPU time (this process and the answer
+check's pool workers) is steadier than wall time when other work shares the cores; a
+difference of a few tenths of a second is still noise (it can come out negative). Every set
+runs `--repeats` times, interleaved (forward, then backward: a run right after a heavy one
+is slower), after one untimed warm-up (lingua's models, the benchmark index); the least
+time of each set counts, the slowest wall time is shown beside it. Wall times are the
+flow's own `seconds` (Prefect's API already up). This prints numbers; it is not a test.
+
+    python bench/bench_filters.py [--data PATH] [--samples 8] [--repeats 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import random
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
-import polars as pl  # noqa: E402
-from reasonfactory.filters.pipeline import FILTERS, apply_filters, filter_options, parse_filter_spec  # noqa: E402
-from reasonfactory.generators.prompts import parse_completion  # noqa: E402
+from common import ROOT, isolate_prefect
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+isolate_prefect()
 
-NAMES = ["Ava", "Ben", "Chen", "Dara", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun", "Kai", "Lea"]
-THINGS = ["apples", "marbles", "tickets", "pages", "coins", "stamps", "bricks", "shells"]
-OPENERS = [
-    "Let me start by restating what we know.",
-    "First, I need to understand what the question asks.",
-    "We are looking for a single number at the end.",
-    "Okay, so the problem gives us a few quantities to combine.",
-]
-STEPS = [
-    "{name} has {a} {thing}, and each box holds {b} of them, so the boxes hold $"
-    "{a} \\times {b} = {ab}$ {thing} in total.",
-    "Next, {name} gives away {c} {thing}, which leaves $ {ab} - {c} = {abc} $ {thing}.",
-    "To double-check, I add the given-away ones back: ${abc} + {c} = {ab}$, which matches.",
-    "The ratio of what is left to what we started with is $\\frac{{{abc}}}{{{ab}}}$.",
-    "Hmm, wait. Let me re-read the question to make sure I am using the right quantity.",
-    "If we split the remaining {thing} evenly among {d} friends, each gets "
-    "$\\frac{{{abc}}}{{{d}}}$.",
-    "Since {abc} is {parity}, the split {works} come out even.",
-    "Now I compare this with the rough estimate of about {est} {thing} from before.",
-]
-CHINESE = "然后我们把剩下的数量再检查一遍，确认每一步的计算都没有错误，最后得到答案。"
-ALL_CHINESE = (
-    "我们先计算每个盒子里的数量，然后把所有盒子加起来，再减去送出去的部分。"
-    "接着检查结果是否合理，并把答案写在最后。"
+import yaml  # noqa: E402
+from bench_verifiers import RESULT, perturb, strip_notes  # noqa: E402
+from reasonfactory.flows.generate import run_recipe  # noqa: E402
+from reasonfactory.flows.recipe import parse_recipe  # noqa: E402
+from reasonfactory.flows.refilter import filters_from_file, run_refilter  # noqa: E402
+
+# The team's data sets lie in a `shared/data` folder beside the checkout (/work/shared/data
+# for /work/main and for worktrees a level deeper); a user's clone has none.
+SHARED = next(
+    (p / "shared" / "data" for p in ROOT.parents if (p / "shared" / "data").is_dir()),
+    ROOT.parent / "shared" / "data",
 )
+SAMPLE = ROOT / "data"
 
 
-def make_answer(rng: random.Random) -> str:
-    kind = rng.random()
-    if kind < 0.6:
-        return str(rng.randint(-50, 5000))
-    if kind < 0.85:
-        return f"\\frac{{{rng.randint(1, 99)}}}{{{rng.randint(2, 99)}}}"
-    return f"{rng.randint(2, 9)}\\sqrt{{{rng.choice([2, 3, 5, 6, 7])}}}"
-
-
-def make_thought(rng: random.Random, target_chars: int) -> str:
-    parts = [rng.choice(OPENERS)]
-    while sum(len(p) for p in parts) < target_chars:
-        a, b, c, d = rng.randint(3, 90), rng.randint(2, 12), rng.randint(1, 20), rng.randint(2, 9)
-        ab = a * b
-        parts.append(
-            rng.choice(STEPS).format(
-                name=rng.choice(NAMES),
-                thing=rng.choice(THINGS),
-                a=a,
-                b=b,
-                c=c,
-                d=d,
-                ab=ab,
-                abc=ab - c,
-                est=round(ab, -1),
-                parity="even" if (ab - c) % 2 == 0 else "odd",
-                works="can" if (ab - c) % d == 0 else "cannot",
-            )
-        )
-    return "\n\n".join(parts)
-
-
-def make_traces(n: int, samples: int = 8, seed: int = 0) -> pl.DataFrame:
-    """n traces, `samples` per problem: ~65% correct, 5% code-switched, 2% Chinese, 5%
-    truncated, 2% exact copies of another sample."""
-    rng = random.Random(seed)
-    rows = []
-    for p in range(-(-n // samples)):
-        gold = make_answer(rng)
-        question = (
-            f"{rng.choice(NAMES)} packs {rng.choice(THINGS)} into boxes for problem {p}. "
-            "How many are left after the gifts?"
-        )
-        prev = None
-        for s in range(samples):
-            if len(rows) == n:
-                break
-            roll = rng.random()
-            if prev is not None and roll < 0.02:
-                text, finish = prev
-            else:
-                answer = gold if rng.random() < 0.65 else make_answer(rng)
-                if answer == gold and rng.random() < 0.2 and gold.lstrip("-").isdigit():
-                    answer = f"{gold}.0"  # same value, written differently
-                thought = make_thought(rng, 1900)
-                if roll < 0.07:
-                    cut = thought.index("\n\n", len(thought) // 2)
-                    thought = thought[:cut] + "\n\n" + CHINESE + thought[cut:]
-                elif roll < 0.09:
-                    thought = ALL_CHINESE * 12
-                text = f"<think>\n{thought}\n</think>\n\nSo the answer is $\\boxed{{{answer}}}$."
-                finish = "stop"
-                if 0.09 <= roll < 0.14:
-                    text, finish = text[: int(len(text) * 0.7)], "length"
-            prev = (text, finish)
-            c = parse_completion(text)
-            rows.append(
-                {
-                    "trace_id": f"t_{p:06d}_{s}",
-                    "problem_id": f"p_{p:06d}",
-                    "thought": c.thought,
-                    "response": c.response,
-                    "predicted": c.predicted,
-                    "correct": None,
-                    "meta": json.dumps({"sample_index": s}),
-                    "gold": gold,
-                    "gold_source": "problem",
-                    "finish_reason": finish,
-                    "think_closed": c.think_closed,
-                    "question": question,
-                }
-            )
-    return pl.DataFrame(rows, schema_overrides={"correct": pl.Boolean})
-
-
-def benchmark_file(tmp: Path) -> str:
-    path = SHARED / "math500.jsonl"
-    if path.exists():
-        return str(path)
-    fallback = tmp / "bench.jsonl"  # a user's clone has no ../shared: a stand-in benchmark
-    fallback.write_text(
-        "\n".join(
-            json.dumps({"problem": f"Compute the sum of {i} and {i + 1}."}) for i in range(500)
-        )
+def default_data() -> tuple[Path, Path, str]:
+    """(GSM8K file, MATH-500 file, a note): the shared sets, else the repository's samples."""
+    if (SHARED / "gsm8k_test.jsonl").exists():
+        return SHARED / "gsm8k_test.jsonl", SHARED / "math500.jsonl", ""
+    return (
+        SAMPLE / "gsm8k_test.jsonl",
+        SAMPLE / "math500.jsonl",
+        f"{SHARED} is absent: using the repository's small samples (too few traces for a "
+        "timing that means anything; run where the full GSM8K test set is)",
     )
-    return str(fallback)
 
 
-def timed(label: str, n: int, fn) -> float:
-    t0 = time.perf_counter()
-    fn()
-    dt = time.perf_counter() - t0
-    print(f"  {label:<34} {n:>8,d} traces {dt:8.2f} s {n / dt:>10,.0f} traces/s", flush=True)
-    return dt
+def answer_line(answer: str) -> str:
+    return f"\n</think>\n\nThe answer is \\boxed{{{answer}}}."
 
 
-def plain_loop(pairs) -> list[bool]:
-    """The baseline: math-verify called directly, one pair after another, in this process."""
-    from math_verify import parse, verify
-
-    return [verify(parse(f"\\boxed{{{g}}}"), parse(f"\\boxed{{{p}}}")) for g, p in pairs]
+def think(lines: list[str]) -> str:
+    return "<think>\n" + "\n\n".join(strip_notes(line) for line in lines)
 
 
-def fast_loop(pairs) -> list:
-    """`check_answer` in this process: exact-number fast paths, golds parsed once."""
-    from reasonfactory.generators.verify.answer import check_answer
+def make_predictions(records: list[dict], samples: int, seed: int = 0) -> tuple[list[dict], dict]:
+    """Predictions lines (question, response), `samples` per problem in the mix the module
+    docstring lists (sample k >= 8 repeats kind k % 8); and how many of each kind."""
+    rng = random.Random(seed)
+    solved = []
+    for r in records:
+        lines = [x for x in r["answer"].split("\n") if x.strip() and not x.startswith("####")]
+        solved.append((r["question"], lines, r["answer"].split("####")[-1].strip()))
+    out, kinds = [], {}
+    for i, (question, lines, gold) in enumerate(solved):
+        for k in range(samples):
+            kind = k % 8
+            if kind in (0, 1):
+                text, name = think(lines) + answer_line(gold), "solution" if kind == 0 else "copy"
+            elif kind == 2:  # GSM8K as written, calculator notes and all
+                name = "solution with notes"
+                text = "<think>\n" + "\n\n".join(lines) + answer_line(gold)
+            elif kind == 3:
+                name, text = "false step", think(lines) + answer_line(gold)
+                steps = [(j, m) for j, line in enumerate(lines) for m in RESULT.finditer(line)]
+                if steps:
+                    j, m = rng.choice(steps)
+                    new = perturb(m.group(1), "plus_one", rng)
+                    changed = lines[:j] + [lines[j][: m.start(1)] + new + lines[j][m.end(1) :]]
+                    text = think(changed + lines[j + 1 :]) + answer_line(gold)
+            elif kind == 4:
+                wrong = perturb(gold, "plus_one", rng) if gold else None
+                name, text = "wrong answer", think(lines) + answer_line(wrong or gold + "1")
+            elif kind < 7:
+                _, other, answer = solved[(i + rng.randrange(1, len(solved))) % len(solved)]
+                name, text = "other problem's solution", think(other) + answer_line(answer)
+            else:
+                full = think(lines) + answer_line(gold)
+                name, text = "cut at 70%", full[: int(len(full) * 0.7)]
+            kinds[name] = kinds.get(name, 0) + 1
+            out.append({"question": question, "response": text})
+    return out, kinds
 
-    golds: dict = {}
-    return [check_answer(g, p, golds=golds) for g, p in pairs]
+
+FILTER_SETS = [
+    ("format", "format"),
+    ("answer", "answer"),
+    ("vote", {"vote": {"min_share": 0.5, "agree": True}}),
+    ("length", {"length": {"max_tokens": 4096}}),
+    ("language", {"language": {"lang": "en"}}),
+    ("dedup", "dedup"),
+    ("decontam", None),  # filled in with the benchmark file
+    ("steps", {"steps": {"min_claims": 1}}),
+]
+
+
+def write_filter_files(folder: Path, math500: Path) -> list[tuple[str, Path]]:
+    """`none.yaml`, then one file per added filter (`+format.yaml` ... `+steps.yaml`)."""
+    items, out = [], []
+    for label, item in [("none", None), *FILTER_SETS]:
+        if label == "decontam":
+            item = {"decontam": {"benchmarks": [str(math500)]}}
+        if item is not None:
+            items.append(item)
+        path = folder / f"{label if label == 'none' else '+' + label}.yaml"
+        path.write_text(yaml.safe_dump({"filters": list(items)}, sort_keys=False))
+        out.append((label, path))
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--traces", type=int, default=100_000)
-    parser.add_argument("--loop-sample", type=int, default=5_000)
+    parser.add_argument("--data", type=Path, help="GSM8K JSONL (question, answer)")
+    parser.add_argument("--math500", type=Path, help="benchmark for decontam")
+    parser.add_argument("--samples", type=int, default=8, help="samples per problem")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    logging.getLogger("math_verify").setLevel(logging.ERROR)
-    tmp = Path(tempfile.mkdtemp(prefix="rf-bench-"))
+    data, math500, note = default_data()
+    data, math500 = args.data or data, args.math500 or math500
+    if note and not args.data:
+        print("note: " + note)
+    tmp = Path(tempfile.mkdtemp(prefix="rf-bench-filters-"))
+    try:
+        _bench(args, data, math500, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _bench(args, data: Path, math500: Path, tmp: Path) -> None:
+    records = [json.loads(x) for x in data.read_text(encoding="utf-8").splitlines() if x.strip()]
+    preds, kinds = make_predictions(records, args.samples)
+    (tmp / "preds.jsonl").write_text("".join(json.dumps(p) + "\n" for p in preds))
+    chars = sum(len(p["response"]) for p in preds) / len(preds)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
-        f"machine: {os.cpu_count()} cores, load average {load} (other work on the machine "
-        f"slows every number below); building {args.traces:,d} traces ...",
-        flush=True,
+        f"input: {data} ({len(records):,d} problems), {args.samples} samples each = "
+        f"{len(preds):,d} traces of real text, mean {chars:,.0f} characters; "
+        + ", ".join(f"{name} {n:,d}" for name, n in kinds.items())
     )
+    print(f"machine: {os.cpu_count()} cores, load average {load} (other work slows every figure)")
+    recipe = {
+        "name": "bench-filters",
+        "problems": {"source": str(data), "answer_format": "gsm8k"},
+        "engine": {"kind": "predictions", "model": "gsm8k-human", "path": str(tmp / "preds.jsonl")},
+        "generate": {"method": "self_output", "samples": args.samples},
+        "filters": ["format"],
+    }
+    warehouse = str(tmp / "bench.duckdb")
     t0 = time.perf_counter()
-    traces = make_traces(args.traces)
-    chars = traces.select(
-        (pl.col("thought").str.len_chars() + pl.col("response").str.len_chars()).mean()
-    ).item()
-    print(f"built in {time.perf_counter() - t0:.1f} s; mean {chars:,.0f} characters a trace")
-    bench = benchmark_file(tmp)
-    recipe = [
-        "format",
-        "answer",
-        {"vote": {"min_share": 0.0, "agree": False}},
-        {"length": {"max_tokens": 4096}},
-        {"language": {"lang": "en"}},
-        "dedup",
-        {"decontam": {"benchmarks": [bench]}},
-    ]
-    specs = [parse_filter_spec(item) for item in recipe]
-    frame = traces.with_columns(standing=pl.lit(True))
-    n = traces.height
-    print("\neach filter on its own (first call includes loading lingua / the benchmark index):")
-    for spec in specs:
-        timed(spec.name, n, lambda s=spec: FILTERS[s.name].fn(frame, filter_options(s)))
-    print("\nwhole pipeline (apply_filters: every filter, verdicts and meta for every trace):")
-    out = {}
-    whole = timed("pipeline", n, lambda: out.update(r=apply_filters(traces, specs)))
-    result = out["r"]
-    kept = int((result["status"] == "kept").sum())
-    reasons = result["reject_reason"].value_counts(sort=True).drop_nulls()
-    print(f"  kept {kept:,d}; rejected: " + ", ".join(f"{r} {c:,d}" for r, c in reasons.rows()))
-    print(f"  target >= 1,000 traces/s: {'met' if n / whole >= 1000 else 'NOT met'}")
-    print("  load average now: " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
-
-    from reasonfactory.generators.verify.answer_pool import check_answers
-
-    k = min(args.loop_sample, n)
-    sample = traces.sample(k, seed=1)
-    pairs = list(zip(sample["gold"], sample["predicted"].fill_null(""), strict=True))
-    unique = list(dict.fromkeys((g, p) for g, p in pairs if p.strip()))
-    print(f"\nanswer check, the same {k:,d} random traces ({len(unique):,d} distinct pairs):")
-    loop_t = timed("math-verify, every pair", k, lambda: plain_loop(pairs))
-    dedup_t = timed("math-verify, distinct pairs", k, lambda: plain_loop(unique))
-    fast_t = timed("check_answer, distinct, 1 process", k, lambda: fast_loop(unique))
-    pool_t = timed("check_answers: process pool", k, lambda: check_answers(pairs))
-    print(f"  dedup:      {loop_t / dedup_t:6.2f}x  (every pair -> distinct pairs)")
-    print(f"  fast paths: {dedup_t / fast_t:6.2f}x  (math-verify -> exact numbers, cached golds)")
+    s = run_recipe(parse_recipe(recipe), warehouse)
     print(
-        f"  pool:       {fast_t / pool_t:6.2f}x  (one process -> {os.cpu_count()} cores' workers)"
+        f"stored with run_recipe (engine: predictions): run {s['run_id']}, {s['generated']:,d} "
+        f"traces in {time.perf_counter() - t0:.1f} s (Prefect's API start included)"
     )
-    print(f"  together:   {loop_t / pool_t:6.2f}x  (math-verify on every pair -> check_answers)")
+    sets = write_filter_files(tmp, math500)
+    warm = run_refilter(s["run_id"], warehouse, filters_from_file(str(sets[-1][1])))
+    print(f"warm-up: every filter once, {warm['seconds']:.2f} s (untimed)")
+    wall: dict[str, list[float]] = {label: [] for label, _ in sets}
+    cpu: dict[str, list[float]] = {label: [] for label, _ in sets}
+    summaries: dict[str, dict] = {}
+    for r in range(args.repeats):  # forward, then backward: no set always follows the same one
+        for label, path in sets if r % 2 == 0 else sets[::-1]:
+            before = cpu_seconds()
+            summaries[label] = run_refilter(s["run_id"], warehouse, filters_from_file(str(path)))
+            cpu[label].append(cpu_seconds() - before)
+            wall[label].append(summaries[label]["seconds"])
+    report([label for label, _ in sets], wall, cpu, summaries, args.repeats)
+
+
+def cpu_seconds() -> float:
+    """CPU seconds of this process and its finished children (the answer check's pool
+    workers): steadier than wall time when other work shares the cores."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+def report(labels: list[str], wall: dict, cpu: dict, summaries: dict, repeats: int) -> None:
+    n = summaries["none"]["traces"]
+    best = {label: min(t) for label, t in wall.items()}
+    least = {label: min(t) for label, t in cpu.items()}
+    print(
+        f"\nrefilter flow on the same {n:,d} traces, filter sets growing by one filter; fastest "
+        f"wall time of {repeats} runs (the slowest beside it) and least CPU time; what each "
+        "filter adds, in CPU seconds and as a share of the whole set's:"
+    )
+    print(
+        f"  {'set':<11} {'wall s':>7} {'slowest':>7} {'traces/s':>9} {'CPU s':>6} "
+        f"{'filter adds, CPU':>20} {'kept':>7}"
+    )
+    prev, full = None, least[labels[-1]]
+    for label in labels:
+        t, c = best[label], least[label]
+        add = "" if prev is None else f"{c - least[prev]:+6.2f} s ({(c - least[prev]) / full:4.0%})"
+        name = label if label == "none" else "+" + label
+        print(
+            f"  {name:<11} {t:7.2f} {max(wall[label]):7.2f} {n / t:9,.0f} {c:6.2f} {add:>20} "
+            f"{summaries[label]['kept']:7,d}"
+        )
+        prev = label
+    for what, key in (
+        ("every filter, steps too", "steps"),
+        ("every filter but steps", "decontam"),
+        ("no filter (read, write)", "none"),
+    ):
+        print(
+            f"{what:<24} {n / best[key]:7,.0f} traces/s ({best[key]:5.2f} s wall, "
+            f"{least[key]:5.2f} s CPU)"
+        )
+    rejected = summaries["steps"]["rejected"]
+    print("rejected with every filter: " + ", ".join(f"{r} {c:,d}" for r, c in rejected.items()))
 
 
 if __name__ == "__main__":

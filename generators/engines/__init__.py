@@ -33,8 +33,9 @@ class SimEngineConfig(PricedEngine):
     typo_rate: float = Field(0.0, ge=0, lt=1)
     wordings: int = Field(1, ge=1, le=5)
     language: Literal["en", "zh"] = "en"  # the language the sim writes its steps in
-    # Seconds every `generate` call sleeps, standing in for a model's time per batch (for
-    # benchmarks of runners: bench/bench_ray.py). It changes no text, so no identity.
+    # Seconds every `generate` call sleeps, standing in for a model's time per batch: a sleep
+    # does no work, so it measures a runner's overhead, not scaling (bench/bench_ray.py
+    # --engine sim-sleep). It changes no text, so no identity.
     delay_s: float = Field(0.0, ge=0, le=60)
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(
         {"delay_s"}
