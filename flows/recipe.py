@@ -118,9 +118,6 @@ class RunnerConfig(StrictModel):
 
 class Recipe(StrictModel):
     name: str = Field(min_length=1)
-    # data: traces for training (the default). eval: benchmark answers, scored by `eval`,
-    # stored with status 'eval' and never exported; an eval is never the same run as a data run.
-    kind: Literal["data", "eval"] = "data"
     problems: ProblemsConfig
     engine: EngineConfig = SimEngineConfig()
     generate: GenerateConfig = SelfOutputConfig()
@@ -128,6 +125,9 @@ class Recipe(StrictModel):
         default_factory=lambda: [FilterSpec("format"), FilterSpec("answer")]
     )
     runner: RunnerConfig = RunnerConfig()
+    # data: traces for training (the default). eval: benchmark answers, scored by `eval`,
+    # stored with status 'eval' and never exported; an eval is never the same run as a data run.
+    kind: Literal["data", "eval"] = "data"
 
     @field_validator("generate", "engine", mode="before")
     @classmethod
