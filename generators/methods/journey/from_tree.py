@@ -8,8 +8,8 @@ nodes with `correct = false` and `meta.check = {claim, expected, ok: false, ...}
    counts as 0), then the shortest, then the first tag.
 2. Branch points: shortcut nodes one of whose other children leads to a wrong node, i.e. a
    node whose check failed with a false `claim`, or a step with a false arithmetic claim
-   in its text (re-checked with the claim reader). A branch point is only used when the shortcut goes
-   on with a step after it, so the correction sits inside the thought.
+   in its text (re-checked with the claim reader). A branch point is only used when the
+   shortcut goes on with a step after it, so the correction sits inside the thought.
 3. Up to `detours` branch points (chosen by the seed) each get one detour: into an
    off-shortcut child, then one random child per level (among those that lead to a wrong
    node) down to the first wrong node.

@@ -25,10 +25,10 @@ faulty step and goes back to it; the wrong step and the steps it ran into are th
 `error` span.
 
 the claim reader confirms, exactly, that the false claim (the step's left side = what it
-wrote) is false and the corrected claim is true; otherwise that perturbation is not used. The trace then reads:
-the steps before, the wrong step (cut after the sentence of the false claim), one
-paragraph of feedback that names what is wrong plus a line going back, the original step,
-and the rest of the trace unchanged, so it still reaches the same answer.
+wrote) is false and the corrected claim is true; otherwise that perturbation is not used.
+The trace then reads: the steps before, the wrong step (cut after the sentence of the false
+claim), one paragraph of feedback that names what is wrong plus a line going back, the
+original step, and the rest of the trace unchanged, so it still reaches the same answer.
 
 Not here: the phrases (`generators.methods.journey.phrases`), the journey method itself
 (`reasonfactory.generators.methods.journey`).
