@@ -52,6 +52,28 @@ RECIPES = [
 ]
 
 
+def _open_offline(browser, out: Path):
+    """The report in a new page that may fetch nothing but the file itself: returns the page,
+    the errors it logged (console errors, uncaught exceptions, dialogs) and what it tried to
+    fetch (each refused)."""
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("dialog", lambda d: (errors.append(f"dialog {d.message}"), d.dismiss()))
+    fetched: list[str] = []
+
+    def offline(route):
+        if route.request.url == out.as_uri():
+            return route.continue_()
+        fetched.append(route.request.url)
+        return route.abort()
+
+    page.route("**/*", offline)
+    page.goto(out.as_uri())
+    return page, errors, fetched
+
+
 def _browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
     if not os.path.exists(CHROMIUM):
@@ -105,20 +127,7 @@ def test_report_renders_in_headless_chromium(every_method, cli, tmp_path):
 
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        fetched: list[str] = []  # anything but the file itself is refused and recorded
-
-        def offline(route):
-            if route.request.url == out.as_uri():
-                return route.continue_()
-            fetched.append(route.request.url)
-            return route.abort()
-
-        page.route("**/*", offline)
-        page.goto(out.as_uri())
+        page, errors, fetched = _open_offline(browser, out)
         page.wait_for_function("window.reportReady === true")
         page.wait_for_function(f"Object.keys(window.plotsDrawn).length === {len(PLOTS)}")
 
@@ -264,21 +273,8 @@ def test_hostile_text_in_traces_is_shown_as_text_and_never_runs(hostile_warehous
     assert proc.returncode == 0, proc.stderr
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("dialog", lambda d: (errors.append(f"dialog {d.message}"), d.dismiss()))
-        fetched: list[str] = []  # an <img src=x> that became HTML would be fetched
-
-        def offline(route):
-            if route.request.url == out.as_uri():
-                return route.continue_()
-            fetched.append(route.request.url)
-            return route.abort()
-
-        page.route("**/*", offline)
-        page.goto(out.as_uri())
+        # an <img src=x> that became HTML would be fetched; an alert() would open a dialog
+        page, errors, fetched = _open_offline(browser, out)
         page.wait_for_function("window.reportReady === true", timeout=20_000)
         page.wait_for_function(
             f"Object.keys(window.plotsDrawn).length === {len(PLOTS)}", timeout=20_000
