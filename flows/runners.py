@@ -132,9 +132,7 @@ class LocalRunner:
         # count of shards ahead leaves slots idle while a few shards sit on their stragglers
         # (measured: 0.77-0.89x of a plain asyncio client with 3 shards ahead,
         # bench/bench_streaming.py).
-        backlog = getattr(getattr(self.engine, "engine", None), "backlog", None)
-        concurrency = getattr(self.recipe.engine, "concurrency", None)
-        return backlog is not None and bool(concurrency) and backlog() < concurrency
+        return self.engine is not None and self.engine.wants_more()
 
     def lookahead(self) -> int:
         return 1  # the engine works while the last shard is filtered and stored

@@ -96,6 +96,28 @@ class Engine(Protocol):
         self, requests: list[GenRequest], on_sample: OnSample | None = None
     ) -> list[list[Completion]]: ...
 
+    def wants_more(self) -> bool:
+        """Whether the engine's slots are about to idle: an engine that keeps a bounded number
+        of requests in flight across calls (`openai`) has fewer waiting for a slot than it
+        has slots. A run then starts its next shard early. False for one that takes each
+        batch whole."""
+        ...
+
+    def cancel(self) -> None:
+        """Stop the requests in flight now, from any thread (Ctrl-C)."""
+        ...
+
+
+class WholeBatches:
+    """For engines that take each `generate` batch whole (sim, vllm, a predictions file):
+    nothing waits for a slot between calls, and nothing in flight can be cut short."""
+
+    def wants_more(self) -> bool:
+        return False
+
+    def cancel(self) -> None:
+        return None
+
 
 class SampleFeed:
     """Hands an engine's completions to its caller's `on_sample`, one call each.

@@ -28,10 +28,11 @@ class MeteredEngine:
         self.meter = EngineMeter()
 
     def cancel(self) -> None:
-        """Stop the engine's requests in flight, if it can (the `openai` engine can)."""
-        stop = getattr(self.engine, "cancel", None)
-        if stop is not None:
-            stop()
+        """Stop the engine's requests in flight (the `openai` engine has some)."""
+        self.engine.cancel()
+
+    def wants_more(self) -> bool:
+        return self.engine.wants_more()
 
     def generate(
         self, requests: list[GenRequest], on_sample: OnSample | None = None

@@ -121,9 +121,13 @@ class OpenAIEngine:
 
     def backlog(self) -> int:
         """Requests asked for (by any thread) that wait for one of the `concurrency` slots:
-        while it is at least `concurrency`, a slot that frees is refilled at once. The
-        streaming flow asks for the next shard when it falls below (flows/generate.py)."""
+        while it is at least `concurrency`, a slot that frees is refilled at once."""
         return self._waiting
+
+    def wants_more(self) -> bool:
+        """Fewer requests wait than there are slots: without more work, a slot that frees
+        would idle (a run then starts its next shard, flows/runners.py)."""
+        return self._waiting < self.concurrency
 
     def _started(self, left: list[int], n: int = 1) -> None:
         """`n` requests of one call (`left` of them still waiting) got a slot, or never will."""

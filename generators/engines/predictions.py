@@ -29,6 +29,7 @@ from reasonfactory.generators.engines.base import (
     GenRequest,
     OnSample,
     SampleFeed,
+    WholeBatches,
 )
 from reasonfactory.generators.problems.jsonl import MAX_LINE_BYTES, JsonLineError, read_jsonl
 from reasonfactory.generators.prompts import question_of
@@ -113,7 +114,7 @@ def _prediction(record: dict, number: int, where: str) -> Prediction:
     return Prediction(number, pid, question, response, reasoning, n_tokens)
 
 
-class PredictionsEngine:
+class PredictionsEngine(WholeBatches):
     """Serves the samples of a predictions file; `sources` are the problem sources its
     `problem_id`s were made with (to match a prompt's question to them)."""
 

@@ -46,6 +46,7 @@ from reasonfactory.generators.engines.base import (
     GenRequest,
     OnSample,
     SampleFeed,
+    WholeBatches,
 )
 from reasonfactory.generators.engines.sim_plans import (
     ZH_ANSWER,
@@ -69,7 +70,7 @@ def count_tokens(text: str) -> int:
     return len(_TOKEN.findall(text))
 
 
-class SimEngine:
+class SimEngine(WholeBatches):
     """Seeded simulator engine.
 
     >>> from reasonfactory.generators.prompts import build_messages

@@ -32,13 +32,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from reasonfactory.generators.engines.base import Completion, GenRequest, OnSample, SampleFeed
+from reasonfactory.generators.engines.base import (
+    Completion,
+    GenRequest,
+    OnSample,
+    SampleFeed,
+    WholeBatches,
+)
 from reasonfactory.warehouse.errors import UserError
 
 THINK = "<think>"
 
 
-class VllmEngine:
+class VllmEngine(WholeBatches):
     """Offline vLLM engine.
 
     >>> eng = VllmEngine.from_config(VllmEngineConfig(model="Qwen/Qwen3-8B"))  # doctest: +SKIP
