@@ -188,7 +188,7 @@ class Recipe(StrictModel):
         data = self.model_dump(mode="json")
         data["filters"] = [f.name if not f.options else {f.name: f.options} for f in self.filters]
         if not stamps:
-            for field in getattr(self.engine, "STAMPS", ()):
+            for field in self.engine.STAMPS:
                 data["engine"].pop(field, None)
         return data
 

@@ -21,6 +21,8 @@ class PricedEngine(StrictModel):
     price_out: float | None = Field(None, ge=0, description="$ per million completion tokens")
 
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset({"price_in", "price_out"})
+    # Settings filled in from outside the recipe (none here; vllm's weights stamp).
+    STAMPS: ClassVar[tuple[str, ...]] = ()
 
 
 class SimEngineConfig(PricedEngine):
