@@ -150,7 +150,7 @@ def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
     golds = withheld_answers(cfg)
     print_loop_table(loop_table(ledger, cfg.rounds))
     filters = ", ".join(f if isinstance(f, str) else next(iter(f)) for f in cfg.filters)
-    print(f"\nper round: generated samples -> verified rows ({filters}; no gold), then checked")
+    print(f"\nper round: generated traces -> verified rows ({filters}; no gold), then checked")
     print("against the withheld answers (recomputed from the problem family; the loop never")
     print("reads them):")
     seed = ledger.get("cold:export", Exported)
@@ -162,7 +162,7 @@ def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
         kept, right = harvest_precision(warehouse, made.run_id, golds)
         harvest = [harvest[0] + kept, harvest[1] + right]
         print(
-            f"  round {k}: {made.samples} samples on {made.problems} new problems -> "
+            f"  round {k}: {made.traces} traces on {made.problems} new problems -> "
             f"{kept} verified rows, {right} right; round {k}'s model trains on "
             f"{seed.rows if seed else '-'} seed rows + {harvest[0]} self-made rows"
         )

@@ -54,7 +54,7 @@ class Generation:
 
     run_id: str
     problems: int  # problems done
-    samples: int  # traces stored, kept or rejected
+    traces: int  # traces stored, kept or rejected
     kept: int
     tokens_generated: int
     tokens_reused: int

@@ -98,7 +98,7 @@ def generation_of(warehouse: str | Path, run_id: str) -> Generation:
     """A generation run as the warehouse holds it: its `progress` rows (problems done, traces
     stored, completion tokens generated and served stored) and its kept traces."""
     with Warehouse(warehouse) as wh:
-        problems, samples, generated, reused = wh.sql(
+        problems, traces, generated, reused = wh.sql(
             "SELECT count(*), coalesce(sum(n_traces), 0), coalesce(sum(tokens_generated), 0), "
             "coalesce(sum(tokens_reused), 0) FROM progress WHERE run_id = ?",
             [run_id],
@@ -106,7 +106,7 @@ def generation_of(warehouse: str | Path, run_id: str) -> Generation:
         kept = wh.sql(
             "SELECT count(*) AS n FROM traces WHERE run_id = ? AND status = 'kept'", [run_id]
         )["n"][0]
-    return Generation(run_id, int(problems), int(samples), int(kept), int(generated), int(reused))
+    return Generation(run_id, int(problems), int(traces), int(kept), int(generated), int(reused))
 
 
 def generate(recipe: Recipe, warehouse: str | Path) -> Generation:

@@ -144,7 +144,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
             ).rows()
         )
     round1 = ledger.get("r1:generate", Generation)
-    assert arms[0]["samples"] == 60 and arms[0]["problems"] == 30  # 30 problems x 2 samples
+    assert arms[0]["traces"] == 60 and arms[0]["problems"] == 30  # 30 problems x 2 samples
     assert arms[0]["tokens_used"] == used[round1.run_id] > 0
     for arm in arms[1:3]:
         made = ledger.get(f"cmp:{arm['arm']}:generate", Generation)
@@ -159,7 +159,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
         assert chunks[0].limit == 10 and {c.generation.run_id for c in chunks} == {made.run_id}
         assert chunks[-1].generation == made and chunks[-1].limit == made.problems
     # one sample a problem costs about half: it went on past round 1's 30 problems
-    assert arms[2]["problems"] > 40 and arms[2]["samples"] == arms[2]["problems"]
+    assert arms[2]["problems"] > 40 and arms[2]["traces"] == arms[2]["problems"]
     assert 20 <= arms[1]["problems"] <= 40  # journey samples as self_output does
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         taken = wh.sql(

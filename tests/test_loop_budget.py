@@ -99,8 +99,8 @@ def test_an_arm_served_from_the_store_spends_what_it_would_have_generated(earlie
     assert fresh.tokens_reused == 0 and fresh.tokens_generated > 0
     assert served.tokens_used == fresh.tokens_used
     assert limits(served_ledger) == limits(fresh_ledger)
-    assert (served.problems, served.samples, served.kept) == (
-        fresh.problems, fresh.samples, fresh.kept
+    assert (served.problems, served.traces, served.kept) == (
+        fresh.problems, fresh.traces, fresh.kept
     )  # fmt: skip
     # it stopped at the budget, not at the end of the pool
     assert served.problems < 40 and abs(served.tokens_used - budget) <= SPEC.tolerance * budget
@@ -128,8 +128,8 @@ def test_a_chunk_killed_half_way_and_resumed_counts_the_whole_chunk(earlier, tmp
     resumed, ledger = arm(tmp_path, "killed", warehouse, source, budget)
     assert limits(ledger) == limits(whole_ledger)
     assert resumed.tokens_used == whole.tokens_used
-    assert (resumed.problems, resumed.samples, resumed.kept) == (
-        whole.problems, whole.samples, whole.kept
+    assert (resumed.problems, resumed.traces, resumed.kept) == (
+        whole.problems, whole.traces, whole.kept
     )  # fmt: skip
 
 

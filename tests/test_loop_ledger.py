@@ -21,7 +21,7 @@ from reasonfactory.flows.loop_ledger import (
 )
 from reasonfactory.warehouse.errors import UserError
 
-GEN = Generation("r_1", problems=30, samples=60, kept=12, tokens_generated=900, tokens_reused=40)
+GEN = Generation("r_1", problems=30, traces=60, kept=12, tokens_generated=900, tokens_reused=40)
 RESULTS = {
     "problems": Pools("seed.jsonl", "heldout.jsonl", ("round-1.jsonl",), "round-compare.jsonl"),
     "r1:generate": GEN,

@@ -63,7 +63,7 @@ def print_compare_table(rows: list[dict]) -> None:
         "\nround 1 made each way (same cold start, round 1's problems in order, same "
         "training steps; budget: completion tokens used, generated + served stored, against "
         "round 1's or compare_budget's):\n"
-        f"{'data':<20} {'problems':>8} {'samples':>7} {'tokens used':>11} {'generated':>9} "
+        f"{'data':<20} {'problems':>8} {'traces':>7} {'tokens used':>11} {'generated':>9} "
         f"{'reused':>7} {'budget':>6} {'verified':>8}  "
         f"{'held-out pass@1 [95% CI]':<26} {'false step':>10} {'fixed':>6} {'fixed+right':>11}",
         highlight=False,
@@ -71,7 +71,7 @@ def print_compare_table(rows: list[dict]) -> None:
     )
     for r in rows:
         out.print(
-            f"{r['arm']:<20} {_n(r['problems']):>8} {_n(r['samples']):>7} "
+            f"{r['arm']:<20} {_n(r['problems']):>8} {_n(r['traces']):>7} "
             f"{_n(r['tokens_used']):>11} {_n(r['tokens_generated']):>9} "
             f"{_n(r['tokens_reused']):>7} {_ratio(r['budget_ratio']):>6} "
             f"{_n(r['verified']):>8}  {_pct(r):<26} {_n(r['with_error']):>10} "
