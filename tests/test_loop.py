@@ -167,7 +167,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
             [arms[2]["run_id"]],
         )["n"][0]
     assert taken == arms[2]["problems"]  # the arm's chunks are one run over its problems
-    assert all(a["n"] == 30 and a["traces"] == 30 for a in arms)
+    assert all(a["n"] == 30 and a["eval_traces"] == 30 for a in arms)
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         journeys = wh.sql(
             "SELECT thought FROM traces WHERE run_id = ? AND status = 'kept'", [arms[1]["run_id"]]
