@@ -1,10 +1,11 @@
 """What a run stores, and when: completions as they arrive, finished shards in batches.
 
 Two paths into the run's one warehouse connection:
-- `CompletionJournal`: every completion an engine returns is stored within `every` seconds
-  of its arrival (its own small transaction, from a background thread), before the shard it
-  belongs to is finished. A paid teacher reply is never lost to a kill: a re-run serves it
-  from the `completions` table (generators/engines/cached.py) instead of asking again.
+- `CompletionJournal`: every completion an engine returns is stored within
+  `runner.journal_seconds` (5) of its arrival (its own small transaction, from a background
+  thread), before the shard it belongs to is finished. A paid teacher reply is never lost to
+  a kill: a re-run serves it from the `completions` table (generators/engines/cached.py)
+  instead of asking again.
 - `Committer`: finished shards (traces, tree nodes, the progress ledger's rows) are stored
   together in one transaction every `runner.commit_seconds` or `BATCH_ROWS` traces, in the
   order they finish (progress is per problem, so order does not matter for resume). On a
@@ -30,18 +31,16 @@ from prefect.cache_policies import NONE
 from reasonfactory.flows.shards import ShardResult
 from reasonfactory.warehouse.store import BATCH_ROWS, Warehouse
 
-JOURNAL_SECONDS = 1.0  # completions wait at most this long in memory before they are stored
-
 
 class CompletionJournal:
     """Completions rows in, stored within `every` seconds by a background thread. `replace`:
     a new row replaces a stored one with its key (a sample stored cut off, asked again with
     a larger budget); otherwise a row whose key is stored is skipped."""
 
-    def __init__(self, wh: Warehouse, replace: bool, every: float = JOURNAL_SECONDS):
+    def __init__(self, wh: Warehouse, replace: bool, every: float):
         self.wh = wh
         self.replace = replace
-        self.every = every
+        self.every = max(every, 0.05)  # 0: as they come (checked 20 times a second)
         self.stored = 0
         self._rows: list[dict] = []
         self._frames: list[pl.DataFrame] = []
@@ -156,7 +155,9 @@ class Committer:
     def __init__(self, wh: Warehouse, recipe, run_id: str, redo: set[str], lookups: bool, log):
         self.wh, self.recipe, self.run_id, self.log = wh, recipe, run_id, log
         self.redo = frozenset(redo)
-        self.journal = CompletionJournal(wh, replace=lookups or bool(redo))
+        self.journal = CompletionJournal(
+            wh, replace=lookups or bool(redo), every=recipe.runner.journal_seconds
+        )
         self.batch: list[ShardResult] = []
         self.last_commit = time.monotonic()
         self.generated = self.kept = self.reused = self.tokens_reused = 0

@@ -107,6 +107,11 @@ class RunnerConfig(StrictModel):
     # traces, one DuckDB row group): large inserts are fast, and a kill -9 loses at most this
     # much finished work. 0: store every shard as soon as it is filtered.
     commit_seconds: float = Field(30.0, ge=0)
+    # Completions an engine returned wait in memory at most this long before they are stored
+    # (their own small transaction): a kill -9 loses at most this much of the replies. Larger
+    # is cheaper for fast local engines (each small commit costs; 45 commits of 200,000 sim
+    # completions took 2x one bulk insert, bench/bench_flow_ingest.py). 0: as they come.
+    journal_seconds: float = Field(5.0, ge=0, le=300)
 
     @model_validator(mode="after")
     def _ray_only(self):

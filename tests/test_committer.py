@@ -50,7 +50,7 @@ def test_kill_9_loses_no_reply_the_teacher_sent(prefect_api, tmp_path):
         _setup(tmp_path, srv)
         proc, _ = cli_until(tmp_path, "still to generate", api=prefect_api, RF_TEST_KEY="k")
         _wait_for_replies(srv, N - 1)  # all but the slow one, which the server still holds
-        time.sleep(3)  # seconds, not a shard or a commit_seconds (30 s)
+        time.sleep(7)  # seconds (journal_seconds: 5), not a shard or a commit_seconds (30 s)
         proc.kill()
         proc.wait(timeout=10)
         sent = _sent(srv)
