@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, deploy, check, report, eval, train, loop.
+decontam, schedule, deploy, check, report, eval, train, loop, server.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -20,6 +20,7 @@ from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
     models,
     report,
     run,
+    server,
 )
 from reasonfactory.flows.cli.app import app, err
 from reasonfactory.flows.cli.run import Interrupted

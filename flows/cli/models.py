@@ -53,6 +53,7 @@ def eval_(
     (one line per sample; scored by the same answer check and metrics).
     """
     from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
+    from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.recipe import read_yaml_mapping
 
     check_answer_format(answer_format)
@@ -71,7 +72,10 @@ def eval_(
                 "--temperature and --max-tokens do not apply"
             )
         path = resolve_path(warehouse).resolve()
-        rows = eval_predictions(predictions, source, model, path, benchmark=benchmark, limit=limit)
+        with prefect_api():
+            rows = eval_predictions(
+                predictions, source, model, path, benchmark=benchmark, limit=limit
+            )
         print_evals(rows.iter_rows(named=True))
         return
     if recipe is not None:
@@ -85,7 +89,8 @@ def eval_(
     else:
         raise UserError("eval needs a RECIPE, or --model DIR and --problems SOURCE")
     rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
-    rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
+    with prefect_api():
+        rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
     print_evals(rows.iter_rows(named=True))
 
 
@@ -104,6 +109,7 @@ def train(
 ) -> None:
     """Train with TRL (SFT on `messages`, assistant turns only; or DPO) and record lineage."""
     from pydantic import ValidationError
+    from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.recipe import read_yaml_mapping
     from reasonfactory.flows.train import train_and_record
     from reasonfactory.generators.train import TrainConfig
@@ -121,5 +127,6 @@ def train(
         raise UserError(f"{base}: not a model folder (no config.json)")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} exists and is not empty; choose another --out")
-    row = train_and_record(data, base, out_dir, cfg, resolve_path(warehouse).resolve())
+    with prefect_api():
+        row = train_and_record(data, base, out_dir, cfg, resolve_path(warehouse).resolve())
     out.print(f"model {row['model_id']} saved to {row['path']}: {row['metrics']}")
