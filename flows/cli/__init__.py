@@ -44,4 +44,8 @@ def main() -> None:
     except UserError as exc:
         for line in getattr(exc, "lines", None) or [str(exc)]:  # BadLines: one line each
             err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        # As after an interrupt: the error line is all there is to say (interpreter shutdown
+        # after a failed flow had native extensions print ~50 lines of leaked objects).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

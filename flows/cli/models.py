@@ -37,6 +37,10 @@ def eval_(
         float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Completion budget.")] = None,
+    max_model_len: Annotated[
+        int | None,
+        typer.Option(help="--model: vLLM's context (default: 2048, or the model's if shorter)."),
+    ] = None,
     predictions: Annotated[
         Path | None,
         typer.Option(help="A JSONL of outputs to score: problem_id (or question), response."),
@@ -54,6 +58,7 @@ def eval_(
     """
     from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
     from reasonfactory.flows.local_server import prefect_api
+    from reasonfactory.flows.preflight import check_recipe, model_context
     from reasonfactory.flows.recipe import read_yaml_mapping
 
     check_answer_format(answer_format)
@@ -84,11 +89,17 @@ def eval_(
         data = {
             "name": Path(model).name,
             "problems": source,
-            "engine": {"kind": "vllm", "model": model, "max_model_len": 2048},
+            "engine": {
+                "kind": "vllm",
+                "model": model,
+                # The model's own context when shorter than 2,048 tokens (a small model's).
+                "max_model_len": max_model_len or min(2048, model_context(Path(model)) or 2048),
+            },
         }
     else:
         raise UserError("eval needs a RECIPE, or --model DIR and --problems SOURCE")
     rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
+    check_recipe(rec)  # in well under a second, before a server or an engine starts
     with prefect_api():
         rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
     print_evals(rows.iter_rows(named=True))

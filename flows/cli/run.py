@@ -14,6 +14,9 @@ from reasonfactory.warehouse.store import resolve_path
 
 
 def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
+    from reasonfactory.flows.preflight import check_recipe
+
+    check_recipe(recipe)  # in well under a second, before a server or an engine starts
     from reasonfactory.flows.generate import run_recipe
     from reasonfactory.flows.local_server import prefect_api
 
