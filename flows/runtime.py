@@ -59,7 +59,16 @@ def set_console_logs(verbose: bool) -> None:
         for key in QUIET:
             if key != "PREFECT_LOGGING_LEVEL":
                 os.environ[key] = "INFO"
-        logging.getLogger("reasonfactory").setLevel(logging.INFO)
+        ours = logging.getLogger("reasonfactory")
+        ours.setLevel(logging.INFO)
+        # Our INFO lines (a training step's loss, a shard's retries) reach the console even
+        # where no Prefect logger config would pass them on (`train`'s steps).
+        if not any(getattr(h, "reasonfactory_console", False) for h in ours.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler.reasonfactory_console = True
+            ours.addHandler(handler)
+            ours.propagate = False
         return
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)

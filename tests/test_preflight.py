@@ -4,6 +4,7 @@ Prefect server, engine or shard is started first (flows/preflight.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -99,3 +100,20 @@ def test_vllm_missing_is_said_before_a_server_starts(tmp_path, monkeypatch):
     )
     with pytest.raises(UserError, match="needs vLLM, which is not installed; install it"):
         check_recipe(parse_recipe({**BASE, "engine": {"kind": "vllm", "model": "org/name"}}))
+
+
+def test_doctor_says_what_this_install_can_run_one_line_each(cli):
+    proc = cli("doctor")
+    lines = proc.stdout.strip().splitlines()
+    assert all(line[:3] in ("ok ", "NO ") for line in lines), proc.stdout
+    names = [line[4:].split(":")[0] for line in lines]
+    assert names[:3] == [
+        "python",
+        "reasonfactory's pinned requirements",
+        "vllm (engine kind vllm, eval --model, loop)",
+    ]
+    # CI installs vLLM with `doctor --fix`: there every check must hold.
+    if os.environ.get("CI"):
+        assert proc.returncode == 0 and all(line.startswith("ok ") for line in lines), proc.stdout
+    else:
+        assert proc.returncode == (0 if all(line.startswith("ok ") for line in lines) else 1)

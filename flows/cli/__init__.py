@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, deploy, check, report, eval, train, loop, server.
+decontam, schedule, deploy, check, report, eval, train, loop, server, doctor.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -15,6 +15,7 @@ from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
     check,
     data,
     deploy,
+    doctor,
     export,
     loop,
     models,

@@ -140,4 +140,8 @@ def train(
         raise UserError(f"{out_dir} exists and is not empty; choose another --out")
     with prefect_api():
         row = train_and_record(data, base, out_dir, cfg, resolve_path(warehouse).resolve())
-    out.print(f"model {row['model_id']} saved to {row['path']}: {row['metrics']}")
+    out.print(
+        f"model {row['model_id']} saved to {row['path']}: {row['metrics']}",
+        soft_wrap=True,
+        highlight=False,
+    )
