@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from datasketch import LeanMinHash, MinHash, MinHashLSH
-from datasketch.minhash import _fmix  # the scheme's pre-mix, so signatures equal datasketch's
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
 
@@ -81,6 +79,11 @@ def minhash_signatures(hashes: np.ndarray, offsets: np.ndarray, num_perm: int) -
     for every text at once: datasketch hashes each value through a Python call, which is
     most of its cost at 100,000 traces.
     """
+    # datasketch is imported where it is used: it pulls scipy (~1-5 s), which a run that
+    # never dedups near-duplicates (or has not got there yet) should not wait for.
+    from datasketch import MinHash
+    from datasketch.minhash import _fmix  # the scheme's pre-mix: signatures equal datasketch's
+
     template = MinHash(num_perm=num_perm, scheme="affine32")
     a, b = template.permutations
     mixed = _fmix(hashes.astype(np.uint32), 32)
@@ -147,12 +150,14 @@ def _near(unique: pl.DataFrame, opts: DedupOptions, dup_of, kind, similarity) ->
 
     One LSH index per problem (band parameters computed once for the threshold): problems
     share phrasing, and a single index would hand back candidates from all of them."""
+    from datasketch import LeanMinHash, MinHashLSH  # see minhash_signatures
+
     hashes, offsets = shingle_hashes(unique["_text"], opts.shingle)
     signatures = minhash_signatures(hashes, offsets, opts.num_perm)
     bands = MinHashLSH(threshold=opts.threshold, num_perm=opts.num_perm)
     params = (bands.b, bands.r)
     index, current = None, None
-    kept: dict[int, tuple[str, LeanMinHash]] = {}
+    kept: dict[int, tuple[str, object]] = {}  # problem -> (trace id, its LeanMinHash)
     rows = unique.select("_row", "trace_id", "problem_id").iter_rows()
     for (row, tid, pid), sig in zip(rows, signatures, strict=True):
         if pid != current:  # `unique` is sorted by problem

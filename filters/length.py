@@ -18,6 +18,7 @@ from functools import lru_cache
 import polars as pl
 from pydantic import Field, model_validator
 from reasonfactory.generators.base import APPROX_TOKENS, StrictModel
+from reasonfactory.warehouse.errors import UserError
 
 APPROX = APPROX_TOKENS  # "approx:utf8_bytes/4", as sos and journey count their n_tokens
 
@@ -48,7 +49,7 @@ def load_tokenizer(path: str):
     try:
         from transformers import AutoTokenizer
     except ImportError:
-        raise ValueError(
+        raise UserError(
             f"length.tokenizer {path!r}: counting with a tokenizer needs transformers "
             "(pip install transformers); leave tokenizer out to approximate"
         ) from None
@@ -56,7 +57,7 @@ def load_tokenizer(path: str):
     try:
         return AutoTokenizer.from_pretrained(path, local_files_only=True)
     except (OSError, ValueError) as exc:
-        raise ValueError(
+        raise UserError(
             f"length.tokenizer {path!r}: cannot load a tokenizer there ({exc})"
         ) from None
 

@@ -31,6 +31,7 @@ from prefect.states import Failed
 from reasonfactory.filters.pipeline import parse_filter_spec
 from reasonfactory.flows.committer import Committer
 from reasonfactory.flows.interrupts import SafePoints
+from reasonfactory.flows.preflight import check_recipe
 from reasonfactory.flows.progress import reporter
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.flows.refilter import refilter_stored
@@ -245,6 +246,7 @@ def _summary(wh, rec, problems, todo, committer, runner, started, refiltered) ->
 
 def run_recipe(recipe: Recipe, warehouse: str, limit: int | None = None) -> dict:
     """Run the flow and return its summary; a user error comes back as `UserError`."""
+    check_recipe(recipe)  # before Prefect, an engine or a shard: what cannot work here
     state = generate(recipe.to_data(), str(warehouse), limit, return_state=True)
     if state.is_failed():
         if state.message and state.message.startswith(_USER_ERROR):

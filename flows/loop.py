@@ -28,6 +28,7 @@ flows/loop_tables.py.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from functools import partial
 from pathlib import Path
@@ -45,6 +46,7 @@ from reasonfactory.flows.loop_stages import (
     train,
     write_pools,
 )
+from reasonfactory.flows.preflight import VLLM_INSTALL
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.warehouse.errors import UserError
 
@@ -159,6 +161,9 @@ def run_loop(path: str | Path) -> tuple[Ledger, LoopConfig]:
     A user error comes back as `UserError`."""
     config, workdir = load_loop(path)
     Ledger(workdir)  # an unreadable or old state.json: say so before anything starts
+    if config.engine.get("kind") == "vllm" and importlib.util.find_spec("vllm") is None:
+        # before minutes of training a cold start that nothing could then serve
+        raise UserError(f"{path}: the loop's student is served by vLLM; {VLLM_INSTALL}")
     state = loop(config.model_dump(mode="json"), str(workdir), return_state=True)
     if state.is_failed():
         exc = state.result(raise_on_failure=False)

@@ -167,9 +167,13 @@ def load_loop(path: str | Path) -> tuple[LoopConfig, Path]:
             f"{'.'.join(map(str, e['loc'])) or 'loop'}: {e['msg']}" for e in exc.errors()
         )
         raise UserError(f"{path}: {errors}") from None
-    workdir = Path(config.workdir) if config.workdir else path.with_suffix("")
-    if not workdir.is_absolute():
-        workdir = path.parent / workdir
+    # A workdir the file names is relative to the file; the default is beside it, named
+    # after it (`examples/loop.yaml` -> `examples/loop/`, never `examples/examples/loop/`).
+    if config.workdir:
+        workdir = Path(config.workdir)
+        workdir = workdir if workdir.is_absolute() else path.parent / workdir
+    else:
+        workdir = path.with_suffix("")
     return config, workdir.resolve()
 
 

@@ -9,12 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from contextlib import contextmanager, suppress
 
 DEFAULTS = {
     # Prefect's telemetry fails without internet and sometimes locks its SQLite file.
@@ -65,7 +59,16 @@ def set_console_logs(verbose: bool) -> None:
         for key in QUIET:
             if key != "PREFECT_LOGGING_LEVEL":
                 os.environ[key] = "INFO"
-        logging.getLogger("reasonfactory").setLevel(logging.INFO)
+        ours = logging.getLogger("reasonfactory")
+        ours.setLevel(logging.INFO)
+        # Our INFO lines (a training step's loss, a shard's retries) reach the console even
+        # where no Prefect logger config would pass them on (`train`'s steps).
+        if not any(getattr(h, "reasonfactory_console", False) for h in ours.handlers):
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+            handler.reasonfactory_console = True
+            ours.addHandler(handler)
+            ours.propagate = False
         return
     for key, value in QUIET.items():
         os.environ.setdefault(key, value)
@@ -85,106 +88,3 @@ def configure_prefect() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, HideHandledErrors) for f in logger.filters):
             logger.addFilter(HideHandledErrors())
-
-
-@contextmanager
-def temporary_api(startup_timeout_s: float = 60.0):
-    """A Prefect API for this process while the block runs, when none is configured.
-
-    Prefect's own ephemeral server outlives a `kill -9` of its parent (~200 MB and an open
-    port each time) and shares the terminal's process group, so Ctrl-C stops it first and
-    Prefect then retries its crash report against it for a minute. This one runs in its own
-    session (Ctrl-C reaches only the CLI, which reports to a live server and exits), is
-    stopped when the block ends (after Prefect's log and event workers are drained), and
-    is killed by the kernel (PR_SET_PDEATHSIG) when its parent dies, also on SIGKILL.
-    With PREFECT_API_URL set, the block uses that server and starts nothing.
-    """
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    if PREFECT_API_URL.value():
-        yield None
-        return
-    import prefect.context
-
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}/api"
-    env = {
-        **os.environ,
-        "PREFECT_UI_ENABLED": "0",
-        "PREFECT__SERVER_EPHEMERAL": "1",
-        "PREFECT__SERVER_FINAL": "1",
-    }
-    server = [
-        *("-m", "uvicorn", "--factory", "prefect.server.api.server:create_app"),
-        *("--host", "127.0.0.1", "--port", str(port), "--log-level", "error"),
-    ]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *server],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        _wait_healthy(proc, url, startup_timeout_s)
-        with (
-            temporary_settings(updates={PREFECT_API_URL: url}),
-            prefect.context._temporary_global_settings_context(
-                prefect.context.get_settings_context()
-            ),
-        ):
-            try:
-                yield url
-            finally:
-                _drain_prefect_workers()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-# Runs first in the server's process: ask the kernel for SIGKILL when the parent dies, make
-# sure the parent is still the one that started us (it may have died in between), then
-# become the server (the death signal survives exec). SIGKILL, not SIGTERM: with its parent
-# gone nobody waits for a graceful stop, and uvicorn's graceful stop took over 10 s under
-# load in CI (SQLite, Prefect's database, is safe against a kill).
-_DIE_WITH_PARENT = """
-import ctypes, os, signal, sys
-ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-if os.getppid() != int(sys.argv[1]):
-    sys.exit(0)
-os.execv(sys.executable, [sys.executable, *sys.argv[2:]])
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_healthy(proc: subprocess.Popen, url: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"Prefect's temporary server exited with code {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"Prefect's temporary server at {url} did not start in {timeout_s:.0f} s")
-
-
-def _drain_prefect_workers(timeout_s: float = 5.0) -> None:
-    """Send Prefect's buffered logs and events while the server still listens."""
-    from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
-
-    for worker in (APILogWorker, EventsWorker):
-        with suppress(RuntimeError):  # never started
-            worker.drain_all(timeout=timeout_s)

@@ -57,6 +57,7 @@ class TeacherState:
     logprobs: bool = True  # False: a server that never returns log-probabilities
     attempts: Counter = field(default_factory=Counter)
     log: list[dict] = field(default_factory=list)
+    first_at: float | None = None  # time.monotonic() of the first request (bench_startup)
 
 
 def solve(question: str) -> tuple[str, str]:
@@ -165,6 +166,8 @@ def make_app(state: TeacherState) -> Starlette:
         return await answer(body["prompt"], body, request.headers, chat=False)
 
     async def answer(question: str, body: dict, headers, chat: bool) -> Response:
+        if state.first_at is None:
+            state.first_at = time.monotonic()
         if state.delay_s:
             # Seeded by the `a op b` asked, so any prompt around it waits the same time.
             m = _QUESTION.search(question)

@@ -6,6 +6,7 @@ import polars as pl
 import pytest
 from reasonfactory.filters.length import APPROX, LengthOptions, count_tokens, length_filter
 from reasonfactory.filters.pipeline import FilterSpec, apply_filters, parse_filter_spec
+from reasonfactory.warehouse.errors import UserError
 from trace_fixtures import ENGLISH, TRUNCATED, make_traces
 
 
@@ -89,5 +90,5 @@ def test_counts_with_a_local_tokenizer(tmp_path):
 
 
 def test_missing_tokenizer_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="cannot load a tokenizer there"):
+    with pytest.raises(UserError, match="cannot load a tokenizer there"):
         length_filter(make_traces([ENGLISH]), {"tokenizer": str(tmp_path / "nope")})

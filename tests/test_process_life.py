@@ -1,10 +1,13 @@
-"""The CLI's process life on Prefect's temporary server (no PREFECT_API_URL): Ctrl-C is one
-line saying what is stored, within seconds; no kill leaves the server behind; a killed run
-reads as `crashed`. Real subprocesses, signals and DuckDB files."""
+"""The CLI's process life on the local Prefect server it starts (no PREFECT_API_URL): Ctrl-C
+is one line saying what is stored, within seconds; the server is reused by the next command
+and stops by itself when unused, also after a `kill -9` of the command that started it; a
+killed run reads as `crashed`; a user's own PREFECT_API_URL starts nothing. Real
+subprocesses, signals, servers and DuckDB files."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import cli_until
+from reasonfactory.flows.local_server import read_state, stop_server
 from reasonfactory.warehouse.liveness import effective_status, owner_alive, process_owner
 from reasonfactory.warehouse.stats import run_stats
 from reasonfactory.warehouse.store import Warehouse
@@ -24,39 +28,33 @@ generate: {samples: 8, shard_size: 50}
 """
 
 
-def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[int], list[str]]:
-    """`reasonfactory run` until its second shard is stored; returns it and its children."""
+def _start(tmp_path: Path) -> tuple[subprocess.Popen, list[str]]:
+    """`reasonfactory run` until its second shard is stored; returns it and what it said."""
     (tmp_path / "r.yaml").write_text(RECIPE)
-    proc, lines = _cli_until(tmp_path, "shard 2/", PREFECT_LOGGING_LEVEL="INFO")
-    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    return proc, [int(c) for c in children], lines
+    return _cli_until(tmp_path, "shard 2/", PREFECT_LOGGING_LEVEL="INFO")
 
 
 def _cli_until(tmp_path: Path, marker: str, **env_vars) -> tuple[subprocess.Popen, list[str]]:
     return cli_until(tmp_path, marker, **env_vars)
 
 
-def _gone(pids: list[int], within_s: float = 10) -> bool:
-    deadline = time.monotonic() + within_s
-    while time.monotonic() < deadline:
-        alive = [p for p in pids if Path(f"/proc/{p}").exists() and not _zombie(p)]
-        if not alive:
-            return True
-        time.sleep(0.2)
-    return False
+@pytest.fixture(autouse=True)
+def _no_server_left(tmp_path):
+    """A local server a test's commands started (PREFECT_HOME is the test's own) is stopped
+    after it, whatever the test asserted."""
+    yield
+    stop_server(tmp_path / "prefect")
 
 
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return False
+def _server(tmp_path: Path) -> dict | None:
+    return read_state(tmp_path / "prefect")
 
 
 @pytest.mark.slow
-def test_ctrl_c_is_one_line_within_seconds_and_stops_the_server(tmp_path):
-    proc, children, _ = _start(tmp_path)
-    assert children, "the temporary Prefect server is a child of the CLI"
+def test_ctrl_c_is_one_line_within_seconds_and_the_server_stays_for_the_next(tmp_path):
+    proc, _ = _start(tmp_path)
+    server = _server(tmp_path)
+    assert server is not None, "the command started the local Prefect server"
     t0 = time.monotonic()
     proc.send_signal(signal.SIGINT)
     try:  # a CLI that never exits fails here in 30 s instead of hanging the suite
@@ -69,7 +67,8 @@ def test_ctrl_c_is_one_line_within_seconds_and_stops_the_server(tmp_path):
     last = rest.strip().splitlines()[-1]
     assert last.startswith("interrupted: run r_") and "run the same command again" in last
     assert "Traceback" not in rest and "leaked" not in rest
-    assert _gone(children)
+    # The server runs in its own session: Ctrl-C reached only the command.
+    assert _server(tmp_path) == server
     with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
         done = wh.count("progress")
         status = wh.sql("SELECT status FROM runs")["status"].to_list()
@@ -78,15 +77,58 @@ def test_ctrl_c_is_one_line_within_seconds_and_stops_the_server(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_leaves_no_server_and_the_run_reads_crashed(tmp_path):
-    proc, children, _ = _start(tmp_path)
+def test_kill_9_leaves_the_server_only_until_its_idle_time_and_the_run_reads_crashed(tmp_path):
+    (tmp_path / "r.yaml").write_text(RECIPE)
+    proc, _ = _cli_until(
+        tmp_path, "shard 2/", PREFECT_LOGGING_LEVEL="INFO", REASONFACTORY_SERVER_IDLE="6"
+    )
+    server = _server(tmp_path)
     proc.kill()
     proc.wait(timeout=10)
-    assert _gone(children), "the temporary server outlived its parent"
+    assert server is not None and _server(tmp_path) == server  # nobody's, for now
+    deadline = time.monotonic() + 30  # idle 6 s, checked every 1.5 s, then uvicorn stops
+    while _server(tmp_path) is not None:
+        assert time.monotonic() < deadline, "the unused server outlived its idle time"
+        time.sleep(0.5)
     with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
         [row] = run_stats(wh)
         stored = wh.sql("SELECT status FROM runs")["status"][0]
     assert stored == "running" and row.status == "crashed"
+
+
+@pytest.mark.slow
+def test_a_second_command_reuses_the_server_and_it_stops_when_unused(tmp_path):
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    env["REASONFACTORY_SERVER_IDLE"] = "15"
+    demo = [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()", "demo"]
+    walls, servers = [], []
+    for n in (1, 2):
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            [*demo, "--limit", "5", "-w", str(tmp_path / f"{n}.duckdb")],
+            env=env, capture_output=True, text=True, timeout=240,
+        )  # fmt: skip
+        walls.append(time.monotonic() - t0)
+        assert proc.returncode == 0, proc.stderr
+        servers.append(_server(tmp_path))
+    assert servers[0] is not None and servers[1] == servers[0]  # the same process, reused
+    status = subprocess.run(
+        [*demo[:3], "server", "status"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert f"local server {servers[0]['url']} (pid {servers[0]['pid']}" in status.stdout
+    deadline = time.monotonic() + 60
+    while _server(tmp_path) is not None:
+        assert time.monotonic() < deadline, "the unused server outlived its idle time"
+        time.sleep(0.5)
+
+
+def test_a_users_prefect_api_url_is_used_and_nothing_is_started(prefect_api, cli, tmp_path):
+    proc = cli("demo", "--limit", "5", "-w", str(tmp_path / "wh.duckdb"), check=True,
+               env={"PREFECT_HOME": str(tmp_path / "prefect")})  # fmt: skip
+    assert "stored in" in proc.stdout
+    assert not (tmp_path / "prefect" / "reasonfactory-server.json").exists()
+    assert _server(tmp_path) is None
 
 
 def test_the_owner_of_a_run_is_checked_by_pid_and_start_time():

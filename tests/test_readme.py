@@ -68,3 +68,19 @@ def test_the_identity_table_is_the_one_run_ids_and_sample_keys_use():
         [r.setting, "yes" if r.run else "no", "yes" if r.sample else "no", r.why] for r in IDENTITY
     ]
     assert rows == want
+
+
+def test_the_filters_block_parses_and_names_no_file_a_clone_lacks():
+    import yaml
+    from reasonfactory.filters.pipeline import check_filter_order, filter_options, parse_filter_spec
+
+    block = README.split("```yaml\nfilters:\n", 1)[1].split("```", 1)[0]
+    specs = [parse_filter_spec(item) for item in yaml.safe_load("filters:\n" + block)["filters"]]
+    check_filter_order(specs)
+    options = {spec.name: filter_options(spec) for spec in specs}
+    assert {"format", "answer", "vote", "length", "steps", "dedup", "decontam"} <= set(options)
+    # Once `tokenizer: ./my-model` (a folder no clone has: Hugging Face's repo-id error inside
+    # the flow) and min_tokens: 50, which kept none of the demo's traces without it.
+    assert options["length"].tokenizer is None and not options["length"].min_tokens
+    for path in options["decontam"].benchmarks:
+        assert (ROOT / path).is_file(), path

@@ -70,6 +70,15 @@ def test_train_cli_sft_saves_a_loadable_model_and_its_lineage(cli, tmp_path):
         "-w", str(warehouse), check=True,
     )  # fmt: skip
     assert "saved to" in proc.stdout
+    # The loss lines go to the reasonfactory.train logger (--verbose), not stdout: once they
+    # were printed as dicts between the loop's table rows.
+    assert "grad_norm" not in proc.stdout
+    assert proc.stdout.strip().splitlines()[-1].startswith("model")
+    verbose = cli(
+        "--verbose", "train", "--data", "sft", "--base", str(base), "--out", "out-v",
+        "--config", "train.yaml", "-w", str(warehouse), check=True,
+    )  # fmt: skip
+    assert "train step 8:" in verbose.stdout + verbose.stderr
     out = tmp_path / "out"
     model = AutoModelForCausalLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(out)

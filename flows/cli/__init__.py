@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, deploy, check, report, eval, train, loop.
+decontam, schedule, deploy, check, report, eval, train, loop, server, doctor.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -15,11 +15,13 @@ from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
     check,
     data,
     deploy,
+    doctor,
     export,
     loop,
     models,
     report,
     run,
+    server,
 )
 from reasonfactory.flows.cli.app import app, err
 from reasonfactory.flows.cli.run import Interrupted
@@ -43,4 +45,8 @@ def main() -> None:
     except UserError as exc:
         for line in getattr(exc, "lines", None) or [str(exc)]:  # BadLines: one line each
             err.print(f"error: {line}", markup=False, highlight=False, soft_wrap=True)
-        sys.exit(1)
+        # As after an interrupt: the error line is all there is to say (interpreter shutdown
+        # after a failed flow had native extensions print ~50 lines of leaked objects).
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)

@@ -15,10 +15,12 @@ def loop(
 ) -> None:
     """Run (or resume) a self-improvement loop and print held-out pass@1 per round against
     its compute-matched control. Everything lands in the loop's work folder."""
+    from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.loop import run_loop
     from reasonfactory.flows.loop_tables import compare_table, loop_table
 
-    ledger, config = run_loop(loop_file)
+    with prefect_api():
+        ledger, config = run_loop(loop_file)
     print_loop_table(loop_table(ledger, config.rounds))
     if config.compare:
         print_compare_table(compare_table(ledger, config))

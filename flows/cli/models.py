@@ -37,6 +37,10 @@ def eval_(
         float | None, typer.Option(help="Sampling temperature (default 0: greedy).")
     ] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Completion budget.")] = None,
+    max_model_len: Annotated[
+        int | None,
+        typer.Option(help="--model: vLLM's context (default: 2048, or the model's if shorter)."),
+    ] = None,
     predictions: Annotated[
         Path | None,
         typer.Option(help="A JSONL of outputs to score: problem_id (or question), response."),
@@ -53,6 +57,8 @@ def eval_(
     (one line per sample; scored by the same answer check and metrics).
     """
     from reasonfactory.flows.evaluate import eval_predictions, eval_recipe, run_eval
+    from reasonfactory.flows.local_server import prefect_api
+    from reasonfactory.flows.preflight import check_recipe, model_context
     from reasonfactory.flows.recipe import read_yaml_mapping
 
     check_answer_format(answer_format)
@@ -71,7 +77,10 @@ def eval_(
                 "--temperature and --max-tokens do not apply"
             )
         path = resolve_path(warehouse).resolve()
-        rows = eval_predictions(predictions, source, model, path, benchmark=benchmark, limit=limit)
+        with prefect_api():
+            rows = eval_predictions(
+                predictions, source, model, path, benchmark=benchmark, limit=limit
+            )
         print_evals(rows.iter_rows(named=True))
         return
     if recipe is not None:
@@ -80,12 +89,19 @@ def eval_(
         data = {
             "name": Path(model).name,
             "problems": source,
-            "engine": {"kind": "vllm", "model": model, "max_model_len": 2048},
+            "engine": {
+                "kind": "vllm",
+                "model": model,
+                # The model's own context when shorter than 2,048 tokens (a small model's).
+                "max_model_len": max_model_len or min(2048, model_context(Path(model)) or 2048),
+            },
         }
     else:
         raise UserError("eval needs a RECIPE, or --model DIR and --problems SOURCE")
     rec = eval_recipe(data, samples=samples, temperature=temperature, max_tokens=max_tokens)
-    rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
+    check_recipe(rec)  # in well under a second, before a server or an engine starts
+    with prefect_api():
+        rows = run_eval(rec, resolve_path(warehouse).resolve(), benchmark=benchmark, limit=limit)
     print_evals(rows.iter_rows(named=True))
 
 
@@ -104,6 +120,7 @@ def train(
 ) -> None:
     """Train with TRL (SFT on `messages`, assistant turns only; or DPO) and record lineage."""
     from pydantic import ValidationError
+    from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.recipe import read_yaml_mapping
     from reasonfactory.flows.train import train_and_record
     from reasonfactory.generators.train import TrainConfig
@@ -121,5 +138,10 @@ def train(
         raise UserError(f"{base}: not a model folder (no config.json)")
     if out_dir.exists() and any(out_dir.iterdir()):
         raise UserError(f"{out_dir} exists and is not empty; choose another --out")
-    row = train_and_record(data, base, out_dir, cfg, resolve_path(warehouse).resolve())
-    out.print(f"model {row['model_id']} saved to {row['path']}: {row['metrics']}")
+    with prefect_api():
+        row = train_and_record(data, base, out_dir, cfg, resolve_path(warehouse).resolve())
+    out.print(
+        f"model {row['model_id']} saved to {row['path']}: {row['metrics']}",
+        soft_wrap=True,
+        highlight=False,
+    )

@@ -14,12 +14,15 @@ from reasonfactory.warehouse.store import resolve_path
 
 
 def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
+    from reasonfactory.flows.preflight import check_recipe
+
+    check_recipe(recipe)  # in well under a second, before a server or an engine starts
     from reasonfactory.flows.generate import run_recipe
-    from reasonfactory.flows.runtime import temporary_api
+    from reasonfactory.flows.local_server import prefect_api
 
     path = resolve_path(warehouse).resolve()
     try:
-        with temporary_api(), showing_progress(err):
+        with prefect_api(), showing_progress(err):
             summary = run_recipe(recipe, str(path), limit)
     except KeyboardInterrupt:
         raise Interrupted(_committed(recipe, path)) from None
@@ -120,13 +123,13 @@ def refilter(
 
         filters: \\[format, answer, {length: {max_tokens: 4096}}, {language: {lang: en}}, dedup]
     """
+    from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.refilter import filters_from_file, run_refilter, stored_filters
-    from reasonfactory.flows.runtime import temporary_api
 
     path = str(resolve_path(warehouse).resolve())
     specs = filters_from_file(str(recipe)) if recipe else stored_filters(path, run_id)
     try:
-        with temporary_api(), showing_progress(err):
+        with prefect_api(), showing_progress(err):
             s = run_refilter(run_id, path, specs)
     except KeyboardInterrupt:
         raise Interrupted(

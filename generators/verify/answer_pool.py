@@ -183,8 +183,12 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
     workers = opts.workers or max(1, os.cpu_count() or 1)
     batches = _batches(by_gold, opts.batch)
     workers = min(workers, len(batches))
-    # fork: workers start in milliseconds with math-verify already imported. Each pool lives
+    # fork: workers start in milliseconds with math-verify already imported, here, at the
+    # first check (not when the run's modules load: sympy takes seconds, and a run's first
+    # request should not wait for it), never inside a check's time limit. Each pool lives
     # for one call, so a worker never outlives the frame it checks.
+    import math_verify  # noqa: F401
+
     context = multiprocessing.get_context("fork")
     with ProcessPool(
         max_workers=workers, initializer=_init_worker, initargs=(opts.memory_mb,), context=context

@@ -1,0 +1,25 @@
+"""Where a loop file's workdir lands, and the shipped loop examples parse."""
+
+from pathlib import Path
+
+from reasonfactory.flows.loop_config import load_loop
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_loop_workdir_is_beside_its_file_not_joined_to_the_parent_twice(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").mkdir()
+    (tmp_path / "examples" / "a.yaml").write_text("name: a\n")
+    (tmp_path / "examples" / "b.yaml").write_text("name: b\nworkdir: runs/b\n")
+    # Once `examples/a.yaml` wrote to examples/examples/a/.
+    assert load_loop("examples/a.yaml")[1] == tmp_path / "examples" / "a"
+    assert load_loop("examples/b.yaml")[1] == tmp_path / "examples" / "runs" / "b"
+
+
+def test_the_small_loop_example_is_one_round_without_control_or_arms():
+    config, workdir = load_loop(ROOT / "examples" / "loop-small.yaml")
+    assert (config.rounds, config.control, config.compare) == (1, False, {})
+    assert workdir == ROOT / "examples" / "loop-small"
+    full, _ = load_loop(ROOT / "examples" / "loop-arithmetic.yaml")
+    assert full.rounds == 3 and full.compare
