@@ -183,7 +183,7 @@ def schedule(
     name: DeploymentNameOpt = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Serve the generate flow as a Prefect deployment on a cron schedule (runs until stopped).
+    """Serve the generate flow as a Prefect deployment on a cron schedule, until Ctrl-C or SIGTERM.
 
     Cron runs need a Prefect server (its scheduler creates them): start one with
     `prefect server start` and point PREFECT_API_URL at it, e.g.
@@ -196,14 +196,31 @@ def schedule(
     )
     from reasonfactory.flows.generate import generate
     from reasonfactory.flows.recipe import load_recipe
+    from reasonfactory.flows.serving import serve_until_stopped
 
     rec = load_recipe(recipe)
     path = str(resolve_path(warehouse).resolve())
-    err.print(f"serving recipe {rec.name!r} on cron {cron!r}, warehouse {path}; Ctrl-C stops")
-    generate.serve(
-        name=name or rec.name,
+    deployment = name or rec.name
+    stopped_by = serve_until_stopped(
+        generate,
+        name=deployment,
         cron=cron,
         parameters=deployment_parameters(rec, path),
+        ready=lambda: err.print(
+            f"serving recipe {rec.name!r} as deployment 'generate/{deployment}' on cron "
+            f"{cron!r}, warehouse {path}; Ctrl-C or SIGTERM stops",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        ),
+    )
+    # Stopping is how a scheduler ends, so a stop by signal exits 0 (as a service should).
+    err.print(
+        f"stopped by {stopped_by}: deployment 'generate/{deployment}' is paused, "
+        "no cron runs until it is served again",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
