@@ -191,8 +191,8 @@ def schedule(
     """
     check_cron(cron)
     need_server(
-        "schedule needs a Prefect server: Prefect's temporary server has no scheduler, so "
-        "cron runs would never start"
+        "schedule needs a Prefect server with a scheduler: the local server other commands "
+        "start has none, so cron runs would never start"
     )
     from reasonfactory.flows.generate import generate
     from reasonfactory.flows.recipe import load_recipe
