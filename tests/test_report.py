@@ -20,6 +20,7 @@ from conftest import write_jsonl
 from reasonfactory.flows.evaluate import eval_recipe, run_eval
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.warehouse.stats import run_stats
 from reasonfactory.warehouse.store import Warehouse
 from teacher_server import TeacherServer
 
@@ -315,3 +316,76 @@ def test_the_report_benchmark_runs_at_a_small_size(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "built 2000 traces, 1000 nodes" in proc.stdout
     assert "report of 2000 traces" in proc.stdout and "report: " in proc.stdout
+
+
+def _boxes_overlap(a: dict, b: dict) -> bool:
+    return (
+        a["x"] < b["x"] + b["width"]
+        and b["x"] < a["x"] + a["width"]
+        and a["y"] < b["y"] + b["height"]
+        and b["y"] < a["y"] + a["height"]
+    )
+
+
+@pytest.mark.slow
+def test_report_plots_are_readable_and_eval_runs_read_as_evals(every_method, cli, tmp_path):
+    """What a user saw after `demo`, `eval` and `report`: plotly's mode bar covered every plot
+    title, the accuracy plot's tick labels were cut, a one-language plot named no language (the
+    legend, hidden for one series, held the names), and an eval run read as solved 0, kept 0."""
+    sync_api = _browser()
+    with Warehouse(every_method, read_only=True) as wh:
+        tree_run = wh.sql("SELECT run_id FROM runs WHERE recipe_name = 'r-tree'").item()
+        eval_run = wh.sql("SELECT run_id FROM runs WHERE recipe_name LIKE 'eval:%'").item()
+        data_rows = sum(s.method != "-" and s.run_id != eval_run for s in run_stats(wh))
+        pass1 = wh.sql(
+            "SELECT value, ci_low, ci_high, n FROM evals WHERE subset = 'all' AND metric = 'pass@1'"
+        ).row(0, named=True)
+    whole, tree_only = tmp_path / "whole.html", tmp_path / "tree.html"
+    cli("report", "-w", str(every_method), "--out", str(whole), check=True)
+    cli("report", "-w", str(every_method), "--run", tree_run, "--out", str(tree_only), check=True)
+    ticks = "n => [...document.querySelectorAll(`#plot-${n} .xtick text`)].map(e => e.textContent)"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page, errors, fetched = _open_offline(browser, whole)
+        page.wait_for_function("window.reportReady === true")
+        page.wait_for_function(f"Object.keys(window.plotsDrawn).length === {len(PLOTS)}")
+        for name in PLOTS:
+            page.hover(f"#plot-{name} .nsewdrag")  # the mode bar shows on hover
+            bar = page.locator(f"#plot-{name} .modebar").bounding_box()
+            title = page.locator(f"#plot-{name} .gtitle").bounding_box()
+            assert bar and title and not _boxes_overlap(bar, title), (name, bar, title)
+            svg = page.locator(f"#plot-{name} svg.main-svg").first.bounding_box()
+            labels = page.locator(f"#plot-{name} .xtick text, #plot-{name} .ytick text")
+            for i in range(labels.count()):
+                box = labels.nth(i).bounding_box()  # None: not shown
+                assert box is None or (
+                    svg["x"] <= box["x"] <= box["x"] + box["width"] <= svg["x"] + svg["width"]
+                    and svg["y"] <= box["y"] <= box["y"] + box["height"] <= svg["y"] + svg["height"]
+                ), (name, labels.nth(i).text_content(), box, svg)
+        # the language filter of r-self stored `en`: the plot names it on its axis
+        assert "en" in page.evaluate(ticks, "language")
+        # the eval run's row gives its pass@1, not data-run columns of zeros
+        rows = page.eval_on_selector_all(
+            "#runs-table tr",
+            "rs => rs.map(r => [r.className, ...[...r.cells].map(c => c.textContent)])",
+        )
+        kind, *row = next((r for r in rows if r[1].startswith(eval_run)), ["no row"])
+        assert kind == "kind-eval", rows
+        pct = {k: f"{100 * pass1[k]:.1f}%" for k in ("value", "ci_low", "ci_high")}
+        assert row[3] == (
+            f"eval: pass@1 {pct['value']} [{pct['ci_low']}, {pct['ci_high']}], n={pass1['n']}"
+        ), row
+        assert len(row) == 7, row  # run, method, problems, eval, tokens in, tokens out, cost
+        assert sorted(r[0] for r in rows[1:]) == ["kind-data"] * data_rows + ["kind-eval"]
+        # the funnel is of data runs: an eval's traces are never kept, its line fell to 0
+        legend = page.eval_on_selector_all(
+            "#plot-funnel .legendtext", "els => els.map(e => e.textContent)"
+        )
+        assert len(legend) == data_rows and not any(eval_run[:8] in name for name in legend), legend
+        # one run, one series: the language is still named (`not detected`: no filter ran)
+        page, more_errors, more_fetched = _open_offline(browser, tree_only)
+        page.wait_for_function("window.reportReady === true")
+        page.wait_for_function(f"Object.keys(window.plotsDrawn).length === {len(PLOTS)}")
+        assert page.evaluate(ticks, "language") == ["not detected"]
+        browser.close()
+    assert errors == more_errors == [] and fetched == more_fetched == []

@@ -18,10 +18,12 @@ import re
 from importlib import resources
 from pathlib import Path
 
+import yaml
 from reasonfactory.warehouse.stats import SAMPLED_METHODS, eval_results, run_stats
 from reasonfactory.warehouse.store import Warehouse
 
 THOUGHT_CHARS = 12_000  # a trace's text in the browser is cut here (the page says so)
+NO_LANG = "not detected"  # the language plot's label for traces.lang IS NULL
 
 
 def build_report(
@@ -33,9 +35,10 @@ def build_report(
     # Aggregates and the sample stream or spill: memory stays flat as the warehouse grows.
     wh.con.execute("SET memory_limit = '1GB'")
     stats = run_stats(wh, run_id)
+    evals = _eval_runs(wh, scope, args)
     total = _rows(wh, f"SELECT count(*) FROM traces {scope}", args)[0][0]
     figures = {
-        "funnel": _funnel_figure(stats),
+        "funnel": _funnel_figure([s for s in stats if s.run_id not in evals]),
         "lengths": _length_figure(wh, scope, args),
         "accuracy": _accuracy_figure(wh, scope, args),
         "passk": _passk_figure(stats),
@@ -51,7 +54,7 @@ def build_report(
         "sampled_traces": len(traces),
         "sample_per_group": sample,
         "thought_chars": THOUGHT_CHARS,
-        "stats": [s.to_dict() for s in stats],
+        "stats": [{**s.to_dict(), "kind": "eval" if s.run_id in evals else "data"} for s in stats],
         "evals": eval_results(wh, run_id),
         "figures": figures,
         "traces": traces,
@@ -99,6 +102,15 @@ def script_json(data) -> str:
     return _SCRIPT_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
+def _eval_runs(wh: Warehouse, scope: str, args: list) -> set[str]:
+    """Runs whose recipe says `kind: eval`: their traces are benchmark answers (status
+    `eval`), never kept or rejected, so solved and kept would read 0 as if they had failed."""
+    recipes = _rows(wh, f"SELECT run_id, recipe FROM runs {scope}", args)
+    return {
+        rid for rid, text in recipes if (yaml.safe_load(text or "") or {}).get("kind") == "eval"
+    }
+
+
 def _rows(wh: Warehouse, query: str, args: list) -> list[tuple]:
     return wh.con.execute(query, args).fetchall()
 
@@ -114,7 +126,19 @@ def _series(rows) -> dict:
 
 
 def _layout(title: str, **more) -> dict:
-    return {"title": {"text": title}, "margin": {"t": 40, "l": 60, "r": 20, "b": 60}, **more}
+    # The title sits on the plot area, under the top margin where plotly's mode bar shows on
+    # hover (centred in a 40 px margin, the bar covered it). Axes grow their margins to fit
+    # their tick labels (long, rotated source names were cut at a fixed 60 px).
+    layout = {
+        "title": {"text": title, "y": 1, "yref": "paper", "yanchor": "bottom", "pad": {"b": 8}},
+        "margin": {"t": 64, "l": 60, "r": 20, "b": 60},
+        "xaxis": {},
+        "yaxis": {},
+        **more,
+    }
+    for key in [k for k in layout if k[:5] in ("xaxis", "yaxis")]:
+        layout[key] = {**layout[key], "automargin": True}
+    return layout
 
 
 def _funnel_figure(stats) -> dict:
@@ -198,29 +222,13 @@ def _accuracy_figure(wh: Warehouse, scope: str, args: list) -> dict:
 
 
 def _passk_figure(stats) -> dict:
-    data = []
-    for s in stats:
-        if s.pass_at:
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "name": f"pass@k {s.method} ({s.run_id[:8]})",
-                    "x": list(s.pass_at),
-                    "y": list(s.pass_at.values()),
-                }
-            )
-        if s.maj_at:
-            data.append(
-                {
-                    "type": "scatter",
-                    "mode": "lines+markers",
-                    "line": {"dash": "dot"},
-                    "name": f"maj@k {s.method} ({s.run_id[:8]})",
-                    "x": list(s.maj_at),
-                    "y": list(s.maj_at.values()),
-                }
-            )
+    data = [
+        {"type": "scatter", "mode": "lines+markers", "line": {"dash": dash},
+         "name": f"{name} {s.method} ({s.run_id[:8]})", "x": list(at), "y": list(at.values())}
+        for s in stats
+        for name, at, dash in (("pass@k", s.pass_at, "solid"), ("maj@k", s.maj_at, "dot"))
+        if at
+    ]  # fmt: skip
     layout = _layout(
         f"pass@k and maj@k (methods with independent samples: {', '.join(SAMPLED_METHODS)})",
         xaxis={"title": {"text": "k"}},
@@ -230,17 +238,24 @@ def _passk_figure(stats) -> dict:
 
 
 def _language_figure(wh: Warehouse, scope: str, args: list) -> dict:
+    # Languages on the x axis, a bar per method, the legend always on: with one series
+    # (traces of one language, or none stored) plotly hid the legend, the only place the
+    # language was named.
     rows = _rows(
         wh,
-        f"SELECT coalesce(lang, 'not detected'), method, count(*) FROM traces {scope} "
+        f"SELECT method, coalesce(lang, '{NO_LANG}'), count(*) FROM traces {scope} "
         "GROUP BY ALL ORDER BY 1, 2",
         args,
     )
-    by_lang = _series(rows)
-    data = [{"type": "bar", "name": lang, "x": xs, "y": ys} for lang, (xs, ys) in by_lang.items()]
+    data = [
+        {"type": "bar", "name": method, "x": xs, "y": ys}
+        for method, (xs, ys) in _series(rows).items()
+    ]
     layout = _layout(
-        "Language mix per method (the language filter fills it)",
+        f"Language per method ('{NO_LANG}': no language filter ran, or too little prose)",
         barmode="stack",
+        showlegend=True,
+        xaxis={"title": {"text": "traces.lang (set by the language filter)"}},
         yaxis={"title": {"text": "traces"}},
     )
     return {"data": data, "layout": layout}
@@ -327,6 +342,9 @@ def _sample_traces(wh: Warehouse, scope: str, args: list, sample: int) -> list[d
     return out
 
 
+_NODE_KEYS = ("id", "parent", "depth", "text", "terminal", "correct", "visits", "q", "mc")
+
+
 def _sample_trees(wh: Warehouse, scope: str, args: list, trees: int) -> list[dict]:
     """At most `trees` trees (those with a kept trace first), every node with Q, visits and
     its check; the kept paths come from the tree traces' `meta.path`."""
@@ -370,16 +388,8 @@ def _sample_trees(wh: Warehouse, scope: str, args: list, trees: int) -> list[dic
                 "kept_path": kept.get(tid) or [],
                 "nodes": [
                     {
-                        "id": n[0],
-                        "parent": n[1],
-                        "depth": n[2],
-                        "text": n[3],
-                        "terminal": n[4],
-                        "correct": n[5],
-                        "visits": n[6],
-                        "q": n[7],
-                        "mc": n[8],
-                        "check": json.loads(n[9]) if n[9] else None,
+                        **dict(zip(_NODE_KEYS, n[:9], strict=True)),
+                        "check": json.loads(n[9] or "null"),
                     }
                     for n in nodes
                 ],

@@ -11,17 +11,25 @@
   // summary and per-run table
   $("summary").textContent = `${DATA.total_traces} traces in ${DATA.warehouse}` +
     (DATA.run ? `, run ${DATA.run}` : ", all runs");
+  // An eval's traces are benchmark answers, never kept: its row gives its score instead of
+  // solved / traces / kept (zeros that read as a failed data run).
+  const pct = (v) => (100 * v).toFixed(1) + "%";
+  const evalCell = (s) => {
+    const e = s.evals.find((x) => x.subset === "all" && x.metric === "pass@1") || s.evals[0];
+    return '<td colspan="3" class="eval-score">eval' + (!e ? ", not scored yet" :
+      `: ${esc(e.metric)} ${pct(e.value)} [${pct(e.ci_low)}, ${pct(e.ci_high)}], n=${e.n}`) + "</td>";
+  };
   const rows = DATA.stats.filter((s) => s.method !== "-").map((s) =>
-    `<tr><td>${esc(s.run_id)} ${esc(s.recipe_name)}</td><td>${esc(s.method)}</td>` +
-    `<td>${s.attempted}</td><td>${s.solved}</td><td>${s.generated}</td><td>${s.kept}</td>` +
+    `<tr class="kind-${esc(s.kind)}"><td>${esc(s.run_id)} ${esc(s.recipe_name)}</td><td>${esc(s.method)}</td>` +
+    `<td>${s.attempted}</td>` + (s.kind === "eval" ? evalCell(s) :
+      `<td>${s.solved}</td><td>${s.generated}</td><td>${s.kept}</td>`) +
     `<td>${s.tokens_in == null ? "" : s.tokens_in}</td><td>${s.tokens_out == null ? "" : s.tokens_out}</td>` +
     `<td>${s.cost == null ? "" : "$" + s.cost.toFixed(4)}</td></tr>`);
-  $("stats").innerHTML = '<table class="stats"><tr><th>run</th><th>method</th><th>problems</th>' +
+  $("stats").innerHTML = '<table class="stats" id="runs-table"><tr><th>run</th><th>method</th><th>problems</th>' +
     "<th>solved</th><th>traces</th><th>kept</th><th>tokens in</th><th>tokens out</th><th>cost</th></tr>" +
     rows.join("") + "</table>";
 
   // evals: one row per model, benchmark, subset and metric
-  const pct = (v) => (100 * v).toFixed(1) + "%";
   $("evals").innerHTML = !DATA.evals.length
     ? '<p class="note">no evals in this warehouse (reasonfactory eval)</p>'
     : '<table class="stats" id="evals-table"><tr><th>model</th><th>benchmark</th><th>subset</th>' +
