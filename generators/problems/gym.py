@@ -88,6 +88,21 @@ def families_of(
     return out
 
 
+def next_level(level: int, pass_rate: float | None, band: tuple[float, float], top: int) -> int:
+    """The next round's level: one up when the pass rate is over the band, one down when it
+    is under, the same inside it (or with nothing checked), within 0..top.
+
+    >>> next_level(1, 0.9, (0.2, 0.8), 3), next_level(1, 0.1, (0.2, 0.8), 3)
+    (2, 0)
+    >>> next_level(3, 1.0, (0.2, 0.8), 3), next_level(2, 0.5, (0.2, 0.8), 3)
+    (3, 2)
+    """
+    low, high = band
+    if pass_rate is None or low <= pass_rate <= high:
+        return level
+    return min(level + 1, top) if pass_rate > high else max(level - 1, 0)
+
+
 def rg():
     """The reasoning_gym package, or a GymError with the install command."""
     try:

@@ -110,6 +110,24 @@ def read_answer(response: str | None) -> str | None:
     return response[start + 8 : end].strip()
 
 
+def with_tagged_answers(traces):
+    """Traces (a polars frame with `checker`, `response`, `predicted`) whose gym problems'
+    replies have no `\\boxed{}` answer get the `<answer>` tag's content as `predicted`."""
+    import polars as pl
+
+    if traces.height == 0 or not {"checker", "response", "predicted"} <= set(traces.columns):
+        return traces
+    gym = pl.col("checker").str.starts_with(PREFIX).fill_null(False)
+    if not traces.select((gym & pl.col("predicted").is_null()).any()).item():
+        return traces
+    tagged = pl.Series([read_answer(r) for r in traces["response"]], dtype=pl.String)
+    return traces.with_columns(
+        predicted=pl.when(gym & pl.col("predicted").is_null())
+        .then(tagged)
+        .otherwise(pl.col("predicted"))
+    )
+
+
 def score_gym(spec: str, gold: str | None, predicted: str | None) -> tuple[float, str]:
     """The family's score of `predicted` in [0, 1] and how it was reached. Runs the family's
     scorer in this process with no time limit: callers use the answer pool.
