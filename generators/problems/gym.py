@@ -1,8 +1,9 @@
 """Problems made by reasoning-gym (an optional extra): `gym:NAME` and `gym:composite`.
 
 `gym:NAME` makes `size` problems of one family with reasoning-gym's own generator, seeded
-(`seed`), with its `config` settings; `level: N` first sets every difficulty attribute of the
-family's curriculum to level N (capped at its top level), then `config` overrides. A
+(`seed`, spread as `SEED_STRIDE` says), with its `config` settings; `level: N` first sets
+every difficulty attribute of the family's curriculum to level N (capped at its top level),
+then `config` overrides. A
 `gym:composite` source mixes families by weight (reasoning-gym's CompositeDataset), each
 with its own config and level: `families: {chain_sum: 2, maze: {weight: 1, level: 1}}`.
 
@@ -219,19 +220,28 @@ def make_gym_problems(families: list[GymFamily], size: int, seed: int) -> list[d
 
 
 def _entries(dataset, size: int) -> list[tuple[int, dict]]:
-    """`size` (index, entry) pairs. An empty reference answer (`ab` can end empty) reads as
-    no answer here, so such entries are skipped and later indexes drawn instead."""
-    out, index = [], 0
-    while len(out) < size and index < 2 * size + 100:
+    """`size` (index, entry) pairs of distinct questions (a question drawn again would be the
+    same problem). An empty reference answer (`ab` can end empty) reads as no answer here,
+    so such entries are skipped too; later indexes are drawn instead (up to 4x `size`)."""
+    out, seen, index = [], set(), 0
+    while len(out) < size and index < 4 * size + 100:
         entry = dataset[index]
-        if str(entry["answer"]).strip():
+        if str(entry["answer"]).strip() and entry["question"] not in seen:
+            seen.add(entry["question"])
             out.append((index, entry))
         index += 1
     return out
 
 
+# reasoning-gym draws entry i of seed s from Random(s + i): seeds 11 and 12 share all but one
+# problem. Our seed s is its seed s * SEED_STRIDE, so nearby seeds (and curriculum rounds)
+# share none (a set draws at most 4 * 1,000,000 + 100 entries).
+SEED_STRIDE = 2**24
+
+
 def _dataset(families: list[GymFamily], configs: dict, size: int, seed: int):
     lib = rg()
+    seed = seed * SEED_STRIDE
     if len(families) == 1:
         return lib.create_dataset(
             families[0].name, size=size, seed=seed, **configs[families[0].name]
