@@ -37,9 +37,9 @@ def write_problems(problems, path: Path) -> None:
             fh.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def run_curriculum_and_report(recipe, warehouse: str, limit: int | None) -> None:
-    """A curriculum recipe's rounds, each reported as it ends, then a table of levels."""
-    from reasonfactory.flows.cli.run import print_summary
+def run_curriculum_and_report(recipe, warehouse: str, limit: int | None, print_summary) -> None:
+    """A curriculum recipe's rounds, each reported as it ends (`print_summary`, run's), then
+    a table of levels."""
     from reasonfactory.flows.curriculum import run_curriculum
 
     def report(record: dict, summary: dict) -> None:

@@ -22,7 +22,7 @@ def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
         from reasonfactory.flows.cli.gym import run_curriculum_and_report
 
         with temporary_api(), showing_progress(err):
-            return run_curriculum_and_report(recipe, str(path), limit)
+            return run_curriculum_and_report(recipe, str(path), limit, print_summary)
     try:
         with temporary_api(), showing_progress(err):
             summary = run_recipe(recipe, str(path), limit)
