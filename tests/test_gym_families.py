@@ -11,10 +11,14 @@ the family's scorer in the answer pool).
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from reasonfactory.filters.pipeline import FilterSpec, apply_filters
+from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.prompts import parse_completion
 from reasonfactory.generators.verify.checkers import attach_checkers
@@ -118,3 +122,21 @@ def test_each_problem_stores_what_its_check_needs(judged):
     assert again["problem_id"].to_list() == problems["problem_id"].to_list()
     other = load_problems("gym:knights_knaves", size=3, seed=12)
     assert set(other["problem_id"]).isdisjoint(problems["problem_id"])
+
+
+def test_the_readme_procedural_recipes_parse_and_make_what_they_say():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Procedural problems: reasoning-gym", 1)[1].split("\n## ", 1)[0]
+    three, curriculum = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    recipe = parse_recipe(yaml.safe_load(three))
+    p = recipe.problems
+    rows = load_problems(p.source, size=30, seed=p.seed, level=p.level, families=p.families)
+    metas = [json.loads(m) for m in rows["meta"]]
+    assert {m["family"] for m in metas} == {"chain_sum", "knights_knaves", "maze"}
+    assert {m["family"]: m["level"] for m in metas} == {
+        "chain_sum": 1,
+        "knights_knaves": 1,
+        "maze": 2,
+    }
+    rounds = parse_recipe({"name": "c", **yaml.safe_load(curriculum)}).problems.curriculum
+    assert (rounds.rounds, rounds.band, rounds.start) == (5, (0.2, 0.8), 0)

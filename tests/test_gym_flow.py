@@ -93,6 +93,7 @@ def test_a_run_over_ten_families_is_judged_by_their_checkers(prefect_api, tmp_pa
     assert set(accuracy) == {f"gym:{name}" for name in TEN}
     assert {a["accuracy"] for a in accuracy.values()} == {0.5}
     shown = cli("stats", "-w", str(wh_path), check=True).stdout
+    print(shown)  # pytest -s shows what `stats` prints for the ten families
     for name in TEN:
         assert re.search(rf"gym:{name}: 0\.500 of \d+", shown), shown
 
@@ -131,6 +132,7 @@ def test_a_curriculum_moves_the_level_with_the_pass_rate(prefect_api, tmp_path, 
         asked = len(srv.log)
         again = run_curriculum(parse_recipe(data), str(wh_path))
         assert len(srv.log) == asked  # a re-run finds every round stored
+    print(shown)  # pytest -s shows the rounds as `run` prints them
     assert "curriculum gym-curriculum: 4 rounds" in shown
     with Warehouse(wh_path, read_only=True) as wh:
         rounds = [
