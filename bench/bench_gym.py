@@ -6,7 +6,9 @@ Input: the 20 families of tests/test_gym_families.py, `--problems` problems each
 with the first other problem's gold that differs (so half the answers are wrong, as in the
 test). One `score_answers` call per family, timed whole (the pool's start and the scorers'
 construction included); then the same answers scored in this process, one by one, for the
-scorer's own cost. Prints one line per family, slowest first, and names the slowest three.
+scorer's own cost. Prints one line per family, slowest first, names the slowest three (through
+the pool, and in-process), and the machine's load average before and after (the machine may
+be shared: answers/s through the pool moves with the load, the in-process cost much less).
 
     python bench/bench_gym.py [--problems 100] [--workers 2]
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -44,6 +47,7 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=100)
     ap.add_argument("--workers", type=int, default=2)
     args = ap.parse_args()
+    load_before = os.getloadavg()[0]
     rows = []
     for family, category in FAMILIES.items():
         triples = answers_of(family, args.problems)
@@ -71,7 +75,14 @@ def main() -> None:
             f"{1000 * inline / n:>22.3f}"
         )
     slowest = ", ".join(f"{r[0]} ({r[2] / r[4]:,.0f}/s)" for r in rows[:3])
-    print(f"slowest three: {slowest}")
+    print(f"slowest three through the pool: {slowest}")
+    costly = sorted(rows, key=lambda r: -r[5] / r[2])[:3]
+    slowest = ", ".join(f"{r[0]} ({1000 * r[5] / r[2]:.3f} ms)" for r in costly)
+    print(f"slowest three in-process: {slowest}")
+    print(
+        f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":
