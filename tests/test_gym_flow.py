@@ -14,9 +14,11 @@ import sys
 import polars as pl
 import pytest
 import yaml
+from reasonfactory.filters.pipeline import parse_filter_spec
 from reasonfactory.flows.curriculum import run_curriculum
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import parse_recipe
+from reasonfactory.flows.refilter import run_refilter
 from reasonfactory.generators.problems.gym import next_level
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.warehouse.stats import run_stats
@@ -96,6 +98,49 @@ def test_a_run_over_ten_families_is_judged_by_their_checkers(prefect_api, tmp_pa
     print(shown)  # pytest -s shows what `stats` prints for the ten families
     for name in TEN:
         assert re.search(rf"gym:{name}: 0\.500 of \d+", shown), shown
+
+
+@pytest.mark.slow
+def test_refilter_rejudges_a_gym_run_with_the_family_checkers(prefect_api, tmp_path):
+    """A stored gym run re-judged without regenerating: the same verdicts from the problems'
+    `meta.checker`, and a recipe threshold that counts every score as correct applies."""
+    problems_spec = {
+        "source": "gym:composite",
+        "families": {"knights_knaves": 1, "word_sorting": 1, "chain_sum": 1},
+        "size": 12,
+        "seed": 3,
+    }
+    problems = load_problems(**problems_spec)
+    golds = dict(zip(problems["question"], problems["gold"], strict=True))
+
+    def answer(question: str, seed: int) -> str:  # even samples right, odd ones wrong
+        return f"\\boxed{{{golds[question]}}}" if seed % 2 == 0 else "<answer>no idea</answer>"
+
+    wh_path = tmp_path / "wh.duckdb"
+    with ScriptedServer(answer) as srv:
+        recipe = parse_recipe(
+            {
+                "name": "gym-refilter",
+                "problems": problems_spec,
+                "engine": _engine(srv.base_url),
+                "generate": {"method": "self_output", "samples": 2},
+                "filters": ["answer"],
+            }
+        )
+        run_recipe(recipe, str(wh_path))
+    query = "SELECT trace_id, status, reject_reason, correct FROM traces ORDER BY trace_id"
+    with Warehouse(wh_path, read_only=True) as wh:
+        before = wh.sql(query)
+    assert before["correct"].sum() == problems.height  # the gym checkers decided, not math
+    run_refilter(recipe.run_id, str(wh_path))
+    with Warehouse(wh_path, read_only=True) as wh:
+        assert wh.sql(query).equals(before)
+    lenient = [parse_filter_spec({"answer": {"min_score": 0.0}})]
+    run_refilter(recipe.run_id, str(wh_path), lenient)
+    with Warehouse(wh_path, read_only=True) as wh:
+        after = wh.sql("SELECT correct, meta FROM traces")
+    assert after["correct"].all()
+    assert all("score" in json.loads(m)["details"]["answer"] for m in after["meta"])
 
 
 def _chain_sum_answer(question: str, seed: int) -> str:
