@@ -16,6 +16,7 @@ import pytest
 import yaml
 from reasonfactory.filters.pipeline import parse_filter_spec
 from reasonfactory.flows.curriculum import run_curriculum
+from reasonfactory.flows.evaluate import eval_recipe, run_eval
 from reasonfactory.flows.generate import run_recipe
 from reasonfactory.flows.recipe import parse_recipe
 from reasonfactory.flows.refilter import run_refilter
@@ -141,6 +142,34 @@ def test_refilter_rejudges_a_gym_run_with_the_family_checkers(prefect_api, tmp_p
         after = wh.sql("SELECT correct, meta FROM traces")
     assert after["correct"].all()
     assert all("score" in json.loads(m)["details"]["answer"] for m in after["meta"])
+
+
+@pytest.mark.slow
+def test_eval_scores_gym_answers_with_the_family_checkers(prefect_api, tmp_path):
+    """`eval` over gym problems: pass@1 per family (`source=` subsets) is the share the
+    scripted model got right, answers in the families' own formats."""
+    spec = {
+        "source": "gym:composite",
+        "families": {"knights_knaves": 1, "word_sorting": 1, "arc_1d": 1},
+        "size": 15,
+        "seed": 9,
+    }
+    problems = load_problems(**spec)
+    golds = dict(zip(problems["question"], problems["gold"], strict=True))
+    right = set(problems["question"][::2])  # every other problem answered right
+
+    def answer(question: str, seed: int) -> str:
+        return f"<answer>{golds[question] if question in right else 'x'}</answer>"
+
+    with ScriptedServer(answer) as srv:
+        recipe = eval_recipe({"name": "gym", "problems": spec, "engine": _engine(srv.base_url)})
+        rows = run_eval(recipe, tmp_path / "wh.duckdb", benchmark="gym-three")
+    pass1 = {r["subset"]: r["value"] for r in rows.iter_rows(named=True) if r["metric"] == "pass@1"}
+    assert pass1["all"] == pytest.approx(len(right) / problems.height)
+    for source in set(problems["source"]):
+        questions = problems.filter(pl.col("source") == source)["question"]
+        expected = sum(q in right for q in questions) / len(questions)
+        assert pass1[f"source={source}"] == pytest.approx(expected), source
 
 
 def _chain_sum_answer(question: str, seed: int) -> str:
