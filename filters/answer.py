@@ -11,7 +11,7 @@ import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.verify.answer import Outcome
-from reasonfactory.generators.verify.answer_pool import PoolOptions, judge_answers
+from reasonfactory.generators.verify.answer_pool import PoolOptions, judge_answers_scored
 
 
 class AnswerOptions(StrictModel):
@@ -30,10 +30,22 @@ class AnswerOptions(StrictModel):
         description="a decimal may match an exact gold with no finite decimal form "
         "(sqrt(2), pi, 1/3) when it is the gold rounded or cut to the places it writes",
     )
+    min_score: float = Field(
+        1.0,
+        ge=0.0,
+        le=1.0,
+        description="a scored check (reasoning-gym's score_answer, 0 to 1) counts as correct "
+        "from this score; the score is kept in meta.details.answer.score",
+    )
 
     def pool(self) -> PoolOptions:
         return PoolOptions(
-            self.timeout_s, self.workers, self.memory_mb, self.batch, self.approximate
+            self.timeout_s,
+            self.workers,
+            self.memory_mb,
+            self.batch,
+            self.approximate,
+            self.min_score,
         )
 
 
@@ -48,12 +60,14 @@ REASONS = {
 def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = None):
     """Verdicts `ok`, `reason`, `correct` for each trace (reads `gold`, `predicted`,
     `gold_source`). Reasons: wrong_answer, gold_unparseable, check_timeout, check_error,
-    no_gold (the problem has none), no_consensus (no gold and no qualified majority)."""
+    no_gold (the problem has none), no_consensus (no gold and no qualified majority).
+    A scored check (reasoning-gym) adds `detail.score`."""
     opts = AnswerOptions.model_validate(options or {})
     golds, preds = traces["gold"].to_list(), traces["predicted"].to_list()
     # Problems whose answers are not checked by equality (Countdown) carry a `checker`.
     checkers = traces["checker"].to_list() if "checker" in traces.columns else None
-    outcomes = judge_answers(golds, preds, checkers, opts.pool())
+    checked = judge_answers_scored(golds, preds, checkers, opts.pool())
+    outcomes = [c.outcome for c in checked]
     ok, reason, correct = [], [], []
     for gold, source, outcome in zip(golds, traces["gold_source"], outcomes, strict=True):
         if gold is None:
@@ -66,7 +80,12 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
         correct.append(
             outcome is Outcome.CORRECT if outcome in (Outcome.CORRECT, Outcome.WRONG) else None
         )
-    return pl.DataFrame(
+    verdicts = pl.DataFrame(
         {"ok": ok, "reason": reason, "correct": correct},
         schema={"ok": pl.Boolean, "reason": pl.String, "correct": pl.Boolean},
     )
+    scores = [c.score for c in checked]
+    if any(s is not None for s in scores):  # partial credit, kept in meta.details.answer
+        detail = pl.Series("detail", [{"score": s} for s in scores])
+        verdicts = verdicts.with_columns(detail)
+    return verdicts

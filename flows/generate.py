@@ -53,6 +53,10 @@ _USER_ERROR = "user error: "
 @task(cache_policy=NONE)
 def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
     p = recipe.problems
+    if p.curriculum is not None:
+        raise UserError(
+            "a recipe with problems.curriculum runs in rounds: `reasonfactory run RECIPE`"
+        )
     return load_problems(
         p.source,
         fields=p.fields,
@@ -62,6 +66,10 @@ def load_problems_task(recipe: Recipe, limit: int | None) -> pl.DataFrame:
         difficulty=p.difficulty,
         split=p.split,
         name=p.name,
+        size=p.size,
+        config=p.config,
+        level=p.level,
+        families=p.families,
     )
 
 

@@ -12,6 +12,7 @@ Not here: reading YAML files safely (flows/recipe_files.py).
 
 from __future__ import annotations
 
+import json
 import reprlib
 from pathlib import Path
 from typing import Annotated, Literal, Union, get_args
@@ -37,9 +38,29 @@ MAX_BUILTIN = 1_000_000  # built-in problems are made in memory, all at once
 MAX_INT = 2**53  # larger integers in a recipe are typos; they overflow the warehouse's BIGINT
 
 
+class CurriculumConfig(StrictModel):
+    """`problems.curriculum` (gym sources): rounds of `size` new problems each, the next
+    round's level chosen from this round's pass rate (generators/problems/gym.py)."""
+
+    rounds: int = Field(ge=1, le=100)
+    band: tuple[float, float] = (0.2, 0.8)  # keep the level while the pass rate is inside
+    start: int = Field(0, ge=0)  # the first round's level
+
+    @field_validator("band")
+    @classmethod
+    def _band(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not 0.0 <= v[0] <= v[1] <= 1.0:
+            raise ValueError(f"band {list(v)}: expected [low, high] with 0 <= low <= high <= 1")
+        return v
+
+
+GYM_KEYS = ("size", "config", "level", "families", "curriculum")
+
+
 class ProblemsConfig(StrictModel):
     source: str = Field(
-        description="builtin:NAME | FILE.jsonl | FILE.parquet | hf:DIR | DIR/*.jsonl | DIR"
+        description="builtin:NAME | FILE.jsonl | FILE.parquet | hf:DIR | DIR/*.jsonl | DIR "
+        "| gym:NAME | gym:composite"
     )
     fields: dict[str, str] = Field(default_factory=dict)
     answer_format: Literal["plain", "boxed", "gsm8k"] = "plain"
@@ -48,6 +69,32 @@ class ProblemsConfig(StrictModel):
     difficulty: tuple[int, int] | None = None
     split: str | None = None
     name: str | None = None
+    # gym: sources (reasoning-gym): how many problems, the family's config, its curriculum
+    # level, a composite's families ({name: weight} or {name: {weight, level, config}}), and
+    # rounds whose level follows the pass rate.
+    size: int | None = Field(None, ge=1, le=MAX_BUILTIN)
+    config: dict = Field(default_factory=dict)
+    level: int | None = Field(None, ge=0)
+    families: dict[str, float | dict] | None = None
+    curriculum: CurriculumConfig | None = None
+
+    @model_validator(mode="after")
+    def _gym_only(self):
+        given = [k for k in GYM_KEYS if getattr(self, k) not in (None, {})]
+        if given and not self.source.startswith("gym:"):
+            raise ValueError(f"{', '.join(given)}: only for gym: sources (reasoning-gym)")
+        if {"size", "seed"} & set(self.config):
+            raise ValueError("config: size and seed are problems.size and problems.seed")
+        return self
+
+    def gym_identity(self) -> tuple | None:
+        """What a gym source adds to the problem set's identity (None for other sources,
+        so their run ids stay as they were)."""
+        if not self.source.startswith("gym:"):
+            return None
+        c = self.curriculum.model_dump(mode="json") if self.curriculum else None
+        parts = (self.size, self.config, self.level, self.families, c)
+        return tuple(json.dumps(p, sort_keys=True) for p in parts)
 
     @field_validator("fields")
     @classmethod

@@ -124,7 +124,7 @@ def refilter_batch(
                 [run_id],
             )
             problems = wh.sql(
-                "SELECT p.problem_id, p.question, p.gold FROM problems p "
+                "SELECT p.problem_id, p.question, p.gold, p.meta FROM problems p "
                 "JOIN _rf_keys k USING (problem_id)"
             )
         finally:

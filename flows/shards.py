@@ -18,6 +18,7 @@ from reasonfactory.filters.working import with_questions
 from reasonfactory.generators.engines.cached import CachedEngine, Lookup, Sink
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.generators.verify.checkers import attach_checkers
+from reasonfactory.generators.verify.gym_checker import with_tagged_answers
 from reasonfactory.warehouse.evals import EVAL_STATUS
 
 
@@ -70,6 +71,7 @@ def process_shard(
             generated_hook()
     # Problems whose answers are not checked by equality (Countdown) get their checker.
     traces = attach_checkers(out.traces, shard)
+    traces = with_tagged_answers(traces)  # gym problems: `<answer>` read where no \boxed{}
     judged = judge(with_questions(traces, shard), list(recipe.filters), recipe.kind)
     return ShardResult(
         problems=shard,

@@ -72,7 +72,8 @@ IDENTITY: tuple[IdentityRow, ...] = (
         "an eval's traces are benchmark answers, never a data run's; its samples are shared",
     ),
     IdentityRow(
-        "problem set (source, fields, answer_format, seed, difficulty)",
+        "problem set (source, fields, answer_format, seed, difficulty; gym: size, config, "
+        "level, families, curriculum)",
         True,
         False,
         "the run covers those problems; a sample is keyed by the question as sent",
@@ -125,6 +126,9 @@ class RunIdentity:
         )
         p = recipe.problems
         problem_set = (p.source, sorted(p.fields.items()), p.answer_format, p.seed, p.difficulty)
+        gym = p.gym_identity()
+        if gym is not None:  # only gym sources: other run ids stay as they were
+            problem_set = (*problem_set, gym)
         return cls(
             kind=recipe.kind,
             fingerprint=fp,

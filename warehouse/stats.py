@@ -65,6 +65,8 @@ class RunStats:
     cost: float | None = None
     maj_at: dict[int, float] = field(default_factory=dict)
     evals: list[dict] = field(default_factory=list)
+    # Answer accuracy per problem source and difficulty (reasoning-gym: per family and level)
+    accuracy: list[dict] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         """Plain data for `stats --format json` (funnel as a list of {step, traces})."""
@@ -190,6 +192,21 @@ def _fill(wh: Warehouse, s: RunStats, recipe: dict) -> None:
     s.cost = _cost(recipe, s.tokens_in, s.tokens_out)
     if s.method in SAMPLED_METHODS:
         s.pass_at, s.maj_at = _coverage(wh, s.run_id, s.method)
+    s.accuracy = accuracy_by_source(wh, s.run_id, s.method)
+
+
+def accuracy_by_source(wh: Warehouse, run_id: str, method: str) -> list[dict]:
+    """Share of checked traces whose answer is right, per problem source and difficulty
+    (and curriculum level, for reasoning-gym problems), with the count checked."""
+    rows = wh.con.execute(
+        "SELECT p.source, p.meta->>'difficulty' AS difficulty, p.meta->>'level' AS level, "
+        "count(*) AS checked, avg(t.correct::INT) AS accuracy FROM traces t "
+        "JOIN problems p USING (problem_id) WHERE t.run_id = ? AND t.method = ? "
+        "AND t.correct IS NOT NULL GROUP BY ALL ORDER BY 1, 3, 2",
+        [run_id, method],
+    )
+    names = [d[0] for d in rows.description]
+    return [dict(zip(names, r, strict=True)) for r in rows.fetchall()]
 
 
 _GEN_OK = (

@@ -26,7 +26,10 @@ def check_answer_format(answer_format: str) -> None:
 
 @app.command("import")
 def import_(
-    path: Annotated[str, typer.Argument(help="A .jsonl or .parquet file, or a datasets folder.")],
+    path: Annotated[
+        str,
+        typer.Argument(help="A .jsonl or .parquet file, a datasets folder, or gym:NAME."),
+    ],
     fields: FieldsOpt = "question=question,answer=answer",
     answer_format: AnswerFormatOpt = "plain",
     source: Annotated[
@@ -35,23 +38,46 @@ def import_(
     split: Annotated[str | None, typer.Option(help="Split of a DatasetDict folder.")] = None,
     limit: Annotated[int | None, typer.Option(help="Import only the first N problems.")] = None,
     warehouse: WarehouseOpt = None,
+    size: Annotated[int | None, typer.Option(help="gym: problems to make.")] = None,
+    seed: Annotated[int, typer.Option(help="gym: the generator's seed.")] = 0,
+    level: Annotated[int | None, typer.Option(help="gym: the curriculum level.")] = None,
+    config: Annotated[str | None, typer.Option(help="gym: the family's config, JSON.")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="gym: write a JSONL file instead of storing.")
+    ] = None,
 ) -> None:
     """Load a problem set into the warehouse without generating anything.
 
     Example: reasonfactory import gsm8k_test.jsonl --answer-format gsm8k
 
-    The whole file is checked first: a bad line stores nothing from the file.
+    The whole file is checked first: a bad line stores nothing from the file. A gym:NAME
+    source makes problems with reasoning-gym (`--size`, `--seed`, `--level`, `--config`);
+    `--out FILE.jsonl` writes them (question, answer, checker, difficulty) for inspection,
+    and that file imported back is checked the same way.
     """
+    from reasonfactory.flows.cli.gym import gym_options, write_problems
     from reasonfactory.generators.problems.sources import load_problems
     from reasonfactory.warehouse.store import Warehouse
 
     check_limit(limit)
     check_answer_format(answer_format)
     mapping = parse_fields(fields)
+    gym = gym_options(path, size, level, config, out_file)
     with spinner(err, f"import {path}"):
         problems = load_problems(
-            path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
+            path,
+            fields=mapping,
+            answer_format=answer_format,
+            limit=limit,
+            split=split,
+            name=source,
+            seed=seed,
+            **gym,
         )
+        if out_file is not None:
+            write_problems(problems, out_file)
+            out.print(f"{problems.height} problems of {path} written to {out_file}")
+            return
         with Warehouse(warehouse) as wh:
             changed, runs = wh.update_golds(problems)
             added = wh.ingest("problems", problems)
@@ -240,6 +266,9 @@ def _print_stats(r) -> None:
         out.print("  coverage: " + coverage, highlight=False)
     if r.maj_at:
         out.print("  majority: " + "  ".join(f"maj@{k} {v:.3f}" for k, v in r.maj_at.items()))
+    from reasonfactory.flows.cli.gym import print_accuracy
+
+    print_accuracy(r)
 
 
 def _print_evals(r) -> None:

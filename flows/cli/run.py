@@ -21,12 +21,17 @@ def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
     from reasonfactory.flows.local_server import prefect_api
 
     path = resolve_path(warehouse).resolve()
+    if recipe.problems.curriculum is not None:  # rounds (flows/curriculum.py)
+        from reasonfactory.flows.cli.gym import run_curriculum_and_report
+
+        with temporary_api(), showing_progress(err):
+            return run_curriculum_and_report(recipe, str(path), limit, print_summary)
     try:
         with prefect_api(), showing_progress(err):
             summary = run_recipe(recipe, str(path), limit)
     except KeyboardInterrupt:
         raise Interrupted(_committed(recipe, path)) from None
-    _print_summary(summary)
+    print_summary(summary)
 
 
 class Interrupted(UserError):
@@ -242,14 +247,14 @@ def absolute_source(source: str) -> str:
     >>> absolute_source("builtin:arithmetic")
     'builtin:arithmetic'
     """
-    if source.startswith("builtin:"):
+    if source.startswith(("builtin:", "gym:")):
         return source
     if source.startswith("hf:"):
         return "hf:" + os.path.abspath(source[3:])
     return os.path.abspath(source)
 
 
-def _print_summary(s: dict) -> None:
+def print_summary(s: dict) -> None:
     out.print(f"\nrun {s['run_id']} stored in {s['warehouse']}")
     out.print(
         f"  problems: {s['problems']} ({s['problems_generated']} generated this time, the rest "

@@ -25,6 +25,8 @@ from typing import Literal
 import polars as pl
 from reasonfactory.generators.problems.countdown import countdown_checker
 from reasonfactory.generators.problems.families import FAMILIES, make_problems
+from reasonfactory.generators.problems.gym import PREFIX as GYM
+from reasonfactory.generators.problems.gym import families_of, make_gym_problems
 from reasonfactory.generators.problems.jsonl import JsonLineError, read_jsonl
 from reasonfactory.generators.verify.answers import extract_boxed, extract_gsm8k
 from reasonfactory.warehouse.errors import UserError
@@ -49,6 +51,10 @@ def load_problems(
     difficulty: tuple[int, int] | None = None,
     split: str | None = None,
     name: str | None = None,
+    size: int | None = None,
+    config: dict | None = None,
+    level: int | None = None,
+    families: dict | None = None,
 ) -> pl.DataFrame:
     """Problems as a frame of the `problems` table.
 
@@ -59,6 +65,12 @@ def load_problems(
         raise ProblemSourceError(f"limit {limit}: expected a positive number of problems")
     if source.startswith(BUILTIN):
         return _builtin(source, limit if limit is not None else 100, seed, difficulty)
+    if source.startswith(GYM):  # reasoning-gym (generators/problems/gym.py)
+        count = min(size or limit or 100, limit or size or 100)
+        made = make_gym_problems(families_of(source, config, level, families), count, seed)
+        return PROBLEMS.conform(pl.DataFrame(made, schema=PROBLEMS.polars_schema)).unique(
+            subset="problem_id", keep="first", maintain_order=True
+        )
     fields = {"question": "question", "answer": "answer", **(fields or {})}
     files = locate_files(source)
     if files is not None:  # a glob or a folder of files: one problem set that grows
@@ -266,7 +278,10 @@ def _problem_row(
             )
     meta = {k: v for k, v in record.items() if k not in (qfield, afield)}
     meta["imported_at"] = datetime.now(UTC).isoformat(timespec="seconds")
-    meta |= _checker_meta(question)
+    if "checker" in meta:  # a file written by `import gym:NAME --out` keeps its checker
+        _check_spec(meta["checker"], where)
+    else:
+        meta |= _checker_meta(question)
     return {
         "problem_id": problem_id(source, question),
         "source": source,
@@ -274,6 +289,21 @@ def _problem_row(
         "gold": gold,
         "meta": json.dumps(meta, default=str, ensure_ascii=False),
     }
+
+
+def _check_spec(spec, where: str) -> None:
+    from reasonfactory.generators.verify.gym_checker import PREFIX, parse_spec
+
+    if not isinstance(spec, str) or not spec.startswith(("countdown:", PREFIX)):
+        raise ProblemSourceError(
+            f"{where}: field 'checker' is {str(spec)[:60]!r}; expected countdown:N,N,... or "
+            "gym:{...} (as `reasonfactory import gym:NAME --out` writes it)"
+        )
+    if spec.startswith(PREFIX):
+        try:
+            parse_spec(spec)
+        except ValueError as exc:
+            raise ProblemSourceError(f"{where}: field 'checker': {exc}") from None
 
 
 # GSM8K writes its final answer on a last line `#### 18`: a plain gold never holds one.

@@ -13,7 +13,9 @@ threads):
   the others their verdict.
 
 `judge_answers` adds the problems checked by a rule rather than by equality with the gold
-(Countdown, `checkers.check`). The `answer` filter and the methods that must know whether an
+(Countdown, `checkers.check`), and the reasoning-gym problems, whose family's own scorer runs
+in the same pool with the same limits (`score_answers`; `min_score` is what counts as
+correct). The `answer` filter and the methods that must know whether an
 answer is right (journey's base traces) both call it. It lives here, below the methods and
 the filters, because both need it.
 """
@@ -28,11 +30,13 @@ import signal
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pebble import ProcessExpired, ProcessPool
 from reasonfactory.generators.verify.answer import Outcome, check_answer
-from reasonfactory.generators.verify.checkers import check
+from reasonfactory.generators.verify.checkers import check, is_scored
 from reasonfactory.generators.verify.exact import read_number
+from reasonfactory.generators.verify.gym_checker import score_gym, warm
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,15 @@ class PoolOptions:
     memory_mb: int = 2048  # memory one check may add to its worker
     batch: int = 64  # checks sent to a worker at a time
     approximate: bool = False  # a decimal may match an exact gold it rounds (answer.py)
+    min_score: float = 1.0  # a scored check (reasoning-gym) is correct at this score or more
+
+
+class Checked(NamedTuple):
+    """One check's verdict, how it was reached, and a scorer's score (None: not scored)."""
+
+    outcome: Outcome
+    why: str
+    score: float | None = None
 
 
 class _CheckTimeout(BaseException):
@@ -108,14 +121,36 @@ def _check_group(
                 _GOLDS[gold] = _GOLD_TIMED_OUT  # the gold parse itself hangs: once is enough
         except Exception as exc:  # MemoryError, RecursionError, a parser bug: this check only
             outcome, why = Outcome.ERROR, [f"the check failed: {type(exc).__name__}"]
-        out.append((outcome.value, "; ".join(why)))
+        out.append(Checked(outcome, "; ".join(why)))
     return out
 
 
 def _check_batch(
     groups: list[tuple[str, list[str]]], timeout_s: float, approximate: bool = False
-) -> list[list[tuple[str, str]]]:
+) -> list[list[Checked]]:
     return [_check_group(gold, preds, timeout_s, approximate) for gold, preds in groups]
+
+
+def _score_group(key: tuple[str, str], preds: list[str], timeout_s: float, min_score: float):
+    checker, gold = key
+    out = []
+    for pred in preds:
+        try:
+            score, why = _timed(lambda p=pred: score_gym(checker, gold, p), timeout_s)
+        except _CheckTimeout:
+            out.append(Checked(Outcome.TIMEOUT, f"the check ran past {timeout_s} s"))
+            continue
+        except Exception as exc:  # a scorer's bug or a blow-up: this check only
+            out.append(Checked(Outcome.ERROR, f"the check failed: {type(exc).__name__}"))
+            continue
+        ok = score >= min_score
+        why = f"{why}: score {score:g} (correct from {min_score:g})"
+        out.append(Checked(Outcome.CORRECT if ok else Outcome.WRONG, why, score))
+    return out
+
+
+def _score_batch(groups, timeout_s: float, min_score: float) -> list[list[Checked]]:
+    return [_score_group(key, preds, timeout_s, min_score) for key, preds in groups]
 
 
 def check_answers(
@@ -129,7 +164,7 @@ def check_answers(
     >>> check_answers([("2", "2.0"), ("2", "3"), ("2", None)])
     [<Outcome.CORRECT: 'correct'>, <Outcome.WRONG: 'wrong'>, <Outcome.WRONG: 'wrong'>]
     """
-    return [outcome for outcome, _ in explain_answers(pairs, options)]
+    return [c.outcome for c in _pooled(pairs, options or PoolOptions(), scored=False)]
 
 
 def explain_answers(
@@ -140,25 +175,48 @@ def explain_answers(
     >>> explain_answers([("\\\\sqrt{2}", "1.414214")])[0][1].startswith("a decimal approx")
     True
     """
+    return [(c.outcome, c.why) for c in _pooled(pairs, options or PoolOptions(), scored=False)]
+
+
+def score_answers(
+    triples: Iterable[tuple[str, str | None, str | None]], options: PoolOptions | None = None
+) -> list[Checked]:
+    """Score (checker, gold, predicted) triples of reasoning-gym problems in worker
+    processes (gym_checker.py), with the pool's limits; correct from `options.min_score`.
+
+    >>> from reasonfactory.generators.verify.gym_checker import gym_spec
+    >>> spec = gym_spec("countdown", {}, {"numbers": [4, 6], "target": 24})
+    >>> [c.outcome.value for c in score_answers([(spec, "4*6", "6*4"), (spec, "4*6", "4+6")])]
+    ['correct', 'wrong']
+    """
     opts = options or PoolOptions()
+    return _pooled(((None if g is None else (c, g), p) for c, g, p in triples), opts, True)
+
+
+def _pooled(pairs, opts: PoolOptions, scored: bool) -> list[Checked]:
+    """Check (key, predicted) pairs, each distinct pair once: key is a gold (math-verify) or,
+    `scored`, a (checker, gold) pair."""
     pairs = list(pairs)
-    results: dict[tuple[str, str], tuple[Outcome, str]] = {}
-    by_gold: dict[str, list[str]] = {}
+    results: dict[tuple, Checked] = {}
+    by_gold: dict = {}
     for gold, pred in pairs:
         if gold is None or pred is None or not pred.strip():
             continue
         key = (gold, pred)
         if key not in results:
-            results[key] = (Outcome.ERROR, "not checked")  # placeholder until checked
+            results[key] = Checked(Outcome.ERROR, "not checked")  # placeholder until checked
             by_gold.setdefault(gold, []).append(pred)
-    if by_gold:
-        _run_pool(by_gold, opts, results)
+    if by_gold and scored:
+        warm(checker for checker, _ in by_gold)  # forked workers inherit the built scorers
+        _run_pool(by_gold, opts, results, _score_batch, (opts.timeout_s, opts.min_score))
+    elif by_gold:
+        _run_pool(by_gold, opts, results, _check_batch, (opts.timeout_s, opts.approximate))
     out = []
     for gold, pred in pairs:
         if gold is None:
-            out.append((Outcome.GOLD_UNPARSEABLE, "no gold"))
+            out.append(Checked(Outcome.GOLD_UNPARSEABLE, "no gold"))
         elif pred is None or not pred.strip():
-            out.append((Outcome.WRONG, "no prediction"))
+            out.append(Checked(Outcome.WRONG, "no prediction", 0.0 if scored else None))
         else:
             out.append(results[(gold, pred)])
     return out
@@ -179,7 +237,7 @@ def _batches(by_gold: dict[str, list[str]], size: int) -> list[list[tuple[str, l
     return batches
 
 
-def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
+def _run_pool(by_gold, opts: PoolOptions, results: dict, batch_fn, args: tuple) -> None:
     workers = opts.workers or max(1, os.cpu_count() or 1)
     batches = _batches(by_gold, opts.batch)
     workers = min(workers, len(batches))
@@ -195,8 +253,8 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
     ) as pool:
         futures = [
             pool.schedule(
-                _check_batch,
-                args=(batch, opts.timeout_s, opts.approximate),
+                batch_fn,
+                args=(batch, *args),
                 timeout=_hard_limit(opts.timeout_s, sum(len(p) for _, p in batch)),
             )
             for batch in batches
@@ -205,16 +263,16 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
         for batch, future in zip(batches, futures, strict=True):
             try:
                 for (gold, preds), outcomes in zip(batch, future.result(), strict=True):
-                    for pred, (outcome, why) in zip(preds, outcomes, strict=True):
-                        results[(gold, pred)] = (Outcome(outcome), why)
+                    for pred, checked in zip(preds, outcomes, strict=True):
+                        results[(gold, pred)] = checked
             except (FutureTimeout, ProcessExpired):
                 retry.extend((gold, pred) for gold, preds in batch for pred in preds)
         singles = [
             (
                 pair,
                 pool.schedule(
-                    _check_batch,
-                    args=([(pair[0], [pair[1]])], opts.timeout_s, opts.approximate),
+                    batch_fn,
+                    args=([(pair[0], [pair[1]])], *args),
                     timeout=_hard_limit(opts.timeout_s, 1),
                 ),
             )
@@ -222,12 +280,11 @@ def _run_pool(by_gold, opts: PoolOptions, results: dict) -> None:
         ]
         for pair, future in singles:
             try:
-                outcome, why = future.result()[0][0]
-                results[pair] = (Outcome(outcome), why)
+                results[pair] = future.result()[0][0]
             except FutureTimeout:
-                results[pair] = (Outcome.TIMEOUT, "the check hung and was killed")
+                results[pair] = Checked(Outcome.TIMEOUT, "the check hung and was killed")
             except ProcessExpired:
-                results[pair] = (Outcome.ERROR, "the checker process died")
+                results[pair] = Checked(Outcome.ERROR, "the checker process died")
 
 
 def _hard_limit(timeout_s: float, n_checks: int) -> float:
@@ -259,16 +316,42 @@ def judge_answers_explained(
 ) -> list[tuple[Outcome, str]]:
     """`judge_answers` with how each verdict was reached (what `reasonfactory check answers`
     prints)."""
+    return [(c.outcome, c.why) for c in judge_answers_scored(golds, preds, checkers, options)]
+
+
+def judge_answers_scored(
+    golds: list[str | None],
+    preds: list[str | None],
+    checkers: list[str | None] | None = None,
+    options: PoolOptions | None = None,
+) -> list[Checked]:
+    """`judge_answers_explained` with the score of each scored check (reasoning-gym's
+    partial credit; None for the others)."""
     checkers = checkers or [None] * len(golds)
     pairs = [
         (g, p) if c is None else (None, None)
         for g, p, c in zip(golds, preds, checkers, strict=True)
     ]
-    outcomes = explain_answers(pairs, options)
+    outcomes = _pooled(pairs, options or PoolOptions(), scored=False)
+    rows = [
+        i
+        for i, (g, c) in enumerate(zip(golds, checkers, strict=True))
+        if is_scored(c) and g is not None
+    ]
+    scores = dict(
+        zip(
+            rows,
+            score_answers([(checkers[i], golds[i], preds[i]) for i in rows], options),
+            strict=True,
+        )
+    )
     out = []
-    for gold, pred, checker, outcome in zip(golds, preds, checkers, outcomes, strict=True):
-        if checker is not None and gold is not None:
+    for i, (gold, pred, checker) in enumerate(zip(golds, preds, checkers, strict=True)):
+        outcome = outcomes[i]
+        if i in scores:
+            outcome = scores[i]
+        elif checker is not None and gold is not None:
             ok = check(checker, gold, pred)
-            outcome = (Outcome.CORRECT if ok else Outcome.WRONG, f"by the rule {checker}")
+            outcome = Checked(Outcome.CORRECT if ok else Outcome.WRONG, f"by the rule {checker}")
         out.append(outcome)
     return out

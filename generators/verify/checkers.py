@@ -5,7 +5,9 @@ math-verify). Some are not: a Countdown answer is right when it is an expression
 given numbers that reaches the target, and many expressions are. Such a problem carries a
 checker spec on its row (`problems.meta.checker`, e.g. `countdown:12,45,3,7`, written when
 the problem is loaded); `attach_checkers` copies it onto the problem's traces as the
-`checker` working column, and `check` applies it. Pure functions; no I/O.
+`checker` working column, and `check` applies it. A reasoning-gym problem carries
+`gym:{...}` (gym_checker.py): its family's scorer runs in the answer pool (`is_scored`).
+Pure functions; no I/O.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import json
 
 import polars as pl
 from reasonfactory.generators.verify.countdown import check_countdown
+from reasonfactory.generators.verify.gym_checker import PREFIX as GYM_PREFIX
+from reasonfactory.generators.verify.gym_checker import score_gym
 
 
 def check(checker: str, gold: str | None, predicted: str | None) -> bool:
@@ -28,7 +32,19 @@ def check(checker: str, gold: str | None, predicted: str | None) -> bool:
             return False
         numbers = [int(n) for n in arg.split(",") if n]
         return check_countdown(numbers, int(gold), predicted)
-    raise ValueError(f"unknown answer checker {checker!r}; known: countdown")
+    if kind == "gym":  # in this process, no time limit: `judge_answers` uses the pool
+        return score_gym(checker, gold, predicted)[0] >= 1.0
+    raise ValueError(f"unknown answer checker {checker!r}; known: countdown, gym")
+
+
+def is_scored(checker: str | None) -> bool:
+    """Whether a checker scores in [0, 1] by a family's own code (reasoning-gym), run in the
+    answer pool with its limits, rather than by a rule checked in place (Countdown).
+
+    >>> is_scored("gym:{}"), is_scored("countdown:4,6"), is_scored(None)
+    (True, False, False)
+    """
+    return checker is not None and checker.startswith(GYM_PREFIX)
 
 
 def problem_checker(problem: dict) -> str | None:

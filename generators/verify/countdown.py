@@ -15,7 +15,12 @@ _MAX_PARTS = 8  # links of a chain `a = b = c`
 _LATEX_NOISE = re.compile(r"\\left|\\right|\\!|\\,|\\;|\$")
 
 
-def check_countdown(numbers: list[int] | tuple[int, ...], target: int, answer: str | None) -> bool:
+def check_countdown(
+    numbers: list[int] | tuple[int, ...],
+    target: int,
+    answer: str | None,
+    unary_minus: bool = False,  # reasoning-gym's countdown golds negate (`27*(-2 + 5)`)
+) -> bool:
     """Whether `answer` uses each number exactly once and evaluates to `target`.
 
     Brackets and `+ - * /` (also `\\times`, `\\div`) only; no unary minus, no other numbers.
@@ -37,7 +42,7 @@ def check_countdown(numbers: list[int] | tuple[int, ...], target: int, answer: s
     parts = text.split("=")
     if len(parts) > _MAX_PARTS or any(not p.strip() for p in parts):
         return False
-    nodes = [parse_arith(p, unary_minus=False, decimals=False) for p in parts]
+    nodes = [parse_arith(p, unary_minus=unary_minus, decimals=False) for p in parts]
     if any(node is None or evaluate(node) != target for node in nodes):
         return False
     want = Counter(numbers)
