@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
 from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
 from reasonfactory.generators.methods.selection import (
@@ -29,10 +29,22 @@ from reasonfactory.generators.methods.selection import (
     rewards_for,
     selection_meta,
 )
-from reasonfactory.generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
+from reasonfactory.generators.prompts import (
+    FINAL_ANSWER_PROMPT,
+    SOLVE_PROMPT,
+    build_messages,
+    parse_completion,
+)
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest, trace_id
 from reasonfactory.warehouse.schema import TRACES
+
+
+class FewShot(StrictModel):
+    """One worked example shown before the problem: a question and the reply to imitate."""
+
+    question: str = Field(min_length=1)
+    reply: str = Field(min_length=1)
 
 
 class SelfOutputConfig(StrictModel):
@@ -45,8 +57,38 @@ class SelfOutputConfig(StrictModel):
     min_agreement: float = Field(0.5, gt=0, le=1)
     shard_size: int = Field(512, ge=1)
     selection: SelectionConfig = SelectionConfig()
+    # How replies are read: r1 (`<think>...</think>` then `\boxed{}`) or final_answer (the
+    # thought is the text before a final-answer phrase; generators/reply_forms.py).
+    reply: Literal["r1", "final_answer"] = "r1"
+    # The user turn with `{question}` in it (default: the reply form's prompt), a system
+    # turn, and few-shot turns ({question, reply} each) before the problem.
+    user_prompt: str | None = Field(None, description="user turn template with {question}")
+    system_prompt: str | None = None
+    examples: tuple[FewShot, ...] = ()
 
     PROMPT: ClassVar[str] = SOLVE_PROMPT  # in the run's fingerprint
+    # Added after runs were stored: at their defaults they leave a run's identity as it was.
+    ADDED_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "reply",
+        "user_prompt",
+        "system_prompt",
+        "examples",
+    )
+
+    @field_validator("user_prompt")
+    @classmethod
+    def _has_question(cls, v: str | None) -> str | None:
+        if v is not None and "{question}" not in v:
+            raise ValueError("user_prompt must contain {question}, where the problem goes")
+        return v
+
+    def messages(self, question: str) -> tuple[dict, ...]:
+        """The chat this config asks for one problem."""
+        template = self.user_prompt or (
+            FINAL_ANSWER_PROMPT if self.reply == "final_answer" else SOLVE_PROMPT
+        )
+        shots = tuple((e.question, e.reply) for e in self.examples)
+        return build_messages(question, template, self.system_prompt, shots)
 
 
 def request_seed(seed: int, problem_id: str) -> int:
@@ -69,7 +111,7 @@ def self_output(
     """
     requests = [
         GenRequest(
-            messages=build_messages(q),
+            messages=config.messages(q),
             n=config.samples,
             temperature=config.temperature,
             top_p=config.top_p,
@@ -131,7 +173,8 @@ def sample_rows(
         )
     )
     for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
-        parsed = [parse_completion(c.text, c.reasoning) for c in completions]
+        reply = getattr(config, "reply", "r1")
+        parsed = [parse_completion(c.text, c.reasoning, reply) for c in completions]
         samples = [
             Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
             for c, p in zip(completions, parsed, strict=True)

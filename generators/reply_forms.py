@@ -1,0 +1,70 @@
+"""Reading a reply that does not write `<think>`: the thought is the text before its final-answer
+phrase (`reply: final_answer` in a recipe's `generate`).
+
+An instruction-tuned model never trained on the R1 format (SmolLM2-135M-Instruct: 1 reply of
+200 opened `<think>`) writes its working, then its answer. The phrases read, case-insensitive,
+the last one in the reply winning:
+
+- `The final answer is 31` (also `Final answer: 31`, bold `**...**`, `$31$`);
+- `Answer: 31` at the start of a line;
+- `#### 31` (GSM8K's form);
+- a `\\boxed{31}` (the last one).
+
+The answer is what follows the phrase on its line: a number (`$1,200.` -> `1200`) when it
+starts with one, else the text (`\\frac{1}{2}`), or the boxed content. The response is
+rewritten in the R1 form, `The final answer is \\boxed{31}.`, so an export has the same
+shape whichever form the model wrote (the reply as written stays in `completions`).
+
+Not here: the R1 split itself (generators/prompts.py `parse_completion`).
+"""
+
+from __future__ import annotations
+
+import re
+
+from reasonfactory.generators.verify.answers import extract_boxed
+
+REPLY_FORMS = ("r1", "final_answer")
+
+_PHRASES = re.compile(
+    r"(?:\*\*)?(?:the\s+)?final\s+answer(?:\s+is)?\s*(?::|is)?\s*(?:\*\*)?[:\s]*"
+    r"|^[ \t]*(?:\*\*)?answer(?:\*\*)?\s*:(?:\*\*)?[ \t]*"
+    r"|^[ \t]*####[ \t]*"
+    r"|\\boxed\s*\{",
+    re.IGNORECASE | re.MULTILINE,
+)
+_NUMBER_START = re.compile(r"^\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d/^])")
+
+
+def split_final_answer(text: str) -> tuple[str, str, str | None] | None:
+    """(thought, R1 response, answer) of a reply ending in a final-answer phrase, else None.
+
+    >>> split_final_answer("2 * 6 = 12\\n12 + 1 = 13\\nThe final answer is 13.")
+    ('2 * 6 = 12\\n12 + 1 = 13', 'The final answer is \\\\boxed{13}.', '13')
+    >>> split_final_answer("Half of it.\\nAnswer: \\\\frac{1}{2}")[2]
+    '\\\\frac{1}{2}'
+    >>> split_final_answer("So she pays $1,200.\\n#### 1,200")[2]
+    '1200'
+    >>> split_final_answer("I think it is 7.") is None
+    True
+    """
+    matches = list(_PHRASES.finditer(text))
+    for m in reversed(matches):
+        answer = _answer_at(text, m)
+        if answer:
+            thought = text[: m.start()].strip()
+            return thought, f"The final answer is \\boxed{{{answer}}}.", answer
+    return None
+
+
+def _answer_at(text: str, m: re.Match) -> str | None:
+    if m.group(0).lower().lstrip().startswith("\\boxed"):
+        return extract_boxed(text[m.start() :])
+    rest = text[m.end() :].split("\n", 1)[0].strip()
+    if "\\boxed" in rest:
+        return extract_boxed(rest)
+    rest = rest.strip("*$ ").rstrip(".").strip("*$ ")
+    number = _NUMBER_START.match(rest)
+    if number:
+        return number.group(1).replace(",", "")
+    return rest or None
