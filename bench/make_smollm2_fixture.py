@@ -18,9 +18,11 @@ import argparse
 import json
 import tempfile
 import time
+import os
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from common import ROOT, isolate_prefect
+
 GSM8K = next(
     p
     for p in (ROOT.parent / "shared/data/gsm8k_test.jsonl", ROOT / "data/gsm8k_test.jsonl")
@@ -54,6 +56,8 @@ def recipe(group: str) -> dict:
 
 
 def main() -> None:
+    isolate_prefect()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     from reasonfactory.flows.generate import run_recipe
     from reasonfactory.flows.recipe import parse_recipe
     from reasonfactory.warehouse.store import Warehouse

@@ -23,8 +23,11 @@ PHRASES = [
     ("3 * 400 = 1200\n#### 1,200", "3 * 400 = 1200", "1200"),
     ("x = 4 / 8 = 1/2, so $\\boxed{\\frac{1}{2}}$.", "x = 4 / 8 = 1/2, so $", "\\frac{1}{2}"),
     # the last phrase wins: a model that restates its answer
-    ("The final answer is 4.\nWait: 2 + 3 = 5.\nThe final answer is 5.",
-     "The final answer is 4.\nWait: 2 + 3 = 5.", "5"),
+    (
+        "The final answer is 4.\nWait: 2 + 3 = 5.\nThe final answer is 5.",
+        "The final answer is 4.\nWait: 2 + 3 = 5.",
+        "5",
+    ),
     ("The final answer is x = 7.", "", "x = 7"),
 ]
 

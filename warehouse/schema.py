@@ -239,12 +239,16 @@ SELECT
   p.question,
   p.gold,
   p.source,
-  [
-    {'role': 'user', 'content': p.question},
-    {'role': 'assistant', 'content':
+  list_concat(
+    -- the chat the model was asked (`meta.prompt`, self_output), else the bare question
+    coalesce(
+      from_json(t.meta->'prompt', '[{"role": "VARCHAR", "content": "VARCHAR"}]'),
+      [{'role': 'user', 'content': p.question}]
+    ),
+    [{'role': 'assistant', 'content':
        '<think>' || chr(10) || trim(regexp_replace(t.thought, '</?step>', '', 'g')) || chr(10)
-       || '</think>' || chr(10) || chr(10) || trim(t.response)}
-  ] AS messages
+       || '</think>' || chr(10) || chr(10) || trim(t.response)}]
+  ) AS messages
 FROM traces t JOIN problems p USING (problem_id)
 """
 SFT_VIEW = "CREATE OR REPLACE VIEW sft AS SELECT * FROM sft_all WHERE status = 'kept'"

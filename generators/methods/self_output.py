@@ -125,7 +125,7 @@ def self_output(
     results = engine.generate(requests) if requests else []
     if len(results) != len(requests):
         raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
-    rows = sample_rows(problems, results, config, ctx, "self_output")
+    rows = sample_rows(problems, results, config, ctx, "self_output", prompt_of=config.messages)
     schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
     frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
     return Generated(traces=frame)
@@ -150,13 +150,15 @@ def sample_rows(
     ctx: RunContext,
     method: str,
     extra_meta: Callable[[Completion], dict] | None = None,
+    prompt_of: Callable[[str], tuple[dict, ...]] | None = None,
 ) -> list[dict]:
     """One trace row per sampled completion: parsed, voted and selected per problem.
 
     Shared by every generator that samples a problem N times and keeps all samples
     (`self_output`, `distill`). `results[k]` are the completions for `problems[k]`; `config`
     is any config with `selection`, `min_agreement`, `temperature`, `seed` and `max_tokens`;
-    `extra_meta(completion)` adds the generator's own `meta` keys.
+    `extra_meta(completion)` adds the generator's own `meta` keys; `prompt_of(question)`, the
+    chat the engine was asked, is kept in `meta.prompt` (an export's user turn, the `sft` view).
     """
     if config.selection.by == "confidence":
         require_logprobs(results)
@@ -180,6 +182,7 @@ def sample_rows(
             for c, p in zip(completions, parsed, strict=True)
         ]
         choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
+        asked = {"prompt": list(prompt_of(problem["question"]))} if prompt_of else {}
         for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
             meta = {
                 "fingerprint": ctx.fingerprint,
@@ -197,6 +200,7 @@ def sample_rows(
                 "request_key": c.meta.get("request_key"),
                 "selection": selection_meta(config.selection, choice, i),
                 **(extra_meta(c) if extra_meta else {}),
+                **asked,
             }
             rows.append(
                 {
