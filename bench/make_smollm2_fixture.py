@@ -7,8 +7,8 @@ Runs four recipes through `run` (the vllm engine, 2 samples at 0.7, 320 tokens) 
 temporary warehouse and stores, per reply: the group, the problem, its gold, the reply form
 asked for, the reply as the model wrote it (`completions.text`), and the filters' verdicts
 at generation time (format, answer, steps). Inputs: `builtin:arithmetic` and `builtin:linear`
-(seed 0) and GSM8K's test set (`../shared/data/gsm8k_test.jsonl` beside the checkout, else
-`data/gsm8k_test.jsonl`). tests/test_smollm2_fixture.py reads the file; the audit is in
+(seed 0) and the first 50 problems of GSM8K's test set (`$REASONFACTORY_SHARED_DATA`, else
+`../shared/data` beside the checkout). tests/test_smollm2_fixture.py reads the file; the audit is in
 tests/fixtures/smollm2_audit.md.
 """
 
@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
-import os
 from pathlib import Path
 
 from common import ROOT, isolate_prefect
 
-GSM8K = next(
-    p
-    for p in (ROOT.parent / "shared/data/gsm8k_test.jsonl", ROOT / "data/gsm8k_test.jsonl")
-    if p.exists()
-)
+_DATA = os.environ.get("REASONFACTORY_SHARED_DATA")
+GSM8K = (Path(_DATA) if _DATA else ROOT.parent / "shared" / "data") / "gsm8k_test.jsonl"
 # group -> (problem source, limit, reply form)
 GROUPS = {
     "arithmetic": ({"source": "builtin:arithmetic", "difficulty": [1, 3]}, 50, "final_answer"),
