@@ -13,8 +13,9 @@ data run removed). Prints:
 2. the funnel of the data run: 50 problems x 4 samples at 0.7, `reply: final_answer`,
    filters format, answer, steps (the rows `stats` shows);
 3. teaching it: held-out pass@1 (greedy, Wilson 95%) of the pulled model, then `train` (SFT,
-   the recipe below) on the export of the data run's kept traces, then pass@1 of the trained
-   model on the same problems with the same prompt (the export's user turn is the prompt).
+   `TRAIN` below) on an export of verified traces (the sim teacher's, same prompt, seed 2:
+   the real model keeps too few of its own), then pass@1 of the trained model on the same
+   problems with the same prompt (the export's user turn is the prompt it was asked).
 
 On 2 shared cores this takes ~25 minutes; `--quick` shrinks every size (minutes; it says
 nothing).
@@ -39,6 +40,7 @@ SIZES = {
     "problems": 50,
     "samples": 4,
     "heldout": 100,
+    "teacher": 240,
     "steps": 24,
 }
 QUICK = {k: max(2, v // 10) for k, v in SIZES.items()}
@@ -126,6 +128,31 @@ def funnel(warehouse: Path, sizes: dict) -> str:
     return recipe.run_id
 
 
+def teacher_run(warehouse: Path, sizes: dict) -> str:
+    """Verified traces to teach with: the sim (a step-by-step solver, not a model) answers the
+    same prompt the real model is asked; its traces that pass format, answer and steps are
+    exported. The real model keeps too few of its own (the funnel above) to train on."""
+    from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.recipe import parse_recipe
+    from reasonfactory.warehouse.stats import run_stats
+    from reasonfactory.warehouse.store import Warehouse
+
+    recipe = parse_recipe(
+        {
+            "name": "sim-teacher-arithmetic",
+            "problems": {"source": "builtin:arithmetic", "difficulty": [1, 2], "seed": 2},
+            "engine": {"kind": "sim", "error_rate": 0.2},
+            "generate": {**GENERATE, "samples": 1},
+            "filters": ["format", "answer", "steps"],
+        }
+    )
+    run_recipe(recipe, str(warehouse), sizes["teacher"])
+    with Warehouse(warehouse, read_only=True) as wh:
+        [s] = run_stats(wh, recipe.run_id)
+    print(f"  sim teacher: {s.generated} traces on {s.attempted} problems -> kept {s.kept}")
+    return recipe.run_id
+
+
 def heldout_file(folder: Path, warehouse: Path, n: int) -> Path:
     from reasonfactory.generators.problems.sources import load_problems
     from reasonfactory.warehouse.store import Warehouse
@@ -182,13 +209,14 @@ def main() -> None:
         print(f"== engine speed on {MODEL} (same LLM, same prompts, this run)")
         speed(sizes)
         print(f"== funnel: {sizes['problems']} arithmetic problems x {sizes['samples']} samples")
-        run_id = funnel(warehouse, sizes)
+        funnel(warehouse, sizes)
         heldout = heldout_file(tmp, warehouse, sizes["heldout"])
         print(f"== teaching it: held-out pass@1 on {sizes['heldout']} problems, greedy")
         before = pass_at_1(MODEL, heldout, warehouse)
         print(f"  pulled model:  {before}")
+        teacher = teacher_run(warehouse, sizes)
         export = tmp / "sft"
-        exported = export_sft(warehouse, export, where=f"run_id = '{run_id}'")
+        exported = export_sft(warehouse, export, where=f"run_id = '{teacher}'")
         config = TrainConfig.model_validate({**TRAIN, "max_steps": sizes["steps"]})
         row = train_and_record([export], resolve_model(MODEL), tmp / "trained", config, warehouse)
         metrics = json.loads(row["metrics"])

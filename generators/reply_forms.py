@@ -5,13 +5,15 @@ An instruction-tuned model never trained on the R1 format (SmolLM2-135M-Instruct
 200 opened `<think>`) writes its working, then its answer. The phrases read, case-insensitive,
 the last one in the reply winning:
 
-- `The final answer is 31` (also `Final answer: 31`, bold `**...**`, `$31$`);
+- `The final answer is 31` (also `Final answer: 31`, bold `**...**`, `$31$`), and
+  `The answer is 31`;
 - `Answer: 31` at the start of a line;
 - `#### 31` (GSM8K's form);
 - a `\\boxed{31}` (the last one).
 
-The answer is what follows the phrase on its line: a number (`$1,200.` -> `1200`) when it
-starts with one, else the text (`\\frac{1}{2}`), or the boxed content. The response is
+The answer is what follows the phrase on its line (after its last `=` when it has one:
+`The final answer is 2 * 5 = 10`): a number (`$1,200.` -> `1200`) when it starts with one,
+else the text (`\\frac{1}{2}`), or the boxed content. The response is
 rewritten in the R1 form, `The final answer is \\boxed{31}.`, so an export has the same
 shape whichever form the model wrote (the reply as written stays in `completions`).
 
@@ -28,6 +30,7 @@ REPLY_FORMS = ("r1", "final_answer")
 
 _PHRASES = re.compile(
     r"(?:\*\*)?(?:the\s+)?final\s+answer(?:\s+is)?\s*(?::|is)?\s*(?:\*\*)?[:\s]*"
+    r"|(?<![A-Za-z])the\s+answer\s+is\s*:?\s*"
     r"|^[ \t]*(?:\*\*)?answer(?:\*\*)?\s*:(?:\*\*)?[ \t]*"
     r"|^[ \t]*####[ \t]*"
     r"|\\boxed\s*\{",
@@ -63,6 +66,8 @@ def _answer_at(text: str, m: re.Match) -> str | None:
     rest = text[m.end() :].split("\n", 1)[0].strip()
     if "\\boxed" in rest:
         return extract_boxed(rest)
+    if "=" in rest:  # `The final answer is 2 * (25/5) = 15.`: what the working comes to
+        rest = rest.rsplit("=", 1)[1]
     rest = rest.strip("*$ ").rstrip(".").strip("*$ ")
     number = _NUMBER_START.match(rest)
     if number:

@@ -28,7 +28,20 @@ PHRASES = [
         "The final answer is 4.\nWait: 2 + 3 = 5.",
         "5",
     ),
-    ("The final answer is x = 7.", "", "x = 7"),
+    ("The final answer is x = 7.", "", "7"),
+    # SmolLM2-135M replies (tests/fixtures/smollm2_replies.jsonl)
+    ("28 / 8 = 6\n\nThe answer is: 6", "28 / 8 = 6", "6"),
+    (
+        "The final answer is 3 * 7 * 2 * 180 = 3200\n\nSo, the answer is 3200.",
+        "The final answer is 3 * 7 * 2 * 180 = 3200\n\nSo,",
+        "3200",
+    ),
+    ("9 + 46 = 54\n\nThe final answer is 2 * (25/5) = 15.", "9 + 46 = 54", "15"),
+    (
+        "48 + 56 = 12, which equals the final answer.\nFinal answer is 16.",
+        "48 + 56 = 12, which equals the final answer.",
+        "16",
+    ),
 ]
 
 
