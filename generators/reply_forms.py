@@ -11,9 +11,12 @@ the last one in the reply winning:
 - `#### 31` (GSM8K's form);
 - a `\\boxed{31}` (the last one).
 
-The answer is what follows the phrase on its line (after its last `=` when it has one:
+The thought is the reply without its answer line (a calculation on that line, and whatever
+follows it, stay in the thought to be checked). The answer is what follows the phrase on its
+line (after its last `=` when it has one:
 `The final answer is 2 * 5 = 10`): a number (`$1,200.` -> `1200`) when it starts with one,
-else the text (`\\frac{1}{2}`), or the boxed content. The response is
+else the text when it holds a digit or LaTeX (`\\frac{1}{2}`; `the answer is the sum` is no
+answer), or the boxed content. The response is
 rewritten in the R1 form, `The final answer is \\boxed{31}.`, so an export has the same
 shape whichever form the model wrote (the reply as written stays in `completions`).
 
@@ -53,17 +56,24 @@ def split_final_answer(text: str) -> tuple[str, str, str | None] | None:
     """
     matches = list(_PHRASES.finditer(text))
     for m in reversed(matches):
-        answer = _answer_at(text, m)
+        line_end = text.find("\n", m.end())
+        line_end = len(text) if line_end == -1 else line_end
+        line = text[m.end() : line_end].strip()
+        answer = _answer_at(text, m, line)
         if answer:
-            thought = text[: m.start()].strip()
+            # The working around the answer line stays in the thought, to be checked: what
+            # came before, a calculation on the line itself (`The final answer is 2 * 6 =
+            # 15`) and anything written after it (`Let me check: 15 + 15 = 20.`).
+            worked = line if "=" in line and "\\boxed" not in line else ""
+            parts = (text[: m.start()].strip(), worked, text[line_end:].strip())
+            thought = "\n".join(p for p in parts if p)
             return thought, f"The final answer is \\boxed{{{answer}}}.", answer
     return None
 
 
-def _answer_at(text: str, m: re.Match) -> str | None:
+def _answer_at(text: str, m: re.Match, rest: str) -> str | None:
     if m.group(0).lower().lstrip().startswith("\\boxed"):
         return extract_boxed(text[m.start() :])
-    rest = text[m.end() :].split("\n", 1)[0].strip()
     if "\\boxed" in rest:
         return extract_boxed(rest)
     if "=" in rest:  # `The final answer is 2 * (25/5) = 15.`: what the working comes to
@@ -72,4 +82,5 @@ def _answer_at(text: str, m: re.Match) -> str | None:
     number = _NUMBER_START.match(rest)
     if number:
         return number.group(1).replace(",", "")
-    return rest or None
+    # an answer has a digit or LaTeX in it: `the answer is the next step` states none
+    return rest if re.search(r"[\d\\]", rest) else None

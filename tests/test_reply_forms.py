@@ -28,7 +28,7 @@ PHRASES = [
         "The final answer is 4.\nWait: 2 + 3 = 5.",
         "5",
     ),
-    ("The final answer is x = 7.", "", "7"),
+    ("The final answer is x = 7.", "x = 7.", "7"),
     # SmolLM2-135M replies (tests/fixtures/smollm2_replies.jsonl)
     ("28 / 8 = 6\n\nThe answer is: 6", "28 / 8 = 6", "6"),
     (
@@ -36,7 +36,13 @@ PHRASES = [
         "The final answer is 3 * 7 * 2 * 180 = 3200\n\nSo,",
         "3200",
     ),
-    ("9 + 46 = 54\n\nThe final answer is 2 * (25/5) = 15.", "9 + 46 = 54", "15"),
+    # a calculation on the answer line, and what follows it, stay in the thought
+    ("9 + 46 = 54\n\nThe final answer is 2 * (25/5) = 15.", "9 + 46 = 54\n2 * (25/5) = 15.", "15"),
+    (
+        "Answer: 25 cups of feed.\n\nTotal feed = 3 * 15 = 40",
+        "Total feed = 3 * 15 = 40",
+        "25",
+    ),
     (
         "48 + 56 = 12, which equals the final answer.\nFinal answer is 16.",
         "48 + 56 = 12, which equals the final answer.",
@@ -55,7 +61,14 @@ def test_final_answer_phrases(reply, thought, answer):
 
 @pytest.mark.parametrize(
     "reply",
-    ["The answer depends on the day.", "2 + 2 = 4", "", "The final answer is"],
+    [
+        "The answer depends on the day.",
+        "2 + 2 = 4",
+        "",
+        "The final answer is",
+        "x + 13 = 5x + 25\nThe final answer is the answer.",  # SmolLM2, parroting the prompt
+        "The final answer is ANSWER.",
+    ],
 )
 def test_no_final_answer_phrase(reply):
     assert split_final_answer(reply) is None
