@@ -39,7 +39,7 @@ _PHRASES = re.compile(
     r"|\\boxed\s*\{",
     re.IGNORECASE | re.MULTILINE,
 )
-_NUMBER_START = re.compile(r"^\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d/^])")
+_NUMBER_START = re.compile(r"^\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d/^A-Za-z])")
 
 
 def split_final_answer(text: str) -> tuple[str, str, str | None] | None:

@@ -26,11 +26,11 @@ _NUMBER = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+"
 # `x = 9`, `X = $26.`, `h = 8,000`: one letter, `=`, one number that ends the expression
 _ASSIGN = re.compile(
     rf"(?<![A-Za-z\\$])([A-Za-z])\s*=\s*\$?\s*({_NUMBER})"
-    r"(?![\d,]|\.\d|\s*[-+*/^(×÷%\d–−]|\s*[A-Za-z]\b|\s*[A-Za-z]+\s*[-+*/=])"
+    r"(?![\d,]|\.\d|[ \t]*[-+*/^(×÷%\d–−]|[ \t]*[A-Za-z]\b|[ \t]*[A-Za-z]+[ \t]*[-+*/=])"
 )
 # what may stand before the letter of an assignment: not a coefficient or an operation
 # (`2g = 10`, `x + 12 + x = 85` assign nothing)
-_NOT_BEFORE = re.compile(r"[-+*/×÷^=(–−][ \t]*$|[\d.]$")
+_NOT_BEFORE = re.compile(r"[-+*/×÷^=(–−][ \t]*\Z|[\d.)]\Z")
 
 
 def solved_value(thought: str) -> tuple[str, Fraction] | None:
