@@ -63,6 +63,8 @@ ALGEBRA = [
     ("Total:x+2x+(1/2)x=105\n\n(7/2)x=105\n\nx=105(2/7)=30 players", None),
     # SmolLM2: `5x = -14` is false at the x it states
     ("1. 5x - 24 = -14\n2. 5x = -14\n3. x = 2", "false_step"),
+    # the assignment restated is no claim (SmolLM2: `x = 9`, then `The final answer is 9.`)
+    ("x = 9\nx = 9", "no_claims"),
     # algebra that states no value is not checked
     ("x + 13 = 5x + 25\nSolve the equation: x + 13 = 5x + 25", "no_claims"),
 ]

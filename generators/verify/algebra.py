@@ -22,7 +22,7 @@ from fractions import Fraction
 
 from reasonfactory.generators.verify.exact import plain_number
 
-_NUMBER = r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+"
+_NUMBER = r"-?\d+/\d+|-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+"
 # `x = 9`, `X = $26.`, `h = 8,000`: one letter, `=`, one number that ends the expression
 _ASSIGN = re.compile(
     rf"(?<![A-Za-z\\$])([A-Za-z])\s*=\s*\$?\s*({_NUMBER})"

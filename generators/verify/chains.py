@@ -198,7 +198,9 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
         elif tok.kind not in _BLANK:
             sides[-1].append(tok)
     # `x = 12 / 3 = 4`: the variable's side lies outside the run; the numeric chain remains.
-    if word_before and not sides[0]:
+    # A line that opens with `=` (`= 16 * 4` newline `= 60`) goes on from a previous line.
+    line_start = not text[: run[0].start].rstrip(" \t").endswith(tuple("0123456789)%"))
+    if not sides[0] and (word_before or line_start):
         sides, marks = sides[1:], marks[1:]
     elif word_before and _operation_before(text, before):
         return None  # `25 classmates + his 1 teacher + 1 = 27`: begun before the words

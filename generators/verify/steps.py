@@ -124,7 +124,8 @@ def check_claims(claims: list[Claim], solution: str | None = None) -> StepCheck:
     judged = 0
     for claim in claims:
         holds = judge(claim)
-        if holds is None and solution and solution in claim.lhs + claim.rhs:
+        restated = claim.left.literal and claim.right.literal  # `(9) = 9`: the assignment
+        if holds is None and solution and solution in claim.lhs + claim.rhs and not restated:
             holds = same_value(
                 claim.left.value, claim.right.value, claim.left.places, claim.right.places
             )
