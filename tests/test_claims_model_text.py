@@ -17,6 +17,12 @@ CLAIMS = [
     # equations on consecutive lines, no punctuation (SmolLM2)
     ("2 * 6 = 12\n12 * 41 = 444", [("2 * 6 = 12", True), ("12 * 41 = 444", False)]),
     ("9 * 4 = 24\nThe final answer is 24", [("9 * 4 = 24", False)]),
+    # list bullets are no minus signs (SmolLM2)
+    (
+        "- 328 / 4 = 90\n- 22 / 2 = 1\n- 8 / 2 = 4",
+        [("328 / 4 = 90", False), ("22 / 2 = 1", False), ("8 / 2 = 4", True)],
+    ),
+    ("- 17 = 31 + 3\n- 31 = 30 - 23", [("17 = 31 + 3", False), ("31 = 30 - 23", False)]),
     # a continuation line still belongs to its chain
     ("x = 4 + 5\n= 9", [("4 + 5 = 9", True)]),
     # a result written first is judged when nothing but `=` stands between

@@ -119,6 +119,8 @@ def find_equations(text: str) -> list[Claim]:
     >>> [c.shown for c in find_equations("Toulouse has 2 * 80 sheep = 160 sheep.")]
     ['2 * 80 = 160']
     """
+    # A list bullet (`- 328 / 4 = 82` on its own line) is no minus sign: blanked in place.
+    text = _BULLET.sub(lambda m: " " * len(m.group()), text)
     toks = tokens(text)
     out: list[Claim] = []
     i, chains = 0, 0
@@ -268,6 +270,8 @@ def _bare(between: str, right: Side, hanging: bool) -> bool:
         return False
     return not re.search(r"[^\W\d_]", re.sub(r"\\[A-Za-z]+", "", right.written))
 
+
+_BULLET = re.compile(r"^[ \t]*[-*•][ \t]+(?=[-(\d.])", re.M)
 
 # `1 and 1/4` ending where the run begins: a whole number, `and`, then a bare fraction
 _MIXED = re.compile(r"\d\s+and$")
