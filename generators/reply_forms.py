@@ -5,8 +5,10 @@ An instruction-tuned model never trained on the R1 format (SmolLM2-135M-Instruct
 200 opened `<think>`) writes its working, then its answer. The phrases read, case-insensitive,
 the last one in the reply winning:
 
-- `The final answer is 31` (also `Final answer: 31`, bold `**...**`, `$31$`), and
-  `The answer is 31`;
+- `The final answer is 31` (also `Final answer: 31`, bold `**...**`, `$31$`),
+  `The answer is 31` and `The answer to your question is 31`;
+- `... = 31. This is the final answer.` (or `which equals the final answer`): the result
+  written just before;
 - `Answer: 31` at the start of a line;
 - `#### 31` (GSM8K's form);
 - a `\\boxed{31}` (the last one).
@@ -33,12 +35,15 @@ REPLY_FORMS = ("r1", "final_answer")
 
 _PHRASES = re.compile(
     r"(?:\*\*)?(?:the\s+)?final\s+answer(?:\s+is)?\s*(?::|is)?\s*(?:\*\*)?[:\s]*"
-    r"|(?<![A-Za-z])the\s+answer\s+is\s*:?\s*"
+    r"|(?<![A-Za-z])the\s+answer(?:\s+to(?:\s+[A-Za-z]+){1,3})?\s+is\s*:?\s*"
     r"|^[ \t]*(?:\*\*)?answer(?:\*\*)?\s*:(?:\*\*)?[ \t]*"
     r"|^[ \t]*####[ \t]*"
     r"|\\boxed\s*\{",
     re.IGNORECASE | re.MULTILINE,
 )
+# `4 + 4 = 8. This is the final answer.`: the answer is the result written just before
+_BACKWARD = re.compile(r"(?:this|which)\s+(?:is|equals)\s+(?:the\s+)?final\s+answer", re.I)
+_RESULT_BEFORE = re.compile(r"=\s*\$?\s*(-?\d[\d,]*(?:\.\d+)?)\s*[.,]?\s*$")
 _NUMBER_START = re.compile(r"^\$?\s*(-?\d[\d,]*(?:\.\d+)?)(?![\d/^A-Za-z])")
 
 
@@ -54,11 +59,19 @@ def split_final_answer(text: str) -> tuple[str, str, str | None] | None:
     >>> split_final_answer("I think it is 7.") is None
     True
     """
-    matches = list(_PHRASES.finditer(text))
+    matches = sorted([*_PHRASES.finditer(text), *_BACKWARD.finditer(text)], key=lambda m: m.start())
     for m in reversed(matches):
         line_end = text.find("\n", m.end())
         line_end = len(text) if line_end == -1 else line_end
         line = text[m.end() : line_end].strip()
+        if m.re is _BACKWARD:
+            before = _RESULT_BEFORE.search(text[: m.start()])
+            if before:
+                answer = before.group(1).replace(",", "")
+                after = text[m.end() :].strip(" .\n")
+                thought = "\n".join(p for p in (text[: m.start()].strip(), after) if p)
+                return thought, f"The final answer is \\boxed{{{answer}}}.", answer
+            continue
         answer = _answer_at(text, m, line)
         if answer:
             # The working around the answer line stays in the thought, to be checked: what

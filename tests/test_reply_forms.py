@@ -38,6 +38,13 @@ PHRASES = [
     ),
     # a calculation on the answer line, and what follows it, stay in the thought
     ("9 + 46 = 54\n\nThe final answer is 2 * (25/5) = 15.", "9 + 46 = 54\n2 * (25/5) = 15.", "15"),
+    ("4 + 4 = 8.\n\nThis is the final answer.", "4 + 4 = 8.", "8"),
+    (
+        "we add these results: 48 + 56 = 12, which equals the final answer.",
+        "we add these results: 48 + 56 = 12,",
+        "12",
+    ),
+    ("No, no problem. The answer to your question is: 20", "No, no problem.", "20"),
     (
         "Answer: 25 cups of feed.\n\nTotal feed = 3 * 15 = 40",
         "Total feed = 3 * 15 = 40",
