@@ -243,6 +243,62 @@ def gsm8k_solutions(path: Path) -> tuple[list[str], list[str]]:
     return thoughts, golds
 
 
+PIPELINE = ["format", "answer", {"steps": {"answer_in_steps": True}}]
+
+
+def pipeline_on_solutions(path: Path, seed: int = 0) -> list[str]:
+    """The filters `PIPELINE` (`apply_filters`, as a run applies them) on every solution as an
+    R1 trace (its lines, notes removed, as the thought; `\\boxed{gold}` as the response), and
+    on the same solutions with one calculator result changed (one kind of `KINDS` each)."""
+    from reasonfactory.filters.pipeline import apply_filters, parse_filter_spec
+
+    rng = random.Random(seed)
+    right, changed, golds, golds_changed = [], [], [], []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if not raw.strip():
+            continue
+        solution, gold = json.loads(raw)["answer"].split("####")
+        gold = gold.strip().replace(",", "")
+        lines = [x for x in solution.strip().split("\n") if x.strip()]
+        right.append("\n\n".join(strip_notes(x) for x in lines))
+        golds.append(gold)
+        spots = [(i, m) for i, x in enumerate(lines) for m in RESULT.finditer(x)]
+        if not spots:
+            continue
+        i, m = rng.choice(spots)
+        new = perturb(m.group(1), rng.choice(KINDS), rng) or perturb(m.group(1), "plus_one", rng)
+        lines[i] = lines[i][: m.start(1)] + new + lines[i][m.end(1) :]
+        changed.append("\n\n".join(strip_notes(x) for x in lines))
+        golds_changed.append(gold)
+    specs = [parse_filter_spec(f) for f in PIPELINE]
+    out = []
+    for name, thoughts, answers in (
+        ("human solutions", right, golds),
+        ("the same, one result changed", changed, golds_changed),
+    ):
+        n = len(thoughts)
+        frame = pl.DataFrame(
+            {
+                "trace_id": [str(k) for k in range(n)],
+                "problem_id": [str(k) for k in range(n)],
+                "thought": thoughts,
+                "response": [f"The answer is \\boxed{{{g}}}." for g in answers],
+                "predicted": answers,
+                "think_closed": [True] * n,
+                "finish_reason": ["stop"] * n,
+                "gold": answers,
+                "gold_source": ["problem"] * n,
+                "meta": ["{}"] * n,
+            }
+        )
+        verdicts = apply_filters(frame, specs)
+        reasons = Counter(r for r in verdicts["reject_reason"].to_list() if r)
+        k = sum(reasons.values())
+        why = ", ".join(f"{r} {c}" for r, c in reasons.most_common())
+        out.append(f"{name}: rejected {k} / {n} = {k / n:.1%} ({why})")
+    return out
+
+
 def latex_answers(path: Path) -> tuple[list[str], list[str], list[str]]:
     """(thought, right answer, answer off by one) of each solution with a plain-number answer."""
     out = ([], [], [])
@@ -306,6 +362,9 @@ def main() -> None:
     for path in (args.math, args.aime):
         if path.exists():
             print(f"  held out, {path.name}: {answer_in_steps(*latex_answers(path))}")
+    print(f"== the pipeline {json.dumps(PIPELINE)} on {args.data.name} (development)")
+    for line in pipeline_on_solutions(args.data):
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -59,9 +59,9 @@ REASONS = {
 
 def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = None):
     """Verdicts `ok`, `reason`, `correct` for each trace (reads `gold`, `predicted`,
-    `gold_source`). Reasons: wrong_answer, gold_unparseable, check_timeout, check_error,
-    no_gold (the problem has none), no_consensus (no gold and no qualified majority).
-    A scored check (reasoning-gym) adds `detail.score`."""
+    `gold_source`). Reasons: wrong_answer, no_answer (nothing to read), gold_unparseable,
+    check_timeout, check_error, no_gold (the problem has none), no_consensus (no gold and no
+    qualified majority). A scored check (reasoning-gym) adds `detail.score`."""
     opts = AnswerOptions.model_validate(options or {})
     golds, preds = traces["gold"].to_list(), traces["predicted"].to_list()
     # Problems whose answers are not checked by equality (Countdown) carry a `checker`.
@@ -69,14 +69,17 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
     checked = judge_answers_scored(golds, preds, checkers, opts.pool())
     outcomes = [c.outcome for c in checked]
     ok, reason, correct = [], [], []
-    for gold, source, outcome in zip(golds, traces["gold_source"], outcomes, strict=True):
+    rows = zip(golds, preds, traces["gold_source"], outcomes, strict=True)
+    for gold, pred, source, outcome in rows:
         if gold is None:
             ok.append(False)
             reason.append("no_consensus" if source == "none" else "no_gold")
             correct.append(None)
             continue
         ok.append(outcome is Outcome.CORRECT)
-        reason.append(REASONS.get(outcome))
+        # A reply with no answer to read is not a wrong answer: say which it is.
+        missing = outcome is Outcome.WRONG and not (pred or "").strip()
+        reason.append("no_answer" if missing else REASONS.get(outcome))
         correct.append(
             outcome is Outcome.CORRECT if outcome in (Outcome.CORRECT, Outcome.WRONG) else None
         )

@@ -4,7 +4,8 @@ optionally no code blocks, no overlong paragraph, no degenerate repetition.
 Reads the parsed columns (`thought`, `response`, `think_closed`, `finish_reason`). A trace
 cut off by the token limit is `truncated`, one the engine failed on (after its retries)
 `engine_error`; a looping one is `repetition`; the rest fail as
-`format:<what>` (`unclosed_think`, `empty_thought`, `nested_think`, `no_boxed`,
+`format:<what>` (`no_think`: the reply never opened `<think>`,
+`unclosed_think`, `empty_thought`, `nested_think`, `no_boxed`,
 `multiple_boxed`, `code_block`, `long_paragraph`). DeepSeek-R1 drops CoTs with code blocks
 and long paragraphs; the repetition share catches the loops long generations fall into.
 
@@ -61,6 +62,8 @@ def format_filter(traces: pl.DataFrame, options: FormatOptions | dict | None = N
     rules = [
         (pl.col("finish_reason") == "error", "engine_error"),
         (pl.col("finish_reason") == "length", "truncated"),
+        # A reply that never opened `<think>` is all response (generators/prompts.py).
+        (~pl.col("think_closed").fill_null(False) & (thought == ""), "format:no_think"),
         (~pl.col("think_closed").fill_null(False), "format:unclosed_think"),
         (thought.str.strip_chars() == "", "format:empty_thought"),
         (thought.str.contains("</?think>"), "format:nested_think"),

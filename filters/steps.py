@@ -7,6 +7,8 @@ parser, model text never evaluated). The first false claim rejects the trace as
 (a trace that shows no work cannot be verified). `answer_in_steps` rejects, as
 `answer_not_in_steps`, a numeric final answer that no equation of the thought results in
 (true steps, then a slip when writing the answer: `28 - 23 = 5`, then `\boxed{55}`).
+Algebra (`3 + 2x = 21`, `2x = 18`, `x = 9`) is checked at the value the thought states for
+its unknown (`generators.verify.algebra`): each equation with the letter must hold there.
 `meta.details.steps` records how many claims were checked and, for a failure, the claim and
 its expected value.
 
@@ -21,6 +23,7 @@ from fractions import Fraction
 import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.verify.algebra import at_solution, solved_value
 from reasonfactory.generators.verify.chains import find_equations
 from reasonfactory.generators.verify.exact import plain_number
 from reasonfactory.generators.verify.steps import check_claims, fixed_errors, prose_of
@@ -109,10 +112,14 @@ def _judge(
     results: set[Fraction] = set()
     fixed = allow_fixed and fixed_errors(thought)
     corrected = bool(fixed) and fixed[0] == fixed[1]  # every false step fixed later
+    solved = solved_value(thought)  # algebra is checked at the value the thought states
     for step in thought.split("\n\n"):
-        found = find_equations(prose_of(step))  # read once: checked, counted, results kept
+        prose = prose_of(step)
+        at = solved and at_solution(prose, *solved)
+        # read once: checked, counted, results kept
+        found = find_equations(at) if at else find_equations(prose)
         results |= _results(found)
-        check = check_claims(found)
+        check = check_claims(found, f"({solved[1]})" if at else None)
         if check.ok is False and corrected:
             claims += len(found)  # a false step the trace fixes later
             continue

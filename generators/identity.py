@@ -96,8 +96,16 @@ IDENTITY: tuple[IdentityRow, ...] = (
 
 
 def output_settings(config: BaseModel, exclude: frozenset[str] = frozenset()) -> dict:
-    """A config's settings that change generated text (it may list more to leave out)."""
+    """A config's settings that change generated text (it may list more to leave out).
+
+    Settings a config added after runs were stored (`ADDED_SETTINGS`) count only when set
+    to something other than their default: a run stored before they existed resumes.
+    """
     left_out = set(exclude) | set(getattr(config, "NOT_IN_FINGERPRINT", ()))
+    fields = type(config).model_fields
+    for name in getattr(config, "ADDED_SETTINGS", ()):
+        if getattr(config, name) == fields[name].default:
+            left_out.add(name)
     return config.model_dump(exclude=left_out)
 
 

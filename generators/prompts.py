@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from reasonfactory.generators.reply_forms import split_final_answer
 from reasonfactory.generators.verify.answers import extract_boxed
 
 STEP_BOUNDARY = "\n\n"
@@ -52,13 +53,38 @@ def build_code_messages(question: str) -> tuple[dict, ...]:
     return ({"role": "user", "content": CODE_PROMPT.format(question=question)},)
 
 
-def build_messages(question: str) -> tuple[dict, ...]:
-    """The chat for one problem.
+# For models that do not write `<think>` (`reply: final_answer`, generators/reply_forms.py):
+# no worked example in it, since a weak model copies the example (`12 * 3 = 36` was in 27 of
+# 200 SmolLM2-135M replies to SOLVE_PROMPT).
+FINAL_ANSWER_PROMPT = (
+    "Solve the following problem step by step, one step per line, writing each calculation "
+    "as an equation with its result. End with the line: The final answer is ANSWER."
+    "\n\nProblem: {question}"
+)
+
+
+def build_messages(
+    question: str,
+    template: str = SOLVE_PROMPT,
+    system: str | None = None,
+    examples: tuple[tuple[str, str], ...] = (),
+) -> tuple[dict, ...]:
+    """The chat for one problem: an optional system turn, few-shot turns (each question in
+    `template`, then its reply), then the problem in `template`.
 
     >>> build_messages("Compute 1 + 2.")[0]["role"]
     'user'
+    >>> [m["role"] for m in build_messages("Q?", "{question}", "Be brief.", (("1+1?", "2"),))]
+    ['system', 'user', 'assistant', 'user']
     """
-    return ({"role": "user", "content": SOLVE_PROMPT.format(question=question)},)
+    chat = [{"role": "system", "content": system}] if system else []
+    for q, reply in examples:
+        chat += [
+            {"role": "user", "content": template.format(question=q)},
+            {"role": "assistant", "content": reply},
+        ]
+    chat.append({"role": "user", "content": template.format(question=question)})
+    return tuple(chat)
 
 
 _SOLVE_HEAD = SOLVE_PROMPT.format(question="\0").split("\0")[0]
@@ -83,18 +109,32 @@ class ParsedCompletion:
     think_closed: bool
 
 
-def parse_completion(text: str, reasoning: str | None = None) -> ParsedCompletion:
+def parse_completion(
+    text: str, reasoning: str | None = None, reply: str = "r1"
+) -> ParsedCompletion:
     """Split a completion into thought and response and extract the final answer.
 
     When the server split the thinking off (`reasoning`), the text is all response.
-    An unclosed `<think>` leaves the whole text as thought and the response empty.
+    An unclosed `<think>` leaves the whole text as thought and the response empty; a text
+    with no `<think>` tag at all is all response (no thought; `think_closed` False), so its
+    answer is still read. `reply="final_answer"` reads a reply without `<think>` as its
+    thought before a final-answer phrase (generators/reply_forms.py).
 
     >>> p = parse_completion("<think>\\n1 + 1 = 2\\n</think>\\n\\nSo \\\\boxed{2}.")
     >>> (p.thought, p.predicted, p.think_closed)
     ('1 + 1 = 2', '2', True)
+    >>> p = parse_completion("1 + 1 = 2\\nThe final answer is 2.", reply="final_answer")
+    >>> (p.thought, p.response, p.predicted, p.think_closed)
+    ('1 + 1 = 2', 'The final answer is \\\\boxed{2}.', '2', True)
     """
     if reasoning is not None:
         return ParsedCompletion(reasoning.strip(), text.strip(), extract_boxed(text), True)
+    if "<think>" not in text and "</think>" not in text:
+        if reply == "final_answer":
+            found = split_final_answer(text)
+            if found is not None:
+                return ParsedCompletion(found[0], found[1], found[2], True)
+        return ParsedCompletion("", text.strip(), extract_boxed(text), False)
     body = text
     start = body.find("<think>")
     if start != -1:

@@ -92,7 +92,8 @@ def test_pipeline_first_failure_wins_and_every_verdict_is_kept():
     assert out["status"].to_list() == ["kept", "rejected", "rejected"]
     assert out["reject_reason"].to_list() == [None, "format:no_boxed", "wrong_answer"]
     verdicts = [json.loads(m)["verdicts"] for m in out["meta"]]
-    assert verdicts[1] == {"format": "format:no_boxed", "answer": "wrong_answer"}
+    # no boxed answer: nothing to read, which is not a wrong answer
+    assert verdicts[1] == {"format": "format:no_boxed", "answer": "no_answer"}
     assert verdicts[0] == {"format": "ok", "answer": "ok"}
     assert json.loads(out["meta"][0])["sample_index"] == 0
 

@@ -84,3 +84,25 @@ def test_the_filters_block_parses_and_names_no_file_a_clone_lacks():
     assert options["length"].tokenizer is None and not options["length"].min_tokens
     for path in options["decontam"].benchmarks:
         assert (ROOT / path).is_file(), path
+
+
+def test_the_final_answer_phrases_readme_lists_are_the_ones_read():
+    """README's "A real model on your laptop" lists the final-answer phrases; each, after a
+    line of working, is read as the answer 31 and rewritten in the R1 form, and the
+    placeholder it names states no answer."""
+    from reasonfactory.generators.prompts import parse_completion
+
+    section = _section("A real model on your laptop")
+    listed = section.split("The phrases read", 1)[1].split("A phrase followed", 1)[0]
+    phrases = [p for p in re.findall(r"`([^`]*31[^`]*)`", listed)]
+    assert len(phrases) >= 7, phrases
+    for phrase in phrases:
+        text = "7 * 4 = 28\n28 + 3 = 31\n" + phrase.replace("... ", "").replace("\\\\", "\\")
+        p = parse_completion(text, None, "final_answer")
+        assert (p.predicted, p.response) == ("31", "The final answer is \\boxed{31}."), phrase
+    assert (
+        parse_completion("7 * 4 = 28\nThe final answer is ANSWER.", None, "final_answer").predicted
+        is None
+    )
+    for path in re.findall(r"\bexamples/[\w.-]+\.yaml\b", README):
+        assert (ROOT / path).is_file(), path

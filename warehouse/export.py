@@ -1,6 +1,7 @@
 """Export traces as Hugging Face datasets: `hf` (save_to_disk), `parquet` or `jsonl`.
 
-`export_sft` writes a `messages` column (user question, then the assistant's
+`export_sft` writes a `messages` column (the chat the model was asked, or with `prompt="raw"`
+the bare question, then the assistant's
 `<think>\\n...\\n</think>\\n\\n` + response) plus `problem_id`, `trace_id`, `method`, `model`,
 `score`. It reads the `sft_all` view (every trace with its chat) with `status = 'kept'`, so by
 default it writes exactly the `sft` view (kept traces only); a `where` predicate that itself
@@ -26,6 +27,11 @@ from reasonfactory.warehouse.store import Warehouse
 
 ExportFormat = Literal["hf", "parquet", "jsonl"]
 SFT_COLUMNS = "messages, problem_id, trace_id, method, model, score"
+# The user turn: what the model was asked (`meta.prompt`; the sft view's `messages`), or the
+# bare question. A student trained on `as-generated` rows is sampled by `eval` with the same
+# prompt it was trained on.
+PROMPTS = ("as-generated", "raw")
+RAW_MESSAGES = "[{'role': 'user', 'content': question}, messages[-1]] AS messages"
 
 
 def selection(where: str | None) -> str:
@@ -98,12 +104,18 @@ def export_sft(
     where: str | None = None,
     fmt: ExportFormat = "hf",
     overwrite: bool = False,
+    prompt: str = "as-generated",
 ) -> dict:
     """Write the SFT dataset; returns {rows, path, format, where}."""
     out = Path(out)
     check_out(out, overwrite, None)
     predicate = selection(where)
-    query = f"SELECT {SFT_COLUMNS} FROM sft_all WHERE {predicate} ORDER BY problem_id, trace_id"
+    columns = (
+        SFT_COLUMNS
+        if prompt == "as-generated"
+        else SFT_COLUMNS.replace("messages", RAW_MESSAGES, 1)
+    )
+    query = f"SELECT {columns} FROM sft_all WHERE {predicate} ORDER BY problem_id, trace_id"
     with tempfile.TemporaryDirectory() as tmp, Warehouse(warehouse, read_only=True) as wh:
         wh.lock_down(writable=(out, tmp))  # `where` is SQL a user wrote: no other file
         rows = wh.sql(f"SELECT count(*) AS n FROM sft_all WHERE {predicate}")["n"][0]

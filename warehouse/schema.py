@@ -206,16 +206,23 @@ EVALS = Table(
 MODELS = Table(
     name="models",
     key=("model_id",),
-    doc="Models trained on exports (`reasonfactory train`, the loop): their lineage.",
+    doc="Models trained on exports (`reasonfactory train`, the loop): their lineage; and models "
+    "pulled from a package registry (`models pull`, kind `pulled`): their provenance.",
     columns=(
         Column("model_id", "VARCHAR", _S, "hash of parent, data, kind and settings"),
         Column("path", "VARCHAR", _S, "the saved model folder"),
         Column("parent", "VARCHAR", _S, "the base model folder (or models.model_id) trained from"),
-        Column("kind", "VARCHAR", _S, "sft | dpo | scratch"),
+        Column("kind", "VARCHAR", _S, "sft | dpo | scratch | pulled"),
         Column("data", "JSON", _S, "training data: export folder, run ids and row counts"),
         Column("recipe", "JSON", _S, "the training settings"),
         Column("metrics", "JSON", _S, "train loss, steps, seconds"),
         Column("created_at", "TIMESTAMPTZ", _TS, "when it was saved"),
+        Column(
+            "provenance",
+            "JSON",
+            _S,
+            "a pulled model (`models pull`): package, version, licence, file sha256 digests",
+        ),
     ),
 )
 
@@ -232,12 +239,16 @@ SELECT
   p.question,
   p.gold,
   p.source,
-  [
-    {'role': 'user', 'content': p.question},
-    {'role': 'assistant', 'content':
+  list_concat(
+    -- the chat the model was asked (`meta.prompt`, self_output), else the bare question
+    coalesce(
+      from_json(t.meta->'prompt', '[{"role": "VARCHAR", "content": "VARCHAR"}]'),
+      [{'role': 'user', 'content': p.question}]
+    ),
+    [{'role': 'assistant', 'content':
        '<think>' || chr(10) || trim(regexp_replace(t.thought, '</?step>', '', 'g')) || chr(10)
-       || '</think>' || chr(10) || chr(10) || trim(t.response)}
-  ] AS messages
+       || '</think>' || chr(10) || chr(10) || trim(t.response)}]
+  ) AS messages
 FROM traces t JOIN problems p USING (problem_id)
 """
 SFT_VIEW = "CREATE OR REPLACE VIEW sft AS SELECT * FROM sft_all WHERE status = 'kept'"

@@ -1,5 +1,5 @@
 """The `reasonfactory` command line: demo, run, import, query, export, stats, refilter,
-decontam, schedule, deploy, check, report, eval, train, loop, server, doctor.
+decontam, schedule, deploy, check, report, eval, train, loop, models, server, doctor.
 
 Every command takes `--warehouse` (or $REASONFACTORY_WAREHOUSE; default
 ./reasonfactory.duckdb). Bad input or configuration prints one `error:` line and exits 1;
@@ -19,6 +19,7 @@ from reasonfactory.flows.cli import (  # noqa: F401  (they register commands)
     export,
     loop,
     models,
+    pulled,
     report,
     run,
     server,

@@ -29,16 +29,26 @@ def export_sft(
     fmt: FormatOpt = "hf",
     overwrite: OverwriteOpt = False,
     warehouse: WarehouseOpt = None,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            help="as-generated: the user turn is the chat the model was asked (self_output); "
+            "raw: the bare question."
+        ),
+    ] = "as-generated",
 ) -> None:
     """Export kept traces as an SFT dataset with a `messages` column.
 
     Example: reasonfactory export sft --out ./sft --where "method = 'self_output'"
     """
+    from reasonfactory.warehouse.export import PROMPTS
     from reasonfactory.warehouse.export import export_sft as do_export
 
     if fmt not in ("hf", "parquet", "jsonl"):
         raise UserError(f"--format {fmt!r}: expected hf, parquet or jsonl")
-    run_export(do_export, "rows", warehouse, out_dir, where, fmt, overwrite)
+    if prompt not in PROMPTS:
+        raise UserError(f"--prompt {prompt!r}: expected {' or '.join(PROMPTS)}")
+    run_export(do_export, "rows", warehouse, out_dir, where, fmt, overwrite, prompt=prompt)
 
 
 @export_app.command("prm")

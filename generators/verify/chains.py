@@ -64,6 +64,7 @@ class Claim:
     right: Side
     approx: bool = False  # written with `≈`: the right side is the left rounded
     opening: bool = True  # the first link of its chain (nothing computed before it)
+    bare: bool = False  # nothing but blanks between the two sides and the `=` (no unit word)
 
     @property
     def lhs(self) -> str:
@@ -118,6 +119,8 @@ def find_equations(text: str) -> list[Claim]:
     >>> [c.shown for c in find_equations("Toulouse has 2 * 80 sheep = 160 sheep.")]
     ['2 * 80 = 160']
     """
+    # A list bullet (`- 328 / 4 = 82` on its own line) is no minus sign: blanked in place.
+    text = _BULLET.sub(lambda m: " " * len(m.group()), text)
     toks = tokens(text)
     out: list[Claim] = []
     i, chains = 0, 0
@@ -128,12 +131,31 @@ def find_equations(text: str) -> list[Claim]:
         j = i
         while j < len(toks) and toks[j].kind in _RUN:
             j += 1
-        links = _chain(text, toks[i:j], toks[i - 1] if i else None, toks[j : j + 1])
-        if links is not None:
-            chains += 1
-            out.extend(links)
+        for a, b in _lines(text, toks, i, j):
+            links = _chain(text, toks[a:b], toks[a - 1] if a else None, toks[b : b + 1])
+            if links is not None and chains < MAX_EQUATIONS:
+                chains += 1
+                out.extend(links)
         i = j
     return out
+
+
+def _lines(text: str, toks: list[Tok], i: int, j: int) -> list[tuple[int, int]]:
+    """The run `toks[i:j]` cut at each line break between two complete lines: one ending in
+    a number (or `)`, `%`) and the next starting with one (`2 * 6 = 12` newline `12 * 41 =
+    492`, as a model writes steps). A line that goes on with `=` or an operator stays whole.
+    """
+    cuts, last = [i], None
+    for k in range(i, j):
+        tok = toks[k]
+        if tok.kind in _BLANK:
+            continue
+        ends = last is not None and last.kind in ("num", "rp", "pct")
+        if ends and tok.kind in ("num", "lp", "fracop") and "\n" in text[last.end : tok.start]:
+            cuts.append(k)
+        last = tok
+    cuts.append(j)
+    return list(zip(cuts, cuts[1:], strict=False))
 
 
 def find_claims(text: str) -> list[Claim]:
@@ -157,6 +179,10 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
     word_before = before is not None and before.kind == "word"
     word_after = bool(after) and after[0].kind == "word"
     labelled = word_before and run[0].kind == "eq"  # `x=220+23-80=163`
+    if word_before and before.norm.lower() == "and" and _MIXED.search(text[: before.end]):
+        head = [t.norm for t in run if t.kind not in _BLANK][:4]
+        if len(head) == 4 and head[1] == "/" and head[3] in ("=", "≈"):
+            return None  # `1 and 1/4 cups = 5/4`: a mixed number, not `1/4`
     # `12 = 3x`, `= 5 -x` are algebra; `= 13 -year` ends in prose (the `-` is dropped below)
     glued_after = (
         word_after
@@ -174,14 +200,17 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
         elif tok.kind not in _BLANK:
             sides[-1].append(tok)
     # `x = 12 / 3 = 4`: the variable's side lies outside the run; the numeric chain remains.
-    if word_before and not sides[0]:
+    # A line that opens with `=` (`= 16 * 4` newline `= 60`) goes on from a previous line.
+    line_start = not text[: run[0].start].rstrip(" \t").endswith(tuple("0123456789)%"))
+    if not sides[0] and (word_before or line_start):
         sides, marks = sides[1:], marks[1:]
     elif word_before and _operation_before(text, before):
         return None  # `25 classmates + his 1 teacher + 1 = 27`: begun before the words
     # `= 8 - the rest`, `= 60 (`: an operation left hanging where prose takes over
+    hanging = False
     if not (after and after[0].kind == "word" and _is_variable(after[0].norm)):
         while sides[-1] and sides[-1][-1].kind in ("op", "lp", "fracop"):
-            sides[-1] = sides[-1][:-1]
+            sides[-1], hanging = sides[-1][:-1], True
     if not sides or not sides[-1]:
         sides, marks = sides[:-1], marks[:-1]
     if len(sides) < 2:
@@ -219,10 +248,33 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
                 len(side) > 1 and side[1].kind == "op",
             )
         )
+    plain_start = not re.search(r"(?:[^\W\d_]|\\[A-Za-z]+|[-+*/^%])[\s$]*$", text[: out[0].start])
     return [
-        Claim(a, b, approx=mark == "approx", opening=k == 0)
+        Claim(
+            a,
+            b,
+            approx=mark == "approx",
+            opening=k == 0,
+            bare=plain_start and _bare(text[a.end : b.start], b, hanging and k == len(out) - 2),
+        )
         for k, (a, b, mark) in enumerate(zip(out, out[1:], marks, strict=False))
     ]
+
+
+def _bare(between: str, right: Side, hanging: bool) -> bool:
+    """A result written first and nothing else: only the `=` between the sides, a right side
+    of numbers and operations only (no name, no percent, no operation left hanging before
+    prose), and no word or operation just before the result. `35 = 12 * 5`, not `1.5 quarts
+    = 4 * 1.5`, `9 = (3/4)*number of novels`, `48 = 100% + 20%` or `5\\star 1 = 9(5) + 2`."""
+    if hanging or "%" in right.shown or re.search(r"[^\W\d_]", between):
+        return False
+    return not re.search(r"[^\W\d_]", re.sub(r"\\[A-Za-z]+", "", right.written))
+
+
+_BULLET = re.compile(r"^[ \t]*[-*•][ \t]+(?=[-(\d.])", re.M)
+
+# `1 and 1/4` ending where the run begins: a whole number, `and`, then a bare fraction
+_MIXED = re.compile(r"\d\s+and$")
 
 
 _LOOK_BACK = re.compile(r"(?:^|\s)[-+*/×÷=]\s+(?:[^\W\d]+[\s’']*){1,3}$")

