@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['distill', 'journey', 'self_output', 'sos', 'tree']
+['beam', 'distill', 'dvts', 'journey', 'self_output', 'sos', 'tree']
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.methods.beam import BeamConfig, DvtsConfig, beam
 from reasonfactory.generators.methods.distill import DistillConfig, distill
 from reasonfactory.generators.methods.journey import JourneyConfig, journey
 from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
@@ -30,6 +31,8 @@ GENERATORS: dict[str, GeneratorSpec] = {
     "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
     "journey": GeneratorSpec(journey, JourneyConfig),
     "tree": GeneratorSpec(tree, TreeConfig),
+    "beam": GeneratorSpec(beam, BeamConfig),
+    "dvts": GeneratorSpec(beam, DvtsConfig),
 }
 
 
