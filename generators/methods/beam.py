@@ -36,7 +36,7 @@ from functools import lru_cache
 from typing import Annotated, Literal
 
 import polars as pl
-from pydantic import Field
+from pydantic import Field, field_validator
 from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
 from reasonfactory.generators.engines.base import Engine, GenRequest
 from reasonfactory.generators.engines.prm import Aggregate, PrmConfig, aggregate, prm_for
@@ -88,6 +88,12 @@ class BeamConfig(StrictModel):
     traces_per_problem: int = Field(1, ge=1, le=256)
     seed: int = 0
     shard_size: int = Field(128, ge=1)
+
+    @field_validator("scorer", mode="before")
+    @classmethod
+    def _prm_by_default(cls, v):
+        """`scorer: {model: DIR}` is a PRM (`kind: prm` may be left out)."""
+        return {"kind": "prm", **v} if isinstance(v, dict) and "kind" not in v else v
 
 
 class DvtsConfig(BeamConfig):
