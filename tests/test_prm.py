@@ -106,3 +106,18 @@ def test_train_cli_prm_on_a_tree_export_then_beam_with_it(cli, tmp_path):
     with Warehouse(tmp_path / "beam.duckdb", read_only=True) as wh:
         scores = wh.sql("SELECT (meta->>'prm_score')::DOUBLE AS s FROM nodes")["s"].drop_nulls()
     assert scores.len() >= 8 and ((scores > 0) & (scores < 1)).all()
+
+    prm = {"kind": "prm", "model": str(out)}
+    best = {
+        "name": "bon-prm",
+        "problems": {"source": "builtin:arithmetic", "limit": 4, "difficulty": [3, 3], "seed": 7},
+        "engine": {"kind": "sim", "error_rate": 0.3},
+        "generate": {"method": "self_output", "samples": 3,
+                     "selection": {"by": "best_of_n", "verifier": prm}},
+    }  # fmt: skip
+    run_recipe(parse_recipe(best), str(tmp_path / "bon.duckdb"))
+    with Warehouse(tmp_path / "bon.duckdb", read_only=True) as wh:
+        sel = wh.sql("SELECT meta->'selection' AS s FROM traces")["s"].to_list()
+    sel = [json.loads(s) for s in sel]
+    assert len(sel) == 12 and {s["verifier"] for s in sel} == {"prm"}
+    assert sum(s["selected"] for s in sel) == 4 and all(0 < s["value"] < 1 for s in sel)
