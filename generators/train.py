@@ -91,7 +91,7 @@ def train_model(
     if config.kind == "prm":
         from reasonfactory.generators.train_prm import train_prm
 
-        return train_prm(data, base, out, config)
+        return train_prm(load_export(data), data, base, out, config)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -56,12 +56,12 @@ def auroc(good: list[float], bad: list[float]) -> float:
     return float(mannwhitneyu(good, bad).statistic) / (len(good) * len(bad))
 
 
-def train_prm(data, base: str | Path, out: str | Path, config) -> dict:
-    """Train a PRM from `base` on the export(s) `data`; save it to `out`; return metrics.
+def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
+    """Train a PRM from `base` on `dataset` (the rows of the export(s) `data`, read by
+    `generators.train.load_export`); save it to `out`; return metrics.
 
     `config` is a `generators.train.TrainConfig` with `kind: prm`."""
     import torch
-    from reasonfactory.generators.train import load_export
     from transformers import (
         AutoModelForTokenClassification,
         AutoTokenizer,
@@ -69,7 +69,6 @@ def train_prm(data, base: str | Path, out: str | Path, config) -> dict:
         Trainer,
     )
 
-    dataset = load_export(data)
     missing = NEEDED - set(dataset.column_names)
     if missing:
         raise UserError(
