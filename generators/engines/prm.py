@@ -222,8 +222,9 @@ def _fill(probs: list[float | None]) -> list[float]:
 class PrmPairScorer:
     """A PRM as a best-of-n verifier: a whole completion's score, its steps aggregated.
 
-    A completion is split as the search writes paths: the thought's paragraphs, then the
-    answer paragraph after `</think>`."""
+    A completion is split as the search writes paths, into the thought's paragraphs; the
+    answer paragraph after `</think>` is scored only when the thought is empty, since
+    `export prm` (what a PRM is trained on) has no answer paragraphs."""
 
     def __init__(self, scorer: StepScorer, how: Aggregate):
         self.scorer, self.how = scorer, how
@@ -233,7 +234,7 @@ class PrmPairScorer:
         for question, text in pairs:
             parsed = parse_completion(text)
             steps = [p.strip() for p in parsed.thought.split(STEP_BOUNDARY) if p.strip()]
-            items.append((question, steps + ([parsed.response] if parsed.response else [])))
+            items.append((question, steps or ([parsed.response] if parsed.response else [])))
         return [aggregate(s, self.how) for s in self.scorer.score_steps(items)]
 
 
