@@ -136,3 +136,13 @@ def test_beam_runs_through_the_flow_and_exports_prm(prefect_api, tmp_path):
         rows = [json.loads(x) for x in f]
     assert len(rows) >= 8 and all(len(r["completions"]) == len(r["labels"]) for r in rows)
     assert any(not all(r["labels"]) for r in rows)  # slips explored are labelled bad
+
+
+def test_a_beam_recipe_without_a_scorer_says_so():
+    from reasonfactory.flows.recipe_files import RecipeError
+
+    recipe = {"name": "b", "problems": PROBLEMS, "engine": {"kind": "sim"}}
+    with pytest.raises(RecipeError, match=r"missing key 'generate.scorer'"):
+        parse_recipe({**recipe, "generate": {"method": "beam"}})
+    with pytest.raises(RecipeError, match=r"generate.scorer.*model"):
+        parse_recipe({**recipe, "generate": {"method": "dvts", "scorer": {"kind": "prm"}}})
