@@ -50,7 +50,9 @@ def train_and_record(
     and renames it once complete (the loop does)."""
     lineage = data_lineage(warehouse, data)
     metrics = train_model(data, base, out, config)
-    settings = config.model_dump(mode="json")
+    # The prm-only settings are left out of other kinds' records (and so of their ids).
+    prm_only = set() if config.kind == "prm" else {"holdout", "step_separator"}
+    settings = config.model_dump(mode="json", exclude=prm_only)
     path = Path(final_path or out).resolve()
     row = {
         "model_id": "m_" + digest(path, parent or Path(base).resolve(), lineage, settings),

@@ -1,7 +1,7 @@
 """The generator registry: method name -> (function, config model). One entry point each.
 
 >>> sorted(GENERATORS)
-['distill', 'journey', 'self_output', 'sos', 'tree']
+['beam', 'distill', 'dvts', 'journey', 'revise', 'self_output', 'sos', 'tree']
 """
 
 from __future__ import annotations
@@ -10,8 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.methods.beam import BeamConfig, DvtsConfig, beam
 from reasonfactory.generators.methods.distill import DistillConfig, distill
 from reasonfactory.generators.methods.journey import JourneyConfig, journey
+from reasonfactory.generators.methods.revise import ReviseConfig, revise
 from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output
 from reasonfactory.generators.methods.sos import SosConfig, sos
 from reasonfactory.generators.methods.tree import TreeConfig, tree
@@ -30,6 +32,9 @@ GENERATORS: dict[str, GeneratorSpec] = {
     "sos": GeneratorSpec(sos, SosConfig, uses_engine=False),
     "journey": GeneratorSpec(journey, JourneyConfig),
     "tree": GeneratorSpec(tree, TreeConfig),
+    "beam": GeneratorSpec(beam, BeamConfig),
+    "dvts": GeneratorSpec(beam, DvtsConfig),
+    "revise": GeneratorSpec(revise, ReviseConfig),
 }
 
 

@@ -1,4 +1,5 @@
-"""Train a model on our exports with TRL: SFT (assistant-only loss on `messages`) or DPO.
+"""Train a model on our exports with TRL: SFT (assistant-only loss on `messages`) or DPO;
+a PRM (`kind: prm`, on `export prm`) with transformers' Trainer (generators/train_prm.py).
 
 `train_model(data, base, out, config)` reads one or more export folders (`export sft` /
 `export dpo` output in any of its formats: a `save_to_disk` folder, `data.parquet` or
@@ -33,7 +34,7 @@ log = logging.getLogger("reasonfactory.train")
 class TrainConfig(StrictModel):
     """Training settings (`--config train.yaml`); CPU defaults for a tiny model."""
 
-    kind: Literal["sft", "dpo"] = "sft"
+    kind: Literal["sft", "dpo", "prm"] = "sft"
     max_steps: int = Field(200, ge=1, description="optimizer steps (-1 in TRL terms is not used)")
     learning_rate: float = Field(3e-3, gt=0)
     lr_scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
@@ -53,6 +54,10 @@ class TrainConfig(StrictModel):
     cpu_threads: int | None = Field(
         1, ge=1, description="torch threads on a CPU (None: torch's default)"
     )
+    # kind prm (generators/train_prm.py): the share of problems held out to measure AUROC,
+    # and the text between the question and each step (the step boundary: no step has one).
+    holdout: float = Field(0.1, ge=0, lt=1)
+    step_separator: str = Field("\n\n", min_length=1)
 
 
 def load_export(folders: list[str | Path]):
@@ -86,6 +91,10 @@ def train_model(
     data: list[str | Path], base: str | Path, out: str | Path, config: TrainConfig
 ) -> dict:
     """Train `base` on the export(s) `data`; save the model folder `out`; return metrics."""
+    if config.kind == "prm":
+        from reasonfactory.generators.train_prm import train_prm
+
+        return train_prm(load_export(data), data, base, out, config)
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -32,7 +32,7 @@ def test_bad_choice_lists_the_allowed_values():
     ):
         parse_recipe({"name": "r", "problems": {"source": "x", "answer_format": "latex"}})
     with pytest.raises(RecipeError, match=r"generate.method.*'self_output'"):
-        parse_recipe({**BASE, "generate": {"method": "beam"}})
+        parse_recipe({**BASE, "generate": {"method": "mcts"}})  # beam is a method now
 
 
 def test_unknown_filter_and_out_of_range_value():

@@ -212,7 +212,7 @@ MODELS = Table(
         Column("model_id", "VARCHAR", _S, "hash of parent, data, kind and settings"),
         Column("path", "VARCHAR", _S, "the saved model folder"),
         Column("parent", "VARCHAR", _S, "the base model folder (or models.model_id) trained from"),
-        Column("kind", "VARCHAR", _S, "sft | dpo | scratch | pulled"),
+        Column("kind", "VARCHAR", _S, "sft | dpo | prm | scratch | pulled"),
         Column("data", "JSON", _S, "training data: export folder, run ids and row counts"),
         Column("recipe", "JSON", _S, "the training settings"),
         Column("metrics", "JSON", _S, "train loss, steps, seconds"),

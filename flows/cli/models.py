@@ -112,13 +112,14 @@ def train(
     ],
     base: Annotated[Path, typer.Option(help="The model folder to start from.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to save the trained model.")],
-    kind: Annotated[str, typer.Option(help="sft | dpo")] = "sft",
+    kind: Annotated[str, typer.Option(help="sft | dpo | prm")] = "sft",
     config: Annotated[
         Path | None, typer.Option(help="A YAML of training settings (see README).")
     ] = None,
     warehouse: WarehouseOpt = None,
 ) -> None:
-    """Train with TRL (SFT on `messages`, assistant turns only; or DPO) and record lineage."""
+    """Train with TRL (SFT on `messages`, assistant turns only; or DPO), or a PRM on `export
+    prm` (a token classifier; held-out AUROC in its metrics), and record lineage."""
     from pydantic import ValidationError
     from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.recipe import read_yaml_mapping

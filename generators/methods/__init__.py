@@ -5,6 +5,8 @@
   rules that pick among samples (majority, confidence, best-of-n); `distill.py`: a teacher's
   R1-style answers.
 - `tree/`: rStar-style MCTS over steps, process-verified (search and row building apart).
+- `beam.py`: step beam search and DVTS guided by a step scorer (a PRM, `engines/prm.py`).
+- `revise.py`: sequential revision, each attempt told what our verifiers found wrong.
 - `journey/`: traces with a wrong step, its detection and correction (injected or from trees).
 - `sos.py`: Stream-of-Search Countdown traces from symbolic search (no engine).
 

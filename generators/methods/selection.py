@@ -11,7 +11,9 @@ and (when the problem has no gold answer) lets the picked answer stand in for th
   (format and answer checks: 1 if the sample is well formed and its answer matches the gold,
   or the majority answer when there is none, else 0), `reward_model` (a reward model run by
   offline vLLM, `generators.engines.vllm`), `endpoint` (an OpenAI-compatible `/classify`
-  scoring endpoint, e.g. `vllm serve RM --runner pooling`, `generators.engines.reward_endpoint`).
+  scoring endpoint, e.g. `vllm serve RM --runner pooling`, `generators.engines.reward_endpoint`),
+  `prm` (a PRM `train --kind prm` wrote, `generators.engines.prm`: the sample's steps scored
+  and aggregated by `aggregate`).
 Ties go to the more confident sample, then the earlier one. The choice is recorded in each
 trace's `meta.selection` (`by`, `value`, `rank`, `selected`, `verifier`); the `selected`
 filter keeps only the picked sample per problem.
@@ -29,6 +31,7 @@ from typing import Annotated, Literal, Protocol
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.engines.base import Completion
+from reasonfactory.generators.engines.prm import PrmConfig
 from reasonfactory.generators.prompts import ParsedCompletion
 from reasonfactory.generators.verify.answers import answer_key, count_boxed
 
@@ -61,7 +64,8 @@ class EndpointVerifier(StrictModel):
 
 
 VerifierConfig = Annotated[
-    RulesVerifier | RewardModelVerifier | EndpointVerifier, Field(discriminator="kind")
+    RulesVerifier | RewardModelVerifier | EndpointVerifier | PrmConfig,
+    Field(discriminator="kind"),
 ]
 
 
@@ -191,11 +195,15 @@ def choose(
 _SCORERS: dict[str, Scorer] = {}
 
 
-def scorer_for(verifier: RewardModelVerifier | EndpointVerifier) -> Scorer:
+def scorer_for(verifier: RewardModelVerifier | EndpointVerifier | PrmConfig) -> Scorer:
     """The verifier's model, built once per process (a reward model takes a while to load)."""
     key = verifier.model_dump_json()
     if key not in _SCORERS:
-        if isinstance(verifier, RewardModelVerifier):
+        if isinstance(verifier, PrmConfig):  # a PRM: the sample's steps scored, aggregated
+            from reasonfactory.generators.engines.prm import PrmPairScorer, prm_for
+
+            _SCORERS[key] = PrmPairScorer(prm_for(verifier), verifier.aggregate)
+        elif isinstance(verifier, RewardModelVerifier):
             from reasonfactory.generators.engines.vllm import VllmRewardModel
 
             _SCORERS[key] = VllmRewardModel.from_config(verifier)

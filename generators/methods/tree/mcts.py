@@ -54,6 +54,7 @@ class Node:
     rollout_answers: list[str | None] | None = None
     tokens: int = 0
     samples: int = 1  # how many of the parent's sampled continuations wrote this text
+    prm_score: float | None = None  # a step scorer's P(good) (methods/beam.py)
 
     @property
     def q(self) -> float | None:

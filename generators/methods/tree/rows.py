@@ -131,6 +131,8 @@ def node_rows(s: Search, ctx: RunContext) -> list[dict]:
             meta["checks"] = node.checks
         if node.rollout_answers is not None:
             meta["rollout_answers"] = node.rollout_answers
+        if node.prm_score is not None:
+            meta["prm_score"] = node.prm_score
         rows.append(
             {
                 "tree_id": s.tree_id,

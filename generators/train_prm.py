@@ -1,0 +1,224 @@
+"""Train a process reward model (PRM) on `export prm` rows: `train --kind prm`.
+
+Rows are the stepwise layout `export prm` writes (`prompt`, `completions`, `labels`: one
+bool per step, the Math-Shepherd / TRL <= 1.13 format). Each row becomes one sequence laid
+out by `engines.prm.prm_inputs` (`question SEP step SEP ...`, the label on the last token
+of each step's separator, every other token ignored), and a token classifier with two
+labels (0 bad, 1 good) starts from `base` (a causal LM folder: its body is kept, the
+classification head is new) and trains with transformers' `Trainer` and
+`DataCollatorForTokenClassification`.
+
+Why not TRL: its `PRMTrainer` left TRL in 1.14 (PR #7133; this project pins 1.16). That
+trainer was a thin subclass of the same transformers `Trainer` whose own code only
+tokenised rows this way; keeping the tokenisation here (shared with scoring, so both read
+the same positions) and running the `Trainer` it wrapped is less code than pinning an old
+TRL beside the new one, and nothing of ours re-implements a training loop.
+
+A share of the problems (`holdout`, by a hash of the problem id) is never trained on: after
+training, the model scores every distinct held-out step (each tree node once) and the
+metrics report the AUROC of good against bad steps. The folder gets the weights, the
+tokenizer and `reasonfactory_prm.json` (the separator), which `PrmScorer` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from reasonfactory.generators.engines.prm import PRM_FILE, PrmConfig, PrmScorer, prm_inputs
+from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.ids import digest
+
+NEEDED = {"prompt", "completions", "labels"}
+
+
+def held_out(key: str, share: float) -> bool:
+    """Whether a problem is in the held-out share (a stable hash of its id, not the order).
+
+    >>> held_out("p_1", 0.0), held_out("p_1", 0.999999)
+    (False, True)
+    """
+    return int(digest("prm-holdout", key, length=8), 16) / 16**8 < share
+
+
+def auroc(good: list[float], bad: list[float]) -> float:
+    """P(a good step scores above a bad one), ties counting half: the Mann-Whitney U of the
+    two samples over their product (scipy, a dependency of datasketch).
+
+    >>> auroc([0.9, 0.8], [0.1, 0.85])
+    0.75
+    """
+    from scipy.stats import mannwhitneyu
+
+    if not good or not bad:
+        return float("nan")
+    return float(mannwhitneyu(good, bad).statistic) / (len(good) * len(bad))
+
+
+def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
+    """Train a PRM from `base` on `dataset` (the rows of the export(s) `data`, read by
+    `generators.train.load_export`); save it to `out`; return metrics.
+
+    `config` is a `generators.train.TrainConfig` with `kind: prm`."""
+    import torch
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+    )
+
+    missing = NEEDED - set(dataset.column_names)
+    if missing:
+        raise UserError(
+            f"{', '.join(map(str, data))}: a prm export needs the columns {sorted(NEEDED)}; "
+            f"missing {sorted(missing)} (export with `export prm`)"
+        )
+    rows = dataset.to_list()
+    keys = [str(r.get("problem_id") or r["prompt"]) for r in rows]
+    train_rows = [r for r, k in zip(rows, keys, strict=True) if not held_out(k, config.holdout)]
+    test_rows = [r for r, k in zip(rows, keys, strict=True) if held_out(k, config.holdout)]
+    if not train_rows:
+        raise UserError(f"{', '.join(map(str, data))}: no rows to train on after the holdout")
+
+    tokenizer = AutoTokenizer.from_pretrained(str(base))
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    use_cpu = not torch.cuda.is_available() if config.use_cpu is None else config.use_cpu
+    threads = torch.get_num_threads()
+    if use_cpu and config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)  # one thread: see generators/train.py
+    try:
+        model = AutoModelForTokenClassification.from_pretrained(
+            str(base),
+            num_labels=2,
+            id2label={0: "bad", 1: "good"},
+            label2id={"bad": 0, "good": 1},
+            dtype=torch.float32,
+        )
+        limit = min(config.max_length, _context(model))
+        encoded = [_encode(r, tokenizer, config.step_separator, limit) for r in train_rows]
+        encoded = [e for e in encoded if e is not None]
+        if not encoded:
+            raise UserError(f"every row is longer than max_length {limit} tokens")
+        started = time.perf_counter()
+        trainer = Trainer(
+            model=model,
+            args=_args(config, Path(out) / ".trainer", use_cpu),
+            train_dataset=_as_dataset(encoded),
+            data_collator=DataCollatorForTokenClassification(tokenizer),
+        )
+        result = trainer.train()
+        seconds = time.perf_counter() - started
+        out = Path(out)
+        trainer.save_model(str(out))
+        tokenizer.save_pretrained(str(out))
+        (out / PRM_FILE).write_text(
+            json.dumps({"separator": config.step_separator, "labels": {"0": "bad", "1": "good"}}),
+            encoding="utf-8",
+        )
+        losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+        metrics = {
+            "rows": len(encoded),
+            "steps": trainer.state.global_step,
+            "epochs": round(trainer.state.epoch or 0.0, 3),
+            "train_loss": round(result.training_loss, 5),
+            "last_loss": round(losses[-1], 5) if losses else None,
+            "seconds": round(seconds, 2),
+        }
+        device = "cpu" if use_cpu else "cuda"
+        prm = PrmConfig(model=str(out), device=device, cpu_threads=config.cpu_threads)
+        scorer = PrmScorer(model.eval(), tokenizer, config.step_separator, prm, device)
+        metrics.update(heldout_metrics(scorer, test_rows))
+        return metrics
+    finally:
+        torch.set_num_threads(threads)
+
+
+def heldout_metrics(scorer, rows: list[dict]) -> dict:
+    """AUROC of good against bad steps on held-out rows, each distinct step (node) once."""
+    seen: set[tuple] = set()
+    items, owners = [], []
+    for n, r in enumerate(rows):
+        ids = r.get("node_ids") or [None] * len(r["completions"])
+        fresh = []
+        for i, node in enumerate(ids):
+            key = (r.get("tree_id"), node) if node is not None else (n, i)
+            if key not in seen:
+                seen.add(key)
+                fresh.append(i)
+        if fresh:
+            items.append((r["prompt"], r["completions"]))
+            owners.append((r, fresh))
+    good, bad = [], []
+    for (r, fresh), scores in zip(owners, scorer.score_steps(items), strict=True):
+        for i in fresh:
+            (good if r["labels"][i] else bad).append(scores[i])
+    return {
+        "heldout_rows": len(rows),
+        "heldout_steps": len(good) + len(bad),
+        "heldout_good": len(good),
+        "heldout_bad": len(bad),
+        "heldout_auroc": round(auroc(good, bad), 4) if good and bad else None,
+    }
+
+
+def _encode(row: dict, tokenizer, separator: str, limit: int) -> dict | None:
+    ids, positions = prm_inputs(tokenizer, row["prompt"], row["completions"], separator)
+    if len(ids) > limit:
+        return None  # a cut row would lose the labels of its first steps; left out
+    labels = [-100] * len(ids)
+    for at, good in zip(positions, row["labels"], strict=True):
+        labels[at] = int(bool(good))
+    return {"input_ids": ids, "labels": labels}
+
+
+def _as_dataset(encoded: list[dict]):
+    import datasets
+
+    # The features spelled out: datasets would read -100 labels into a bool column otherwise.
+    features = datasets.Features(
+        {
+            "input_ids": datasets.List(datasets.Value("int64")),
+            "labels": datasets.List(datasets.Value("int64")),
+        }
+    )
+    return datasets.Dataset.from_list(encoded, features=features)
+
+
+def _context(model) -> int:
+    return int(getattr(model.config, "max_position_embeddings", 0) or 1_000_000)
+
+
+def _args(config, output_dir: Path, use_cpu: bool):
+    import math
+
+    from transformers import TrainingArguments
+
+    fields = getattr(TrainingArguments, "__dataclass_fields__", {})
+    # transformers >= 5.20 renamed gradient_checkpointing to activation_checkpointing.
+    ckpt = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in fields
+        else "gradient_checkpointing"
+    )
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.gradient_accumulation_steps,
+        learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
+        weight_decay=config.weight_decay,
+        logging_steps=config.logging_steps,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=use_cpu,
+        bf16=config.bf16,
+        dataloader_num_workers=0,
+        seed=config.seed,
+        disable_tqdm=True,
+        **{ckpt: config.gradient_checkpointing},
+    )
