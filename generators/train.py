@@ -18,7 +18,6 @@ Not here: exporting (warehouse/export.py) and recording lineage (the flows write
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from pathlib import Path
@@ -26,9 +25,8 @@ from typing import Literal
 
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
+from reasonfactory.generators.trainer_logs import log_to_logger
 from reasonfactory.warehouse.errors import UserError
-
-log = logging.getLogger("reasonfactory.train")
 
 
 class TrainConfig(StrictModel):
@@ -140,7 +138,7 @@ def train_model(
             trainer = DPOTrainer(
                 model=model, args=args, train_dataset=dataset, processing_class=tokenizer
             )
-        _log_to_logger(trainer)
+        log_to_logger(trainer)
         result = trainer.train()
         seconds = time.perf_counter() - started
         out = Path(out)
@@ -157,30 +155,6 @@ def train_model(
         }
     finally:
         torch.set_num_threads(threads)
-
-
-def _log_to_logger(trainer) -> None:
-    """The trainer's loss lines go to the `reasonfactory.train` logger (shown with
-    `--verbose`), not to stdout, where they were mixed into the loop's tables: with tqdm
-    off, transformers prints every log dict (`PrinterCallback`)."""
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-
-    class ToLogger(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if state.is_local_process_zero and logs:
-                log.info("train step %d: %s", state.global_step, logs)
-
-    class BarsOnly(ProgressCallback):
-        """The progress bars (stderr) without the log dicts it writes through them."""
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            return None
-
-    trainer.remove_callback(PrinterCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(BarsOnly())
-    trainer.add_callback(ToLogger())
 
 
 def _trainer_args(config: TrainConfig, output_dir: Path, use_cpu: bool):

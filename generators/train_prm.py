@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 
 from reasonfactory.generators.engines.prm import PRM_FILE, PrmConfig, PrmScorer, prm_inputs
+from reasonfactory.generators.trainer_logs import log_to_logger
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest
 
@@ -109,6 +110,7 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
             train_dataset=_as_dataset(encoded),
             data_collator=DataCollatorForTokenClassification(tokenizer),
         )
+        log_to_logger(trainer)
         result = trainer.train()
         seconds = time.perf_counter() - started
         out = Path(out)
