@@ -41,7 +41,6 @@ from reasonfactory.generators.engines.cached import needs_rerun
 from reasonfactory.generators.engines.sim_plans import plan_problem
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
-from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.locking import run_lock
 from reasonfactory.warehouse.store import Warehouse
@@ -238,9 +237,26 @@ def _summary(wh, rec, problems, todo, committer, runner, started, refiltered) ->
     }
     if refiltered:
         summary["refiltered"] = refiltered
-    if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox
-        summary["sandbox"] = describe_isolation()
+    sandbox = sandbox_seen(wh, rec.run_id)
+    if sandbox:  # model code ran in the sandbox: what it ran under, as each child reported
+        summary["sandbox"] = sandbox
     return summary
+
+
+def sandbox_seen(wh: Warehouse, run_id: str) -> str | None:
+    """The sandbox layers the run's code actually ran under, as its children reported them
+    (tree code steps: `nodes.meta.check.sandbox`; code answers:
+    `traces.meta.details.answer.sandbox`), with how many runs of each; None when none ran."""
+    seen = wh.sql(
+        "SELECT layers, count(*) AS n FROM ("
+        " SELECT meta->'check'->>'sandbox' AS layers FROM nodes WHERE run_id = ?"
+        " UNION ALL SELECT meta->'details'->'answer'->>'sandbox' FROM traces WHERE run_id = ?"
+        ") WHERE layers IS NOT NULL AND layers <> '' GROUP BY layers ORDER BY n DESC",
+        [run_id, run_id],
+    )
+    if seen.height == 0:
+        return None
+    return "; ".join(f"{layers} ({n} runs)" for layers, n in seen.iter_rows())
 
 
 def run_recipe(recipe: Recipe, warehouse: str, limit: int | None = None) -> dict:
