@@ -196,7 +196,12 @@ def test_output_is_capped_and_runs_go_in_parallel():
 
 
 def _only(layer: str) -> dict:
-    names = {"bwrap": "bwrap", "landlock": "landlock", "cgroup": "pids_cgroup", "seccomp": "seccomp"}
+    names = {
+        "bwrap": "bwrap",
+        "landlock": "landlock",
+        "cgroup": "pids_cgroup",
+        "seccomp": "seccomp",
+    }
     if not isolation()[names[layer]]:
         pytest.skip(f"this machine gives a sandbox no {layer} layer (see sandbox.isolation())")
     return {**ALL_OFF, layer: True}

@@ -87,7 +87,7 @@ class _Opaque:
 
 def _unwrap(value):
     if isinstance(value, dict) and len(value) == 1:
-        (key, inner), = value.items()
+        ((key, inner),) = value.items()
         if key == "dict" and isinstance(inner, dict):
             return {k: v for k, v in inner.items()}
         if key == "float" and isinstance(inner, str):

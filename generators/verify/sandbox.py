@@ -71,6 +71,7 @@ __all__ = [
 
 EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
 DENIED = "sandbox: denied "
+DEFAULT_LIMITS = Limits()
 ALL_LAYERS = {"bwrap": True, "seccomp": True, "cgroup": True, "landlock": True, "audit": True}
 
 
@@ -110,7 +111,7 @@ class ExecutionResult:
 
 def run_job(
     job: dict,
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     *,
     layers: dict | None = None,
     allow_weak: bool = False,
@@ -139,7 +140,7 @@ def run_job(
 def run_python(
     code: str,
     context: str = "",
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     *,
     layers: dict | None = None,
     allow_weak: bool = False,
@@ -149,9 +150,7 @@ def run_python(
     >>> run_python("print(s + 1)", context="s = 41").stdout
     '42\\n'
     """
-    raw = run_job(
-        {"context": context, "code": code}, limits, layers=layers, allow_weak=allow_weak
-    )
+    raw = run_job({"context": context, "code": code}, limits, layers=layers, allow_weak=allow_weak)
     code_ = raw.exit_code
     cpu_killed = code_ in (-signal.SIGXCPU, -signal.SIGKILL) and not raw.timed_out
     denied = tuple(
@@ -173,7 +172,7 @@ def run_python(
 
 def run_many(
     jobs: list[tuple[str, str]],
-    limits: Limits = Limits(),
+    limits: Limits = DEFAULT_LIMITS,
     workers: int | None = None,
     *,
     allow_weak: bool = False,

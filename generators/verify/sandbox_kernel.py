@@ -1,7 +1,8 @@
 """The kernel layers the sandboxed child installs on itself: seccomp, capabilities, Landlock.
 
 Imported by `sandbox_child.py` before any untrusted line runs (standard library only, no
-project import; ctypes only where it is needed: importing it costs a run ~15 ms). Each function raises `OSError` when the kernel refuses, so the child
+project import; ctypes only where it is needed: importing it costs a run ~15 ms). Each
+function raises `OSError` when the kernel refuses, so the child
 refuses to run rather than run unconfined.
 
 Hand-written, and why: bubblewrap (the namespaces, `sandbox_layers.bwrap_argv`) takes a
