@@ -21,9 +21,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hostile_programs import IO_URING, PROBLEM, PROGRAMS, SOLVE
 from reasonfactory.generators.verify import sandbox_layers
-
-from tests.hostile_programs import IO_URING, PROBLEM, PROGRAMS, SOLVE
 
 SECRET = "rf-hostile-secret-5e2a"
 MARKER = "987.6543"  # `sleep 987.6543`: any process a program started, found by its argument

@@ -34,12 +34,17 @@ def import_(
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split of a DatasetDict folder.")] = None,
     limit: Annotated[int | None, typer.Option(help="Import only the first N problems.")] = None,
+    kind: Annotated[
+        str, typer.Option(help="auto (by each record's fields) | code | math.")
+    ] = "auto",
     warehouse: WarehouseOpt = None,
 ) -> None:
     """Load a problem set into the warehouse without generating anything.
 
     Example: reasonfactory import gsm8k_test.jsonl --answer-format gsm8k
 
+    Code problems (HumanEval, MBPP, APPS/TACO, LiveCodeBench, or `question` + `tests`) are
+    recognised by their fields (`--kind code` insists); their tests are stored with them.
     The whole file is checked first: a bad line stores nothing from the file.
     """
     from reasonfactory.generators.problems.sources import load_problems
@@ -47,10 +52,18 @@ def import_(
 
     check_limit(limit)
     check_answer_format(answer_format)
+    if kind not in ("auto", "code", "math"):
+        raise UserError(f"--kind {kind!r}: expected auto, code or math")
     mapping = parse_fields(fields)
     with spinner(err, f"import {path}"):
         problems = load_problems(
-            path, fields=mapping, answer_format=answer_format, limit=limit, split=split, name=source
+            path,
+            fields=mapping,
+            answer_format=answer_format,
+            limit=limit,
+            split=split,
+            name=source,
+            kind=kind,
         )
         with Warehouse(warehouse) as wh:
             changed, runs = wh.update_golds(problems)
@@ -61,12 +74,27 @@ def import_(
         f"{added} new, stored in {resolve_path(warehouse)} as source "
         f"{problems['source'][0]!r}"
     )
+    shapes = _code_shapes(problems)
+    if shapes:
+        out.print(f"  code problems, read as: {shapes} (their tests are in meta.code)")
     if changed.height:
         out.print(f"  gold answer changed for {changed.height} stored problems, e.g.:")
         for pid, old, new in changed.head(3).iter_rows():
             out.print(f"    {pid}: {old!r} -> {new!r}", highlight=False)
         for run in runs:
             out.print(f"  re-check their traces: reasonfactory refilter --run {run}")
+
+
+def _code_shapes(problems) -> str:
+    """`humaneval 164` for the code problems of a frame, by the shape they were read in."""
+    import polars as pl
+
+    meta = pl.col("meta")
+    found = problems.filter(meta.str.json_path_match("$.checker") == "code").select(
+        meta.str.json_path_match("$.format").alias("shape")
+    )
+    counts = found.group_by("shape").len().sort("shape").iter_rows()
+    return ", ".join(f"{shape} {n}" for shape, n in counts)
 
 
 def parse_fields(text: str) -> dict[str, str]:

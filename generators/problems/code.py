@@ -55,7 +55,7 @@ def detect_shape(record: dict) -> str | None:
     >>> detect_shape({"question": "1 + 1?", "answer": "2"}) is None
     True
     """
-    keys = set(record)
+    keys = {k for k, v in record.items() if v is not None}  # a Parquet file's null columns
     if {"prompt", "entry_point", "test"} <= keys:
         return "humaneval"
     if "test_list" in keys and keys & {"text", "prompt"}:

@@ -62,6 +62,7 @@ def load_problems(
     """
     if limit is not None and limit < 1:
         raise ProblemSourceError(f"limit {limit}: expected a positive number of problems")
+    problem_kind = kind  # `kind` below is the file's
     if source.startswith(BUILTIN):
         return _builtin(source, limit if limit is not None else 100, seed, difficulty)
     fields = {"question": "question", "answer": "answer", **(fields or {})}
@@ -72,11 +73,12 @@ def load_problems(
     else:
         path, kind = locate_source(source)
         label = name or (path.stem if kind != "hf" else path.name)
+        label = label.removesuffix(".jsonl") if kind == "jsonl.gz" else label
         records = read_records(path, kind, split)
     rows = []
     first: dict[str, tuple[str, str | None]] = {}  # problem_id -> (where, gold) first seen
     for where, record in records:
-        row = _row(record, where, fields, answer_format, label, kind)
+        row = _row(record, where, fields, answer_format, label, problem_kind)
         seen = first.setdefault(row["problem_id"], (where, row["gold"]))
         if seen[1] != row["gold"]:
             raise ProblemSourceError(

@@ -187,6 +187,7 @@ def extract_code(text: str | None, how: Extract = "last_block") -> str | None:
         return None
     if how == "whole":
         return text
+    bare = "<think>" not in text and "</think>" not in text
     if "</think>" in text:
         text = text.rsplit("</think>", 1)[1]
     elif "<think>" in text:
@@ -197,7 +198,7 @@ def extract_code(text: str | None, how: Extract = "last_block") -> str | None:
     chosen = python or plain
     if chosen:
         return chosen[0] if how == "first_block" else chosen[-1]
-    if how == "auto" and "```" not in text and text.strip():
+    if how == "auto" and bare and "```" not in text and text.strip():
         return text
     return None
 
