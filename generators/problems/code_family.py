@@ -2,11 +2,12 @@
 
 Six tasks, each a question with a parameter drawn per problem (sum the numbers divisible by
 k, count a letter, the best window of w numbers, Fibonacci modulo m, gcds of pairs, words
-joined in reverse), ten stdio tests per problem (edge cases first, then random inputs whose
-size grows with `difficulty` 1..3), the expected outputs computed here by a reference in
-Python. Each task also knows, from its question alone, the program that solves it and a
-wrong one (a slip a person makes: an off-by-one, a forgotten case): the sim engine writes
-those (`code_program`), and writes crashing, looping and hostile programs for any task.
+joined in reverse; 132 distinct questions, so a recipe's default of 100 problems fits), ten
+stdio tests per problem (edge cases first, then random inputs whose size grows with
+`difficulty` 1..3), the expected outputs computed here by a reference in Python. Each task
+also knows, from its question alone, the program that solves it and a wrong one (a slip a
+person makes: an off-by-one, a forgotten case): the sim engine writes those
+(`code_program`), and writes crashing, looping and hostile programs for any task.
 
 Not here: running the programs (`generators.verify.code_tests`).
 """
@@ -68,7 +69,7 @@ TASKS: dict[str, Task] = {
         Task(
             "sum_divisible",
             "Read one line of integers and print the sum of those divisible by {p}.",
-            lambda rng: rng.randint(2, 9),
+            lambda rng: rng.randint(2, 30),
             lambda rng, k, d: (
                 [f"{-k} {2 * k} 1", "0", "1 2 3"]
                 + [_ints(rng, _size(rng, d)) for _ in range(TESTS - 3)]
@@ -97,7 +98,7 @@ TASKS: dict[str, Task] = {
             "best_window",
             "Read n on the first line and n integers on the second (n >= {p}); print the "
             "largest sum of {p} consecutive integers.",
-            lambda rng: rng.randint(2, 5),
+            lambda rng: rng.randint(2, 10),
             lambda rng, w, d: (
                 [
                     f"{w + 2}\n{' '.join(['50'] * w + ['-1', '-1'])}",
@@ -116,7 +117,9 @@ TASKS: dict[str, Task] = {
         Task(
             "fibonacci_mod",
             "Read n and print the n-th Fibonacci number modulo {p}, where F(0) = 0 and F(1) = 1.",
-            lambda rng: rng.choice([7, 10, 97, 1000, 1009, 10007]),
+            lambda rng: rng.choice(
+                [7, 10, 11, 13, 97, 100, 101, 1000, 1009, 10007, 65537, 10**9 + 7]
+            ),
             lambda rng, m, d: (
                 ["0", "1", "2", "10"] + [str(rng.randint(3, 30 * 10**d)) for _ in range(TESTS - 4)]
             ),
@@ -130,7 +133,7 @@ TASKS: dict[str, Task] = {
             "gcd_pairs",
             "Read T, then T lines of two positive integers each; print the greatest common "
             "divisor of each pair on its own line, each plus {p}.",
-            lambda rng: rng.randint(0, 9),
+            lambda rng: rng.randint(0, 50),
             lambda rng, _, d: (
                 ["1\n12 18", "2\n7 7\n1 99"]
                 + [_pairs(rng, _size(rng, d)) for _ in range(TESTS - 2)]
