@@ -19,6 +19,7 @@ from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.prompts import messages_for
 from reasonfactory.generators.verify.code_tests import CodeOptions, read_tests, verify_many
 from reasonfactory.generators.verify.sandbox_layers import weak_layers
+from reasonfactory.warehouse.errors import UserError
 
 KINDS = ("right", "wrong", "crashing", "looping", "hostile")
 RATES = {"wrong": 0.3, "crashing": 0.1, "looping": 0.1, "hostile": 0.1}
@@ -92,3 +93,5 @@ def test_the_sim_knows_its_code_questions_and_no_others():
 def test_a_recipe_s_default_of_100_problems_fits_the_family():
     # It made 59 distinct questions before, so `source: builtin:code` with no limit failed.
     assert load_problems("builtin:code").height == 100
+    with pytest.raises(UserError, match=r"cannot make 200 distinct problems \(it made 132\)"):
+        load_problems("builtin:code", limit=200)  # the CLI prints it in one line

@@ -24,6 +24,7 @@ from fractions import Fraction
 from reasonfactory.generators.problems.code_family import make_code_problem
 from reasonfactory.generators.problems.countdown import make_countdown
 from reasonfactory.generators.problems.problem import Problem
+from reasonfactory.warehouse.errors import UserError
 
 Value = Fraction
 
@@ -119,6 +120,11 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+class FamilyTooSmall(UserError, ValueError):
+    """More problems asked of a family than it has distinct questions (a one-line error in
+    the CLI, not a traceback)."""
+
+
 def make_problems(
     family: str, count: int, seed: int, difficulty: tuple[int, int] | None = None
 ) -> list[Problem]:
@@ -138,7 +144,10 @@ def make_problems(
     while len(out) < count:
         attempts += 1
         if attempts > count * 50:
-            raise ValueError(f"builtin:{family} cannot make {count} distinct problems")
+            raise FamilyTooSmall(
+                f"builtin:{family} cannot make {count} distinct problems (it made "
+                f"{len(out)}); ask for fewer with `limit`"
+            )
         p = fam.make(rng, rng.randint(lo, hi))
         if p.question not in seen:
             seen.add(p.question)
