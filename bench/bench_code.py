@@ -17,7 +17,7 @@ puts one sandbox run of a program (start, its ten tests, exit) beside one bare i
 run, both in wall time under the same load. The target of
 issue #22 is >= 100 tests/s with 2 processes. Run from the repository root (tens of seconds):
 
-    python bench/bench_code.py [--problems 60] [--workers 2] [--seed 0]
+    python bench/bench_code.py [--problems 50] [--workers 2] [--seed 0]
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def _bare(program: str, test: dict) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--problems", type=int, default=60)
+    parser.add_argument("--problems", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

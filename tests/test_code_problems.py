@@ -274,3 +274,19 @@ def test_humaneval_reads_from_the_installed_wheel_offline():
     problems = load_problems(str(path))
     assert problems.height == 164 and set(problems["source"]) == {"HumanEval"}
     assert all(json.loads(m)["format"] == "humaneval" for m in problems["meta"])
+
+
+def test_the_readme_s_code_recipe_is_the_shipped_example_and_its_verdicts_are_ours():
+    import yaml
+    from reasonfactory.flows.recipe import parse_recipe
+    from reasonfactory.generators.verify.code_tests import VERDICTS
+
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Code problems", 1)[1].split("\n## ", 1)[0]
+    shown = yaml.safe_load(section.split("```yaml\n", 1)[1].split("```", 1)[0])
+    shipped = yaml.safe_load((root / "examples/code-self-output.yaml").read_text())
+    assert shown == shipped
+    assert parse_recipe(shipped).problems.source == "builtin:code"
+    table = section.split("| verdict | means |", 1)[1].split("\n\n", 1)[0]
+    assert tuple(line.split("`")[1] for line in table.splitlines()[2:]) == VERDICTS
