@@ -17,7 +17,7 @@ use variables of earlier steps) and prints the step's result.
 Code problems (`meta.checker` = `code`, `generators/problems/code.py`) are asked for a program
 instead (`CODE_SOLVE_PROMPT`, `messages_for`): think inside <think>, then the whole solution
 as one ```python block after </think>; `parse_completion(..., code=True)` takes that block as
-the predicted answer (`generators.verify.code_tests.extract_code`).
+the predicted answer (`generators.verify.code_extract.extract_code`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from reasonfactory.generators.verify.answers import extract_boxed
 from reasonfactory.generators.verify.checkers import problem_checker
-from reasonfactory.generators.verify.code_tests import extract_code
+from reasonfactory.generators.verify.code_extract import extract_code
 
 STEP_BOUNDARY = "\n\n"
 

@@ -8,7 +8,7 @@ shapes: `stdio` (input -> expected output), `call` (arguments -> expected return
 `check(candidate)` or an MBPP `assert`).
 
 How a verdict is reached:
-1. the answer is the last fenced code block of the text after `</think>` (`extract_code`;
+1. the answer is the last fenced code block of the text after `</think>` (`code_extract.py`;
    a ```python block wins over an untagged one; `extract` changes it);
 2. one sandboxed process runs the program against every test (`sandbox_harness.py`), each
    test under its own time limit, stopping at the first test that errors or times out
@@ -26,17 +26,16 @@ from __future__ import annotations
 import ast
 import json
 import os
-import re
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
 from reasonfactory.generators.verify.code_compare import CompareMode, same_output, same_value
+from reasonfactory.generators.verify.code_extract import Extract, extract_code
 from reasonfactory.generators.verify.sandbox import Limits, run_job
 
 Shape = Literal["stdio", "call", "script"]
-Extract = Literal["last_block", "first_block", "whole", "auto"]
 VERDICTS = (
     "passed",
     "failed_tests",
@@ -166,41 +165,6 @@ def read_tests(spec: dict | str) -> CodeTests:
         unwrap=bool(spec.get("unwrap", False)),
         public=spec.get("public"),
     )
-
-
-_FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.#-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
-_PYTHON_TAGS = {"python", "py", "python3", "py3"}
-
-
-def extract_code(text: str | None, how: Extract = "last_block") -> str | None:
-    """The program in a reply: by default the last fenced code block after `</think>` (a
-    python-tagged block before an untagged one; other languages never); None when there is
-    none. `whole`: all the text; `auto`: the last block, or all the text when it has no
-    fence and no think tags (a bare program).
-
-    >>> extract_code("<think>```python\\nx = 1\\n```</think>\\nDone:\\n```python\\nprint(2)\\n```")
-    'print(2)\\n'
-    >>> extract_code("<think>```python\\nx = 1\\n```</think> no code") is None
-    True
-    """
-    if text is None:
-        return None
-    if how == "whole":
-        return text
-    bare = "<think>" not in text and "</think>" not in text
-    if "</think>" in text:
-        text = text.rsplit("</think>", 1)[1]
-    elif "<think>" in text:
-        return None  # the thought never closed: there is no answer
-    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE.finditer(text)]
-    python = [code for tag, code in blocks if tag in _PYTHON_TAGS]
-    plain = [code for tag, code in blocks if not tag]
-    chosen = python or plain
-    if chosen:
-        return chosen[0] if how == "first_block" else chosen[-1]
-    if how == "auto" and bare and "```" not in text and text.strip():
-        return text
-    return None
 
 
 def program_of(tests: CodeTests, code: str) -> str:
