@@ -249,8 +249,11 @@ def _layers(applied: dict, info: bytes, cgroup, limits: Limits, bwrap: bool) -> 
         out.append(f"tmpfs {limits.tmpfs_mb} MB")
     if cgroup:
         out.append("pids_cgroup")
-    if applied.get("host_uid", 0) != 0:
-        out.append("nproc_rlimit")  # RLIMIT_NPROC binds only a non-root host user
+    # RLIMIT_NPROC binds only a non-root host user. Inside bubblewrap's nested user namespace
+    # (`--disable-userns`) the child's uid_map names the middle namespace's uid 0 even when we
+    # are not root, so our own uid says it too (a non-root run reported no process cap).
+    if applied.get("host_uid", 0) != 0 or os.geteuid() != 0:
+        out.append("nproc_rlimit")
     for name in ("seccomp", "landlock", "no_caps", "no_new_privs", "rlimits", "audit_hook"):
         if applied.get(name):
             out.append(name)
