@@ -138,6 +138,13 @@ def test_return_values_compare_as_plain_data(got, expected, mode, same):
         ),
         ("import sys\nsys.exit(3)\n", "runtime_error", 0, "exit(3)"),
         ("while True:\n    pass\n", "timeout", 0, "ran past"),
+        # ignores its timer: the CPU limit kills it, and bubblewrap exits 128 + SIGXCPU
+        (
+            "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n",
+            "timeout",
+            0,
+            "deadline",
+        ),
         ("x = bytearray(10**10)\n", "memory", 0, "MemoryError"),
         ("def f(:\n    pass\n", "syntax_error", 0, "line 1"),
         ("import os\nos.write(1, b'5\\n')\nos._exit(0)\n", "runtime_error", 0, "ended"),
