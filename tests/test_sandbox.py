@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -433,3 +434,13 @@ def test_folders_left_by_a_killed_run_are_removed_only_when_provably_ours(tmp_pa
     removed = sandbox.remove_leftovers.__wrapped__(str(tmp_path))
     assert sorted(removed) == sorted([str(ours_dead), str(ours_out)])
     assert alive.exists() and old_style.exists() and other.exists() and link.is_symlink()
+
+
+def test_a_step_that_ignores_its_timer_is_a_timeout_when_the_cpu_limit_kills_it():
+    """bubblewrap exits 128 + the signal that killed its child; the CPU limit's SIGXCPU must
+    still read as a timeout, not as an exit status."""
+    if sandbox_layers.weak_layers():
+        pytest.skip(f"this machine's sandbox lacks {sandbox_layers.weak_layers()}")
+    code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    result = run_python(code, limits=Limits(wall_seconds=30, cpu_seconds=1))
+    assert result.timed_out and result.exit_code in (-signal.SIGXCPU, -signal.SIGKILL), result

@@ -313,8 +313,6 @@ def _records(data: bytes) -> tuple[dict, bool]:
 
 def _unrecorded(raw, options: CodeOptions) -> tuple[str, str]:
     code = raw.exit_code
-    if code is not None and code > 128 and raw.layers and raw.layers[0].startswith("bwrap("):
-        code = 128 - code  # bubblewrap exits 128 + the signal that killed its child
     if raw.timed_out or code in (-signal.SIGXCPU, -signal.SIGKILL):
         return "timeout", f"the run was stopped at its deadline ({options.timeout_s:g} s per test)"
     if code == 3 or "MemoryError" in raw.stderr:

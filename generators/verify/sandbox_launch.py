@@ -72,7 +72,7 @@ class Limits:
 class RawRun:
     """What came back from one child: exit status, output, records, the layers that held."""
 
-    exit_code: int | None
+    exit_code: int | None  # -N: killed by signal N (bubblewrap's 128 + N read back)
     stdout: str
     stderr: str
     timed_out: bool
@@ -176,8 +176,11 @@ def launch(job: dict, limits: Limits, want: dict, results: bool = False) -> RawR
     confined = status.startswith(b"confined ")
     applied = _json(status[len(b"confined ") :]) if confined else {}
     layers = _layers(applied, info, cgroup, limits, bwrap) if confined else ()
+    code = proc.returncode
+    if bwrap and code is not None and code > 128:
+        code = 128 - code  # bubblewrap exits 128 + the signal that killed its child
     return RawRun(
-        exit_code=proc.returncode,
+        exit_code=code,
         stdout=stdout,
         stderr=stderr,
         timed_out=timed_out,
