@@ -2,16 +2,53 @@
 
 Reads `gold`, `predicted`, `gold_source` and `checker` (generators.base.WORKING_COLUMNS);
 the checking itself (math-verify guarded, in killable worker processes) is
-`reasonfactory.generators.verify.answer_pool`.
+`reasonfactory.generators.verify.answer_pool`. A code problem's traces (`checker` = `code:`
++ tests) are judged by running the program in the reply (`response`) against the tests,
+all of a frame's at once (`generators.verify.code_tests.verify_many`); their reason is the
+verdict (`failed_tests`, `runtime_error`, `timeout`, `memory`, `no_code`, `syntax_error`) and
+`meta.details.answer` holds it whole (tests passed of total, the first failing case, the
+sandbox layers it ran under).
 """
 
 from __future__ import annotations
+
+import json
+from typing import Literal
 
 import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.verify.answer import Outcome
 from reasonfactory.generators.verify.answer_pool import PoolOptions, judge_answers_scored
+from reasonfactory.generators.verify.checkers import CODE, is_code
+from reasonfactory.generators.verify.code_tests import CodeOptions, read_tests, verify_many
+
+
+class CodeCheckOptions(StrictModel):
+    """How code answers are run (`answer: {code: {...}}`)."""
+
+    timeout_s: float = Field(4.0, gt=0, le=600, description="wall-clock limit per test")
+    memory_mb: int = Field(1024, ge=64, description="memory of one program's run")
+    early_stop: bool = Field(True, description="stop at the first test that errors or times out")
+    extract: Literal["last_block", "first_block", "whole", "auto"] = Field(
+        "last_block", description="which part of the reply is the program"
+    )
+    workers: int | None = Field(None, ge=1, description="sandboxes at once (default: cores)")
+    processes: int = Field(0, ge=0, le=64, description="processes or threads a program may add")
+    allow_weak: bool = Field(
+        False, description="run without bubblewrap, seccomp or a process cap (see README)"
+    )
+
+    def options(self) -> CodeOptions:
+        return CodeOptions(
+            timeout_s=self.timeout_s,
+            memory_mb=self.memory_mb,
+            early_stop=self.early_stop,
+            extract=self.extract,
+            workers=self.workers,
+            allow_weak=self.allow_weak,
+            processes=self.processes,
+        )
 
 
 class AnswerOptions(StrictModel):
@@ -37,6 +74,7 @@ class AnswerOptions(StrictModel):
         description="a scored check (reasoning-gym's score_answer, 0 to 1) counts as correct "
         "from this score; the score is kept in meta.details.answer.score",
     )
+    code: CodeCheckOptions = CodeCheckOptions()
 
     def pool(self) -> PoolOptions:
         return PoolOptions(
@@ -61,12 +99,19 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
     """Verdicts `ok`, `reason`, `correct` for each trace (reads `gold`, `predicted`,
     `gold_source`). Reasons: wrong_answer, no_answer (nothing to read), gold_unparseable,
     check_timeout, check_error, no_gold (the problem has none), no_consensus (no gold and no
-    qualified majority). A scored check (reasoning-gym) adds `detail.score`."""
+    qualified majority); a code problem's verdict (see above). A scored check (reasoning-gym)
+    adds `detail.score`."""
     opts = AnswerOptions.model_validate(options or {})
     golds, preds = traces["gold"].to_list(), traces["predicted"].to_list()
     # Problems whose answers are not checked by equality (Countdown) carry a `checker`.
     checkers = traces["checker"].to_list() if "checker" in traces.columns else None
-    checked = judge_answers_scored(golds, preds, checkers, opts.pool())
+    code_rows = [i for i, c in enumerate(checkers or []) if is_code(c)]
+    if code_rows:  # judged below, all at once; the pool never sees them
+        checkers = [None if is_code(c) else c for c in checkers]
+        golds_ = [None if is_code(c) else g for g, c in zip(golds, traces["checker"], strict=True)]
+    else:
+        golds_ = golds
+    checked = judge_answers_scored(golds_, preds, checkers, opts.pool())
     outcomes = [c.outcome for c in checked]
     ok, reason, correct = [], [], []
     rows = zip(golds, preds, traces["gold_source"], outcomes, strict=True)
@@ -83,12 +128,55 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
         correct.append(
             outcome is Outcome.CORRECT if outcome in (Outcome.CORRECT, Outcome.WRONG) else None
         )
-    verdicts = pl.DataFrame(
-        {"ok": ok, "reason": reason, "correct": correct},
-        schema={"ok": pl.Boolean, "reason": pl.String, "correct": pl.Boolean},
-    )
-    scores = [c.score for c in checked]
-    if any(s is not None for s in scores):  # partial credit, kept in meta.details.answer
-        detail = pl.Series("detail", [{"score": s} for s in scores])
-        verdicts = verdicts.with_columns(detail)
-    return verdicts
+    # partial credit (reasoning-gym), kept in meta.details.answer
+    details: list[dict | None] = [None if c.score is None else {"score": c.score} for c in checked]
+    if code_rows:
+        specs = traces["checker"].to_list()
+        responses = traces["response"].to_list() if "response" in traces.columns else preds
+        tests = {}
+        for i in code_rows:
+            spec = specs[i]
+            if spec not in tests:
+                tests[spec] = read_tests(spec[len(CODE) :])
+        verdicts = verify_many(
+            [(tests[specs[i]], responses[i]) for i in code_rows], opts.code.options()
+        )
+        for i, verdict in zip(code_rows, verdicts, strict=True):
+            ok[i], correct[i] = verdict.ok, verdict.ok
+            reason[i] = None if verdict.ok else verdict.verdict
+            details[i] = _code_detail(verdict)
+    frame = {"ok": ok, "reason": reason, "correct": correct}
+    schema = {"ok": pl.Boolean, "reason": pl.String, "correct": pl.Boolean}
+    if code_rows:
+        frame["detail"] = details
+        schema["detail"] = CODE_DETAIL
+    elif any(d is not None for d in details):
+        frame["detail"] = [{"score": c.score} for c in checked]
+        schema["detail"] = pl.Struct({"score": pl.Float64})
+    return pl.DataFrame(frame, schema=schema)
+
+
+CODE_DETAIL = pl.Struct(
+    {
+        "verdict": pl.String,
+        "passed": pl.Int64,
+        "total": pl.Int64,
+        "first_failure": pl.String,
+        "detail": pl.String,
+        "sandbox": pl.String,
+        "score": pl.Float64,  # a scored check's, on the other problems of a mixed frame
+    }
+)
+
+
+def _code_detail(verdict) -> dict:
+    d = verdict.to_dict()
+    failure = d["first_failure"]
+    return {
+        "verdict": d["verdict"],
+        "passed": d["passed"],
+        "total": d["total"],
+        "first_failure": json.dumps(failure, ensure_ascii=False) if failure else None,
+        "detail": d["detail"],
+        "sandbox": d["sandbox"] or None,
+    }

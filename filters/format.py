@@ -8,6 +8,8 @@ cut off by the token limit is `truncated`, one the engine failed on (after its r
 `unclosed_think`, `empty_thought`, `nested_think`, `no_boxed`,
 `multiple_boxed`, `code_block`, `long_paragraph`). DeepSeek-R1 drops CoTs with code blocks
 and long paragraphs; the repetition share catches the loops long generations fall into.
+A code problem's trace (`checker` = `code:...`) answers with a code block, not a boxed
+answer: the boxed rules skip it, and `no_code_blocks` reads only its thought.
 
 Column expressions for everything but the repetition share (a per-trace n-gram count).
 """
@@ -59,6 +61,11 @@ def format_filter(traces: pl.DataFrame, options: FormatOptions | dict | None = N
     boxed = pl.col("response").fill_null("").str.count_matches(_BOXED)
     thought = pl.col("thought").fill_null("")
     both = pl.concat_str([thought, pl.col("response").fill_null("")], separator="\n\n")
+    code = (
+        pl.col("checker").fill_null("").str.starts_with("code:")
+        if "checker" in traces.columns
+        else pl.lit(False)
+    )
     rules = [
         (pl.col("finish_reason") == "error", "engine_error"),
         (pl.col("finish_reason") == "length", "truncated"),
@@ -67,11 +74,12 @@ def format_filter(traces: pl.DataFrame, options: FormatOptions | dict | None = N
         (~pl.col("think_closed").fill_null(False), "format:unclosed_think"),
         (thought.str.strip_chars() == "", "format:empty_thought"),
         (thought.str.contains("</?think>"), "format:nested_think"),
-        (boxed == 0, "format:no_boxed"),
-        (boxed > 1, "format:multiple_boxed"),
+        ((boxed == 0) & ~code, "format:no_boxed"),
+        ((boxed > 1) & ~code, "format:multiple_boxed"),
     ]
     if opts.no_code_blocks:
-        rules.append((both.str.contains("```"), "format:code_block"))
+        prose = pl.when(code).then(thought).otherwise(both)
+        rules.append((prose.str.contains("```"), "format:code_block"))
     if opts.max_paragraph_chars is not None:
         longest = both.str.split("\n\n").list.eval(pl.element().str.len_chars()).list.max()
         rules.append((longest > opts.max_paragraph_chars, "format:long_paragraph"))

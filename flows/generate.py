@@ -39,10 +39,9 @@ from reasonfactory.flows.run_record import finish, start
 from reasonfactory.flows.runners import LocalRunner, ShardRunner, stream
 from reasonfactory.flows.scoring import rescore_run
 from reasonfactory.generators.engines.cached import needs_rerun
-from reasonfactory.generators.engines.sim_plans import plan_problem
+from reasonfactory.generators.engines.sim import sim_solves
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.registry import get_generator
-from reasonfactory.generators.verify.sandbox import describe_isolation
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.locking import run_lock
 from reasonfactory.warehouse.store import Warehouse
@@ -134,10 +133,10 @@ def open_runner(recipe: Recipe, wh: Warehouse, todo: Pending, sink) -> ShardRunn
     """The runner the recipe asks for; its engine is checked against the problems first."""
     uses_engine = get_generator(recipe.generate.method).uses_engine
     if recipe.engine.kind == "sim" and todo.problems.height and uses_engine:
-        unknown = [q for q in todo.problems["question"].head(50) if plan_problem(q) is None]
+        unknown = [q for q in todo.problems["question"].head(50) if not sim_solves(q)]
         if unknown:
             raise UserError(
-                f"the sim engine only solves built-in problems (builtin:arithmetic, "
+                f"the sim engine only solves built-in problems (builtin:arithmetic, builtin:code, "
                 f"builtin:linear), not {recipe.problems.source!r} (e.g. {unknown[0][:80]!r}); "
                 "use engine kind vllm or openai for real problem sets"
             )
@@ -247,9 +246,26 @@ def _summary(wh, rec, problems, todo, committer, runner, started, refiltered) ->
     }
     if refiltered:
         summary["refiltered"] = refiltered
-    if "code" in getattr(rec.generate, "verify", ()):  # model code ran in the sandbox
-        summary["sandbox"] = describe_isolation()
+    sandbox = sandbox_seen(wh, rec.run_id)
+    if sandbox:  # model code ran in the sandbox: what it ran under, as each child reported
+        summary["sandbox"] = sandbox
     return summary
+
+
+def sandbox_seen(wh: Warehouse, run_id: str) -> str | None:
+    """The sandbox layers the run's code actually ran under, as its children reported them
+    (tree code steps: `nodes.meta.check.sandbox`; code answers:
+    `traces.meta.details.answer.sandbox`), with how many runs of each; None when none ran."""
+    seen = wh.sql(
+        "SELECT layers, count(*) AS n FROM ("
+        " SELECT meta->'check'->>'sandbox' AS layers FROM nodes WHERE run_id = ?"
+        " UNION ALL SELECT meta->'details'->'answer'->>'sandbox' FROM traces WHERE run_id = ?"
+        ") WHERE layers IS NOT NULL AND layers <> '' GROUP BY layers ORDER BY n DESC",
+        [run_id, run_id],
+    )
+    if seen.height == 0:
+        return None
+    return "; ".join(f"{layers} ({n} runs)" for layers, n in seen.iter_rows())
 
 
 def run_recipe(recipe: Recipe, warehouse: str, limit: int | None = None) -> dict:

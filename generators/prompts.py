@@ -13,6 +13,11 @@ Steps are separated by blank lines, so a step boundary is the stop string "\\n\\
 Code-augmented steps (rStar-Math style, `build_code_messages`): each step states its
 calculation, then a ```python fenced block with no blank line in it that computes it (it may
 use variables of earlier steps) and prints the step's result.
+
+Code problems (`meta.checker` = `code`, `generators/problems/code.py`) are asked for a program
+instead (`CODE_SOLVE_PROMPT`, `messages_for`): think inside <think>, then the whole solution
+as one ```python block after </think>; `parse_completion(..., code=True)` takes that block as
+the predicted answer (`generators.verify.code_extract.extract_code`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from dataclasses import dataclass
 
 from reasonfactory.generators.reply_forms import split_final_answer
 from reasonfactory.generators.verify.answers import extract_boxed
+from reasonfactory.generators.verify.checkers import problem_checker
+from reasonfactory.generators.verify.code_extract import extract_code
 
 STEP_BOUNDARY = "\n\n"
 
@@ -63,6 +70,32 @@ FINAL_ANSWER_PROMPT = (
 )
 
 
+CODE_SOLVE_PROMPT = (
+    "Solve the following programming problem in Python. Think step by step inside <think> and "
+    "</think>. After </think>, give your complete solution as one ```python code block."
+    "\n\nProblem: {question}"
+)
+
+
+def is_code_problem(problem: dict) -> bool:
+    """Whether a problem row is judged by tests (its `meta.checker` is `code`).
+
+    >>> is_code_problem({"meta": '{"checker": "code"}'}), is_code_problem({"meta": None})
+    (True, False)
+    """
+    return problem_checker(problem) == "code"
+
+
+def messages_for(problem: dict, messages=None) -> tuple[dict, ...]:
+    """The chat for a problem row: a program for a code problem, else `messages(question)`
+    (a method's own prompt, e.g. self_output's `config.messages`; default `build_messages`)."""
+    if is_code_problem(problem):
+        return (
+            {"role": "user", "content": CODE_SOLVE_PROMPT.format(question=problem["question"])},
+        )
+    return (messages or build_messages)(problem["question"])
+
+
 def build_messages(
     question: str,
     template: str = SOLVE_PROMPT,
@@ -88,17 +121,27 @@ def build_messages(
 
 
 _SOLVE_HEAD = SOLVE_PROMPT.format(question="\0").split("\0")[0]
+_CODE_HEAD = CODE_SOLVE_PROMPT.format(question="\0").split("\0")[0]
 
 
 def question_of(prompt: str) -> str | None:
-    """The question inside a `build_messages` prompt (its inverse), or None for another text.
+    """The question inside a `build_messages` or code prompt (its inverse), or None for
+    another text.
 
     >>> question_of(build_messages("Compute 1 + 2.")[0]["content"])
     'Compute 1 + 2.'
     >>> question_of("What is 2 + 2?") is None
     True
     """
-    return prompt[len(_SOLVE_HEAD) :] if prompt.startswith(_SOLVE_HEAD) else None
+    for head in (_SOLVE_HEAD, _CODE_HEAD):
+        if prompt.startswith(head):
+            return prompt[len(head) :]
+    return None
+
+
+def code_question_of(prompt: str) -> str | None:
+    """The question inside a code prompt, or None for another text."""
+    return prompt[len(_CODE_HEAD) :] if prompt.startswith(_CODE_HEAD) else None
 
 
 @dataclass(frozen=True)
@@ -110,9 +153,10 @@ class ParsedCompletion:
 
 
 def parse_completion(
-    text: str, reasoning: str | None = None, reply: str = "r1"
+    text: str, reasoning: str | None = None, reply: str = "r1", code: bool = False
 ) -> ParsedCompletion:
-    """Split a completion into thought and response and extract the final answer.
+    """Split a completion into thought and response and extract the final answer (the last
+    `\\boxed{}`, or for a code problem the program: the last code block of the response).
 
     When the server split the thinking off (`reasoning`), the text is all response.
     An unclosed `<think>` leaves the whole text as thought and the response empty; a text
@@ -127,14 +171,15 @@ def parse_completion(
     >>> (p.thought, p.response, p.predicted, p.think_closed)
     ('1 + 1 = 2', 'The final answer is \\\\boxed{2}.', '2', True)
     """
+    answer = (lambda r: extract_code(r)) if code else extract_boxed
     if reasoning is not None:
-        return ParsedCompletion(reasoning.strip(), text.strip(), extract_boxed(text), True)
+        return ParsedCompletion(reasoning.strip(), text.strip(), answer(text), True)
     if "<think>" not in text and "</think>" not in text:
-        if reply == "final_answer":
+        if reply == "final_answer" and not code:
             found = split_final_answer(text)
             if found is not None:
                 return ParsedCompletion(found[0], found[1], found[2], True)
-        return ParsedCompletion("", text.strip(), extract_boxed(text), False)
+        return ParsedCompletion("", text.strip(), answer(text), False)
     body = text
     start = body.find("<think>")
     if start != -1:
@@ -143,4 +188,4 @@ def parse_completion(
     if end == -1:
         return ParsedCompletion(body.strip(), "", None, False)
     response = body[end + len("</think>") :].strip()
-    return ParsedCompletion(body[:end].strip(), response, extract_boxed(response), True)
+    return ParsedCompletion(body[:end].strip(), response, answer(response), True)

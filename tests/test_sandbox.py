@@ -4,13 +4,16 @@ Hostile code: an infinite loop, a fork bomb, a 10 GB allocation, a socket connec
 server listening on 127.0.0.1, a write outside its folder, reads of an environment secret.
 Each is refused or cut off, comes back as data (never an exception), and leaves nothing
 behind. The layer tests turn the others off to show that one layer alone holds; a layer this
-machine lacks is skipped with the reason.
+machine lacks is skipped with the reason, except bubblewrap, seccomp and the process cap
+where CI installs them (CI=1: they must be there). tests/test_sandbox_hostile.py runs the
+issue's hostile programs through the code verifier.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -19,12 +22,12 @@ import time
 from pathlib import Path
 
 import pytest
-from reasonfactory.generators.verify import sandbox, sandbox_layers
+from reasonfactory.generators.verify import sandbox, sandbox_launch, sandbox_layers
 from reasonfactory.generators.verify.sandbox import Limits, isolation, run_many, run_python
 
 QUICK = Limits(wall_seconds=4, cpu_seconds=4, memory_mb=256)
 SECRET = "rf-test-secret-7d1c"
-ALL_OFF = {"netns": False, "landlock": False, "seccomp": False, "audit": False, "cgroup": False}
+ALL_OFF = {"bwrap": False, "landlock": False, "seccomp": False, "audit": False, "cgroup": False}
 
 
 @pytest.fixture
@@ -84,6 +87,28 @@ def _fork_code(n: int = 20) -> str:
         "    made += 1\n"
         "print('forked', made)"
     )
+
+
+def test_ci_has_the_strong_layers():
+    """CI installs bubblewrap (.ci/run) and runs as root with a pids cgroup: every strong
+    layer must be there, or the layer tests below would skip instead of proving anything."""
+    if not os.environ.get("CI"):
+        pytest.skip("outside CI a machine may lack bubblewrap; the layer tests say which")
+    assert sandbox_layers.weak_layers() == [], sandbox_layers.describe_isolation()
+
+
+def test_a_run_reports_the_layers_it_ran_under():
+    result = run_python("print(1)")
+    have = isolation()
+    if have["bwrap"]:
+        assert result.layers[0].startswith("bwrap(") and "net" in result.layers[0]
+        assert "pid" in result.layers[0] and "mnt" in result.layers[0]
+    if have["seccomp"]:
+        assert "seccomp" in result.layers  # read back from /proc/self/status
+    if have["pids_cgroup"]:
+        assert "pids_cgroup" in result.layers
+    off = run_python("print(1)", layers={"seccomp": False, "audit": False}, allow_weak=True)
+    assert "seccomp" not in off.layers and "audit_hook" not in off.layers
 
 
 def _leftover_cgroups() -> list[str]:
@@ -165,7 +190,7 @@ def test_output_is_capped_and_runs_go_in_parallel():
     flood = run_python("print('x' * 100_000)", limits=Limits(output_chars=1000))
     assert flood.ok and len(flood.stdout) < 1100 and "..." in flood.stdout
     results = run_many([("", f"print({i} * 2)") for i in range(6)], QUICK, workers=3)
-    assert [r.stdout.strip() for r in results] == [str(i * 2) for i in range(6)]
+    assert [r.stdout.strip() for r in results] == [str(i * 2) for i in range(6)], results
 
 
 # -- each layer on its own -------------------------------------------------------------------
@@ -173,7 +198,7 @@ def test_output_is_capped_and_runs_go_in_parallel():
 
 def _only(layer: str) -> dict:
     names = {
-        "netns": "netns",
+        "bwrap": "bwrap",
         "landlock": "landlock",
         "cgroup": "pids_cgroup",
         "seccomp": "seccomp",
@@ -183,12 +208,43 @@ def _only(layer: str) -> dict:
     return {**ALL_OFF, layer: True}
 
 
-def test_network_namespace_alone_blocks_the_connection(listener):
+def test_bubblewrap_alone_blocks_the_connection(listener):
     port, received = listener
-    result = run_python(_connect_code(port), limits=QUICK, layers=_only("netns"), allow_weak=True)
+    result = run_python(_connect_code(port), limits=QUICK, layers=_only("bwrap"), allow_weak=True)
     time.sleep(0.5)
-    assert not result.ok and "unreachable" in result.stderr.lower()
+    # Its own network namespace: its 127.0.0.1 is its own loopback, where nothing listens.
+    assert not result.ok and "Connection refused" in result.stderr
     assert received == []
+
+
+def test_bubblewrap_alone_hides_host_files_and_changes_none(tmp_path):
+    layers = _only("bwrap")
+    target = tmp_path / "escape.txt"
+    write = run_python(
+        f"open({str(target)!r}, 'w').write('x')", limits=QUICK, layers=layers, allow_weak=True
+    )
+    assert not write.ok and "No such file" in write.stderr and not target.exists()
+    read = run_python(
+        "print(open('/etc/hostname').read())", limits=QUICK, layers=layers, allow_weak=True
+    )
+    assert not read.ok and "No such file" in read.stderr
+    # A read-only fd of an interpreter file: its mode, times and attributes stay as they are.
+    victim = os.path.realpath(sys.executable)
+    before = os.stat(victim)
+    code = (
+        f"import os\nfd = os.open({victim!r}, os.O_RDONLY)\nout = []\n"
+        "for name, call in [('fchmod', lambda: os.fchmod(fd, 0o777)),"
+        " ('utime', lambda: os.utime(fd, (0, 0))),"
+        " ('setxattr', lambda: os.setxattr(fd, 'user.rf', b'x'))]:\n"
+        "    try:\n        call()\n        out.append(name + ' changed')\n"
+        "    except OSError as e:\n        out.append(name + ' ' + e.strerror)\n"
+        "print(out)"
+    )
+    result = run_python(code, limits=QUICK, layers=layers, allow_weak=True)
+    assert result.ok and "changed" not in result.stdout, result.stdout
+    assert "Read-only file system" in result.stdout
+    after = os.stat(victim)
+    assert (after.st_mode, after.st_mtime) == (before.st_mode, before.st_mtime)
 
 
 def test_landlock_alone_blocks_connect_and_files(listener, tmp_path):
@@ -206,6 +262,7 @@ def test_landlock_alone_blocks_connect_and_files(listener, tmp_path):
         "print(open('/etc/hostname').read())", limits=QUICK, layers=layers, allow_weak=True
     )
     assert not read.ok and "Permission" in read.stderr
+    assert "landlock" in read.layers
 
 
 def test_pids_cgroup_alone_blocks_fork():
@@ -240,9 +297,9 @@ def test_without_any_layer_the_same_code_does_get_through(listener):
 
 
 def test_a_sandbox_that_cannot_confine_refuses_to_run(monkeypatch, tmp_path):
-    # Inject the failure: a cgroup the child cannot join. Nothing may run unconfined.
+    # Inject the failure: a cgroup the run cannot join. Nothing may run unconfined.
     marker = tmp_path / "ran.txt"
-    monkeypatch.setattr(sandbox, "_make_cgroup", lambda processes: str(tmp_path / "no-cgroup"))
+    monkeypatch.setattr(sandbox_launch, "make_cgroup", lambda tasks: str(tmp_path / "no-cgroup"))
     with pytest.raises(sandbox.SandboxError, match="could not confine"):
         run_python(f"open({str(marker)!r}, 'w').write('ran')", limits=QUICK)
     assert not marker.exists()
@@ -323,31 +380,32 @@ def test_tampering_with_the_hook_s_settings_changes_nothing(unix_listener, tmp_p
     assert received == [] and not target.exists()
 
 
-def test_without_landlock_code_verification_refuses_unless_allowed(monkeypatch, tmp_path):
-    monkeypatch.setattr(sandbox_layers, "landlock_abi", lambda: 0)  # inject: an older kernel
+def test_without_bubblewrap_code_verification_refuses_unless_allowed(monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox_layers, "bwrap_usable", lambda: False)  # inject: not installed
     sandbox_layers.isolation.cache_clear()
     try:
         marker = tmp_path / "ran.txt"
         code = f"open({str(marker)!r}, 'w').write('ran')"
-        with pytest.raises(sandbox.SandboxError, match=r"without Landlock .*allow_weak: true"):
+        with pytest.raises(sandbox.SandboxError, match=r"without bubblewrap .*allow_weak: true"):
             run_python(code, limits=QUICK)
         assert not marker.exists()
-        assert "weak: no Landlock" in sandbox.describe_isolation()
-        # Accepting the risk runs it, with the other layers still on.
+        assert "weak: no bubblewrap" in sandbox.describe_isolation()
+        # Accepting the risk runs it, with the other layers still on (Landlock for files).
         [ran] = run_many([("", "print('ran')")], QUICK, allow_weak=True)
         assert ran.ok and ran.stdout == "ran\n"
+        assert not any(layer.startswith("bwrap") for layer in ran.layers)
     finally:
         sandbox_layers.isolation.cache_clear()
 
 
-def test_a_tree_run_with_code_steps_is_refused_without_landlock(monkeypatch):
+def test_a_tree_run_with_code_steps_is_refused_without_bubblewrap(monkeypatch):
     from reasonfactory.generators.base import RunContext
     from reasonfactory.generators.engines.sim import SimEngine
     from reasonfactory.generators.methods.tree import tree
     from reasonfactory.generators.methods.tree.config import TreeConfig
     from reasonfactory.generators.problems.sources import load_problems
 
-    monkeypatch.setattr(sandbox_layers, "landlock_abi", lambda: 0)
+    monkeypatch.setattr(sandbox_layers, "bwrap_usable", lambda: False)
     sandbox_layers.isolation.cache_clear()
     try:
         problems = load_problems("builtin:arithmetic", limit=1)
@@ -376,3 +434,13 @@ def test_folders_left_by_a_killed_run_are_removed_only_when_provably_ours(tmp_pa
     removed = sandbox.remove_leftovers.__wrapped__(str(tmp_path))
     assert sorted(removed) == sorted([str(ours_dead), str(ours_out)])
     assert alive.exists() and old_style.exists() and other.exists() and link.is_symlink()
+
+
+def test_a_step_that_ignores_its_timer_is_a_timeout_when_the_cpu_limit_kills_it():
+    """bubblewrap exits 128 + the signal that killed its child; the CPU limit's SIGXCPU must
+    still read as a timeout, not as an exit status."""
+    if sandbox_layers.weak_layers():
+        pytest.skip(f"this machine's sandbox lacks {sandbox_layers.weak_layers()}")
+    code = "import signal\nsignal.signal(signal.SIGALRM, signal.SIG_IGN)\nwhile True:\n    pass\n"
+    result = run_python(code, limits=Limits(wall_seconds=30, cpu_seconds=1))
+    assert result.timed_out and result.exit_code in (-signal.SIGXCPU, -signal.SIGKILL), result

@@ -1,7 +1,8 @@
-"""`reasonfactory check steps|answers [FILE|-]`: the verifiers on lines a user gives.
+"""`reasonfactory check steps|answers|code [FILE|-]`: the verifiers on lines a user gives.
 
 JSONL in, one JSONL verdict out per line, through the same code the tree and the filters
-run (`generators.verify.steps.check_equations`, `generators.verify.answer_pool`): a user
+run (`generators.verify.steps.check_equations`, `generators.verify.answer_pool`,
+`generators.verify.code_tests`): a user
 debugs a rejection by feeding it the step or the answer that was rejected. A line that is
 over 1 MB, not UTF-8, not a JSON object (read as `import` reads lines: `problems.jsonl`),
 lacks a field or names an unknown checker gets a verdict with `error` naming the file, the
@@ -213,3 +214,121 @@ def answers(
             }
         )
     _finish(len(good), errors, counts)
+
+
+@check_app.command("code")
+def code(
+    source: FileArg = "-",
+    timeout_s: Annotated[float, typer.Option(help="Wall-clock limit per test.")] = 4.0,
+    memory_mb: Annotated[int, typer.Option(help="Memory of one program's run.")] = 1024,
+    extract: Annotated[
+        str, typer.Option(help="The program: auto | last_block | first_block | whole.")
+    ] = "auto",
+    all_tests: Annotated[
+        bool, typer.Option("--all-tests", help="Run every test, not stopping at an error.")
+    ] = False,
+    workers: Annotated[int | None, typer.Option(help="Sandboxes at once.")] = None,
+    allow_weak: Annotated[
+        bool, typer.Option("--allow-weak", help="Run without bubblewrap/seccomp/a process cap.")
+    ] = False,
+    warehouse: Annotated[
+        str | None, typer.Option(help="Warehouse of the stored problems `problem_id` names.")
+    ] = None,
+) -> None:
+    """Run programs against tests in the sandbox: `{"problem": {...}, "solution": ...}` or
+    `{"problem_id": ..., "solution": ...}` (a stored problem) per line. A problem is in any
+    shape `import` reads (HumanEval, MBPP, APPS/TACO, LiveCodeBench, or `question` + `tests`)
+    or the stored form (`shape`, `tests`); `solution` is a reply (its last code block after
+    `</think>`) or a bare program.
+
+    Out: `{"line", "verdict": passed|failed_tests|runtime_error|timeout|memory|no_code|
+    syntax_error, "passed", "total", "detail", "first_failure", "seconds", "sandbox"}`.
+
+    Example: echo '{"problem": {"question": "Add.", "tests": [{"input": "2 3", "output": "5"}]},
+    "solution": "print(sum(map(int, input().split())))"}' | reasonfactory check code -
+    """
+    from reasonfactory.generators.verify.code_tests import CodeOptions, verify_many
+
+    if extract not in ("auto", "last_block", "first_block", "whole"):
+        from reasonfactory.warehouse.errors import UserError
+
+        raise UserError(f"--extract {extract!r}: expected auto, last_block, first_block or whole")
+    rows: list[tuple[int, object, str] | tuple[int, str]] = []
+    stored: dict[str, str] = {}
+
+    def lookup(pid: str) -> str | None:  # stored problems, read once, on first use
+        if not stored:
+            stored.update(_load_stored(warehouse) or {"": ""})
+        return stored.get(pid)
+
+    for number, record in _records(source):
+        where = _where(source, number)
+        if isinstance(record, str):
+            rows.append((number, record))
+            continue
+        tests = _tests_of(record, where, lookup)
+        if isinstance(tests, str):
+            rows.append((number, tests))
+            continue
+        if not isinstance(record.get("solution"), str):
+            rows.append((number, f"{where}: field 'solution' is missing or not a string"))
+            continue
+        rows.append((number, tests, record["solution"]))
+    good = [r for r in rows if len(r) == 3]
+    options = CodeOptions(
+        timeout_s=timeout_s,
+        memory_mb=memory_mb,
+        extract=extract,
+        early_stop=not all_tests,
+        workers=workers,
+        allow_weak=allow_weak,
+    )
+    verdicts = iter(verify_many([(r[1], r[2]) for r in good], options))
+    counts: dict[str, int] = {}
+    errors = 0
+    for row in rows:
+        if len(row) == 2:
+            errors += 1
+            _emit({"line": row[0], "verdict": None, "error": row[1]})
+            continue
+        verdict = next(verdicts)
+        counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+        _emit({"line": row[0], **verdict.to_dict()})
+    _finish(len(good), errors, counts)
+
+
+def _load_stored(warehouse: str | None) -> dict:
+    """problem_id -> the stored tests of every code problem (read-only)."""
+    from reasonfactory.warehouse.store import Warehouse, resolve_path
+
+    if not resolve_path(warehouse).exists():
+        return {}
+    with Warehouse(warehouse, read_only=True) as wh:
+        frame = wh.sql(
+            "SELECT problem_id, meta->>'code' AS code FROM problems WHERE meta->>'checker' = 'code'"
+        )
+    return dict(frame.iter_rows())
+
+
+def _tests_of(record: dict, where: str, lookup):
+    """The line's tests, or an error naming the line and the field."""
+    from reasonfactory.generators.problems.code import CodeProblemError, code_problem
+    from reasonfactory.generators.verify.code_tests import read_tests
+
+    if "problem_id" in record and "problem" not in record:
+        pid = record["problem_id"]
+        if not isinstance(pid, str):
+            return f"{where}: field 'problem_id' is not a string"
+        spec = lookup(pid)
+        if not spec:
+            return f"{where}: field 'problem_id': no stored code problem {pid[:40]!r}"
+        return read_tests(spec)
+    problem = record.get("problem")
+    if not isinstance(problem, dict):
+        return f"{where}: field 'problem' is missing or not an object (or give a problem_id)"
+    try:
+        if "shape" in problem and "tests" in problem:
+            return read_tests(problem)
+        return code_problem(problem)[1]
+    except (CodeProblemError, ValueError) as exc:
+        return f"{where}: field 'problem': {exc}"

@@ -37,6 +37,9 @@ def import_(
     ] = None,
     split: Annotated[str | None, typer.Option(help="Split of a DatasetDict folder.")] = None,
     limit: Annotated[int | None, typer.Option(help="Import only the first N problems.")] = None,
+    kind: Annotated[
+        str, typer.Option(help="auto (by each record's fields) | code | math.")
+    ] = "auto",
     warehouse: WarehouseOpt = None,
     size: Annotated[int | None, typer.Option(help="gym: problems to make.")] = None,
     seed: Annotated[int, typer.Option(help="gym: the generator's seed.")] = 0,
@@ -50,6 +53,8 @@ def import_(
 
     Example: reasonfactory import gsm8k_test.jsonl --answer-format gsm8k
 
+    Code problems (HumanEval, MBPP, APPS/TACO, LiveCodeBench, or `question` + `tests`) are
+    recognised by their fields (`--kind code` insists); their tests are stored with them.
     The whole file is checked first: a bad line stores nothing from the file. A gym:NAME
     source makes problems with reasoning-gym (`--size`, `--seed`, `--level`, `--config`);
     `--out FILE.jsonl` writes them (question, answer, checker, difficulty) for inspection,
@@ -61,6 +66,8 @@ def import_(
 
     check_limit(limit)
     check_answer_format(answer_format)
+    if kind not in ("auto", "code", "math"):
+        raise UserError(f"--kind {kind!r}: expected auto, code or math")
     mapping = parse_fields(fields)
     gym = gym_options(path, size, level, config, out_file)
     with spinner(err, f"import {path}"):
@@ -73,6 +80,7 @@ def import_(
             name=source,
             seed=seed,
             **gym,
+            kind=kind,
         )
         if out_file is not None:
             write_problems(problems, out_file)
@@ -87,12 +95,27 @@ def import_(
         f"{added} new, stored in {resolve_path(warehouse)} as source "
         f"{problems['source'][0]!r}"
     )
+    shapes = _code_shapes(problems)
+    if shapes:
+        out.print(f"  code problems, read as: {shapes} (their tests are in meta.code)")
     if changed.height:
         out.print(f"  gold answer changed for {changed.height} stored problems, e.g.:")
         for pid, old, new in changed.head(3).iter_rows():
             out.print(f"    {pid}: {old!r} -> {new!r}", highlight=False)
         for run in runs:
             out.print(f"  re-check their traces: reasonfactory refilter --run {run}")
+
+
+def _code_shapes(problems) -> str:
+    """`humaneval 164` for the code problems of a frame, by the shape they were read in."""
+    import polars as pl
+
+    meta = pl.col("meta")
+    found = problems.filter(meta.str.json_path_match("$.checker") == "code").select(
+        meta.str.json_path_match("$.format").alias("shape")
+    )
+    counts = found.group_by("shape").len().sort("shape").iter_rows()
+    return ", ".join(f"{shape} {n}" for shape, n in counts)
 
 
 def parse_fields(text: str) -> dict[str, str]:

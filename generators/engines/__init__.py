@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.engines.base import Completion, Engine, EngineError, GenRequest
 
@@ -23,6 +23,22 @@ class PricedEngine(StrictModel):
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = frozenset({"price_in", "price_out"})
     # Settings filled in from outside the recipe (none here; vllm's weights stamp).
     STAMPS: ClassVar[tuple[str, ...]] = ()
+
+
+class SimCodeRates(StrictModel):
+    """How often the sim writes each kind of faulty program for a code problem (per sample;
+    the rest are right)."""
+
+    wrong: float = Field(0.1, ge=0, lt=1)
+    crashing: float = Field(0.04, ge=0, lt=1)
+    looping: float = Field(0.03, ge=0, lt=1)
+    hostile: float = Field(0.03, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _below_one(self):
+        if self.wrong + self.crashing + self.looping + self.hostile >= 1:
+            raise ValueError("code: the rates must add up to less than 1")
+        return self
 
 
 class SimEngineConfig(PricedEngine):
@@ -42,6 +58,17 @@ class SimEngineConfig(PricedEngine):
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(
         {"delay_s"}
     )
+    # Programs for code problems (`builtin:code`): how often each kind of faulty one is
+    # written. Unset: error_rate split as 50% wrong, 20% crashing, 15% looping, 15% hostile.
+    code: SimCodeRates | None = None
+
+    @model_serializer(mode="wrap")
+    def _unset_code_is_absent(self, handler):
+        # Left out when unset, so sim runs made before `code` existed keep their identity.
+        out = handler(self)
+        if isinstance(out, dict) and out.get("code", 0) is None:
+            out.pop("code")
+        return out
 
 
 def _make_sim(config: SimEngineConfig) -> Engine:
@@ -55,6 +82,7 @@ def _make_sim(config: SimEngineConfig) -> Engine:
         wordings=config.wordings,
         language=config.language,
         delay_s=config.delay_s,
+        code_rates=config.code.model_dump() if config.code else None,
     )
 
 

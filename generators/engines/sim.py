@@ -29,7 +29,15 @@ Three optional behaviours, all off by default (the defaults reproduce the text a
   written one) or, one time in three, buggy (it names an undefined variable).
 When the prefix already closes the thought (`</think>`), it writes only the answer paragraph.
 
-It only knows the built-in families (arithmetic, linear): anything else is an `EngineError`.
+For a `builtin:code` problem (a code prompt, `prompts.CODE_SOLVE_PROMPT`, or distill's code
+template) it writes a short thought and one ```python block: the task's right program, or,
+at the rates of `code_rates` (engine config `code: {wrong, crashing, looping, hostile}`;
+unset: `error_rate` split 50/20/15/15), a wrong one (a slip: off by one, a forgotten case),
+one that crashes, one that never ends, or a hostile one (reads another process's
+environment, connects to the host's Docker socket, writes a cron file).
+
+It only knows the built-in families (arithmetic, linear, code): anything else is an
+`EngineError`.
 """
 
 from __future__ import annotations
@@ -56,13 +64,23 @@ from reasonfactory.generators.engines.sim_plans import (
     plan_problem,
     to_chinese,
 )
+from reasonfactory.generators.problems.code_family import code_program, parse_code_question
 from reasonfactory.generators.problems.families import OPS, fmt, fmt_operand
-from reasonfactory.generators.prompts import CODE_MARKER, STEP_BOUNDARY
+from reasonfactory.generators.prompts import CODE_MARKER, STEP_BOUNDARY, code_question_of
 from reasonfactory.generators.verify.chains import find_equations
 from reasonfactory.warehouse.ids import digest
 
 _STEP = re.compile(r"Step (\d+):|第 ?(\d+) ?步")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+
+
+def sim_solves(question: str) -> bool:
+    """Whether the sim can answer a problem (a built-in family's question).
+
+    >>> sim_solves("Compute 2 + 3."), sim_solves("Prove Fermat's last theorem.")
+    (True, False)
+    """
+    return plan_problem(question) is not None or parse_code_question(question) is not None
 
 
 def count_tokens(text: str) -> int:
@@ -89,6 +107,7 @@ class SimEngine(WholeBatches):
         wordings: int = 1,
         language: str = "en",
         delay_s: float = 0.0,
+        code_rates: dict | None = None,
     ):
         if not 0 <= error_rate < 1 or not 0 <= format_error_rate < 1 or not 0 <= typo_rate < 1:
             raise ValueError("error_rate, format_error_rate and typo_rate must lie in [0, 1)")
@@ -103,6 +122,13 @@ class SimEngine(WholeBatches):
         self.language = language
         self.model = model
         self.delay_s = delay_s  # a model's time per call, for benchmarks; text is unchanged
+        e = error_rate
+        self.code_rates = code_rates or {
+            "wrong": 0.5 * e,
+            "crashing": 0.2 * e,
+            "looping": 0.15 * e,
+            "hostile": 0.15 * e,
+        }
 
     def generate(
         self, requests: list[GenRequest], on_sample: OnSample | None = None
@@ -117,6 +143,12 @@ class SimEngine(WholeBatches):
 
     def _sample(self, req: GenRequest) -> list[Completion]:
         question = req.user_text()
+        code_q = code_question_of(question) or question
+        if parse_code_question(code_q) is not None:
+            return [
+                self._program(code_q, req, random.Random(digest(req.seed, req.first_sample + i)))
+                for i in range(req.n)
+            ]
         found = plan_problem(question)
         if found is None:
             raise EngineError(
@@ -181,6 +213,27 @@ class SimEngine(WholeBatches):
         else:
             text = "<think>\n" + body + ending
         return _finish(text, req, logp + fmt_logp)
+
+    def _program(self, question: str, req: GenRequest, rng: random.Random) -> Completion:
+        """A code problem's reply: a thought, then one program of a kind drawn at the rates."""
+        draw, kind, logp = rng.random(), "right", 0.0
+        for name, rate in self.code_rates.items():
+            if draw < rate:
+                kind, logp = name, math.log(rate)
+                break
+            draw -= rate
+        else:
+            logp = math.log1p(-sum(self.code_rates.values()))
+        program = code_program(question, kind)
+        task = question.split(". ")[0].rstrip(".")
+        thought = (
+            f"The task: {task[0].lower() + task[1:]}.\n\nI read the input, compute the "
+            "answer and print it, one line per result."
+        )
+        text = f"<think>\n{thought}\n</think>\n\n```python\n{program}```"
+        if self.format_error_rate and rng.random() < self.format_error_rate:
+            text, logp = text.replace("</think>", ""), logp + math.log(self.format_error_rate)
+        return _finish(text, req, logp)
 
     def _ending(self, answer: str, rng: random.Random) -> tuple[str, float]:
         if self.language == "zh":

@@ -27,6 +27,7 @@ from reasonfactory.generators.methods.selection import (
     SelectionConfig,
 )
 from reasonfactory.generators.methods.self_output import request_seed, sample_rows
+from reasonfactory.generators.prompts import is_code_problem
 from reasonfactory.warehouse.schema import TRACES
 
 R1_SYSTEM_PROMPT = (
@@ -37,6 +38,12 @@ R1_SYSTEM_PROMPT = (
 )
 R1_USER_TEMPLATE = (
     "{question}\n\nPlease reason step by step, and put your final answer within \\boxed{}."
+)
+# A code problem's user turn (`meta.checker` = `code`): fixed, not a setting, so the runs
+# of every existing recipe keep their identity.
+R1_CODE_TEMPLATE = (
+    "{question}\n\nPlease reason step by step, then give your complete solution as one "
+    "```python code block."
 )
 
 
@@ -56,13 +63,14 @@ class DistillConfig(StrictModel):
     shard_size: int = Field(256, ge=1)
 
 
-def teacher_messages(question: str, config: DistillConfig) -> tuple[dict, ...]:
-    """The chat sent to the teacher.
+def teacher_messages(question: str, config: DistillConfig, code: bool = False) -> tuple[dict, ...]:
+    """The chat sent to the teacher (`code`: the problem is judged by tests).
 
     >>> teacher_messages("1+1?", DistillConfig(system_prompt=None))[0]["content"][:5]
     '1+1?\\n'
     """
-    user = {"role": "user", "content": config.user_template.replace("{question}", question)}
+    template = R1_CODE_TEMPLATE if code else config.user_template
+    user = {"role": "user", "content": template.replace("{question}", question)}
     if config.system_prompt is None:
         return (user,)
     return ({"role": "system", "content": config.system_prompt}, user)
@@ -82,16 +90,16 @@ def distill(
     """
     requests = [
         GenRequest(
-            messages=teacher_messages(q, config),
+            messages=teacher_messages(problem["question"], config, is_code_problem(problem)),
             n=config.samples,
             temperature=config.temperature,
             top_p=config.top_p,
             max_tokens=config.max_tokens,
-            seed=request_seed(config.seed, pid),
+            seed=request_seed(config.seed, problem["problem_id"]),
             logprobs=config.selection.by == "confidence",
-            problem_id=pid,
+            problem_id=problem["problem_id"],
         )
-        for pid, q in zip(problems["problem_id"], problems["question"], strict=True)
+        for problem in problems.iter_rows(named=True)
     ]
     results = engine.generate(requests) if requests else []
     if len(results) != len(requests):

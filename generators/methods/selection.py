@@ -115,7 +115,11 @@ def mean_logprob(s: Sample) -> float | None:
 
 
 def rules_reward(s: Sample, gold: str | None, majority_key: str | None) -> float:
-    """1 if well formed (closed thought, one boxed answer, not cut off) and right, else 0."""
+    """1 if well formed (closed thought, one boxed answer, not cut off) and right, else 0; a
+    code problem's sample carries its reward already (the share of tests its program passed,
+    0 when it is not well formed: `code_pass_rates`, run for a whole shard at once)."""
+    if s.reward is not None:
+        return s.reward
     p = s.parsed
     if s.finish_reason != "stop" or not p.think_closed or count_boxed(p.response) != 1:
         return 0.0
@@ -219,6 +223,24 @@ def rewards_for(config: SelectionConfig, pairs: list[tuple[str, str]]) -> list[f
     if config.by != "best_of_n" or isinstance(config.verifier, RulesVerifier) or not pairs:
         return [None] * len(pairs)
     return list(scorer_for(config.verifier).score(pairs))
+
+
+def code_pass_rates(
+    items: list[tuple[object, Completion, ParsedCompletion]],
+) -> list[float]:
+    """The `rules` reward of code samples, `(tests, completion, parsed)`: the share of the
+    tests its program passes (all programs of the shard in one sandboxed batch), 0 for a
+    sample cut off or with an unclosed thought."""
+    from reasonfactory.generators.verify.code_tests import verify_many
+
+    runnable = [
+        i for i, (_, c, p) in enumerate(items) if c.finish_reason == "stop" and p.think_closed
+    ]
+    verdicts = verify_many([(items[i][0], items[i][2].response) for i in runnable])
+    rates = [0.0] * len(items)
+    for i, verdict in zip(runnable, verdicts, strict=True):
+        rates[i] = verdict.pass_rate
+    return rates
 
 
 def full_text(c: Completion) -> str:

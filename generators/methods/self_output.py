@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
 
@@ -22,9 +23,11 @@ from pydantic import Field, field_validator
 from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
 from reasonfactory.generators.engines.base import Completion, Engine, GenRequest
 from reasonfactory.generators.methods.selection import (
+    RulesVerifier,
     Sample,
     SelectionConfig,
     choose,
+    code_pass_rates,
     full_text,
     rewards_for,
     selection_meta,
@@ -33,8 +36,11 @@ from reasonfactory.generators.prompts import (
     FINAL_ANSWER_PROMPT,
     SOLVE_PROMPT,
     build_messages,
+    is_code_problem,
+    messages_for,
     parse_completion,
 )
+from reasonfactory.generators.verify.code_tests import read_tests
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest, trace_id
 from reasonfactory.warehouse.schema import TRACES
@@ -111,16 +117,16 @@ def self_output(
     """
     requests = [
         GenRequest(
-            messages=config.messages(q),
+            messages=messages_for(problem, config.messages),
             n=config.samples,
             temperature=config.temperature,
             top_p=config.top_p,
             max_tokens=config.max_tokens,
-            seed=request_seed(config.seed, pid),
+            seed=request_seed(config.seed, problem["problem_id"]),
             logprobs=True,
-            problem_id=pid,
+            problem_id=problem["problem_id"],
         )
-        for pid, q in zip(problems["problem_id"], problems["question"], strict=True)
+        for problem in problems.iter_rows(named=True)
     ]
     results = engine.generate(requests) if requests else []
     if len(results) != len(requests):
@@ -129,6 +135,24 @@ def self_output(
     schema = {**TRACES.polars_schema, **WORKING_COLUMNS}
     frame = pl.DataFrame(rows, schema={k: schema[k] for k in rows[0]} if rows else schema)
     return Generated(traces=frame)
+
+
+def _code_rewards(problems, results, parsed_all, code, selection: SelectionConfig):
+    """`best_of_n` with the `rules` verifier on code problems: each sample's pass rate,
+    every program of the shard run in one batch; None when not asked for."""
+    if selection.by != "best_of_n" or not isinstance(selection.verifier, RulesVerifier):
+        return None
+    if not any(code):
+        return None
+    keys, items = [], []
+    for k, problem in enumerate(problems.iter_rows(named=True)):
+        if not code[k]:
+            continue
+        tests = read_tests(json.loads(problem["meta"])["code"])
+        for i, (c, p) in enumerate(zip(results[k], parsed_all[k], strict=True)):
+            keys.append((k, i))
+            items.append((tests, c, p))
+    return dict(zip(keys, code_pass_rates(items), strict=True))
 
 
 def require_logprobs(results: list[list[Completion]]) -> None:
@@ -164,6 +188,13 @@ def sample_rows(
         require_logprobs(results)
     now = datetime.now(UTC)
     rows = []
+    code = [is_code_problem(p) for p in problems.iter_rows(named=True)]
+    reply = getattr(config, "reply", "r1")
+    parsed_all = [
+        [parse_completion(c.text, c.reasoning, reply, code=k) for c in cs]
+        for cs, k in zip(results, code, strict=True)
+    ]
+    code_rewards = _code_rewards(problems, results, parsed_all, code, config.selection)
     rewards = iter(
         rewards_for(
             config.selection,
@@ -174,15 +205,18 @@ def sample_rows(
             ],
         )
     )
-    for problem, completions in zip(problems.iter_rows(named=True), results, strict=True):
-        reply = getattr(config, "reply", "r1")
-        parsed = [parse_completion(c.text, c.reasoning, reply) for c in completions]
+    for k, (problem, completions) in enumerate(
+        zip(problems.iter_rows(named=True), results, strict=True)
+    ):
+        parsed = parsed_all[k]
         samples = [
             Sample(p, c.finish_reason, c.n_tokens, c.cumulative_logprob, next(rewards))
             for c, p in zip(completions, parsed, strict=True)
         ]
+        if code_rewards is not None and code[k]:
+            samples = [replace(s, reward=code_rewards[(k, i)]) for i, s in enumerate(samples)]
         choice = choose(samples, problem["gold"], config.selection, config.min_agreement)
-        asked = {"prompt": list(prompt_of(problem["question"]))} if prompt_of else {}
+        asked = {"prompt": list(messages_for(problem, prompt_of))} if prompt_of else {}
         for i, (c, p) in enumerate(zip(completions, parsed, strict=True)):
             meta = {
                 "fingerprint": ctx.fingerprint,

@@ -6,6 +6,8 @@
   `Solve for x: 5x - 3 = 2x + 9.`; difficulty 2 (x on one side) or 3 (x on both sides).
 - `countdown`: make a target from 4 numbers (3..5 with `difficulty`); see
   `reasonfactory.generators.problems.countdown`. The sim engine does not play it.
+- `code`: small stdio programming problems with ten tests each (difficulty 1..3: input
+  sizes); see `reasonfactory.generators.problems.code_family`.
 
 Not here: loading problems from files (`sources.py`); reading a problem back into the steps
 that solve it, which only the sim engine does (`engines/sim_plans.py`).
@@ -19,8 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
+from reasonfactory.generators.problems.code_family import make_code_problem
 from reasonfactory.generators.problems.countdown import make_countdown
 from reasonfactory.generators.problems.problem import Problem
+from reasonfactory.warehouse.errors import UserError
 
 Value = Fraction
 
@@ -112,7 +116,13 @@ FAMILIES: dict[str, Family] = {
     "arithmetic": Family("arithmetic", make_arithmetic, (1, 12)),
     "linear": Family("linear", make_linear, (2, 3)),
     "countdown": Family("countdown", make_countdown, (3, 5), (4, 4)),
+    "code": Family("code", make_code_problem, (1, 3), (1, 2)),
 }
+
+
+class FamilyTooSmall(UserError, ValueError):
+    """More problems asked of a family than it has distinct questions (a one-line error in
+    the CLI, not a traceback)."""
 
 
 def make_problems(
@@ -134,7 +144,10 @@ def make_problems(
     while len(out) < count:
         attempts += 1
         if attempts > count * 50:
-            raise ValueError(f"builtin:{family} cannot make {count} distinct problems")
+            raise FamilyTooSmall(
+                f"builtin:{family} cannot make {count} distinct problems (it made "
+                f"{len(out)}); ask for fewer with `limit`"
+            )
         p = fam.make(rng, rng.randint(lo, hi))
         if p.question not in seen:
             seen.add(p.question)

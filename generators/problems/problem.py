@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -11,3 +11,4 @@ class Problem:
     gold: str
     family: str
     difficulty: int
+    meta: dict = field(default_factory=dict)  # stored in `problems.meta` (a code problem's tests)

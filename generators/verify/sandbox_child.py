@@ -1,37 +1,35 @@
-"""The first code a sandboxed Python runs: it confines itself, then runs one job.
+"""The first code a sandboxed Python runs: it confines itself, reports how, then runs one job.
 
-Started by `generators.verify.sandbox` as `python -I -B sandbox_child.py CONFIG_JSON` with the job
-(`{"context": ancestors' code, "code": the step's code}`) on stdin, inside a network
-namespace when the machine allows one. Before any untrusted line runs it:
-1. joins its pids cgroup (when the parent made one: running as root, where RLIMIT_NPROC
-   does not apply), so it cannot create processes or threads;
-2. sets rlimits: CPU seconds, address space, file size, open files, processes, no core;
-3. drops every capability (a root sandbox keeps uid 0 but loses its powers) and sets
-   no_new_privs;
-4. applies a Landlock ruleset when the kernel has one: read-only access beneath the
-   interpreter's own folders and the system libraries, full access beneath its throwaway
-   working folder, nothing else; no TCP bind or connect; no signals outside itself;
-5. installs a seccomp filter that makes `socket()` and `socketpair()` fail with EPERM for
-   every address family. Landlock does not cover connecting to a pathname Unix socket and a
-   network namespace does not isolate them (a container runtime's socket is one, reachable
-   as root), so the kernel must refuse to create the socket at all. Chosen over a bubblewrap
-   mount namespace: it needs no package, works unprivileged and in containers that forbid
-   new mount namespaces, and covers every family (pathname, abstract, netlink, raw) rather
-   than hiding the paths we thought of; model code has no use for a socket;
-6. installs an audit hook (PEP 578) that refuses process creation, sockets, C calls through
+Started by `generators.verify.sandbox_launch` as `python -I -B -S sandbox_child.py CONFIG_JSON`
+with the job on stdin: a code step (`{"context": ancestors' code, "code": the step's code}`)
+or a program and its tests (`{"kind": "tests", ...}`, run by `sandbox_harness.py`). Inside
+bubblewrap's namespaces when the machine has them (`sandbox_layers.bwrap_argv`); the parent
+has already put the run in its pids cgroup (root) and set its stack size. Before any
+untrusted line runs it:
+1. sets rlimits: CPU seconds, address space, file size, open files, no core files, and
+   processes (RLIMIT_NPROC; it binds a non-root user, and inside bubblewrap's user
+   namespace it counts only the sandbox's own processes; host root is exempt, hence the
+   parent's pids cgroup);
+2. without bubblewrap only (inside it, bubblewrap did these before the interpreter
+   started): sets no_new_privs, drops every capability (root), applies Landlock
+   (`sandbox_kernel.landlock`, why only there) and installs the seccomp filter
+   (`sandbox_kernel.install_seccomp`: sockets, io_uring, ptrace, mounts, namespaces, bpf,
+   perf, keyring, modules...);
+3. installs an audit hook (PEP 578) that refuses process creation, sockets, C calls through
    ctypes, writes outside the working folder, reads outside the allowed folders and a few
-   ways around the hook itself, and writes `sandbox: denied EVENT` to stderr each time.
-   Imports stay allowed (sympy imports ctypes and subprocess); what they could do is not.
-   Everything the hook reads is bound into it when it is made (its rules, and the functions
-   it calls, builtins included): rewriting this module's globals, `os.path.realpath` or a
-   builtin from model code changes nothing it decides.
-Then it runs the ancestors' code with its output discarded, and the step's code.
+   ways around the hook itself, and writes `sandbox: denied EVENT` to stderr each time. It
+   is not a boundary (C code raises no audit event: cffi, a native module); it makes
+   refusals legible. Everything it reads is bound into it when it is made: rewriting this
+   module's globals, `os.path.realpath` or a builtin from model code changes nothing.
+Then it reads back from the kernel what holds (/proc/self/status: seccomp mode, capabilities,
+no_new_privs; its uid map) and writes `confined JSON` on `status_fd`, which only the parent
+reads and which it closes before any untrusted line runs.
 
 Exit status: 0 ran to the end, 1 the code raised, 3 MemoryError, 4 confinement failed
-(nothing was run); "confined" is written to `status_fd` before any untrusted line runs.
-Standard library only: it must not import the project.
+(nothing was run). Standard library only: it must not import the project.
 """
 
+import builtins
 import contextlib
 import io
 import json
@@ -40,18 +38,15 @@ import resource
 import sys
 import traceback
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import sandbox_harness  # noqa: E402  (beside this file; loaded before the audit hook)
+import sandbox_kernel  # noqa: E402
+
+del sys.path[0]  # the program imports nothing from this folder
+
 EXIT_RAISED, EXIT_MEMORY, EXIT_SETUP = 1, 3, 4
-
-# Landlock (include/uapi/linux/landlock.h); the syscall numbers are the same on every arch.
-SYS_CREATE_RULESET, SYS_ADD_RULE, SYS_RESTRICT_SELF = 444, 445, 446
-RULE_PATH_BENEATH = 1
-FS_EXECUTE, FS_WRITE_FILE, FS_READ_FILE, FS_READ_DIR = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-FS_TRUNCATE, FS_IOCTL_DEV = 1 << 14, 1 << 15
-FILE_RIGHTS = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
-PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 38, 24
-
-SYSTEM_READ_ROOTS = ("/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/local/lib")
-SYSTEM_READ_FILES = ("/etc/ld.so.cache", "/dev/null", "/dev/urandom")
+SYSTEM_READ_ROOTS = sandbox_kernel.SYSTEM_READ_ROOTS
+SYSTEM_READ_FILES = sandbox_kernel.SYSTEM_READ_FILES
 
 DENIED_PREFIXES = (
     "socket.",
@@ -103,26 +98,33 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 
 def main() -> int:
     config = json.loads(sys.argv[1])
+    # Started with -S: the import folders `python -I` would have, without site's .pth work.
+    sys.path.extend(p for p in config.get("sys_path", ()) if p not in sys.path)
     job = json.loads(sys.stdin.read())
     work = os.path.realpath(config["work"])
     try:
-        confine(config, work)
+        applied = confine(config, work)
     except Exception as exc:  # nothing untrusted has run: refuse to run it unconfined
         sys.stderr.write(f"sandbox: confinement failed: {exc!r}\n")
         return EXIT_SETUP
-    # Tell the parent, on a pipe only it reads, that confinement held; the code cannot fake
-    # a failure of it (an exit status can be faked with os._exit).
-    os.write(config["status_fd"], b"confined")
+    # Tell the parent, on a pipe only it reads, that confinement held and how; the code
+    # cannot fake a failure of it (an exit status can be faked with os._exit).
+    os.write(config["status_fd"], b"confined " + json.dumps(applied).encode() + b"\n")
     os.close(config["status_fd"])
+    # `python -S` skips site, which adds exit() and quit(); programs end with them.
+    builtins.exit = builtins.quit = _exit
+    if job.get("kind") == "tests":
+        return sandbox_harness.run_tests(job, config["results_fd"], work)
     return run(job)
 
 
-def confine(config: dict, work: str) -> None:
-    layers = config["layers"]
-    if layers.get("cgroup"):
-        with open(os.path.join(layers["cgroup"], "cgroup.procs"), "w") as f:
-            f.write(str(os.getpid()))
-    limits = config["limits"]
+def _exit(code=None):
+    raise SystemExit(code)
+
+
+def confine(config: dict, work: str) -> dict:
+    """Apply the layers; return what the kernel says holds afterwards."""
+    layers, limits = config["layers"], config["limits"]
     cpu = int(limits["cpu_seconds"])
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     memory = int(limits["memory_mb"]) * 2**20
@@ -132,143 +134,38 @@ def confine(config: dict, work: str) -> None:
     files = int(limits["open_files"])
     resource.setrlimit(resource.RLIMIT_NOFILE, (files, files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if os.geteuid() != 0:  # RLIMIT_NPROC binds only non-root users (root: the pids cgroup)
-        resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+    # Always set (the old "only when not root" test missed a mapped root in a user namespace);
+    # +2: this process and bubblewrap's init in the pid namespace count too.
+    nproc = int(limits["processes"]) + 2
+    resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
     roots = _read_roots(work)
+    applied = {"rlimits": True, "landlock": False, "audit_hook": False}
+    if sys.platform.startswith("linux") and not layers.get("bwrap"):
+        # Inside bubblewrap these are done before the interpreter starts: no_new_privs and
+        # no capabilities (its user namespace), the seccomp filter (`--seccomp`).
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        sandbox_kernel.drop_capabilities(libc)
+        sandbox_kernel.no_new_privs(libc)
+        if layers.get("landlock"):
+            sandbox_kernel.landlock(libc, work, roots)
+            applied["landlock"] = True
+        if layers.get("seccomp"):
+            sandbox_kernel.install_seccomp(libc)
     if sys.platform.startswith("linux"):
-        _kernel_confine(layers, work, roots)
+        applied |= sandbox_kernel.observed()
     if layers.get("audit", True):
         sys.addaudithook(_make_hook(work, tuple(roots)))
+        applied["audit_hook"] = True
+    return applied
 
 
 def _read_roots(work: str) -> list[str]:
     paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, work}
     paths.update(p for p in sys.path if p)
     return sorted({os.path.realpath(p) for p in paths if os.path.exists(p)})
-
-
-def _kernel_confine(layers: dict, work: str, roots: list[str]) -> None:
-    import ctypes  # only here, before the audit hook forbids it
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    _drop_capabilities(ctypes, libc)
-    if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_NO_NEW_PRIVS)")
-    if layers.get("landlock"):
-        _landlock(ctypes, libc, work, roots)
-    if layers.get("seccomp"):
-        _no_sockets(ctypes, libc)
-
-
-# seccomp (linux/seccomp.h, linux/filter.h, linux/audit.h): a classic BPF program over
-# `struct seccomp_data` (nr at offset 0, arch at offset 4).
-PR_SET_SECCOMP, SECCOMP_MODE_FILTER = 22, 2
-SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO = 0x7FFF0000, 0x00050000
-EPERM = 1
-BPF_LD_W_ABS, BPF_JEQ_K, BPF_JGE_K, BPF_RET_K = 0x20, 0x15, 0x35, 0x06
-# arch -> (AUDIT_ARCH_*, socket, socketpair)
-SOCKET_SYSCALLS = {"x86_64": (0xC000003E, 41, 53), "aarch64": (0xC00000B7, 198, 199)}
-X32_SYSCALL_BIT = 0x40000000
-
-
-def _no_sockets(ctypes, libc) -> None:
-    """Make socket() and socketpair() fail with EPERM (also any syscall of another ABI)."""
-    arch, sys_socket, sys_socketpair = SOCKET_SYSCALLS[os.uname().machine]
-    deny = SECCOMP_RET_ERRNO | EPERM
-    program = [
-        (BPF_LD_W_ABS, 0, 0, 4),  # A = arch
-        (BPF_JEQ_K, 1, 0, arch),  # native: skip the next line
-        (BPF_RET_K, 0, 0, deny),  # int 0x80 / another ABI: refused
-        (BPF_LD_W_ABS, 0, 0, 0),  # A = syscall number
-        (BPF_JGE_K, 3, 0, X32_SYSCALL_BIT),  # x32 numbers: refused
-        (BPF_JEQ_K, 2, 0, sys_socket),
-        (BPF_JEQ_K, 1, 0, sys_socketpair),
-        (BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW),
-        (BPF_RET_K, 0, 0, deny),
-    ]
-
-    class SockFilter(ctypes.Structure):
-        _fields_ = [
-            ("code", ctypes.c_uint16),
-            ("jt", ctypes.c_uint8),
-            ("jf", ctypes.c_uint8),
-            ("k", ctypes.c_uint32),
-        ]
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(SockFilter))]
-
-    filters = (SockFilter * len(program))(*(SockFilter(*line) for line in program))
-    prog = SockFprog(len(program), filters)
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP)")
-
-
-def _drop_capabilities(ctypes, libc) -> None:
-    if os.geteuid() != 0:
-        return
-    for cap in range(64):
-        libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)  # EINVAL past the last capability: fine
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_uint32) for n in ("effective", "permitted", "inheritable")]
-
-    header, data = Header(0x20080522, 0), (Data * 2)()  # _LINUX_CAPABILITY_VERSION_3
-    if libc.capset(ctypes.byref(header), ctypes.byref(data)) != 0:
-        raise OSError(ctypes.get_errno(), "capset")
-
-
-def _landlock(ctypes, libc, work: str, roots: list[str]) -> None:
-    abi = libc.syscall(SYS_CREATE_RULESET, None, 0, 1)  # LANDLOCK_CREATE_RULESET_VERSION
-    if abi < 1:
-        raise OSError(ctypes.get_errno(), "landlock is not available")
-    handled_fs = (1 << 13) - 1
-    if abi >= 2:
-        handled_fs |= 1 << 13  # REFER
-    if abi >= 3:
-        handled_fs |= FS_TRUNCATE
-    if abi >= 5:
-        handled_fs |= FS_IOCTL_DEV
-
-    class RulesetAttr(ctypes.Structure):
-        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
-
-    class PathBeneath(ctypes.Structure):
-        _pack_ = 1
-        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-    # TCP bind and connect handled with no rule: both refused (ABI 4). Signals and abstract
-    # unix sockets scoped to the sandbox (ABI 6).
-    attr = RulesetAttr(handled_fs, 0b11 if abi >= 4 else 0, 0b11 if abi >= 6 else 0)
-    size = ctypes.sizeof(attr) if abi >= 6 else (16 if abi >= 4 else 8)
-    ruleset = libc.syscall(SYS_CREATE_RULESET, ctypes.byref(attr), size, 0)
-    if ruleset < 0:
-        raise OSError(ctypes.get_errno(), "landlock_create_ruleset")
-    read = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
-    rules = [(root, read) for root in (*roots, *SYSTEM_READ_ROOTS)]
-    rules += [(path, FS_READ_FILE) for path in SYSTEM_READ_FILES]
-    rules += [("/dev/null", FS_WRITE_FILE), (work, handled_fs)]
-    try:
-        for path, allowed in rules:
-            if not os.path.exists(path):
-                continue
-            if not os.path.isdir(path):
-                allowed &= FILE_RIGHTS
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            try:
-                rule = PathBeneath(allowed & handled_fs, fd)
-                if libc.syscall(SYS_ADD_RULE, ruleset, RULE_PATH_BENEATH, ctypes.byref(rule), 0):
-                    raise OSError(ctypes.get_errno(), f"landlock_add_rule {path}")
-            finally:
-                os.close(fd)
-        if libc.syscall(SYS_RESTRICT_SELF, ruleset, 0) != 0:
-            raise OSError(ctypes.get_errno(), "landlock_restrict_self")
-    finally:
-        os.close(ruleset)
 
 
 def _make_hook(work: str, roots: tuple[str, ...]):

@@ -1,21 +1,30 @@
-"""Which sandbox layers this machine's kernel offers, probed once per process.
+"""Which sandbox layers this machine offers, probed once per process, and bubblewrap's command.
 
-`isolation()` says, layer by layer, what a sandboxed run (`sandbox.run_python`) gets here:
-its own network namespace (`unshare`), Landlock file confinement (Linux >= 5.13), the
-seccomp socket filter, a pids cgroup (root only), RLIMIT_NPROC (non-root only) and the audit
-hook (always). `weak_layers` names the kernel layers that `code` verification needs and this
-machine lacks, so the runner can refuse to run without them. Each probe is cached: a
-kernel's features do not change while a process runs.
+`isolation()` says, layer by layer, what a sandboxed run (`sandbox.run_python`,
+`code_tests.verify_many`) can get here:
+- `bwrap`: Debian's bubblewrap runs the child in its own user, mount, pid, network, ipc, uts
+  and cgroup namespaces (`bwrap_argv`): a read-only view of the interpreter and the system
+  libraries, a size-limited tmpfs as its only writable folder, no host path it was not
+  given, no host process, no network, no host Unix socket;
+- `seccomp`: the child's own syscall filter (`sandbox_kernel.py`);
+- `pids_cgroup`: a pids cgroup the run's processes join (root, where RLIMIT_NPROC does not
+  bind); `nproc_userns`: RLIMIT_NPROC inside bubblewrap's user namespace (a non-root user:
+  there it counts only the sandbox's own processes);
+- `landlock`: the child's Landlock ruleset, used only where bubblewrap cannot run;
+- `audit_hook`: always.
+`weak_layers` names the strong layers (bubblewrap, seccomp, a process cap) a run would lack,
+so the runner can refuse to run without them. What a run actually got is not this: the
+child reports it (`sandbox.ExecutionResult.layers`).
 
-Not here: running code, making or removing a run's cgroup, the refusal itself
-(`reasonfactory.generators.verify.sandbox`); installing the layers in the child
-(`sandbox_child.py`).
+Not here: running code, making or removing a run's cgroup (`sandbox_launch.py`); installing
+the layers in the child (`sandbox_child.py`, `sandbox_kernel.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -23,26 +32,34 @@ import sys
 import uuid
 from pathlib import Path
 
+# Where the child's own files and its writable folder appear inside bubblewrap.
+INNER_CODE = "/rf"
+INNER_WORK = "/sandbox"
+SANDBOX_UID = 65534  # "nobody" inside the user namespace: no capabilities there
+CHILD_FILES = ("sandbox_child.py", "sandbox_kernel.py", "sandbox_harness.py")
+
 
 @functools.cache
 def isolation() -> dict[str, bool]:
     """Which layers this machine gives a sandboxed run (probed once per process).
 
     >>> sorted(isolation())
-    ['audit_hook', 'landlock', 'netns', 'pids_cgroup', 'rlimit_nproc', 'seccomp']
+    ['audit_hook', 'bwrap', 'landlock', 'nproc_userns', 'pids_cgroup', 'seccomp']
     """
+    bwrap = bwrap_usable()
     return {
-        "netns": unshare_prefix() is not None,
-        "landlock": landlock_abi() > 0,
+        "bwrap": bwrap,
         "seccomp": seccomp_available(),
         "pids_cgroup": cgroup_root() is not None,
-        "rlimit_nproc": os.geteuid() != 0,
+        "nproc_userns": bwrap and os.geteuid() != 0,
+        "landlock": landlock_abi() > 0,
         "audit_hook": True,
     }
 
 
 def describe_isolation() -> str:
-    """One line for a run summary: the layers a sandboxed run gets here, and what is missing.
+    """One line on what this machine offers a sandboxed run, and what is missing (what a run
+    actually got is in its `ExecutionResult.layers`).
 
     >>> "audit_hook" in describe_isolation()
     True
@@ -54,47 +71,125 @@ def describe_isolation() -> str:
 
 
 def weak_layers(layers: dict | None = None) -> list[str]:
-    """The kernel layers a run would lack that `code` verification needs (file confinement
-    and the socket filter); [] when the machine gives them all.
+    """The strong layers a run would lack (with `layers` turning some off); [] when the
+    machine gives them all.
 
-    >>> weak_layers({"landlock": False, "seccomp": False})
-    ['Landlock (kernel file confinement, Linux >= 5.13)', 'seccomp socket filter']
+    >>> weak_layers({"bwrap": False, "seccomp": False, "cgroup": False})[:2]
+    ['bubblewrap (mount, pid and network namespaces: apt-get install bubblewrap)', 'seccomp filter']
     """
-    want = {"landlock": True, "seccomp": True, **(layers or {})}
+    want = {"bwrap": True, "seccomp": True, "cgroup": True, **(layers or {})}
     have = isolation()
     missing = []
-    if not (want["landlock"] and have["landlock"]):
-        missing.append("Landlock (kernel file confinement, Linux >= 5.13)")
+    bwrap = want["bwrap"] and have["bwrap"]
+    if not bwrap:
+        missing.append("bubblewrap (mount, pid and network namespaces: apt-get install bubblewrap)")
     if not (want["seccomp"] and have["seccomp"]):
-        missing.append("seccomp socket filter")
+        missing.append("seccomp filter")
+    cap = (want["cgroup"] and have["pids_cgroup"]) or (bwrap and os.geteuid() != 0)
+    if not cap:
+        missing.append("a process cap (a writable pids cgroup as root, bubblewrap otherwise)")
     return missing
 
 
+# -- bubblewrap ------------------------------------------------------------------------------
+
+
 @functools.cache
-def unshare_prefix() -> list[str] | None:
-    """The command prefix that gives a run its own network namespace, or None."""
-    unshare = shutil.which("unshare") or next(
-        (p for p in ("/usr/bin/unshare", "/bin/unshare") if os.path.exists(p)), None
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap") or next(
+        (p for p in ("/usr/bin/bwrap", "/bin/bwrap") if os.path.exists(p)), None
     )
-    if unshare is None or not sys.platform.startswith("linux"):
-        return None
-    options = [["--net"]] if os.geteuid() == 0 else []
-    options.append(["--user", "--map-root-user", "--net"])
-    for opts in options:
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            probe = subprocess.run(
-                [unshare, *opts, sys.executable, "-I", "-S", "-c", "pass"],
-                capture_output=True,
-                timeout=30,
-            )
-            if probe.returncode == 0:
-                return [unshare, *opts]
-    return None
+
+
+def bwrap_argv(tmpfs_mb: int, code_dir: str) -> list[str]:
+    """The bubblewrap command (up to the program) for one run.
+
+    Every namespace bubblewrap has, a user namespace in which the child is uid 65534 (no
+    capabilities, and none regained: no nested user namespace), a new session (no terminal
+    injection), SIGKILL when the runner dies; read-only: /usr, the interpreter's prefixes and
+    import folders, ld.so's cache and the child's own three files; a fresh /proc (its own
+    processes only) and a minimal /dev, both read-only; one writable folder, a tmpfs of
+    `tmpfs_mb` that vanishes with the run. The root is read-only.
+    """
+    bwrap = bwrap_path()
+    if bwrap is None:
+        raise FileNotFoundError("bwrap")
+    argv = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns"]
+    argv += ["--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID)]
+    argv += ["--die-with-parent", "--new-session", "--ro-bind", "/usr", "/usr"]
+    for top in ("/lib", "/lib64", "/bin", "/sbin", "/lib32", "/libx32"):
+        if os.path.islink(top):
+            argv += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            argv += ["--ro-bind", top, top]
+    argv += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache"]
+    for root in python_roots():
+        argv += ["--ro-bind", root, root]
+    for name in CHILD_FILES:
+        argv += ["--ro-bind", os.path.join(code_dir, name), f"{INNER_CODE}/{name}"]
+    argv += ["--proc", "/proc", "--dev", "/dev"]
+    argv += ["--size", str(tmpfs_mb * 2**20), "--tmpfs", INNER_WORK]
+    argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", INNER_WORK]
+    return argv
+
+
+@functools.cache
+def python_path() -> tuple[str, ...]:
+    """The import folders `python -I` gets here (the standard library, site-packages and
+    what .pth files add), as real folders. The child starts with `-S` and is given these
+    instead, so site's .pth processing (an editable install's import hook: ~30 ms) is not
+    paid at every run."""
+    found: list[str] = []
+    with contextlib.suppress(OSError, subprocess.SubprocessError, ValueError):
+        probe = subprocess.run(
+            [sys.executable, "-I", "-c", "import json, sys; print(json.dumps(sys.path))"],
+            capture_output=True,
+            timeout=60,
+            text=True,
+        )
+        found = json.loads(probe.stdout)
+    return tuple(dict.fromkeys(p for p in found if p and os.path.isdir(p)))
+
+
+@functools.cache
+def python_roots() -> tuple[str, ...]:
+    """The folders bubblewrap shows the child read-only: the interpreter's prefixes and
+    `python_path()`, outside /usr, none beneath another."""
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths.update(python_path())
+    real = sorted({os.path.realpath(p) for p in paths if p and os.path.isdir(p)})
+    kept: list[str] = []
+    for path in real:  # sorted: a folder comes before what lies beneath it
+        if path == "/" or path.startswith("/usr/") or path == "/usr":
+            continue
+        if not any(path.startswith(k.rstrip("/") + "/") for k in kept):
+            kept.append(path)
+    return tuple(kept)
+
+
+@functools.cache
+def bwrap_usable() -> bool:
+    """Whether bubblewrap runs the interpreter here with every namespace (it needs user
+    namespaces: some containers forbid them)."""
+    if bwrap_path() is None or not sys.platform.startswith("linux"):
+        return False
+    code_dir = os.path.dirname(os.path.abspath(__file__))
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        probe = subprocess.run(
+            [*bwrap_argv(8, code_dir), sys.executable, "-I", "-B", "-S", "-c", "pass"],
+            capture_output=True,
+            timeout=60,
+        )
+        return probe.returncode == 0
+    return False
+
+
+# -- kernel features -------------------------------------------------------------------------
 
 
 @functools.cache
 def seccomp_available() -> bool:
-    """Whether the child can install its socket filter (Linux on x86_64 or aarch64)."""
+    """Whether the child can install its syscall filter (Linux on x86_64 or aarch64)."""
     return sys.platform.startswith("linux") and os.uname().machine in ("x86_64", "aarch64")
 
 

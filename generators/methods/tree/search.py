@@ -279,7 +279,7 @@ def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig)
         )
         results = run_many(jobs, limits, allow_weak=config.sandbox.allow_weak)
         for (_, node), result in zip(with_code, results, strict=True):
-            _record(node, check_code(node.text, result))
+            _record(node, check_code(node.text, result), sandbox=", ".join(result.layers))
         alive = [(s, n) for s, n in alive if not n.terminal]
     if "rollout" in config.verify and alive:
         requests = [
@@ -304,9 +304,12 @@ def verify(fresh: list[tuple[Search, Node]], engine: Engine, config: TreeConfig)
             _record(node, mc_label(answers, lambda a, s=s: is_right(s, a)))
 
 
-def _record(node: Node, check: StepCheck, require_claim: bool = False) -> None:
-    node.checks.append(check.as_meta())
-    node.check = check.as_meta()
+def _record(
+    node: Node, check: StepCheck, require_claim: bool = False, sandbox: str | None = None
+) -> None:
+    meta = check.as_meta() | ({"sandbox": sandbox} if sandbox is not None else {})
+    node.checks.append(meta)
+    node.check = dict(meta)
     if check.ok is False:
         node.terminal, node.correct, node.reason = True, False, "failed_check"
     elif check.ok is None and require_claim:
