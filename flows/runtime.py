@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 
 DEFAULTS = {
     # Prefect's telemetry fails without internet and sometimes locks its SQLite file.
@@ -34,7 +35,24 @@ class HideHandledErrors(logging.Filter):
         from reasonfactory.warehouse.errors import UserError
 
         exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:  # "Finished in state Failed('... encountered an exception NAME: ...')"
+            failed = _FAILED.search(record.getMessage())
+            if failed and failed.group(1) in _names(UserError):
+                return False
         return not isinstance(exc, UserError) and not PRESSED.is_set()
+
+
+_FAILED = re.compile(r"encountered an exception (\w+):")
+
+
+def _names(cls: type) -> set[str]:
+    """The names of `cls` and all its subclasses (a failed state names its exception)."""
+    names, todo = set(), [cls]
+    while todo:
+        c = todo.pop()
+        names.add(c.__name__)
+        todo += c.__subclasses__()
+    return names
 
 
 # The CLI's quiet console: no "Task run ... Completed()" per task, no flow-run lines, no

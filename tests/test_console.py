@@ -93,3 +93,20 @@ def test_the_rich_bar_shows_rates_and_eta_on_a_terminal():
     shown = buffer.getvalue()
     assert "generate demo" in shown and "4/10" in shown
     assert "traces/s" in shown and "kept 50%" in shown and "tok/s" in shown and "ETA" in shown
+
+
+def test_an_error_inside_a_flow_is_one_error_line(cli, tmp_path):
+    # A bad problem file is read inside the flow's load task: Prefect once logged the failed
+    # task ("Finished in state Failed(...ProblemSourceError...)") above the CLI's own line.
+    (tmp_path / "p.jsonl").write_text('{"question": "1+1?", "answer": "2"}\n{bad json\n')
+    (tmp_path / "r.yaml").write_text(
+        "name: e\nproblems: {source: p.jsonl}\nengine: {kind: sim}\n"
+        "generate: {method: self_output, samples: 1}\n"
+    )
+    proc = cli("run", "r.yaml", env=LOUD)
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert proc.returncode == 1
+    assert lines == [
+        "error: p.jsonl line 2: not valid JSON (Expecting property name enclosed in double "
+        "quotes at column 2)"
+    ], lines
