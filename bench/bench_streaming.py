@@ -14,17 +14,20 @@ in the same run:
               path before streaming: a shard waits for its slowest reply)
 
 Flow times are the flow's own `seconds` (load, generate, filter, store), after a warm-up run
-that starts Prefect's ephemeral API. Targets: streaming >= 0.9x asyncio, >= 2x by-shard.
-This prints numbers; it is not a test.
+that starts Prefect's API. `--requests 2000 20000` (the default) runs both sizes, each with
+`--reps` (3) alternating asyncio/streaming repetitions, medians compared; by-shard runs once
+at the smaller size. At the smaller size the process wall of `reasonfactory run` (a fresh
+CLI process, the local Prefect server already up as for any command after the first) is
+compared with the bare client as its own script. Targets: streaming >= 0.95x asyncio at
+both sizes, >= 2x by-shard, process wall <= 1.5x the bare client's. This prints numbers; it
+is not a test.
 
-Measured (2 shared cores): asyncio 21.4 s, streaming 22.6 s (0.95x), by-shard 62.2 s (2.76x)
-at load 6-8; 21.2 s, 21.7 s (0.97x), 60.3 s (2.78x) at load 2-3. With a fixed 3 shards
-ahead (before the backlog rule) streaming was 0.77-0.89x: the 3 shards sat on stragglers
-while the requests queued behind them ran out, and slots idled for seconds at a time. What
-is left of the gap: ~0.2 s before the first request (load, store, check the problems), ~0.4 s
-after the last reply (filter the last shards, store), and the flow's extra CPU (~2.5 s
-against the client's ~0.9 s) slowing replies on a busy machine. Both wait for the 13.4 s
-reply, which starts ~8 s in behind the requests before it: hence ~21 s, not the 12.8 s ideal.
+Measured (2 cores, load average 1.2-1.9): 2,000 requests asyncio 21.0 s, streaming 21.9 s
+(0.96x), by-shard 59.6 s (2.72x), process wall 26.1 s against 21.4 s (1.22x); 20,000
+requests asyncio 134.4 s, streaming 136.9 s (0.98x). What is left of the gap at 2,000:
+~0.2 s before the first request, ~0.4 s after the last reply (filter the last shards,
+store), and the flow's extra CPU slowing replies on a busy machine; the process wall adds
+the CLI's start (imports, the server check) and its exit.
 
     .venv/bin/python bench/bench_streaming.py
 """

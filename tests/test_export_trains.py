@@ -27,7 +27,9 @@ RECIPE = {
 }
 COLUMNS = {"messages", "problem_id", "trace_id", "method", "model"}
 BOXED_TAIL = re.compile(r"\\boxed\{[^{}]+\}")
-MAX_LENGTH = 256
+# Room for the whole chat: the user turn is the prompt the model was asked (meta.prompt),
+# the solve prompt with its worked example, not the bare question.
+MAX_LENGTH = 1024
 
 
 def generate_traces(warehouse_path) -> dict:

@@ -110,11 +110,13 @@ def test_ray_settings_need_kind_ray_and_a_known_address():
 
 def test_more_gpus_than_the_local_ray_has_is_a_clear_error(local_ray, prefect_api, tmp_path):
     greedy = {**RECIPES["self_output"], "runner": {"kind": "ray", "gpus_per_replica": 1}}
-    with pytest.raises(UserError, match="1 replicas need 1 GPUs, this Ray has 0"):
+    # Checked before a run is recorded or a Ray starts (flows/preflight.py); the runner's own
+    # check ("1 replicas need 1 GPUs, this Ray has 0") stays for a Ray joined elsewhere.
+    with pytest.raises(UserError, match="gpus_per_replica 1, but this machine has no GPU"):
         run_recipe(parse_recipe(greedy), str(tmp_path / "wh.duckdb"))
-    with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
-        assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["failed"]
-        assert wh.count("traces") == 0
+    if (tmp_path / "wh.duckdb").exists():
+        with Warehouse(tmp_path / "wh.duckdb", read_only=True) as wh:
+            assert wh.count("runs") == 0 and wh.count("traces") == 0
 
 
 def test_sim_delay_changes_no_identity():
