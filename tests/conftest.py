@@ -169,3 +169,12 @@ def cli_until(
         lines.append(line)
         if marker in line:
             return proc, lines
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the local Prefect server a test's CLI started in this session's PREFECT_HOME
+    (commands run without PREFECT_API_URL start one, flows/local_server.py): it would
+    otherwise outlive the suite by its idle time."""
+    from reasonfactory.flows.local_server import stop_server
+
+    stop_server(Path(_PREFECT_HOME))
