@@ -18,14 +18,13 @@ Not here: exporting (warehouse/export.py) and recording lineage (the flows write
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
-from reasonfactory.generators.trainer_logs import log_to_logger
+from reasonfactory.generators.trainers import log_to_logger, trainer_settings
 from reasonfactory.warehouse.errors import UserError
 
 
@@ -162,33 +161,8 @@ def _trainer_args(config: TrainConfig, output_dir: Path, use_cpu: bool):
         from trl import SFTConfig as Args
     else:
         from trl import DPOConfig as Args
-    fields = getattr(Args, "__dataclass_fields__", {})
-    # transformers >= 5.20 renamed gradient_checkpointing to activation_checkpointing.
-    ckpt = (
-        "activation_checkpointing"
-        if "activation_checkpointing" in fields
-        else ("gradient_checkpointing")
-    )
-    settings = dict(
-        output_dir=str(output_dir),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        weight_decay=config.weight_decay,
-        max_length=config.max_length,
-        logging_steps=config.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=use_cpu,
-        bf16=config.bf16,
-        dataloader_num_workers=0,
-        seed=config.seed,
-        disable_tqdm=True,
-        **{ckpt: config.gradient_checkpointing},
-    )
+    settings = trainer_settings(Args, config, output_dir, use_cpu)
+    settings["max_length"] = config.max_length
     if config.kind == "sft":
         settings.update(assistant_only_loss=config.assistant_only_loss, packing=config.packing)
     else:

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 from reasonfactory.generators.engines.prm import PRM_FILE, PrmConfig, PrmScorer, prm_inputs
-from reasonfactory.generators.trainer_logs import log_to_logger
+from reasonfactory.generators.trainers import log_to_logger, trainer_settings
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest
 
@@ -194,33 +194,6 @@ def _context(model) -> int:
 
 
 def _args(config, output_dir: Path, use_cpu: bool):
-    import math
-
     from transformers import TrainingArguments
 
-    fields = getattr(TrainingArguments, "__dataclass_fields__", {})
-    # transformers >= 5.20 renamed gradient_checkpointing to activation_checkpointing.
-    ckpt = (
-        "activation_checkpointing"
-        if "activation_checkpointing" in fields
-        else "gradient_checkpointing"
-    )
-    return TrainingArguments(
-        output_dir=str(output_dir),
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.gradient_accumulation_steps,
-        learning_rate=config.learning_rate,
-        lr_scheduler_type=config.lr_scheduler,
-        warmup_steps=math.ceil(config.warmup_ratio * config.max_steps),
-        weight_decay=config.weight_decay,
-        logging_steps=config.logging_steps,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=use_cpu,
-        bf16=config.bf16,
-        dataloader_num_workers=0,
-        seed=config.seed,
-        disable_tqdm=True,
-        **{ckpt: config.gradient_checkpointing},
-    )
+    return TrainingArguments(**trainer_settings(TrainingArguments, config, output_dir, use_cpu))

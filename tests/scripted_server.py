@@ -10,15 +10,14 @@ seed (sample k of a request seeded s has seed s + k); the reply is
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from teacher_server import ThreadedServer
 
 
 def make_app(answer: Callable[[str, int], str], log: list) -> Starlette:
@@ -54,36 +53,9 @@ def make_app(answer: Callable[[str, int], str], log: list) -> Starlette:
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
 
 
-class ScriptedServer:
+class ScriptedServer(ThreadedServer):
     """`with ScriptedServer(answer) as srv: srv.base_url` -> http://127.0.0.1:PORT/v1."""
 
     def __init__(self, answer: Callable[[str, int], str]):
         self.log: list[tuple[str, int]] = []
-        config = uvicorn.Config(
-            make_app(answer, self.log),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> ScriptedServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the scripted server did not start")
-            time.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(make_app(answer, self.log))

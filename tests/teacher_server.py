@@ -214,7 +214,37 @@ def make_app(state: TeacherState) -> Starlette:
     )
 
 
-class TeacherServer:
+class ThreadedServer:
+    """Serve a Starlette app on 127.0.0.1 (a free port) in a background thread: `with
+    ThreadedServer(app) as srv: srv.base_url` -> http://127.0.0.1:PORT/v1."""
+
+    def __init__(self, app):
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=0, log_level="warning", access_log=False, lifespan="off"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"the {type(self).__name__} did not start")
+            time.sleep(0.02)
+        self.port = self.server.servers[0].sockets[0].getsockname()[1]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class TeacherServer(ThreadedServer):
     """Serve the teacher on 127.0.0.1 (a free port) in a background thread.
 
     >>> with TeacherServer() as srv:  # doctest: +SKIP
@@ -224,34 +254,7 @@ class TeacherServer:
 
     def __init__(self, **state):
         self.state = TeacherState(**state)
-        config = uvicorn.Config(
-            make_app(self.state),
-            host="127.0.0.1",
-            port=0,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> TeacherServer:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("the teacher server did not start")
-            time.sleep(0.02)
-        self.port = self.server.servers[0].sockets[0].getsockname()[1]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+        super().__init__(make_app(self.state))
 
 
 def serve_forever(port: int, delay_s: float = 0.0, delay_sigma: float = 0.0) -> None:
