@@ -17,6 +17,9 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from reasonfactory.flows.interrupts import SafePoints
+    # As a terminal leaves it: a job a shell started in the background inherits SIGINT
+    # ignored, and the check below is that the block puts back what was there.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     with SafePoints() as points:
         os.kill(os.getpid(), signal.SIGINT)  # noted, not raised
         print("after first", points.pressed, flush=True)
