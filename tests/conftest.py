@@ -6,9 +6,11 @@ with PREFECT_HOME under pytest's temp folder, so tests never touch ~/.prefect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
+import socket
 import subprocess
 import sys
 import tempfile
@@ -178,3 +180,54 @@ def pytest_sessionfinish(session, exitstatus):
     from reasonfactory.flows.local_server import stop_server
 
     stop_server(Path(_PREFECT_HOME))
+
+
+# Host sockets the sandbox tests try to reach (tests/test_sandbox*.py).
+@pytest.fixture
+def listener():
+    """A real TCP server on 127.0.0.1 that records what reaches it."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    with recording(server) as received:
+        yield server.getsockname()[1], received
+
+
+@contextlib.contextmanager
+def recording(server: socket.socket):
+    """Accept connections on a bound socket in a thread; yields what each one sent."""
+    server.listen(8)
+    server.settimeout(0.2)
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(1)
+                try:
+                    received.append(conn.recv(100) or b"<connected>")
+                except OSError:
+                    received.append(b"<connected>")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield received
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+
+
+@pytest.fixture
+def unix_listener(tmp_path):
+    """A real Unix-socket server at a path the sandbox could name; records what reaches it."""
+    path = tmp_path / "host.sock"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(path))
+    with recording(server) as received:
+        yield str(path), received

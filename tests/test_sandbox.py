@@ -11,13 +11,10 @@ issue's hostile programs through the code verifier.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -28,46 +25,6 @@ from reasonfactory.generators.verify.sandbox import Limits, isolation, run_many,
 QUICK = Limits(wall_seconds=4, cpu_seconds=4, memory_mb=256)
 SECRET = "rf-test-secret-7d1c"
 ALL_OFF = {"bwrap": False, "landlock": False, "seccomp": False, "audit": False, "cgroup": False}
-
-
-@pytest.fixture
-def listener():
-    """A real TCP server on 127.0.0.1 that records what reaches it."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    with _recording(server) as received:
-        yield server.getsockname()[1], received
-
-
-@contextlib.contextmanager
-def _recording(server: socket.socket):
-    """Accept connections on a bound socket in a thread; yields what each one sent."""
-    server.listen(8)
-    server.settimeout(0.2)
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    received.append(conn.recv(100) or b"<connected>")
-                except OSError:
-                    received.append(b"<connected>")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield received
-    finally:
-        stop.set()
-        thread.join(2)
-        server.close()
 
 
 def _connect_code(port: int) -> str:
@@ -311,16 +268,6 @@ def test_code_cannot_fake_a_confinement_failure():
 
 
 # -- hostile code against the hook and the host (issue: Unix sockets, tampering, no Landlock) --
-
-
-@pytest.fixture
-def unix_listener(tmp_path):
-    """A real Unix-socket server at a path the sandbox could name; records what reaches it."""
-    path = tmp_path / "host.sock"
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(str(path))
-    with _recording(server) as received:
-        yield str(path), received
 
 
 def _unix_connect_code(path: str) -> str:

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -36,37 +34,6 @@ options = CodeOptions(timeout_s=2.0, workers=2, memory_mb=256, processes=job["pr
 verdicts = verify_many([(tests, "```python\\n" + t + "```") for t in texts], options)
 print(json.dumps([v.to_dict() for v in verdicts]))
 """
-
-
-@pytest.fixture
-def unix_listener(tmp_path):
-    path = str(tmp_path / "host.sock")
-    server = socket.socket(socket.AF_UNIX)
-    server.bind(path)
-    server.listen(8)
-    server.settimeout(0.2)
-    received: list[bytes] = []
-    stop = threading.Event()
-
-    def serve():
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(1)
-                try:
-                    received.append(conn.recv(100) or b"<connected>")
-                except OSError:
-                    received.append(b"<connected>")
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield path, received
-    stop.set()
-    thread.join(2)
-    server.close()
 
 
 def _fill(text: str, tmp_path: Path, sock: str) -> str:

@@ -86,6 +86,14 @@ def _make_sim(config: SimEngineConfig) -> Engine:
     )
 
 
+def with_weights_stamp(data):
+    """A config's input with `weights` filled in from its `model` folder (a pydantic
+    "before" validator's body: a vllm engine's model and a PRM stamp theirs the same way)."""
+    if isinstance(data, dict) and data.get("model") and not data.get("weights"):
+        return {**data, "weights": weights_stamp(data["model"])}
+    return data
+
+
 def weights_stamp(model: str) -> str:
     """Names, sizes and modification times of a model folder's weight files, hashed ("" for
     a hub name or a folder without weights). Reading the weights would take minutes for a
@@ -138,9 +146,7 @@ class VllmEngineConfig(PricedEngine):
         # A folder trained again at the same path is another model: its weights' stamp is in
         # every run's and stored sample's identity, so it never gets the old model's samples
         # or evals (the loop redoes stages this way).
-        if isinstance(data, dict) and data.get("model") and not data.get("weights"):
-            return {**data, "weights": weights_stamp(data["model"])}
-        return data
+        return with_weights_stamp(data)
 
     # Settings that change speed or memory, not the text (left out of the run's fingerprint).
     NOT_IN_FINGERPRINT: ClassVar[frozenset[str]] = PricedEngine.NOT_IN_FINGERPRINT | frozenset(

@@ -30,7 +30,7 @@ from typing import ClassVar, Literal, Protocol
 
 from pydantic import Field, model_validator
 from reasonfactory.generators.base import StrictModel
-from reasonfactory.generators.engines import weights_stamp
+from reasonfactory.generators.engines import with_weights_stamp
 from reasonfactory.generators.prompts import STEP_BOUNDARY, parse_completion
 from reasonfactory.warehouse.errors import UserError
 
@@ -59,9 +59,7 @@ class PrmConfig(StrictModel):
     def _stamp_weights(cls, data):
         # A PRM trained again into the same folder guides the search elsewhere: its stamp is
         # in the run's identity, as a vllm model folder's is.
-        if isinstance(data, dict) and data.get("model") and not data.get("weights"):
-            return {**data, "weights": weights_stamp(data["model"])}
-        return data
+        return with_weights_stamp(data)
 
 
 class StepScorer(Protocol):

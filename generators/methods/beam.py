@@ -40,7 +40,7 @@ from pydantic import Field, field_validator
 from reasonfactory.generators.base import WORKING_COLUMNS, Generated, RunContext, StrictModel
 from reasonfactory.generators.engines.base import Engine, GenRequest
 from reasonfactory.generators.engines.prm import Aggregate, PrmConfig, aggregate, prm_for
-from reasonfactory.generators.methods.tree.mcts import Node, make_root, path_to
+from reasonfactory.generators.methods.tree.mcts import Node, path_to
 from reasonfactory.generators.methods.tree.rows import TRACE_COLUMNS, node_rows
 from reasonfactory.generators.methods.tree.search import (
     Search,
@@ -49,13 +49,14 @@ from reasonfactory.generators.methods.tree.search import (
     _seed,
     expand,
     pending_answer,
+    plant_search,
     request_for,
     settle,
     write_answer,
 )
 from reasonfactory.generators.prompts import STEP_BOUNDARY, build_messages
 from reasonfactory.generators.verify.steps import check_equations
-from reasonfactory.warehouse.ids import digest, trace_id
+from reasonfactory.warehouse.ids import trace_id
 from reasonfactory.warehouse.schema import NODES, TRACES
 
 
@@ -111,17 +112,8 @@ class _Beams:
 
 
 def _plant(problem: dict, config: BeamConfig, ctx: RunContext) -> Search:
-    pid = problem["problem_id"]
-    return Search(
-        problem_id=pid,
-        question=problem["question"],
-        gold=problem.get("gold"),
-        gold_source="problem" if problem.get("gold") is not None else "none",
-        tree_id="tr_" + digest(ctx.fingerprint, pid),
-        messages=build_messages(problem["question"]),
-        root=make_root(),
-        rng=random.Random(0),  # unused: beam search draws nothing itself
-    )
+    # The rng is unused: beam search draws nothing itself.
+    return plant_search(problem, ctx, build_messages(problem["question"]), random.Random(0))
 
 
 def _request(b: _Beams, subtree: int, node: Node, config: BeamConfig) -> GenRequest:

@@ -54,17 +54,23 @@ class Search:
 
 
 def plant(problem: dict, config: TreeConfig, ctx: RunContext) -> Search:
-    pid = problem["problem_id"]
     build = build_code_messages if "code" in config.verify else build_messages
+    seed = digest(config.seed, problem["problem_id"], "uct")
+    return plant_search(problem, ctx, build(problem["question"]), random.Random(seed))
+
+
+def plant_search(problem: dict, ctx: RunContext, messages, rng: random.Random) -> Search:
+    """A problem's empty search (the root only), asked with `messages`; tree and beam share it."""
+    pid = problem["problem_id"]
     return Search(
         problem_id=pid,
         question=problem["question"],
         gold=problem.get("gold"),
         gold_source="problem" if problem.get("gold") is not None else "none",
         tree_id="tr_" + digest(ctx.fingerprint, pid),
-        messages=build(problem["question"]),
+        messages=messages,
         root=make_root(),
-        rng=random.Random(digest(config.seed, pid, "uct")),
+        rng=rng,
     )
 
 
