@@ -173,6 +173,13 @@ def cli_until(
             return proc, lines
 
 
+def pytest_collection_modifyitems(session, config, items):
+    """Files with a slow test first: the workers (`--dist loadfile`, pyproject addopts) take
+    files in this order, so the long ones start at once instead of running alone at the end."""
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: order within a file kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Stop the local Prefect server a test's CLI started in this session's PREFECT_HOME
     (commands run without PREFECT_API_URL start one, flows/local_server.py): it would

@@ -72,13 +72,17 @@ def test_a_run_killed_mid_way_resumes_with_only_the_missing_work(
     )
     with pytest.raises(BaseException):  # noqa: B017  (Prefect may wrap the interrupt)
         run_recipe(parse_recipe(RECIPE), str(warehouse_path))
+    # Shards overlap (flows/runners.py), so whether the first one was stored before the
+    # second died depends on the machine's load: what must hold is that each stored shard is
+    # whole and the resume does exactly the rest.
     partial = _counts(warehouse_path)
-    assert partial["traces"] == 60 and partial["progress"] == 15
+    whole_shards = {0, 15, 10, 25}  # none, the first, the last (10 problems), or both
+    assert partial["progress"] in whole_shards and partial["traces"] == 4 * partial["progress"]
     with Warehouse(warehouse_path, read_only=True) as wh:
         assert wh.sql("SELECT status FROM runs")["status"].to_list() == ["interrupted"]
     monkeypatch.setitem(registry.GENERATORS, "self_output", original)
     resumed = run_recipe(parse_recipe(RECIPE), str(warehouse_path))
-    assert resumed["problems_generated"] == 25
+    assert resumed["problems_generated"] == 40 - partial["progress"]
     with Warehouse(warehouse_path, read_only=True) as a, Warehouse(clean_path, read_only=True) as b:
         q = "SELECT trace_id, status, reject_reason, thought FROM traces ORDER BY trace_id"
         assert a.sql(q).equals(b.sql(q))
