@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 
 import pytest
-from reasonfactory.rewards import answer_reward, format_reward
 from reasonfactory.generators.rl_rows import export_rl
+from reasonfactory.rewards import answer_reward, format_reward
 from tiny_models import build_tiny_causal_lm, no_checkpointing
 
 
