@@ -2,17 +2,17 @@
 `reasonfactory.rewards` from its completion text and its problem's `export rl` row, compared
 with the verdicts the `format`, `answer`, `steps` and `language` filters stored for it.
 
-Input: the mixed run of tests/rl_mixed.py at `--scale` (default 52: self_output and distill on
-624 `builtin:arithmetic` problems with the `sim` engine, self_output on 208 `builtin:code`
-problems with the sim's wrong/crashing programs run in the sandbox, `sos` on 416
-`builtin:countdown` problems; an eval run and a decontamination hit left out of the export),
+Input: the mixed run of tests/rl_mixed.py at `--scale` (default 55: self_output (4 samples) and
+distill (2) on 660 `builtin:arithmetic` problems with the `sim` engine, self_output (3) on 120
+`builtin:code` problems with the sim's wrong/crashing programs run in the sandbox, `sos` (2)
+on 440 `builtin:countdown` problems; an eval run and a decontamination hit left out of the export),
 built into a temporary warehouse (or `--warehouse` to reuse one). The sim is a documented
 simulator: the figure says the rewards reproduce the filters on this text, not how often a real
 model is right. Prints the traces and verdicts compared, the disagreements (0 is the claim),
 rewards per second for each reward (one batched call over all traces, timed whole: the
 checker pool's and the sandbox's start included) and the load average before and after.
 
-    python bench/bench_rewards.py [--scale 52] [--warehouse PATH]
+    python bench/bench_rewards.py [--scale 55] [--warehouse PATH]
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from tests.rl_mixed import TRACES, build_mixed, compare  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=int, default=52)
+    parser.add_argument("--scale", type=int, default=55)
     parser.add_argument("--warehouse", type=Path, default=None)
     args = parser.parse_args()
     load_before = os.getloadavg()

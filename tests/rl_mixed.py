@@ -46,7 +46,8 @@ def recipes(scale: int = 1, benchmark: Path | None = None) -> list[dict]:
         },
         {
             "name": "rl-code",
-            "problems": {"source": "builtin:code", "limit": CODE * scale},
+            # builtin:code makes 132 distinct problems at most
+            "problems": {"source": "builtin:code", "limit": min(CODE * scale, 120)},
             "engine": {"kind": "sim", "code": CODE_RATES},
             "generate": {"method": "self_output", "samples": 3, "temperature": 0.8},
             "filters": ["format", {"answer": {"code": {"timeout_s": 2.0}}}, "steps", "language"],

@@ -14,7 +14,7 @@ import math
 import pytest
 from reasonfactory.generators.rl_rows import export_rl
 from reasonfactory.rewards import answer_reward, format_reward
-from tiny_models import build_tiny_causal_lm, no_checkpointing
+from tiny_models import build_tiny_causal_lm, tiny_training_args
 
 
 @pytest.mark.slow
@@ -29,23 +29,15 @@ def test_grpo_trains_two_steps_on_the_trl_export(rl_warehouse, tmp_path):
     assert {"prompt", "gold", "checker", "pass_rate", "n_samples"} <= set(train.column_names)
     corpus = [m["content"] for row in train["prompt"] for m in row]
     model_dir = build_tiny_causal_lm(tmp_path / "tiny-lm", corpus)
-    config = GRPOConfig(
-        output_dir=str(tmp_path / "run"),
-        max_steps=2,
+    config = tiny_training_args(
+        GRPOConfig,
+        tmp_path / "run",
+        None,
         per_device_train_batch_size=4,
         num_generations=4,
         max_completion_length=12,
-        learning_rate=1e-3,
         beta=0.0,
-        logging_steps=1,
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        bf16=False,
-        dataloader_num_workers=0,
-        seed=0,
         log_completions=False,
-        **no_checkpointing(GRPOConfig),
     )
     calls: list = []
     trainer = GRPOTrainer(
