@@ -122,3 +122,24 @@ def test_a_warehouse_of_only_benchmark_problems_exports_nothing(prefect_api, tmp
     run_eval(eval_recipe(recipe), tmp_path / "wh.duckdb")
     with pytest.raises(UserError, match="none of the 1 problems can be exported for RL"):
         export_rl(tmp_path / "wh.duckdb", tmp_path / "out")
+
+
+def test_reasoning_gym_problems_carry_their_checker_to_the_reward(tmp_path):
+    """Issue 24's `export rl carries the checker`: a gym problem never sampled is exported
+    with its family's checker spec, and the answer reward scores with the family's scorer."""
+    from reasonfactory.rewards import answer_reward
+    from reasonfactory.warehouse.schema import PROBLEMS
+    from reasonfactory.warehouse.store import Warehouse
+
+    problems = load_problems("gym:basic_arithmetic", size=3, seed=5)
+    with Warehouse(tmp_path / "wh.duckdb") as wh:
+        wh.ingest("problems", PROBLEMS.conform(problems))
+    rows = _export(tmp_path / "wh.duckdb", tmp_path / "rl")
+    assert len(rows) == 3 and all(r["checker"].startswith("gym:") for r in rows)
+    assert {r["ability"] for r in rows} == {"reasoning"}
+    assert all(r["pass_rate"] is None and r["n_samples"] == 0 for r in rows)
+    right = [f"<think>\nworking\n</think>\n\n\\boxed{{{r['gold']}}}" for r in rows]
+    wrong = [f"<think>\nworking\n</think>\n\n\\boxed{{{r['gold']}1}}" for r in rows]
+    kwargs = {"gold": [r["gold"] for r in rows], "checker": [r["checker"] for r in rows]}
+    assert answer_reward(right, **kwargs) == [1.0] * 3
+    assert answer_reward(wrong, **kwargs) == [0.0] * 3
