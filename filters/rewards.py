@@ -144,7 +144,7 @@ class Rewards:
     def __init__(
         self,
         answer: AnswerOptions | dict | None = None,
-        format: FormatOptions | dict | None = None,  # noqa: A002  (the filter's name)
+        format: FormatOptions | dict | None = None,  # the filter's name, as in recipes
         steps: StepsOptions | dict | None = None,
         language: LanguageOptions | dict | None = None,
     ):

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
-from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.errors import UserError, WarehouseError
 from reasonfactory.warehouse.evals import EVAL_STATUS
 from reasonfactory.warehouse.export import bound_predicate
 from reasonfactory.warehouse.store import Warehouse
@@ -79,16 +79,18 @@ class RlSelection:
         """The SQL condition over `rl_problems` rows.
 
         >>> RlSelection(drop_solved=True).predicate()
-        'TRUE AND NOT coalesce(pass_rate = 1, false)'
+        'NOT coalesce(pass_rate = 1, false)'
+        >>> RlSelection().predicate()
+        'TRUE'
         """
-        parts = ["TRUE"]
+        parts = []
         if self.where:
             parts.append(bound_predicate(self.where))
         if self.drop_solved:
             parts.append("NOT coalesce(pass_rate = 1, false)")
         if self.drop_unsolved:
             parts.append("NOT coalesce(pass_rate = 0, false)")
-        return " AND ".join(parts)
+        return " AND ".join(parts) or "TRUE"
 
 
 def rl_problems(wh: Warehouse, selection: RlSelection) -> pl.DataFrame:
@@ -107,8 +109,9 @@ def rl_problems(wh: Warehouse, selection: RlSelection) -> pl.DataFrame:
     query = f"SELECT * FROM ({RL_PROBLEMS}) WHERE {predicate}"
     try:
         rows = wh.sql(f"{query} ORDER BY problem_id")
-    except Exception as exc:  # a --where naming a column that is not there, a type error
-        raise UserError(f"--where {selection.where!r}: {str(exc).splitlines()[0]}") from None
+    except WarehouseError as exc:  # a --where naming a column that is not there, a type error
+        message = str(exc).removeprefix("query failed: ").splitlines()[0]
+        raise UserError(f"--where {selection.where!r}: {message}") from None
     if rows.height and selection.balance_difficulty:
         rows = balance(rows)
     if rows.height == 0:
