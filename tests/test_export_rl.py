@@ -103,11 +103,9 @@ def test_bad_options_and_empty_selections_are_clear_errors(rl_warehouse, tmp_pat
     with pytest.raises(UserError, match="--where 'nope = 1'.*nope"):
         export_rl(rl_warehouse, tmp_path / "x", where="nope = 1")
     assert not (tmp_path / "x").exists()  # nothing written for a failed export
-    ok = cli("export", "rl", "-w", str(rl_warehouse), "--out", "v", "--format", "verl")
-    assert ok.returncode == 0 and "problems (verl)" in ok.stdout, ok.stderr
-    assert (tmp_path / "v" / "train.parquet").is_file() and (tmp_path / "v" / "README.md").is_file()
-    bad = cli("export", "rl", "-w", str(rl_warehouse), "--out", "w", "--drop-solved", "--where",
-              "pass_rate = 1")  # fmt: skip
+    # through the CLI: the options reach the export, whose error is one line, no traceback
+    bad = cli("export", "rl", "-w", str(rl_warehouse), "--out", "w", "--format", "verl",
+              "--drop-solved", "--where", "pass_rate = 1")  # fmt: skip
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "no problem matches" in bad.stderr and "nothing exported" in bad.stderr
 

@@ -33,9 +33,9 @@ def test_grpo_trains_two_steps_on_the_trl_export(rl_warehouse, tmp_path):
         GRPOConfig,
         tmp_path / "run",
         None,
-        per_device_train_batch_size=4,
-        num_generations=4,
-        max_completion_length=12,
+        per_device_train_batch_size=2,
+        num_generations=2,
+        max_completion_length=8,
         beta=0.0,
         log_completions=False,
     )
@@ -59,7 +59,7 @@ def test_grpo_trains_two_steps_on_the_trl_export(rl_warehouse, tmp_path):
     by_prompt = {row["prompt"][-1]["content"]: row for row in train}
     means = {}
     for name, prompts, completions, kwargs, scores in calls:
-        assert len(prompts) == len(completions) == len(scores) == 4
+        assert len(prompts) == len(completions) == len(scores) == 2
         for i, prompt in enumerate(prompts):
             row = by_prompt[prompt[-1]["content"]]
             assert (kwargs["gold"][i], kwargs["checker"][i]) == (row["gold"], row["checker"])

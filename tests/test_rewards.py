@@ -9,6 +9,7 @@ completions: stored traces the answer filter judged, and hand-written ones.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import polars as pl
@@ -23,6 +24,7 @@ from rl_mixed import TRACES, compare, stored_completion
 RIGHT = "<think>\nStep 1: {work}\n</think>\n\nThe answer is \\boxed{{{answer}}}."
 
 
+@functools.cache
 def _stored(warehouse) -> tuple[pl.DataFrame, pl.DataFrame]:
     with Warehouse(warehouse, read_only=True) as wh:
         rows = rl_rows(rl_problems(wh, RlSelection()))
@@ -111,11 +113,12 @@ def test_verl_compute_score_on_written_answers():
 
 def test_openrlhf_export_and_reward_func(rl_warehouse, tmp_path):
     import datasets
+    import pyarrow.json
     import torch
 
     out = tmp_path / "orl"
     export_rl(rl_warehouse, out, fmt="openrlhf")
-    ds = datasets.load_dataset("json", data_files=str(out / "train.jsonl"), split="train")
+    ds = datasets.Dataset(pyarrow.json.read_json(out / "train.jsonl"))
     assert {"input", "label"} <= set(ds.column_names)
     rows = {(json.loads(r["label"])["gold"], json.loads(r["label"])["checker"]): r for r in ds}
     queries, prompts, labels, want = [], [], [], []
