@@ -238,3 +238,14 @@ def unix_listener(tmp_path):
     server.bind(str(path))
     with recording(server) as received:
         yield str(path), received
+
+
+@pytest.fixture(scope="session")
+def rl_warehouse(prefect_api, tmp_path_factory) -> Path:
+    """A mixed run (self_output, distill, code, Countdown, an eval, a decontamination hit) for
+    the RL export and reward tests, built once (tests/rl_mixed.py); tests only read it."""
+    from rl_mixed import build_mixed
+
+    folder = tmp_path_factory.mktemp("rl-mixed")
+    build_mixed(folder / "wh.duckdb", folder)
+    return folder / "wh.duckdb"

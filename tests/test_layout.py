@@ -17,7 +17,7 @@ import grimp
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-FOLDERS = ("flows", "generators", "filters", "warehouse")
+FOLDERS = ("flows", "generators", "filters", "warehouse", "rewards")
 PACKAGES = tuple(f"reasonfactory.{f}" for f in FOLDERS)
 # Started as a script in the sandbox's child process, never imported by the library.
 SCRIPTS = {"reasonfactory.generators.verify.sandbox_child"}
@@ -113,6 +113,8 @@ def test_no_import_cycles():
         ("reasonfactory.generators.verify", "reasonfactory.generators.engines"),
         ("reasonfactory.generators.verify", "reasonfactory.generators.problems"),
         ("reasonfactory.generators.methods", "reasonfactory.generators.registry"),
+        ("reasonfactory.filters", "reasonfactory.rewards"),
+        ("reasonfactory.flows", "reasonfactory.rewards"),
     ],
 )
 def test_imports_go_down_the_layers(importer, imported):
@@ -206,7 +208,8 @@ def test_the_wheel_installs_as_one_namespace(tmp_path):
     code = (
         "import importlib.util as u, reasonfactory.flows.cli as c\n"
         "print(c.__file__)\n"
-        "print([n for n in ('filters', 'flows', 'generators', 'warehouse') if u.find_spec(n)])"
+        "print([n for n in ('filters', 'flows', 'generators', 'warehouse', 'rewards') "
+        "if u.find_spec(n)])"
     )
     out = subprocess.run(
         [py, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120

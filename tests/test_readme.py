@@ -106,3 +106,34 @@ def test_the_final_answer_phrases_readme_lists_are_the_ones_read():
     )
     for path in re.findall(r"\bexamples/[\w.-]+\.yaml\b", README):
         assert (ROOT / path).is_file(), path
+
+
+def test_the_rl_section_names_real_options_functions_and_trainer_settings():
+    """README's RL section: every `export rl` option it shows is one the command takes, the
+    GRPO script imports what `reasonfactory.rewards` has and sets GRPOConfig fields TRL has,
+    and the table lists every reward function."""
+    import ast
+
+    import typer
+    from reasonfactory.flows.cli import app
+    from reasonfactory.rewards import REWARD_NAMES
+    from trl import GRPOConfig
+
+    section = _section("RL: prompts and the factory's verifiers as rewards")
+    shell = section.split("```bash\n", 1)[1].split("```", 1)[0]
+    export = typer.main.get_command(app).commands["export"].commands["rl"]
+    takes = {opt for p in export.params for opt in p.opts}
+    shown = set(re.findall(r"(?<!\w)--[a-z][a-z-]+", shell))
+    assert shown and shown <= takes, shown - takes
+    script = section.split("```python\n", 1)[1].split("```", 1)[0]
+    tree = ast.parse(script)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module.startswith("reasonfactory"):
+            module = __import__(node.module, fromlist=["x"])
+            assert all(hasattr(module, a.name) for a in node.names), node.module
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "GRPOConfig":
+            fields = GRPOConfig.__dataclass_fields__
+            assert all(k.arg in fields for k in node.keywords), [k.arg for k in node.keywords]
+    for name in REWARD_NAMES:
+        assert f"`{name}_reward`" in section, name
+    assert "see the judge section" in section

@@ -121,7 +121,7 @@ def no_checkpointing(config_class) -> dict:
     return {name: False}
 
 
-def tiny_training_args(config_class, output_dir, max_length: int, **overrides):
+def tiny_training_args(config_class, output_dir, max_length: int | None, **overrides):
     """A TRL config (SFTConfig, DPOConfig, ...) for 2 quick fp32 steps on the CPU.
 
     TRL's defaults (bf16, activation checkpointing, 2e-5 learning rate) suit real GPUs; a
@@ -132,7 +132,6 @@ def tiny_training_args(config_class, output_dir, max_length: int, **overrides):
         max_steps=2,
         per_device_train_batch_size=2,
         learning_rate=1e-3,
-        max_length=max_length,
         logging_steps=1,
         save_strategy="no",
         report_to=[],
@@ -142,5 +141,7 @@ def tiny_training_args(config_class, output_dir, max_length: int, **overrides):
         seed=0,
         **no_checkpointing(config_class),
     )
+    if max_length is not None:  # GRPOConfig has none: its prompts and completions have their own
+        settings["max_length"] = max_length
     settings.update(overrides)
     return config_class(**settings)

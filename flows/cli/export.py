@@ -1,4 +1,4 @@
-"""`export sft|prm|dpo`: Hugging Face datasets from the warehouse."""
+"""`export sft|prm|dpo|rl`: Hugging Face datasets from the warehouse."""
 
 from __future__ import annotations
 
@@ -137,4 +137,65 @@ def export_dpo(
         overwrite,
         margin=margin,
         max_similarity=max_similarity,
+    )
+
+
+@export_app.command("rl")
+def export_rl(
+    out_dir: OutOpt,
+    where: Annotated[
+        str | None,
+        typer.Option(
+            help="SQL predicate over the problem rows (columns: problem_id, source, question, "
+            "gold, meta, difficulty, pass_rate, n_samples)."
+        ),
+    ] = None,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="trl (a datasets folder for GRPOTrainer) | verl (train.parquet) | openrlhf "
+            "(train.jsonl)",
+        ),
+    ] = "trl",
+    drop_solved: Annotated[
+        bool, typer.Option(help="Leave out problems every stored sample solved (pass rate 1).")
+    ] = False,
+    drop_unsolved: Annotated[
+        bool, typer.Option(help="Leave out problems no stored sample solved (pass rate 0).")
+    ] = False,
+    balance_difficulty: Annotated[
+        bool, typer.Option(help="As many problems of each difficulty as the rarest one has.")
+    ] = False,
+    prompt: Annotated[
+        str,
+        typer.Option(
+            help="as-generated: the chat a self_output run asked (else the factory's solve "
+            "or code prompt); raw: the bare question."
+        ),
+    ] = "as-generated",
+    overwrite: OverwriteOpt = False,
+    warehouse: WarehouseOpt = None,
+) -> None:
+    """Export problems as prompt-only RL data with what a reward needs (gold, checker, tests).
+
+    One row per problem, with the pass rate measured on its stored samples; benchmark problems
+    and decontamination hits are never exported. Reward functions: `reasonfactory.rewards`.
+
+    Example: reasonfactory export rl --out ./rl --format verl --drop-solved
+    """
+    from reasonfactory.generators.rl_rows import export_rl as do_export
+
+    run_export(
+        do_export,
+        "problems",
+        warehouse,
+        out_dir,
+        where,
+        fmt,
+        overwrite,
+        prompt=prompt,
+        drop_solved=drop_solved,
+        drop_unsolved=drop_unsolved,
+        balance_difficulty=balance_difficulty,
     )
