@@ -58,9 +58,10 @@ def write_pools(config: LoopConfig, workdir: Path) -> Pools:
     return Pools(files["seed"], files["heldout"], rounds, files.get("round-compare"))
 
 
-def make_student(config: LoopConfig, folder: Path) -> Student:
+def make_student(config: LoopConfig, folder: Path, s: int = 0) -> Student:
+    """The untrained student of training seed `s` (its init: `student.seed + s`)."""
     shape = StudentShape(**config.student.model_dump(exclude={"seed"}))
-    build_student(folder, shape, seed=config.student.seed)
+    build_student(folder, shape, seed=config.student.seed + s)
     return Student(str(folder))
 
 
