@@ -49,6 +49,7 @@ from reasonfactory.flows.loop_stages import (
 )
 from reasonfactory.flows.preflight import VLLM_INSTALL
 from reasonfactory.flows.recipe import Recipe, parse_recipe
+from reasonfactory.generators.pulled_models import resolve_model
 from reasonfactory.warehouse.errors import UserError
 
 __all__ = ["loop", "run_loop"]
@@ -84,7 +85,7 @@ def loop(config_data: dict, workdir: str) -> None:
                 Path(ledger.once(seeded("cold:student", s), make_student, config, student, s).path)
             )
         else:
-            starts.append(Path(config.base))
+            starts.append(Path(resolve_model(config.base)))  # a folder, or a pulled name
         cold = ledger.once(
             seeded("cold:train", s), train, seed_data, starts[s],
             models / seeded_folder("round-0", s), seeded_train(config.train, s), warehouse,

@@ -91,6 +91,11 @@ class CompareBudget(StrictModel):
 class LoopConfig(StrictModel):
     name: str = Field(min_length=1)
     workdir: str | None = Field(None, description="default: a folder named after the file")
+    expected_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="about how long a whole run of this file takes, printed before it starts",
+    )
     base: str | None = Field(None, description="a seed model folder instead of a cold start")
     student: LoopStudent = LoopStudent()
     problems: LoopProblems = LoopProblems()

@@ -82,7 +82,10 @@ def generation_recipe(
 ) -> Recipe:
     """The recipe of a round's generation (`arm` None) or a compare arm's (its first
     `limit` problems; the limit is not part of the run's identity)."""
-    problems = {"source": source} if limit is None else {"source": source, "limit": limit}
+    # withheld: no gold the warehouse holds for these problems ever judges the harvest
+    problems = {"source": source, "withheld": True}
+    if limit is not None:
+        problems["limit"] = limit
     return parse_recipe(
         {
             "name": f"{config.name}-{stage}",

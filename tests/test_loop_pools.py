@@ -5,7 +5,6 @@ as its mirror (`17 + 5` and `5 + 17`). Pure: no engine, no flow."""
 from collections import Counter
 
 import pytest
-
 from reasonfactory.flows.loop_config import LoopConfig, make_pools
 from reasonfactory.generators.problems.pools import canonical_question, mix_key, pool_mix
 
