@@ -144,9 +144,9 @@ def loop_file(args, workdir: Path) -> dict:
 
 def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
     """Every figure README's loop section quotes, from this loop's ledger and warehouse."""
-    from reasonfactory.flows.cli.loop import print_loop_table
+    from reasonfactory.flows.cli.loop import print_loop_table, print_seed_table
     from reasonfactory.flows.loop_ledger import Exported, Generation
-    from reasonfactory.flows.loop_seeds import round_against_control, seed_table
+    from reasonfactory.flows.loop_seeds import round_against_control
     from reasonfactory.flows.loop_tables import loop_table
     from reasonfactory.generators.problems.pools import pool_mix
 
@@ -164,13 +164,7 @@ def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
 
     print("\nseed 0's models (95% Wilson intervals over the held-out problems):")
     print_loop_table(loop_table(ledger, cfg.rounds))
-    print(f"\nheld-out pass@1 per training seed ({cfg.seeds} seeds: same data, another order")
-    print("and init), mean and standard deviation over seeds:")
-    for row in seed_table(ledger, cfg):
-        per = ", ".join(f"{100 * v:.1f}" for v in row["per_seed"]) or "-"
-        mean = "-" if row["mean"] is None else f"{100 * row['mean']:.1f}%"
-        sd = "-" if row["sd"] is None else f"{100 * row['sd']:.1f}"
-        print(f"  {row['model']:<22} mean {mean:>6}  sd {sd:>4}  per seed: {per}")
+    print_seed_table(ledger, cfg)  # each model's pass@1 per seed: same data, order and init
     print("\neach round against its control across seeds and held-out problems (paired")
     print("bootstrap: seeds and problems drawn again, 2,000 replicates; flows/loop_seeds.py):")
     for k in range(1, cfg.rounds + 1):
