@@ -11,10 +11,18 @@
                 on round 1's problems in order, until it has used the same budget of
                 completion tokens (`CompareBudget`); its model trains like round 1's
 
-Problems come from one built-in family, made once and split into three disjoint pools:
+    seeds:      with `seeds: N`, the cold start, each round, each control and each arm train
+                N times on the same data (seed s: its own student init, data order and
+                previous model; stages and folders of seed s > 0 end in `:sN` / `-sN`); a
+                round's data comes from seed 0's model
+
+Problems come from one built-in family, made once and dealt into disjoint pools with the
+same mix (generators/problems/pools.py):
 the seed set (with gold, for the teacher), the held-out set (with gold, only `eval` reads
 it) and the rounds' pools, written to JSONL files WITHOUT their answers, so nothing the loop
-trains on can depend on a gold answer of a self-generated round or on a held-out problem.
+trains on can depend on a gold answer of a self-generated round or on a held-out problem;
+their runs withhold answers (`problems.withheld`), so no gold the warehouse holds for them
+judges a harvest either.
 
 Resumable per stage: every stage runs through `Ledger.once`, which records its typed result
 in `WORKDIR/state.json` once its output is complete (a model folder is saved under a
