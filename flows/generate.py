@@ -112,7 +112,8 @@ def stale_problems(wh: Warehouse, recipe: Recipe, previous: str | None) -> set[s
     of them) when the filters changed since the run's last recipe; otherwise those judged
     against another gold than the problem's now (a corrected answer key). Read from the
     traces themselves (`meta.gold`), so a gold corrected by a run that then crashed is
-    still judged again by the next one."""
+    still judged again by the next one. A run whose answers are withheld
+    (`problems.withheld`, the loop's rounds) is never judged again for a stored gold."""
     if previous is not None:
         try:
             before = (yaml.safe_load(previous) or {}).get("filters") or []
@@ -126,7 +127,7 @@ def stale_problems(wh: Warehouse, recipe: Recipe, previous: str | None) -> set[s
         "AND (t.meta->>'gold_source' <> 'problem' OR t.meta->>'gold' IS DISTINCT FROM p.gold)",
         [recipe.run_id],
     )
-    return set(stale["problem_id"].to_list())
+    return set() if recipe.problems.withheld else set(stale["problem_id"].to_list())
 
 
 def open_runner(recipe: Recipe, wh: Warehouse, todo: Pending, sink) -> ShardRunner:

@@ -11,10 +11,18 @@
                 on round 1's problems in order, until it has used the same budget of
                 completion tokens (`CompareBudget`); its model trains like round 1's
 
-Problems come from one built-in family, made once and split into three disjoint pools:
+    seeds:      with `seeds: N`, the cold start, each round, each control and each arm train
+                N times on the same data (seed s: its own student init, data order and
+                previous model; stages and folders of seed s > 0 end in `:sN` / `-sN`); a
+                round's data comes from seed 0's model
+
+Problems come from one built-in family, made once and dealt into disjoint pools with the
+same mix (generators/problems/pools.py):
 the seed set (with gold, for the teacher), the held-out set (with gold, only `eval` reads
 it) and the rounds' pools, written to JSONL files WITHOUT their answers, so nothing the loop
-trains on can depend on a gold answer of a self-generated round or on a held-out problem.
+trains on can depend on a gold answer of a self-generated round or on a held-out problem;
+their runs withhold answers (`problems.withheld`), so no gold the warehouse holds for them
+judges a harvest either.
 
 Resumable per stage: every stage runs through `Ledger.once`, which records its typed result
 in `WORKDIR/state.json` once its output is complete (a model folder is saved under a
@@ -36,6 +44,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger
 from reasonfactory.flows.loop_config import VLLM_CPU_ENV, LoopConfig, load_loop
 from reasonfactory.flows.loop_ledger import Generation, Ledger, Pools
+from reasonfactory.flows.loop_seeds import seeded
 from reasonfactory.flows.loop_stages import (
     evaluate,
     export,
@@ -48,6 +57,7 @@ from reasonfactory.flows.loop_stages import (
 )
 from reasonfactory.flows.preflight import VLLM_INSTALL
 from reasonfactory.flows.recipe import Recipe, parse_recipe
+from reasonfactory.generators.pulled_models import resolve_model
 from reasonfactory.warehouse.errors import UserError
 
 __all__ = ["loop", "run_loop"]
@@ -68,48 +78,75 @@ def loop(config_data: dict, workdir: str) -> None:
     ledger = Ledger(work)
     pools = ledger.once("problems", write_pools, config, work)
 
-    # Cold start: the seed set, distilled from the teacher, trains the first model.
-    if config.base is None:
-        start = Path(ledger.once("cold:student", make_student, config, models / "student-0").path)
-    else:
-        start = Path(config.base)
+    # Cold start: the seed set, distilled from the teacher, trains the first model(s).
+    seeds = range(config.seeds)
     distilled = ledger.once("cold:distill", generate, teacher_recipe(config, pools), warehouse)
     seed = ledger.once("cold:export", export, warehouse, distilled, exports / "seed")
     if seed.folder is None:
         raise UserError(f"loop {config.name}: the teacher kept no seed trace to cold-start on")
     seed_data = [seed.folder]
-    cold = ledger.once(
-        "cold:train", train, seed_data, start, models / "round-0", config.train, warehouse
-    )
-    log.info("cold start trained: %s", cold.path)
-    ledger.once("cold:eval", evaluate, config, cold.path, pools.heldout, warehouse)
+    starts, colds = [], []
+    for s in seeds:
+        if config.base is None:
+            student = models / seeded_folder("student-0", s)
+            starts.append(
+                Path(ledger.once(seeded("cold:student", s), make_student, config, student, s).path)
+            )
+        else:
+            starts.append(Path(resolve_model(config.base)))  # a folder, or a pulled name
+        cold = ledger.once(
+            seeded("cold:train", s), train, seed_data, starts[s],
+            models / seeded_folder("round-0", s), seeded_train(config.train, s), warehouse,
+        )  # fmt: skip
+        colds.append(cold.path)
+        ledger.once(seeded("cold:eval", s), evaluate, config, cold.path, pools.heldout, warehouse)
+    log.info("cold start trained: %s", colds)
 
-    def parent(previous: str) -> Path:
-        return Path(previous) if config.train_from == "previous" else start
+    def parent(previous: str, s: int = 0) -> Path:
+        return Path(previous) if config.train_from == "previous" else starts[s]
 
-    current = control = cold.path
+    current, control = list(colds), list(colds)
     data = list(seed_data)
     for k in range(1, config.rounds + 1):
         r, steps = f"r{k}", config.round_train(k)
-        recipe = generation_recipe(config, f"{r}:generate", current, pools.rounds[k - 1])
+        # Seed 0's model makes the round's data; every seed trains on the same data.
+        recipe = generation_recipe(config, f"{r}:generate", current[0], pools.rounds[k - 1])
         made = ledger.once(f"{r}:generate", generate, recipe, warehouse)
         # Nothing verified this round: the next model trains on what there was.
         rows = ledger.once(f"{r}:export", export, warehouse, made, exports / r)
         data = [*data, rows.folder] if rows.folder else data
-        nxt = models / f"round-{k}"
-        current = ledger.once(
-            f"{r}:train", train, data, parent(current), nxt, steps, warehouse
-        ).path
-        ledger.once(f"{r}:eval", evaluate, config, current, pools.heldout, warehouse)
-        if config.control:
-            ctl = models / f"control-{k}"
-            control = ledger.once(
-                f"{r}:control:train", train, seed_data, parent(control), ctl, steps, warehouse
-            ).path
-            ledger.once(f"{r}:control:eval", evaluate, config, control, pools.heldout, warehouse)
+        for s in seeds:
+            nxt = models / seeded_folder(f"round-{k}", s)
+            current[s] = ledger.once(
+                seeded(f"{r}:train", s), train, data, parent(current[s], s), nxt,
+                seeded_train(steps, s), warehouse,
+            ).path  # fmt: skip
+            ledger.once(
+                seeded(f"{r}:eval", s), evaluate, config, current[s], pools.heldout, warehouse
+            )
+            if config.control:
+                ctl = models / seeded_folder(f"control-{k}", s)
+                control[s] = ledger.once(
+                    seeded(f"{r}:control:train", s), train, seed_data, parent(control[s], s),
+                    ctl, seeded_train(steps, s), warehouse,
+                ).path  # fmt: skip
+                ledger.once(
+                    seeded(f"{r}:control:eval", s), evaluate, config, control[s], pools.heldout,
+                    warehouse,
+                )  # fmt: skip
         log.info("round %d done", k)
         if k == 1:
-            compare(ledger, config, pools, warehouse, cold.path, seed_data, parent)
+            compare(ledger, config, pools, warehouse, colds, seed_data, parent)
+
+
+def seeded_folder(name: str, s: int) -> str:
+    return name if s == 0 else f"{name}-s{s}"
+
+
+def seeded_train(train_config, s: int):
+    """Seed s's training settings: only the seed (data order, and init where one is drawn)
+    differs; data and steps are the same."""
+    return train_config.model_copy(update={"seed": train_config.seed + s})
 
 
 def teacher_recipe(config: LoopConfig, pools: Pools) -> Recipe:
@@ -125,11 +162,11 @@ def teacher_recipe(config: LoopConfig, pools: Pools) -> Recipe:
 
 
 def compare(
-    ledger: Ledger, config: LoopConfig, pools: Pools, warehouse: str, cold: str, seed_data, parent
+    ledger: Ledger, config: LoopConfig, pools: Pools, warehouse: str, colds, seed_data, parent
 ) -> None:
-    """Each arm makes round 1's data its own way, from the same cold start on the same
-    problems in order, until it has used the budget's completion tokens; its model trains
-    the same steps from the same parent as round 1's."""
+    """Each arm makes round 1's data its own way, from the same cold start (seed 0's) on the
+    same problems in order, until it has used the budget's completion tokens; its model
+    trains the same steps from the same parent as round 1's, once per seed."""
     if not config.compare:
         return
     work = Path(warehouse).parent
@@ -143,7 +180,9 @@ def compare(
     steps = config.round_train(1)
     for name, arm in config.compare.items():
         c = f"cmp:{name}"
-        recipe_for = partial(generation_recipe, config, f"{c}:generate", cold, pools.compare, arm)
+        recipe_for = partial(
+            generation_recipe, config, f"{c}:generate", colds[0], pools.compare, arm
+        )
         made = ledger.once(
             f"{c}:generate",
             generate_within_budget,
@@ -151,9 +190,15 @@ def compare(
         )
         rows = ledger.once(f"{c}:export", export, warehouse, made, work / "exports" / c)
         data = [*seed_data, rows.folder] if rows.folder else seed_data
-        out = work / "models" / f"compare-{name}"
-        trained = ledger.once(f"{c}:train", train, data, parent(cold), out, steps, warehouse)
-        ledger.once(f"{c}:eval", evaluate, config, trained.path, pools.heldout, warehouse)
+        for s in range(config.seeds):
+            out = work / "models" / seeded_folder(f"compare-{name}", s)
+            trained = ledger.once(
+                seeded(f"{c}:train", s), train, data, parent(colds[s], s), out,
+                seeded_train(steps, s), warehouse,
+            )  # fmt: skip
+            ledger.once(
+                seeded(f"{c}:eval", s), evaluate, config, trained.path, pools.heldout, warehouse
+            )
 
 
 def run_loop(path: str | Path) -> tuple[Ledger, LoopConfig]:

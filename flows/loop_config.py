@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 from reasonfactory.flows.recipe import read_yaml_mapping
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.problems.families import make_problems
+from reasonfactory.generators.problems.pools import canonical_question, split_pools
 from reasonfactory.generators.problems.problem import Problem
 from reasonfactory.generators.train import TrainConfig
 from reasonfactory.warehouse.errors import UserError
@@ -33,7 +34,9 @@ VLLM_CPU_ENV = {
 
 class LoopProblems(StrictModel):
     family: Literal["arithmetic", "linear"] = "arithmetic"
-    difficulty: tuple[int, int] | None = (1, 2)
+    # Two or three operations: a trace whose every equation holds can still answer wrongly
+    # (a mis-copied operand, a wrong plan), so the step verifier is not an answer oracle.
+    difficulty: tuple[int, int] | None = (2, 3)
     seed: int = 0
     seed_set: int = Field(200, ge=1, description="labelled problems for the cold start")
     held_out: int = Field(500, ge=1, description="problems only eval reads")
@@ -88,6 +91,11 @@ class CompareBudget(StrictModel):
 class LoopConfig(StrictModel):
     name: str = Field(min_length=1)
     workdir: str | None = Field(None, description="default: a folder named after the file")
+    expected_minutes: float | None = Field(
+        None,
+        gt=0,
+        description="about how long a whole run of this file takes, printed before it starts",
+    )
     base: str | None = Field(None, description="a seed model folder instead of a cold start")
     student: LoopStudent = LoopStudent()
     problems: LoopProblems = LoopProblems()
@@ -126,6 +134,14 @@ class LoopConfig(StrictModel):
         "start's steps plus round_steps per round",
     )
     control: bool = True
+    seeds: int = Field(
+        1,
+        ge=1,
+        description="training seeds: the cold start, each round, each control and each compare "
+        "arm train this many times on the same data (seed s: the student built with seed s, "
+        "data order seed s, from seed s's previous model); the data each round generates "
+        "comes from seed 0's model",
+    )
     eval: LoopEval = LoopEval()
     compare: dict[str, LoopArm] = Field(
         default_factory=dict,
@@ -178,7 +194,8 @@ def load_loop(path: str | Path) -> tuple[LoopConfig, Path]:
 
 
 def make_pools(config: LoopConfig) -> dict[str, list[Problem]]:
-    """The loop's problems, made once from the family and split into disjoint pools: `seed`,
+    """The loop's problems: one enumeration of the family, distinct up to commutativity
+    (`canonical_question`), dealt into pools with the same mix (`split_pools`): `seed`,
     `heldout`, `round-k` per round, and `round-compare` (round 1's problems in order, then
     `problems.compare_extra` more) when there are compare arms. The same config makes the
     same pools, so a bench can recompute the answers the loop withholds.
@@ -189,16 +206,15 @@ def make_pools(config: LoopConfig) -> dict[str, list[Problem]]:
     {'seed': 3, 'heldout': 2, 'round-1': 4, 'round-2': 4, 'round-compare': 9}
     """
     p = config.problems
-    extra = p.compare_extra if config.compare else 0
-    total = p.seed_set + p.held_out + config.rounds * p.per_round + extra
-    problems = make_problems(p.family, total, p.seed, p.difficulty)
-    pools = {
-        "seed": problems[: p.seed_set],
-        "heldout": problems[p.seed_set : p.seed_set + p.held_out],
-    }
-    start = p.seed_set + p.held_out
-    for k in range(1, config.rounds + 1):
-        pools[f"round-{k}"] = problems[start + (k - 1) * p.per_round : start + k * p.per_round]
+    extra = p.compare_extra if config.compare and config.rounds else 0
+    sizes = {"seed": p.seed_set, "heldout": p.held_out}
+    sizes.update({f"round-{k}": p.per_round for k in range(1, config.rounds + 1)})
+    if extra:
+        sizes["compare-extra"] = extra
+    total = sum(sizes.values())
+    problems = make_problems(p.family, total, p.seed, p.difficulty, key=canonical_question)
+    pools = split_pools(problems, sizes, p.seed)
+    more = pools.pop("compare-extra", [])
     if config.compare and config.rounds:
-        pools["round-compare"] = pools["round-1"] + problems[total - extra : total]
+        pools["round-compare"] = pools["round-1"] + more
     return pools

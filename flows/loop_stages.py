@@ -58,9 +58,10 @@ def write_pools(config: LoopConfig, workdir: Path) -> Pools:
     return Pools(files["seed"], files["heldout"], rounds, files.get("round-compare"))
 
 
-def make_student(config: LoopConfig, folder: Path) -> Student:
+def make_student(config: LoopConfig, folder: Path, s: int = 0) -> Student:
+    """The untrained student of training seed `s` (its init: `student.seed + s`)."""
     shape = StudentShape(**config.student.model_dump(exclude={"seed"}))
-    build_student(folder, shape, seed=config.student.seed)
+    build_student(folder, shape, seed=config.student.seed + s)
     return Student(str(folder))
 
 
@@ -81,7 +82,10 @@ def generation_recipe(
 ) -> Recipe:
     """The recipe of a round's generation (`arm` None) or a compare arm's (its first
     `limit` problems; the limit is not part of the run's identity)."""
-    problems = {"source": source} if limit is None else {"source": source, "limit": limit}
+    # withheld: no gold the warehouse holds for these problems ever judges the harvest
+    problems = {"source": source, "withheld": True}
+    if limit is not None:
+        problems["limit"] = limit
     return parse_recipe(
         {
             "name": f"{config.name}-{stage}",

@@ -77,6 +77,10 @@ class ProblemsConfig(StrictModel):
     level: int | None = Field(None, ge=0)
     families: dict[str, float | dict] | None = None
     curriculum: CurriculumConfig | None = None
+    # The loop's rounds: these problems' answers are withheld from the run, so a gold the
+    # warehouse holds for them (another run stored one) never judges its traces; the
+    # corrected-answer-key re-judging (flows/generate.py `stale_problems`) is off.
+    withheld: bool = False
 
     @model_validator(mode="after")
     def _gym_only(self):

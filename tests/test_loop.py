@@ -54,20 +54,11 @@ TINY = {
     "train": {"max_steps": 20, "batch_size": 16, "logging_steps": 5},
     "round_steps": 5,
     "eval": {"max_tokens": 48},
-    # the method comparison: journey data, and self_output with one sample a problem (half
-    # round 1's cost per problem, so it must go on to the extra problems to spend the budget),
-    # each from the same cold start on round 1's problems in order, at round 1's token budget
+    # the method comparison: journey data from the same cold start on round 1's problems in
+    # order, at round 1's token budget (an arm cheaper per problem going on to the extra
+    # problems is tests/test_loop_budget.py's, with the sim engine: cheaper than a vLLM arm)
     "compare_budget": {"tolerance": 0.2, "first_chunk": 10},
     "compare": {
-        "single": {
-            "generate": {
-                "method": "self_output",
-                "samples": 1,
-                "temperature": 0.8,
-                "max_tokens": 48,
-                "seed": 2,
-            },
-        },
         "journey": {
             "generate": {
                 "method": "journey",
@@ -98,14 +89,13 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
         "problems", "cold:student", "cold:distill", "cold:export", "cold:train", "cold:eval",
         "r1:generate", "r1:export", "r1:train", "r1:eval", "r1:control:train",
         "r1:control:eval", "cmp:journey:generate", "cmp:journey:export",
-        "cmp:journey:train", "cmp:journey:eval", "cmp:single:generate", "cmp:single:train",
-        "cmp:single:eval",
+        "cmp:journey:train", "cmp:journey:eval",
     ]  # fmt: skip
     assert [s for s in expected if s not in ledger] == []
     # The rounds' problem file carries no answers; the held-out file is never trained on.
     round_rows = [json.loads(x) for x in (work / "problems" / "round-1.jsonl").open()]
     assert round_rows and all("answer" not in r for r in round_rows)
-    for name in ("round-0", "round-1", "control-1", "compare-journey", "compare-single"):
+    for name in ("round-0", "round-1", "control-1", "compare-journey"):
         assert (work / "models" / name / "config.json").exists()
         assert (work / "models" / name / "tokenizer_config.json").exists()
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
@@ -120,12 +110,12 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
             "WHERE p.source = 'heldout' AND t.status <> 'eval'"
         )["n"][0]
     assert golds == (0, 30)
-    assert models.height == 5  # cold start, round 1, control 1, the two arms
+    assert models.height == 4  # cold start, round 1, control 1, the arm
     assert all(p.endswith("round-0") for p in models["parent"][1:])
     assert [m.rsplit("/", 1)[-1] for m in models["path"]] == [
-        "round-0", "round-1", "control-1", "compare-journey", "compare-single"
+        "round-0", "round-1", "control-1", "compare-journey"
     ]  # fmt: skip
-    assert evals.height == 5
+    assert evals.height == 4
     assert heldout_kept == 0
     table = loop_table(ledger, config.rounds)
     assert [r["model"] for r in table] == ["round-0 (cold start)", "round-1"]
@@ -134,7 +124,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     # used, each arm's and round 1's read from the warehouse's progress rows
     arms = compare_table(ledger, config)
     assert [a["arm"] for a in arms] == [
-        "self_output", "journey", "single", "control (seed only)"
+        "self_output", "journey", "control (seed only)"
     ]  # fmt: skip
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         used = dict(
@@ -146,7 +136,7 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
     round1 = ledger.get("r1:generate", Generation)
     assert arms[0]["traces"] == 60 and arms[0]["problems"] == 30  # 30 problems x 2 samples
     assert arms[0]["tokens_used"] == used[round1.run_id] > 0
-    for arm in arms[1:3]:
+    for arm in arms[1:2]:
         made = ledger.get(f"cmp:{arm['arm']}:generate", Generation)
         assert arm["tokens_used"] == made.tokens_used == used[made.run_id]
         assert arm["budget_ratio"] == round(used[made.run_id] / used[round1.run_id], 3)
@@ -158,15 +148,13 @@ def test_one_round_end_to_end(prefect_api, tmp_path):
         assert all(isinstance(c, Chunk) for c in chunks)
         assert chunks[0].limit == 10 and {c.generation.run_id for c in chunks} == {made.run_id}
         assert chunks[-1].generation == made and chunks[-1].limit == made.problems
-    # one sample a problem costs about half: it went on past round 1's 30 problems
-    assert arms[2]["problems"] > 40 and arms[2]["traces"] == arms[2]["problems"]
     assert 20 <= arms[1]["problems"] <= 40  # journey samples as self_output does
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         taken = wh.sql(
             "SELECT count(DISTINCT problem_id) AS n FROM traces WHERE run_id = ?",
-            [arms[2]["run_id"]],
+            [arms[1]["run_id"]],
         )["n"][0]
-    assert taken == arms[2]["problems"]  # the arm's chunks are one run over its problems
+    assert taken == arms[1]["problems"]  # the arm's chunks are one run over its problems
     assert all(a["n"] == 30 and a["eval_traces"] == 30 for a in arms)
     with Warehouse(work / "loop.duckdb", read_only=True) as wh:
         journeys = wh.sql(

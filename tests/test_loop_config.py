@@ -22,4 +22,12 @@ def test_the_small_loop_example_is_one_round_without_control_or_arms():
     assert (config.rounds, config.control, config.compare) == (1, False, {})
     assert workdir == ROOT / "examples" / "loop-small"
     full, _ = load_loop(ROOT / "examples" / "loop-arithmetic.yaml")
-    assert full.rounds == 3 and full.compare
+    assert full.rounds == 3 and full.compare and full.seeds == 3
+    assert config.seeds == 1 and full.expected_minutes
+
+
+def test_the_gpu_loop_example_parses_and_names_the_pulled_student():
+    # untested at its scale (no GPU machine here can receive vLLM or the model): it parses
+    config, _ = load_loop(ROOT / "examples" / "loop-gpu.yaml")
+    assert config.base == config.engine["model"] == "smollm2-135m-instruct"
+    assert config.seeds == 3 and config.train.bf16

@@ -17,13 +17,23 @@ def loop(
     its compute-matched control. Everything lands in the loop's work folder."""
     from reasonfactory.flows.local_server import prefect_api
     from reasonfactory.flows.loop import run_loop
+    from reasonfactory.flows.loop_config import load_loop
     from reasonfactory.flows.loop_tables import compare_table, loop_table
 
+    expected = load_loop(loop_file)[0].expected_minutes
+    if expected:
+        out.print(
+            f"{loop_file}: a whole run takes about {expected:g} minutes on 2 CPU cores (the "
+            "file's expected_minutes; a resumed run does only what is missing)",
+            highlight=False,
+        )
     with prefect_api():
         ledger, config = run_loop(loop_file)
     print_loop_table(loop_table(ledger, config.rounds))
     if config.compare:
         print_compare_table(compare_table(ledger, config))
+    if config.seeds > 1:
+        print_seed_table(ledger, config)
 
 
 def _pct(row: dict, prefix: str = "") -> str:
@@ -78,6 +88,22 @@ def print_compare_table(rows: list[dict]) -> None:
             f"{_n(r['tokens_reused']):>7} {_ratio(r['budget_ratio']):>6} "
             f"{_n(r['verified']):>8}  {_pct(r):<26} {_n(r['with_error']):>10} "
             f"{_n(r['with_fix']):>6} {_n(r['fix_correct']):>11}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def print_seed_table(ledger, config) -> None:
+    """Held-out pass@1 of every model per training seed, mean and standard deviation."""
+    from reasonfactory.flows.loop_seeds import seed_table
+
+    out.print(f"\nheld-out pass@1 over {config.seeds} training seeds (same data):", highlight=False)
+    for row in seed_table(ledger, config):
+        per = ", ".join(f"{100 * v:.1f}" for v in row["per_seed"]) or "-"
+        mean = "-" if row["mean"] is None else f"{100 * row['mean']:.1f}%"
+        sd = "-" if row["sd"] is None else f"{100 * row['sd']:.1f}"
+        out.print(
+            f"{row['model']:<22} mean {mean:>6}  sd {sd:>4}  per seed: {per}",
             highlight=False,
             soft_wrap=True,
         )

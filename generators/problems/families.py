@@ -126,9 +126,14 @@ class FamilyTooSmall(UserError, ValueError):
 
 
 def make_problems(
-    family: str, count: int, seed: int, difficulty: tuple[int, int] | None = None
+    family: str,
+    count: int,
+    seed: int,
+    difficulty: tuple[int, int] | None = None,
+    key: Callable[[str], str] | None = None,
 ) -> list[Problem]:
-    """`count` distinct problems of a family, the same for the same seed.
+    """`count` distinct problems of a family, the same for the same seed; distinct by
+    `key(question)` when given (the loop: up to commutativity, `pools.canonical_question`).
 
     >>> [p.gold for p in make_problems("arithmetic", 2, seed=0)] == \\
     ...     [p.gold for p in make_problems("arithmetic", 2, seed=0)]
@@ -149,7 +154,8 @@ def make_problems(
                 f"{len(out)}); ask for fewer with `limit`"
             )
         p = fam.make(rng, rng.randint(lo, hi))
-        if p.question not in seen:
-            seen.add(p.question)
+        k = key(p.question) if key else p.question
+        if k not in seen:
+            seen.add(k)
             out.append(p)
     return out
