@@ -292,6 +292,17 @@ def _print_stats(r) -> None:
     from reasonfactory.flows.cli.gym import print_accuracy
 
     print_accuracy(r)
+    if r.judge:
+        out.print("  judge:    " + judge_line(r.judge), highlight=False)
+
+
+def judge_line(j: dict) -> str:
+    """The answer judge's line of `stats`: who decided, and rules/judge agreement."""
+    line = f"rules decided {j['by_rule']}, the judge {j['by_judge']}"
+    line += f" ({j['unparsed']} unparsed, {j['errors']} errors)"
+    if j["both_decided"]:
+        line += f"; both decided {j['both_decided']}: agree {j['agree']} ({j['agreement']:.1%})"
+    return line
 
 
 def _print_evals(r) -> None:
