@@ -243,7 +243,8 @@ def ask_judge(items: list[tuple[str, str, str]], options: JudgeOptions) -> list[
 @dataclass(frozen=True)
 class JudgedRow:
     """The judge's part of one trace's answer verdict: who decided (`by`: rule | judge), the
-    rules' outcome and the judge's verdict (None: not asked)."""
+    rules' outcome (`undecided` for a `wrong` they could not compare) and the judge's
+    verdict (None: not asked)."""
 
     by: str
     rule: str
@@ -266,10 +267,13 @@ def judge_answers(
         if o is None or g is None or not (p or "").strip():
             rows.append(None)
             continue
-        rows.append(JudgedRow("rule", o.value))
-        if options.when == "always" or undecided(o, g, p):
+        unsure = undecided(o, g, p)
+        # a `wrong` the rules could not compare (words) is recorded as `undecided`
+        rule = "undecided" if unsure and o is Outcome.WRONG else o.value
+        rows.append(JudgedRow("rule", rule))
+        if options.when == "always" or unsure:
             ask[i] = (q or "", g, p)
     answers = ask_judge(list(ask.values()), options)
     for i, judgement in zip(ask, answers, strict=True):
-        rows[i] = JudgedRow("judge", outcomes[i].value, judgement.verdict)
+        rows[i] = JudgedRow("judge", rows[i].rule, judgement.verdict)
     return rows
