@@ -195,7 +195,14 @@ def test_always_records_both_and_stats_show_agreement(server, tmp_path):
             "runs",
             RUNS.conform(
                 pl.DataFrame(
-                    [{"run_id": "r_judge", "recipe_name": "j", "recipe": "name: j", "status": "done"}]
+                    [
+                        {
+                            "run_id": "r_judge",
+                            "recipe_name": "j",
+                            "recipe": "name: j",
+                            "status": "done",
+                        }
+                    ]
                 )
             ),
         )
