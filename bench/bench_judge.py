@@ -3,12 +3,12 @@ cannot decide.
 
 Input: GSM8K test and MATH-500 golds (`gsm8k_test.jsonl`, `math500.jsonl`) from `--data`
 (default: the `shared/data` folder beside the checkout when there is one, else the
-repository's committed `data/` samples: 20 and 10 problems). Each gold gets six predictions in the forms model replies take:
-the gold as written, another number, a sentence around it, the gold with a unit in words,
-the number in words, and a list joined with `and` (a MATH gold with commas). The answer
-filter with `judge: {when: undecided}` checks them (the real rules, then the judge), twice,
-over one warehouse: the first run's judge calls are the undecided share; the second asks
-nothing (every judgement is a stored completion).
+repository's committed `data/` samples: 20 and 10 problems). Each gold gets up to six
+predictions in the forms model replies take: the gold as written, another number, a
+sentence around it, the gold with a unit in words, the number in words, and a list joined
+with `and` (a MATH gold with commas). The answer filter with `judge: {when: undecided}`
+checks them (the real rules, then the judge), twice, over one warehouse: the first run's
+judge calls are the undecided share; the second asks nothing (each judgement is stored).
 
 The judge is tests/scripted_server.py, a stand-in that answers CORRECT when the gold's text
 appears in the prediction: this bench counts calls, it does not measure a judge's accuracy.
@@ -29,9 +29,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-_ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen \
-fifteen sixteen seventeen eighteen nineteen".split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = (
+    "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen",
+    "nineteen",
+)  # fmt: skip
+_TENS = ("", "", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety")
 
 
 def in_words(n: int) -> str | None:
