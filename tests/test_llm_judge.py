@@ -10,6 +10,7 @@ INCORRECT never passes.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 import polars as pl
 import pytest
@@ -161,8 +162,11 @@ def test_judge_decides_only_undecided_caches_and_never_passes_garbage(server, tm
 
 
 def test_always_records_both_and_stats_show_agreement(server, tmp_path):
-    from reasonfactory.flows.cli.data import judge_line
+    from reasonfactory.flows.cli import app
+    from reasonfactory.warehouse.judge_stats import judge_line
+    from reasonfactory.warehouse.report import build_report
     from reasonfactory.warehouse.stats import run_stats
+    from typer.testing import CliRunner
 
     preds = ["18", "17", "\\frac{36}{2}", "18 dollars", "18 [garbage]"]
     with Warehouse(tmp_path / "wh.duckdb") as wh:
@@ -206,8 +210,10 @@ def test_always_records_both_and_stats_show_agreement(server, tmp_path):
                 )
             ),
         )
-        wh.ingest("traces", TRACES.conform(out))
+        now = pl.lit(datetime.now(UTC))
+        wh.ingest("traces", TRACES.conform(out.with_columns(created_at=now)))
         (s,) = run_stats(wh)
+        (shown,) = build_report(wh, sample=1)["stats"]  # what the report page lists
     assert s.judge == {
         "by_rule": 0,
         "by_judge": 5,
@@ -217,7 +223,11 @@ def test_always_records_both_and_stats_show_agreement(server, tmp_path):
         "agree": 2,
         "agreement": 2 / 3,
     }
-    assert judge_line(s.judge).endswith("both decided 3: agree 2 (66.7%)")
+    assert shown["judge"] == s.judge
+    line = "judge: rules decided 0, the judge 5 (1 unparsed, 0 errors); both decided 3: agree 2"
+    printed = CliRunner().invoke(app, ["stats", "-w", str(tmp_path / "wh.duckdb")])
+    printed = " ".join(printed.stdout.split())  # as rich wraps it, on one line
+    assert line + " (66.7%)" in printed and judge_line(s.judge) in printed
 
 
 def test_check_answers_judge_asks_nothing_twice(server, tmp_path):

@@ -47,3 +47,16 @@ def judge_agreement(wh: Warehouse, run_id: str, method: str) -> dict:
         return {}
     both = counts["both_decided"]
     return {**counts, "agreement": counts["agree"] / both if both else None}
+
+
+def judge_line(j: dict) -> str:
+    """The answer judge's line of `stats`: who decided, and rules/judge agreement.
+
+    >>> judge_line({"by_rule": 8, "by_judge": 2, "unparsed": 0, "errors": 0, "both_decided": 0})
+    'rules decided 8, the judge 2 (0 unparsed, 0 errors)'
+    """
+    line = f"rules decided {j['by_rule']}, the judge {j['by_judge']}"
+    line += f" ({j['unparsed']} unparsed, {j['errors']} errors)"
+    if j["both_decided"]:
+        line += f"; both decided {j['both_decided']}: agree {j['agree']} ({j['agreement']:.1%})"
+    return line

@@ -293,16 +293,9 @@ def _print_stats(r) -> None:
 
     print_accuracy(r)
     if r.judge:
+        from reasonfactory.warehouse.judge_stats import judge_line
+
         out.print("  judge:    " + judge_line(r.judge), highlight=False)
-
-
-def judge_line(j: dict) -> str:
-    """The answer judge's line of `stats`: who decided, and rules/judge agreement."""
-    line = f"rules decided {j['by_rule']}, the judge {j['by_judge']}"
-    line += f" ({j['unparsed']} unparsed, {j['errors']} errors)"
-    if j["both_decided"]:
-        line += f"; both decided {j['both_decided']}: agree {j['agree']} ({j['agreement']:.1%})"
-    return line
 
 
 def _print_evals(r) -> None:
