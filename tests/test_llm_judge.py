@@ -311,3 +311,35 @@ def test_read_verdict_is_strict(reply, verdict):
 )
 def test_undecided(gold, pred, outcome, judged):
     assert undecided(outcome, gold, pred) is judged
+
+
+def test_a_shard_hands_its_judgements_on_with_its_completions(server):
+    """A run's shard (flows/shards.py): the judge's completions go to the run's sink with the
+    samples (a local run stores them within seconds), or travel with the shard (Ray)."""
+    from reasonfactory.flows.recipe import parse_recipe
+    from reasonfactory.flows.shards import process_shard
+    from reasonfactory.generators.base import RunContext
+    from reasonfactory.generators.engines import make_engine
+    from reasonfactory.generators.problems.sources import load_problems
+
+    judge = _judge(server, "always")
+    recipe = parse_recipe(
+        {
+            "name": "judged",
+            "problems": {"source": "builtin:arithmetic", "limit": 2},
+            "engine": {"kind": "sim", "error_rate": 0.0},
+            "generate": {"samples": 2},
+            "filters": [judge],
+        }
+    )
+    shard = load_problems("builtin:arithmetic", limit=2)
+    ctx = RunContext(recipe.run_id, recipe.fingerprint, "sim")
+    sunk: list[dict] = []
+    local = process_shard(shard, make_engine(recipe.engine), recipe, ctx, None, sunk.extend)
+    judged = [r for r in sunk if r["engine"].startswith("judge_")]
+    assert len(judged) == 2  # one per distinct (question, gold, answer): 2 problems
+    assert len(sunk) == 2 + 2 * 2 and local.completions.height == 0
+    assert {json.loads(m)["verdicts"]["answer_by"] for m in local.traces["meta"]} == {"judge"}
+    ray = process_shard(shard, make_engine(recipe.engine), recipe, ctx, None, None)
+    engines = ray.completions["engine"].to_list()
+    assert sum(e.startswith("judge_") for e in engines) == 2 and len(engines) == 6
