@@ -145,20 +145,24 @@ def test_judge_decides_only_undecided_caches_and_never_passes_garbage(server, tm
         assert out["correct"][preds.index("18 [garbage]")] is None
         assert out["correct"][preds.index("18 dollars [500]")] is None
 
-        # a re-run asks only what failed (errors are never cached); failing again, every
-        # request it sent failed: the engine stops the caller rather than make up verdicts
-        before, stored = len(server.log), wh.count("completions")
-        with pytest.raises(UserError, match="all 2 requests"):
-            _filtered(server, wh, _frame(preds))
-        asked = {_prediction(q) for q, _ in server.log[before:]}
-        assert asked == {"18 dollars [500]", "18 dollars [slow]"}
-        assert wh.count("completions") == stored == len(judged) - 2  # nothing lost or added
+        # failed requests are never stored: a re-run asks them again, and nothing else
+        assert wh.count("completions") == len(judged) - 2
         settled = [p for p in preds if "[500]" not in p and "[slow]" not in p]
         again, asked = _filtered(server, wh, _frame(settled))
         assert asked == []  # every judgement served from the warehouse: zero calls
         assert again["reject_reason"].to_list() == [
             r for p, r in zip(preds, out["reject_reason"], strict=True) if p in settled
         ]
+
+
+def test_a_judge_whose_every_request_fails_stops_the_caller(server):
+    # the server is down for this batch: the engine raises, as it does when generating (a
+    # run's shard or a refilter batch stops; nothing of it is stored), no verdict is made up
+    from reasonfactory.filters.judge import JudgeOptions, ask_judge
+
+    options = JudgeOptions.model_validate(_judge(server)["answer"]["judge"])
+    with pytest.raises(UserError, match="all 2 requests .* failed"):
+        ask_judge([(QUESTION, "18", "18 [500] a"), (QUESTION, "18", "18 [500] b")], options)
 
 
 def test_always_records_both_and_stats_show_agreement(server, tmp_path):
