@@ -40,7 +40,7 @@ def judge_agreement(wh: Warehouse, run_id: str, method: str) -> dict:
     ...     judge_agreement(wh, "r_none", "self_output")
     {}
     """
-    row = wh.con.execute(_SQL, [run_id, method]).fetchone()
+    row = wh.con.execute(_SQL, [run_id, method]).fetchall()[0]  # all: leaves no result open
     names = ("by_rule", "by_judge", "unparsed", "errors", "both_decided", "agree")
     counts = dict(zip(names, row, strict=True))
     if not counts["by_rule"] and not counts["by_judge"]:
