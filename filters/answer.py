@@ -8,6 +8,11 @@ all of a frame's at once (`generators.verify.code_tests.verify_many`); their rea
 verdict (`failed_tests`, `runtime_error`, `timeout`, `memory`, `no_code`, `syntax_error`) and
 `meta.details.answer` holds it whole (tests passed of total, the first failing case, the
 sandbox layers it ran under).
+
+With `judge: {...}` an LLM decides what the rules cannot (`filters/judge.py`): its traces
+get `by` (rule | judge, recorded as `meta.verdicts.answer_by`) and `meta.details.answer`
+holds both sides (`rule`: the rules' outcome, `judge`: correct | incorrect | judge_unparsed |
+judge_error). A judge's `judge_unparsed` or `judge_error` is the trace's reason: never a pass.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from typing import Literal
 
 import polars as pl
 from pydantic import Field
+from reasonfactory.filters.judge import JudgeOptions, judge_answers
 from reasonfactory.generators.base import StrictModel
 from reasonfactory.generators.verify.answer import Outcome
 from reasonfactory.generators.verify.answer_pool import PoolOptions, judge_answers_scored
@@ -75,6 +81,9 @@ class AnswerOptions(StrictModel):
         "from this score; the score is kept in meta.details.answer.score",
     )
     code: CodeCheckOptions = CodeCheckOptions()
+    judge: JudgeOptions | None = Field(
+        None, description="an LLM for what the rules cannot decide (filters/judge.py)"
+    )
 
     def pool(self) -> PoolOptions:
         return PoolOptions(
@@ -147,12 +156,47 @@ def answer_filter(traces: pl.DataFrame, options: AnswerOptions | dict | None = N
             details[i] = _code_detail(verdict)
     frame = {"ok": ok, "reason": reason, "correct": correct}
     schema = {"ok": pl.Boolean, "reason": pl.String, "correct": pl.Boolean}
+    if opts.judge is not None:
+        return _with_judge(traces, frame, schema, details, checked, code_rows, checkers, opts)
     if code_rows:
         frame["detail"] = details
         schema["detail"] = CODE_DETAIL
     elif any(d is not None for d in details):
         frame["detail"] = [{"score": c.score} for c in checked]
         schema["detail"] = pl.Struct({"score": pl.Float64})
+    return pl.DataFrame(frame, schema=schema)
+
+
+def _with_judge(traces, frame, schema, details, checked, code_rows, checkers, opts):
+    """The verdict columns with the judge's part (filters/judge.py): it decides the traces it
+    was asked about; its unparsed or failed replies are reasons, never passes."""
+    code = set(code_rows)
+    outcomes = [
+        None if i in code or (checkers and checkers[i]) else c.outcome
+        for i, c in enumerate(checked)
+    ]
+    questions = (
+        traces["question"].to_list() if "question" in traces.columns else [None] * len(checked)
+    )
+    rows = judge_answers(
+        questions, traces["gold"].to_list(), traces["predicted"].to_list(), outcomes, opts.judge
+    )
+    by = [None if r is None else r.by for r in rows]
+    for i, row in enumerate(rows):
+        if row is None:
+            continue
+        details[i] = {**(details[i] or {}), "by": row.by, "rule": row.rule, "judge": row.judge}
+        if row.by == "judge":
+            right = row.judge == "correct"
+            known = row.judge in ("correct", "incorrect")
+            frame["ok"][i] = right
+            frame["correct"][i] = right if known else None
+            frame["reason"][i] = None if right else ("wrong_answer" if known else row.judge)
+    fields = dict(CODE_DETAIL.to_schema()) if code_rows else {"score": pl.Float64}
+    fields.update(by=pl.String, rule=pl.String, judge=pl.String)
+    frame["detail"] = [d if d is None else {k: d.get(k) for k in fields} for d in details]
+    frame["by"] = by
+    schema.update(detail=pl.Struct(fields), by=pl.String)
     return pl.DataFrame(frame, schema=schema)
 
 

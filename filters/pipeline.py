@@ -18,7 +18,9 @@ The column contract of a filter `fn(traces, options) -> verdicts`:
   among a problem's traces, such as dedup or the k shortest, pick among those standing);
 - it returns one row per trace: `ok`, `reason`, and optionally `correct` (the answer
   check: later filters see it), `lang` (stored in `traces.lang`) and `detail` (a struct
-  stored as `meta.details.<filter>`: token counts, the kept duplicate, the benchmark hit).
+  stored as `meta.details.<filter>`: token counts, the kept duplicate, the benchmark hit),
+  and `by` (who decided: `rule` or `judge`, the answer filter's LLM judge), stored as
+  `meta.verdicts.<filter>_by`.
 """
 
 from __future__ import annotations
@@ -146,6 +148,7 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
     frame = traces.with_columns(standing=pl.lit(True))
     reasons: dict[str, list] = {}
     details: dict[str, list] = {}
+    deciders: dict[str, list] = {}  # filter -> who decided each verdict (rule | judge)
     generated = generation_reasons(traces)
     if generated is not None:
         # Facts of generation come first, whatever the filters' order: the generator's own
@@ -169,6 +172,8 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
         frame = frame.with_columns(**updates)
         if "detail" in verdict.columns:
             details[spec.name] = verdict["detail"].to_list()
+        if "by" in verdict.columns:
+            deciders[spec.name] = verdict["by"].to_list()
     first_failed, metas = [], []
     golds = _column(traces, "gold")
     sources = _column(traces, "gold_source")
@@ -186,6 +191,9 @@ def apply_filters(traces: pl.DataFrame, specs: list[FilterSpec]) -> pl.DataFrame
             for name in reasons
             if name != "generate" or reasons[name][i]  # only a trace generation failed
         }
+        for name, by in deciders.items():
+            if by[i] is not None:
+                m["verdicts"][f"{name}_by"] = by[i]
         d = {name: _compact(details[name][i]) for name in details}
         d = {k: v for k, v in d.items() if v}
         if d:

@@ -25,6 +25,7 @@ import yaml
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NONE
 from prefect.states import Failed
+from reasonfactory.filters.judge import judge_store
 from reasonfactory.filters.pipeline import FilterSpec, check_filter_order, parse_filter_spec
 from reasonfactory.filters.working import rebuild_working_columns
 from reasonfactory.flows.progress import reporter
@@ -129,7 +130,16 @@ def refilter_batch(
             )
         finally:
             wh.con.unregister("_rf_keys")
-        filtered = judge(rebuild_working_columns(traces, problems), specs, kind)
+
+        def lookup(keys: list[str]) -> pl.DataFrame:
+            return wh.fetch("completions", pl.DataFrame({"request_key": keys}))
+
+        # an answer filter's LLM judge: stored judgements are reused, new ones stored
+        with judge_store(lookup, None) as store:
+            filtered = judge(rebuild_working_columns(traces, problems), specs, kind)
+        judgements = store.fresh()
+        if judgements is not None:
+            wh.ingest_all({"completions": judgements})
         wh.replace("traces", filtered)
     return filtered.select("status", "reject_reason")
 

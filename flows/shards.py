@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import polars as pl
+from reasonfactory.filters.judge import judge_store
 from reasonfactory.filters.pipeline import FilterSpec, apply_filters
 from reasonfactory.filters.working import with_questions
 from reasonfactory.generators.engines.cached import CachedEngine, Lookup, Sink
@@ -72,12 +73,17 @@ def process_shard(
     # Problems whose answers are not checked by equality (Countdown) get their checker.
     traces = attach_checkers(out.traces, shard)
     traces = with_tagged_answers(traces)  # gym problems: `<answer>` read where no \boxed{}
-    judged = judge(with_questions(traces, shard), list(recipe.filters), recipe.kind)
+    # An answer filter's LLM judge looks up and stores its judgements as completions too.
+    with judge_store(lookup, sink) as store:
+        judged = judge(with_questions(traces, shard), list(recipe.filters), recipe.kind)
+    completions, judgements = cached.take_fresh(), store.fresh()
+    if judgements is not None:  # no sink (a Ray replica): they travel with the shard
+        completions = pl.concat([completions, judgements])
     return ShardResult(
         problems=shard,
         traces=judged,
         nodes=out.nodes,
-        completions=cached.take_fresh(),
+        completions=completions,
         tokens=cached.tokens_by_problem(),
         reused=cached.reused,
     )

@@ -27,7 +27,15 @@
     `<td>${s.cost == null ? "" : "$" + s.cost.toFixed(4)}</td></tr>`);
   $("stats").innerHTML = '<table class="stats" id="runs-table"><tr><th>run</th><th>method</th><th>problems</th>' +
     "<th>solved</th><th>traces</th><th>kept</th><th>tokens in</th><th>tokens out</th><th>cost</th></tr>" +
-    rows.join("") + "</table>";
+    rows.join("") + "</table>" +
+    // the answer filter's LLM judge: who decided, and where both did, how often they agreed
+    DATA.stats.filter((s) => s.judge && Object.keys(s.judge).length).map((s) => {
+      const j = s.judge;
+      return `<p class="note judge-agreement">${esc(s.run_id)} answer judge: rules decided ` +
+        `${j.by_rule}, the judge ${j.by_judge} (${j.unparsed} unparsed, ${j.errors} errors)` +
+        (j.both_decided ? `; both decided ${j.both_decided}: agree ${j.agree} (${pct(j.agreement)})` : "") +
+        "</p>";
+    }).join("");
 
   // evals: one row per model, benchmark, subset and metric
   $("evals").innerHTML = !DATA.evals.length

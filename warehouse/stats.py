@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 
 import yaml
 from reasonfactory.warehouse.errors import UserError
+from reasonfactory.warehouse.judge_stats import judge_agreement
 from reasonfactory.warehouse.liveness import effective_status
 from reasonfactory.warehouse.store import Warehouse
 
@@ -67,6 +68,8 @@ class RunStats:
     evals: list[dict] = field(default_factory=list)
     # Answer accuracy per problem source and difficulty (reasoning-gym: per family and level)
     accuracy: list[dict] = field(default_factory=list)
+    # The answer filter's LLM judge: who decided, and rules/judge agreement (judge_stats.py)
+    judge: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """Plain data for `stats --format json` (funnel as a list of {step, traces})."""
@@ -193,6 +196,7 @@ def _fill(wh: Warehouse, s: RunStats, recipe: dict) -> None:
     if s.method in SAMPLED_METHODS:
         s.pass_at, s.maj_at = _coverage(wh, s.run_id, s.method)
     s.accuracy = accuracy_by_source(wh, s.run_id, s.method)
+    s.judge = judge_agreement(wh, s.run_id, s.method)
 
 
 def accuracy_by_source(wh: Warehouse, run_id: str, method: str) -> list[dict]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from reasonfactory.flows.cli.app import app, err
+from reasonfactory.flows.cli.app import WarehouseOpt, app, err
 
 check_app = typer.Typer(
     help="Check step claims or final answers given as JSONL (one verdict per line).",
@@ -147,6 +147,13 @@ def answers(
         bool, typer.Option(help="A decimal may match an exact gold it rounds (sqrt(2), 1/3).")
     ] = False,
     timeout_s: Annotated[float, typer.Option(help="Wall-clock limit of one check.")] = 5.0,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            help="A recipe whose answer filter has a judge: it decides what rules cannot."
+        ),
+    ] = None,
+    warehouse: WarehouseOpt = None,
 ) -> None:
     """Judge final answers: `{"gold": ..., "pred": ..., "answer_format"?: plain|boxed|gsm8k,
     "checker"?: "countdown:4,6"}` per line; `pred` may be a whole reply (its last
@@ -154,6 +161,10 @@ def answers(
 
     Out: `{"line", "verdict": correct|wrong|gold_unparseable|timeout|error, "correct",
     "gold", "pred", "why"}`.
+
+    With `--judge RECIPE` (its `answer: {judge: ...}`), an LLM decides what the rules cannot
+    (an optional `question` field goes in its prompt); lines add `by` (rule | judge), `rule`
+    and `judge`, and judgements are cached in the warehouse's completions.
 
     Example: echo '{"gold": "\\\\sqrt{2}", "pred": "1.414"}' | reasonfactory check answers -
     """
@@ -163,6 +174,13 @@ def answers(
     from reasonfactory.generators.verify.answers import extract_boxed
 
     fields = {"gold": True, "pred": True, "answer_format": False, "checker": False}
+    fields["question"] = False
+    judge_opts = None
+    if judge is not None:
+        from reasonfactory.flows.cli.check_judge import judge_options
+
+        judge_opts = judge_options(judge)
+    questions: dict[int, str | None] = {}
     rows: list[tuple[int, str | None, str | None, str | None] | tuple[int, str]] = []
     for number, record in _records(source):
         where = _where(source, number)
@@ -178,6 +196,7 @@ def answers(
             continue
         pred = record["pred"]
         pred = extract_boxed(pred) or pred.strip()
+        questions[number] = record.get("question")
         rows.append((number, read_gold(record["gold"], fmt), pred, record.get("checker")))
     good = [r for r in rows if len(r) == 4]
     verdicts = iter(
@@ -190,6 +209,20 @@ def answers(
         if good
         else []
     )
+    judged = iter([])
+    if judge_opts is not None:
+        from reasonfactory.flows.cli.check_judge import judge_lines, judged_verdict
+
+        verdicts = list(verdicts)
+        judged_rows, asked = judge_lines(
+            [questions[r[0]] for r in good],
+            [r[1] for r in good],
+            [r[2] for r in good],
+            [None if r[3] else o for r, (o, _) in zip(good, verdicts, strict=True)],
+            judge_opts,
+            warehouse,
+        )
+        judged, verdicts = iter(judged_rows), iter(verdicts)
     counts: dict[str, int] = {}
     errors = 0
     for row in rows:
@@ -199,20 +232,24 @@ def answers(
             continue
         number, gold, pred, _ = row
         outcome, why = next(verdicts)
-        counts[outcome.value] = counts.get(outcome.value, 0) + 1
         correct = (
             outcome is Outcome.CORRECT if outcome in (Outcome.CORRECT, Outcome.WRONG) else None
         )
+        line = {"verdict": outcome.value, "correct": correct}
+        if judge_opts is not None:
+            line = judged_verdict(outcome, next(judged))
+        counts[line["verdict"]] = counts.get(line["verdict"], 0) + 1
         _emit(
             {
                 "line": number,
-                "verdict": outcome.value,
-                "correct": correct,
+                **line,
                 "gold": gold,
                 "pred": pred,
                 "why": why if gold is not None else "no gold answer in that answer_format",
             }
         )
+    if judge_opts is not None:
+        counts["judge asked"], counts["judge cached"] = asked["asked"], asked["reused"]
     _finish(len(good), errors, counts)
 
 

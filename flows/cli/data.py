@@ -292,6 +292,10 @@ def _print_stats(r) -> None:
     from reasonfactory.flows.cli.gym import print_accuracy
 
     print_accuracy(r)
+    if r.judge:
+        from reasonfactory.warehouse.judge_stats import judge_line
+
+        out.print("  judge:    " + judge_line(r.judge), highlight=False)
 
 
 def _print_evals(r) -> None:
