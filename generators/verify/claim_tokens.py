@@ -89,7 +89,7 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 # kinds a claim is made of; `skip` tokens (spaces, units, currency) sit inside one unread
 MATH = {"num", "fracop", "op", "pct", "lp", "rp", "eq", "approx", "skip"}
-MAX_UNIT_WORDS = 5  # `1 pack of cloths per client`
+MAX_UNIT_WORDS = 8  # `1 pack of cloths per client`
 
 
 @dataclass(frozen=True)
