@@ -131,6 +131,9 @@ TABLE = [
         False,
     ),
     ("so 12 = 4ab and 6 = 3xy", None),  # algebra: letters written onto a number
+    # a space between thousands after a currency sign (GSM8K writes `$350 000`)
+    ("The brokerage fee is $350 000 x 5/100 = $17500.", True),
+    ("So, it is $409 500 - $400 000 = $9600 more than Mrs. Cruz's budget.", False),
     # prose and algebra: nothing checkable
     ("First find how many eggs she has left, then multiply by the price.", None),
     ("Let $x$ be the number of apples, so $2x + 3 = 11$.", None),
