@@ -131,6 +131,7 @@ TABLE = [
         False,
     ),
     ("so 12 = 4ab and 6 = 3xy", None),  # algebra: letters written onto a number
+    ("so 2 + 10 = 3m", None),  # no one-letter unit: `m` may be the unknown
     # a space between thousands after a currency sign (GSM8K writes `$350 000`)
     ("The brokerage fee is $350 000 x 5/100 = $17500.", True),
     ("So, it is $409 500 - $400 000 = $9600 more than Mrs. Cruz's budget.", False),

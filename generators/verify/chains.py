@@ -274,9 +274,10 @@ def _bare(between: str, right: Side, hanging: bool) -> bool:
 
 
 # an ordinal or a unit's symbol written onto a result, `4+3=7th place`, `= 72Mb per hour`:
-# not a name (`12 = 3x`, `= 4ab` are algebra); a table, since letters alone cannot tell
+# not a name (`12 = 3x`, `= 4ab`, `2 + 10 = 3m` are algebra: no one-letter units); a table,
+# since letters alone cannot tell
 _GLUED_UNIT = re.compile(
-    r"st|nd|rd|th|(?:[kmgt]b|[km]?g|mg|lbs?|oz|[kcm]?m|ft|yds?|mi|mph|kph|km/?h|[mk]?l"
+    r"st|nd|rd|th|(?:[kmgt]b|kg|mg|lbs?|oz|[kcm]m|ft|yds?|mi|mph|kph|km/?h|[mk]l"
     r"|hrs?|mins?|secs?|[ap]m|kwh?|mpg)",
     re.I,
 )
