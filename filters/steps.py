@@ -6,7 +6,9 @@ parser, model text never evaluated). The first false claim rejects the trace as
 `false_step`; `min_claims` rejects a thought with fewer checkable claims as `no_claims`
 (a trace that shows no work cannot be verified). `answer_in_steps` rejects, as
 `answer_not_in_steps`, a numeric final answer that no equation of the thought results in
-(true steps, then a slip when writing the answer: `28 - 23 = 5`, then `\boxed{55}`).
+(true steps, then a slip when writing the answer: `28 - 23 = 5`, then `\boxed{55}`); a
+dollar result counts in cents too (`$0.25` each, 25), and a whole answer may round a result
+where the thought says it rounds (`54 / 8 = 6.75` packs, "round 6.75 up", 7).
 Algebra (`3 + 2x = 21`, `2x = 18`, `x = 9`) is checked at the value the thought states for
 its unknown (`generators.verify.algebra`): each equation with the letter must hold there.
 `meta.details.steps` records how many claims were checked and, for a failure, the claim and
@@ -42,9 +44,10 @@ class StepsOptions(StrictModel):
     answer_in_steps: bool = Field(
         False,
         description="a numeric final answer must be the result of one of the thought's "
-        "equations (`60%` counts as 60); for GSM8K-style text: on GSM8K's test solutions (its "
-        "development set) it rejects 2.2% of the right answers and 98.7% of answers off by "
-        "one, but 75.9% of MATH-500's right answers (bench/bench_verifiers.py)",
+        "equations (`60%` counts as 60, `$0.25` as 25 cents, a result rounded where the thought "
+        "says it rounds); for GSM8K-style text: on GSM8K's test solutions (its development "
+        "set) it rejects 0.9% of the right answers and 98.6% of answers off by one, but 69.5% "
+        "of MATH-500's right answers (bench/bench_verifiers.py)",
     )
 
 
@@ -93,8 +96,10 @@ def _derived(results: set[Fraction], answer: str | None, rounds: bool = False) -
     # thought that says it rounds (`rounds`): `54 / 8 = 6.75` packs, "round 6.75 up" -> 7;
     # `= 33.333...%, which rounds down to 33%`. Nearest only, and only where the thought says
     # so: otherwise an answer off by one that rounds another result (`$3.75` -> 4) passed.
-    return rounds and value.denominator == 1 and any(
-        r.denominator != 1 and abs(value - r) <= Fraction(1, 2) for r in results
+    return (
+        rounds
+        and value.denominator == 1
+        and any(r.denominator != 1 and abs(value - r) <= Fraction(1, 2) for r in results)
     )
 
 
