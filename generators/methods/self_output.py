@@ -232,6 +232,10 @@ def sample_rows(
                 "seed": config.seed,
                 "max_tokens": c.meta.get("max_tokens", config.max_tokens),
                 "request_key": c.meta.get("request_key"),
+                # the engine's token counts (vllm, openai), which `stats` sums: prompt tokens
+                # per sample, as an API bills them
+                "tokens_in": c.meta.get("tokens_in"),
+                "tokens_out": c.meta.get("tokens_out", c.n_tokens),
                 "selection": selection_meta(config.selection, choice, i),
                 **(extra_meta(c) if extra_meta else {}),
                 **asked,

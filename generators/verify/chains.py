@@ -188,6 +188,8 @@ def _chain(text: str, run: list[Tok], before: Tok | None, after: list[Tok]):
         word_after
         and run[-1].kind not in _BLANK
         and (run[-1].kind in ("num", "rp", "pct") or _is_variable(after[0].norm))
+        and not (run[-1].kind == "num" and _GLUED_UNIT.fullmatch(after[0].norm))
+        and not (run[-1].kind == "eq" and _is_variable(after[0].norm))  # `250(2/5)=100=x`
     )
     if (word_before and run[0].kind not in _BLANK and not labelled) or glued_after:
         return None  # glued to a name: `f(3) = 9`, `x^2 = 4`, `12 = 3x`
@@ -270,6 +272,15 @@ def _bare(between: str, right: Side, hanging: bool) -> bool:
         return False
     return not re.search(r"[^\W\d_]", re.sub(r"\\[A-Za-z]+", "", right.written))
 
+
+# an ordinal or a unit's symbol written onto a result, `4+3=7th place`, `= 72Mb per hour`:
+# not a name (`12 = 3x`, `= 4ab`, `2 + 10 = 3m` are algebra: no one-letter units); a table,
+# since letters alone cannot tell
+_GLUED_UNIT = re.compile(
+    r"st|nd|rd|th|(?:[kmgt]b|kg|mg|lbs?|oz|[kcm]m|ft|yds?|mi|mph|kph|km/?h|[mk]l"
+    r"|hrs?|mins?|secs?|[ap]m|kwh?|mpg)",
+    re.I,
+)
 
 _BULLET = re.compile(r"^[ \t]*[-*•][ \t]+(?=[-(\d.])", re.M)
 

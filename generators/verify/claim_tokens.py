@@ -39,7 +39,8 @@ _SEP = r"(?:,\\!|,|\\,|\{,\}|\\!|\\ )"  # thousands: `1,000`, `1\,000`, `1{,}000
 _TOKEN = re.compile(
     rf"(?P<rep>{_D}*\.{_D}*\\overline\s*\{{{_D}+\}}|(?:{_D}+\.{_D}*|\.{_D}+)\({_D}+\))"
     rf"|(?P<sci>(?:{_D}+(?:\.{_D}+)?|\.{_D}+)[eE][-+]?{_D}+(?![A-Za-z0-9_]))"
-    rf"|(?P<num>(?:{_D}{{1,3}}(?:{_SEP}{_D}{{3}})+(?!{_D})(?:\.{_D}+)?|{_D}+\.{_D}+|{_D}+|\.{_D}+)"
+    rf"|(?P<num>(?:(?<=[$€£¥]){_D}{{1,3}}(?: {_D}{{3}})+(?![0-9０-９/])"  # `$350 000`
+    rf"|{_D}{{1,3}}(?:{_SEP}{_D}{{3}})+(?!{_D})(?:\.{_D}+)?|{_D}+\.{_D}+|{_D}+|\.{_D}+)"
     r"(?:\.\.\.|…|\\ldots|\\dots(?![A-Za-z]))?|[½⅓⅔¼¾⅕⅖⅗⅘⅙⅚⅛⅜⅝⅞])"
     r"|(?P<fracop>\\[dt]?frac(?![A-Za-z]))"
     r"|(?P<op>\*\*|[-+*/^×·∗÷−–＋－＊／]|\\(?:times|cdot|ast|div)(?![A-Za-z]))"
@@ -89,7 +90,7 @@ _FULLWIDTH = str.maketrans("０１２３４５６７８９", "0123456789")
 
 # kinds a claim is made of; `skip` tokens (spaces, units, currency) sit inside one unread
 MATH = {"num", "fracop", "op", "pct", "lp", "rp", "eq", "approx", "skip"}
-MAX_UNIT_WORDS = 5  # `1 pack of cloths per client`
+MAX_UNIT_WORDS = 8  # `1 pack of cloths per client`
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,7 @@ _DOTS = re.compile(r"(?:\.\.\.|…|\\ldots|\\dots)$")
 def _number(tok: str) -> str:
     """A number as plain digits: separators as `,`, full-width digits as ASCII, and trailing
     dots after a decimal read as its repeating period (`0.1666...` -> `0.1(6)`)."""
-    tok = re.sub(r"\\,|\{,\}|\\ ", ",", tok.translate(_FULLWIDTH).replace("\\!", ""))
+    tok = re.sub(r"\\,|\{,\}|\\? ", ",", tok.translate(_FULLWIDTH).replace("\\!", ""))
     body = _DOTS.sub("", tok)
     return _period(body) if body != tok and "." in body else body
 
