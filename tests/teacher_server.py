@@ -58,6 +58,8 @@ class TeacherState:
     attempts: Counter = field(default_factory=Counter)
     log: list[dict] = field(default_factory=list)
     first_at: float | None = None  # time.monotonic() of the first request (bench_startup)
+    in_flight: int = 0  # requests being answered now, and the most at once
+    max_in_flight: int = 0
 
 
 def solve(question: str) -> tuple[str, str]:
@@ -166,6 +168,14 @@ def make_app(state: TeacherState) -> Starlette:
         return await answer(body["prompt"], body, request.headers, chat=False)
 
     async def answer(question: str, body: dict, headers, chat: bool) -> Response:
+        state.in_flight += 1
+        state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            return await answer_one(question, body, headers, chat)
+        finally:
+            state.in_flight -= 1
+
+    async def answer_one(question: str, body: dict, headers, chat: bool) -> Response:
         if state.first_at is None:
             state.first_at = time.monotonic()
         if state.delay_s:

@@ -80,11 +80,11 @@ def test_a_missing_key_for_a_hosted_api_is_a_clear_error(monkeypatch):
 def test_concurrency_is_bounded():
     with TeacherServer(delay_s=0.2) as srv:
         engine = OpenAIEngine("teacher", base_url=srv.base_url, concurrency=4)
-        t0 = time.monotonic()
         out = engine.generate([_ask(f"What is {i} + 1?", n=2) for i in range(4)])
-        elapsed = time.monotonic() - t0
     assert [len(cs) for cs in out] == [2, 2, 2, 2]
-    assert 0.4 <= elapsed < 1.5  # 8 requests, 4 at a time, 0.2 s each: two waves
+    # 8 requests of 0.2 s, at most 4 at a time, counted at the server (not by wall time,
+    # which a loaded machine stretches): several at once, never more than the bound
+    assert 2 <= srv.state.max_in_flight <= 4
 
 
 PROBLEMS = [
