@@ -89,7 +89,7 @@ def answers(name: str, traces: pl.DataFrame) -> dict[str, str | None]:
     return picked
 
 
-def train_prm(out: Path, n: int, seed: int, avoid: set[str]) -> dict:
+def train_prm(out: Path, n: int, seed: int, avoid: set[str], steps: int) -> dict:
     """Tree data from other problems -> `export prm` -> `train --kind prm`; the PRM's metrics."""
     from common import isolate_prefect
 
@@ -116,7 +116,8 @@ def train_prm(out: Path, n: int, seed: int, avoid: set[str]) -> dict:
     summary = run_recipe(parse_recipe(recipe), wh)
     cli = [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()"]
     subprocess.run([*cli, "export", "prm", "--out", str(tmp / "prm"), "-w", wh], check=True)
-    (tmp / "prm.yaml").write_text(json.dumps(PRM_TRAIN))
+    settings = PRM_TRAIN | {"max_steps": steps}
+    (tmp / "prm.yaml").write_text(json.dumps(settings))
     base = build_student(tmp / "base")
     subprocess.run([*cli, "train", "--kind", "prm", "--data", str(tmp / "prm"), "--base",
                     str(base), "--out", str(out), "--config", str(tmp / "prm.yaml"), "-w", wh],
@@ -124,7 +125,7 @@ def train_prm(out: Path, n: int, seed: int, avoid: set[str]) -> dict:
     with Warehouse(wh, read_only=True) as w:
         metrics = json.loads(w.sql("SELECT metrics FROM models")["metrics"][0])
     print(f"PRM {out}: tree data from {others.height} other problems (seed {seed}, "
-          f"{summary['generated']} trees), train --kind prm {PRM_TRAIN}")  # fmt: skip
+          f"{summary['generated']} trees), train --kind prm {settings}")  # fmt: skip
     print("PRM metrics: " + json.dumps(metrics))
     return metrics
 
@@ -138,13 +139,20 @@ def main() -> None:
     ap.add_argument("--train-prm", default=None, help="train the PRM into this folder first")
     ap.add_argument("--prm-problems", type=int, default=1500)
     ap.add_argument("--prm-seed", type=int, default=2)
+    ap.add_argument("--prm-steps", type=int, default=PRM_TRAIN["max_steps"])
     ap.add_argument("--model", default=None, help="a pulled model run by vllm, not the sim")
     args = ap.parse_args()
     problems = load_problems(
         "builtin:arithmetic", limit=args.problems, difficulty=(3, 4), seed=args.seed
     )
     if args.train_prm:
-        train_prm(Path(args.train_prm), args.prm_problems, args.prm_seed, set(problems["question"]))
+        train_prm(
+            Path(args.train_prm),
+            args.prm_problems,
+            args.prm_seed,
+            set(problems["question"]),
+            args.prm_steps,
+        )
         args.prm = args.prm or args.train_prm
     gold = {r["problem_id"]: answer_key(r["gold"]) for r in problems.iter_rows(named=True)}
     engine_name = f"vllm {args.model}" if args.model else "sim error_rate 0.3"

@@ -21,6 +21,7 @@ from reasonfactory.generators.engines.sim import SimEngine
 from reasonfactory.generators.methods.tree import TreeConfig, tree
 from reasonfactory.generators.problems.sources import load_problems
 from reasonfactory.generators.student import build_student
+from reasonfactory.generators.train import TrainConfig, train_model
 from reasonfactory.generators.train_prm import first_sightings
 from reasonfactory.warehouse.export_tree import export_prm
 from reasonfactory.warehouse.store import Warehouse
@@ -56,3 +57,18 @@ def test_labels_sit_on_the_separator_after_their_step_once_per_node(sim_prm_expo
     fresh = first_sightings(rows)
     nodes = {(r["tree_id"], n) for r in rows for n in r["node_ids"]}
     assert sum(map(sum, fresh)) == len(nodes) < sum(len(r["node_ids"]) for r in rows)
+
+
+@pytest.mark.slow
+def test_a_prm_trained_on_sim_tree_data_ranks_held_out_steps_above_chance(sim_prm_export):
+    """Issue 25 asks for AUROC > 0.8; a 1M-parameter student from random weights gets about
+    0.6 in minutes of CPU (README: the PRM section). This pins what it does learn: the
+    loss falls and held-out steps rank above chance, over >= 200 distinct held-out steps."""
+    tmp, _ = sim_prm_export
+    base = build_student(tmp / "base")
+    config = TrainConfig(kind="prm", max_steps=60, batch_size=32, holdout=0.3, logging_steps=10)
+    metrics = train_model([tmp / "prm"], base, tmp / "out", config)
+    print("held-out AUROC", metrics["heldout_auroc"], metrics)
+    assert metrics["heldout_steps"] >= 200 and metrics["heldout_bad"] >= 80, metrics
+    assert metrics["last_loss"] < metrics["first_loss"], metrics
+    assert metrics["heldout_auroc"] > 0.55, metrics
