@@ -48,7 +48,7 @@ def test_labels_sit_on_the_separator_after_their_step_once_per_node(sim_prm_expo
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(build_student(tmp_path / "base")))
-    for row in rows[:200]:
+    for row in rows[:50]:
         ids, at = prm_inputs(tokenizer, row["prompt"], row["completions"], "\n\n")
         for step, p in zip(row["completions"], at, strict=True):
             assert tokenizer.decode(ids[: p + 1]).endswith(step + "\n\n")
@@ -62,8 +62,9 @@ def test_labels_sit_on_the_separator_after_their_step_once_per_node(sim_prm_expo
 @pytest.mark.slow
 def test_a_prm_trained_on_sim_tree_data_ranks_held_out_steps_above_chance(sim_prm_export):
     """Issue 25 asks for AUROC > 0.8; a 1M-parameter student from random weights gets about
-    0.6 in minutes of CPU (README: the PRM section). This pins what it does learn: the
-    loss falls and held-out steps rank above chance, over >= 200 distinct held-out steps."""
+    0.6 in minutes of CPU (0.63 here, 60 steps; README: the PRM section). This pins what it
+    does learn: the loss falls and held-out steps rank above chance, over >= 200 distinct
+    held-out steps. Not yet the issue's test: that needs a PRM that learns the arithmetic."""
     tmp, _ = sim_prm_export
     base = build_student(tmp / "base")
     config = TrainConfig(kind="prm", max_steps=60, batch_size=32, holdout=0.3, logging_steps=10)
