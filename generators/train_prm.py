@@ -99,7 +99,11 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
             dtype=torch.float32,
         )
         limit = min(config.max_length, _context(model))
-        encoded = [_encode(r, tokenizer, config.step_separator, limit) for r in train_rows]
+        encoded = [
+            _encode(r, tokenizer, config.step_separator, limit, fresh)
+            for r, fresh in zip(train_rows, first_sightings(train_rows), strict=True)
+            if any(fresh)
+        ]
         encoded = [e for e in encoded if e is not None]
         if not encoded:
             raise UserError(f"every row is longer than max_length {limit} tokens")
@@ -125,6 +129,7 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
             "rows": len(encoded),
             "steps": trainer.state.global_step,
             "epochs": round(trainer.state.epoch or 0.0, 3),
+            "first_loss": round(losses[0], 5) if losses else None,
             "train_loss": round(result.training_loss, 5),
             "last_loss": round(losses[-1], 5) if losses else None,
             "seconds": round(seconds, 2),
@@ -136,6 +141,35 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
         return metrics
     finally:
         torch.set_num_threads(threads)
+
+
+def first_sightings(rows: list[dict]) -> list[list[bool]]:
+    """Per row, which of its steps are seen for the first time (a tree node labelled once).
+
+    `export prm` writes one row per root-to-leaf path, so a step near the root is in every
+    path below it: labelled in each, a tree's shared steps would outweigh its leaves by the
+    number of paths through them, and the loss would mostly re-teach the early, easy steps.
+    Each distinct step (`tree_id`, node id) is labelled in the first row that holds it and
+    ignored (-100) in the others, as `heldout_metrics` counts each once; rows without node
+    ids (another exporter's) keep every label.
+
+    >>> rows = [{"tree_id": "t", "node_ids": ["0.1", "0.1.1"]},
+    ...         {"tree_id": "t", "node_ids": ["0.1", "0.1.2"]},
+    ...         {"node_ids": None, "completions": ["a"]}]
+    >>> first_sightings(rows)
+    [[True, True], [False, True], [True]]
+    """
+    seen: set[tuple] = set()
+    out = []
+    for r in rows:
+        ids = r.get("node_ids")
+        if not ids:
+            out.append([True] * len(r["completions"]))
+            continue
+        keys = [(r.get("tree_id"), node) for node in ids]
+        out.append([k not in seen for k in keys])
+        seen.update(keys)
+    return out
 
 
 def heldout_metrics(scorer, rows: list[dict]) -> dict:
@@ -166,13 +200,14 @@ def heldout_metrics(scorer, rows: list[dict]) -> dict:
     }
 
 
-def _encode(row: dict, tokenizer, separator: str, limit: int) -> dict | None:
+def _encode(row: dict, tokenizer, separator: str, limit: int, fresh: list[bool]) -> dict | None:
     ids, positions = prm_inputs(tokenizer, row["prompt"], row["completions"], separator)
     if len(ids) > limit:
         return None  # a cut row would lose the labels of its first steps; left out
     labels = [-100] * len(ids)
-    for at, good in zip(positions, row["labels"], strict=True):
-        labels[at] = int(bool(good))
+    for at, good, new in zip(positions, row["labels"], fresh, strict=True):
+        if new:
+            labels[at] = int(bool(good))
     return {"input_ids": ids, "labels": labels}
 
 

@@ -1,10 +1,10 @@
 """`revise` (generators/methods/revise.py): sequential revision with external feedback.
 
 On the sim at error_rate 0.3, attempts with a slip are told their failing claim and revised
-(the sim ignores the feedback and samples again, so this tests the loop, not a model's use
-of feedback):
-the fixed share beats the first attempts', every trace keeps its chain, and `form: chain`
-writes the attempts and the feedback as one thought.
+(the sim's documented rule: a revision request naming `Step k is wrong` gets steps 1..k
+written right, the later steps at the usual rates): each revision's first failing step lies
+after the one it was told about, so every problem is fixed within its step count, every
+trace keeps its chain, and `form: chain` writes the attempts and the feedback as one thought.
 """
 
 from __future__ import annotations
@@ -27,21 +27,29 @@ def _run(**settings):
                   RunContext("run", "fp", "sim")).traces  # fmt: skip
 
 
+def _named(feedback: str | None) -> int | None:
+    return int(feedback.split()[1]) if feedback and feedback.startswith("Step ") else None
+
+
 def test_revise_fixes_sim_mistakes_when_told_the_failing_claim_and_records_the_chain():
     traces = _run(attempts=6)
     assert traces.height == 30
     metas = [json.loads(m) for m in traces["meta"]]
     first_right = sum(m["chain"][0]["feedback"] is None for m in metas)
     final_right = (traces["predicted"] == traces["gold"]).sum()
-    # The sim does not read the feedback: a revision is a fresh sample (right with p = 0.7 **
-    # steps), so six attempts fix most, not all. A model that reads the claim would do better.
-    assert first_right < 18 and final_right >= 24, (first_right, final_right)
+    # The sim reads the claim: the named step and those before it come back right, so a
+    # problem of s <= 4 steps is fixed within s + 1 attempts (a fresh sample would be right
+    # only with p = 0.7 ** s and leave some unfixed after six).
+    assert first_right < 18 and final_right == 30, (first_right, final_right)
     fixed = [m for m in metas if m["fixed"]]
-    assert fixed
+    assert len(fixed) == 30 - first_right
     for m in fixed:
         told = m["chain"][0]["feedback"]
         assert told.startswith("Step ") and " is wrong: " in told and ", not " in told
         assert all(a["feedback"] for a in m["chain"][:-1]) and m["chain"][-1]["feedback"] is None
+        named = [_named(a["feedback"]) for a in m["chain"]]
+        for before, after in zip(named, named[1:], strict=False):
+            assert after is None or after > before, m["chain"]  # the told step stays fixed
     # The trace is the last attempt (form: final), its tokens every attempt's.
     for row, m in zip(traces.iter_rows(named=True), metas, strict=True):
         if m["fixed"]:

@@ -29,6 +29,13 @@ Three optional behaviours, all off by default (the defaults reproduce the text a
   written one) or, one time in three, buggy (it names an undefined variable).
 When the prefix already closes the thought (`</think>`), it writes only the answer paragraph.
 
+Feedback (the `revise` method's external feedback): when the last user message follows an
+earlier reply of its own and names a failing step (`Step 3 is wrong: ...`), the sim writes
+steps 1 to 3 without a slip or typo (it keeps the steps the check passed and fixes the named
+one, as a solver that reads the finding would) and the steps after it at the usual rates.
+Any other feedback (a wrong final answer, a missing `\\boxed{}`) is not acted on: the
+attempt is a fresh sample.
+
 For a `builtin:code` problem (a code prompt, `prompts.CODE_SOLVE_PROMPT`, or distill's code
 template) it writes a short thought and one ```python block: the task's right program, or,
 at the rates of `code_rates` (engine config `code: {wrong, crashing, looping, hostile}`;
@@ -71,6 +78,7 @@ from reasonfactory.generators.verify.chains import find_equations
 from reasonfactory.warehouse.ids import digest
 
 _STEP = re.compile(r"Step (\d+):|第 ?(\d+) ?步")
+_NAMED_WRONG = re.compile(r"\bStep (\d+) is wrong\b")
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -158,15 +166,22 @@ class SimEngine(WholeBatches):
             )
         _, plan = found
         written = _written_results(req.prefix)
+        sure = _named_wrong_step(req)
         out = []
         for i in range(req.n):
             seed = digest(req.seed, req.first_sample + i) if req.seed is not None else None
-            out.append(self._complete(plan, written, req, random.Random(seed)))
+            out.append(self._complete(plan, written, req, random.Random(seed), sure))
         return out
 
     def _complete(
-        self, plan: list[StepPlan], written: list[Fraction], req: GenRequest, rng: random.Random
+        self,
+        plan: list[StepPlan],
+        written: list[Fraction],
+        req: GenRequest,
+        rng: random.Random,
+        sure: int = 0,
     ) -> Completion:
+        """One sample; steps before index `sure` are written right (feedback named step `sure`)."""
         values = list(written)
         ideal = _ideal_values(plan)
         code = CODE_MARKER in req.user_text()
@@ -177,7 +192,9 @@ class SimEngine(WholeBatches):
             lhs, rhs = _resolve(step.lhs, values), _resolve(step.rhs, values)
             result = OPS[step.op](lhs, rhs)
             shown, bug = result, False
-            if self.error_rate and rng.random() < self.error_rate:
+            if k < sure:
+                pass  # fixed on feedback: no slip, no typo, no random draw
+            elif self.error_rate and rng.random() < self.error_rate:
                 result = shown = _slip(result, ideal[k], rng)
                 logp += math.log(self.error_rate)
                 if code:
@@ -268,6 +285,21 @@ def _finish(text: str, req: GenRequest, logp: float) -> Completion:
         text = text[: spans[req.max_tokens - 1].end()] if req.max_tokens else ""
         return Completion(text, "length", None, req.max_tokens, logp if req.logprobs else None)
     return Completion(text, "stop", stop_reason, len(tokens), logp if req.logprobs else None)
+
+
+def _named_wrong_step(req: GenRequest) -> int:
+    """The step number a revision request names as wrong (0: none, or not a revision).
+
+    >>> chat = [{"role": "user", "content": "Compute 2 + 3."},
+    ...         {"role": "assistant", "content": "..."},
+    ...         {"role": "user", "content": "found: Step 2 is wrong: 5 * 2 is 10, not 11."}]
+    >>> [_named_wrong_step(GenRequest(messages=m)) for m in (chat, chat[:1])]
+    [2, 0]
+    """
+    if not any(m.get("role") == "assistant" for m in req.messages):
+        return 0
+    found = _NAMED_WRONG.search(req.user_text())
+    return int(found.group(1)) if found else 0
 
 
 def _written_results(prefix: str) -> list[Fraction]:
