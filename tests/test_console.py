@@ -72,7 +72,9 @@ def test_the_generate_flow_reports_each_committed_shard(prefect_api, warehouse_p
     }
     with installed(Recorder()) as rec:
         summary = run_recipe(parse_recipe(recipe), str(warehouse_path))
-    assert rec.totals_asked == [10] and rec.shards == [4, 4, 2]
+    # one report per committed shard, in the order they finish (shards overlap: the short
+    # last one may be stored before the one ahead of it)
+    assert rec.totals_asked == [10] and sorted(rec.shards) == [2, 4, 4]
     t = rec.totals()
     assert (t["traces"], t["kept"]) == (summary["generated"], summary["kept"])
     assert t["tokens"] > 0
