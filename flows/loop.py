@@ -46,6 +46,7 @@ from reasonfactory.flows.loop_config import VLLM_CPU_ENV, LoopConfig, load_loop
 from reasonfactory.flows.loop_ledger import Generation, Ledger, Pools
 from reasonfactory.flows.loop_seeds import seeded
 from reasonfactory.flows.loop_stages import (
+    choose_level,
     evaluate,
     export,
     generate,
@@ -110,7 +111,11 @@ def loop(config_data: dict, workdir: str) -> None:
     for k in range(1, config.rounds + 1):
         r, steps = f"r{k}", config.round_train(k)
         # Seed 0's model makes the round's data; every seed trains on the same data.
-        recipe = generation_recipe(config, f"{r}:generate", current[0], pools.rounds[k - 1])
+        source = pools.rounds[k - 1]
+        if config.curriculum is not None:
+            level = ledger.once(f"{r}:level", choose_level, config, ledger, warehouse, k)
+            source = pools.levels[k - 1][config.levels().index(level.difficulty)]
+        recipe = generation_recipe(config, f"{r}:generate", current[0], source)
         made = ledger.once(f"{r}:generate", generate, recipe, warehouse)
         # Nothing verified this round: the next model trains on what there was.
         rows = ledger.once(f"{r}:export", export, warehouse, made, exports / r)
