@@ -15,6 +15,8 @@
                 N times on the same data (seed s: its own student init, data order and
                 previous model; stages and folders of seed s > 0 end in `:sN` / `-sN`); a
                 round's data comes from seed 0's model
+    curriculum: with `curriculum`, round k's problems come from the pool of the difficulty
+                `choose_level` picks from round k-1's gold-free pass rate (stage `rK:level`)
 
 Problems come from one built-in family, made once and dealt into disjoint pools with the
 same mix (generators/problems/pools.py):
