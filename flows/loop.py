@@ -15,6 +15,8 @@
                 N times on the same data (seed s: its own student init, data order and
                 previous model; stages and folders of seed s > 0 end in `:sN` / `-sN`); a
                 round's data comes from seed 0's model
+    curriculum: with `curriculum`, round k's problems come from the pool of the difficulty
+                `choose_level` picks from round k-1's gold-free pass rate (stage `rK:level`)
 
 Problems come from one built-in family, made once and dealt into disjoint pools with the
 same mix (generators/problems/pools.py):
@@ -46,6 +48,7 @@ from reasonfactory.flows.loop_config import VLLM_CPU_ENV, LoopConfig, load_loop
 from reasonfactory.flows.loop_ledger import Generation, Ledger, Pools
 from reasonfactory.flows.loop_seeds import seeded
 from reasonfactory.flows.loop_stages import (
+    choose_level,
     evaluate,
     export,
     generate,
@@ -110,7 +113,11 @@ def loop(config_data: dict, workdir: str) -> None:
     for k in range(1, config.rounds + 1):
         r, steps = f"r{k}", config.round_train(k)
         # Seed 0's model makes the round's data; every seed trains on the same data.
-        recipe = generation_recipe(config, f"{r}:generate", current[0], pools.rounds[k - 1])
+        source = pools.rounds[k - 1]
+        if config.curriculum is not None:
+            level = ledger.once(f"{r}:level", choose_level, config, ledger, warehouse, k)
+            source = pools.levels[k - 1][config.levels().index(level.difficulty)]
+        recipe = generation_recipe(config, f"{r}:generate", current[0], source)
         made = ledger.once(f"{r}:generate", generate, recipe, warehouse)
         # Nothing verified this round: the next model trains on what there was.
         rows = ledger.once(f"{r}:export", export, warehouse, made, exports / r)

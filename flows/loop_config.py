@@ -7,14 +7,15 @@ Not here: running the loop (flows/loop.py), its stages and their results
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, model_validator
 from reasonfactory.flows.recipe import read_yaml_mapping
 from reasonfactory.generators.base import StrictModel
-from reasonfactory.generators.problems.families import make_problems
-from reasonfactory.generators.problems.pools import canonical_question, split_pools
+from reasonfactory.generators.problems.families import FAMILIES, make_problems
+from reasonfactory.generators.problems.pools import canonical_question, deal, split_pools
 from reasonfactory.generators.problems.problem import Problem
 from reasonfactory.generators.train import TrainConfig
 from reasonfactory.warehouse.errors import UserError
@@ -47,6 +48,16 @@ class LoopProblems(StrictModel):
         description="more new, unlabelled problems after round 1's for the `compare` arms: "
         "an arm cheaper per problem than round 1 goes on to these until its budget is spent",
     )
+
+
+class LoopCurriculum(StrictModel):
+    """Each round's difficulty follows the student's pass rate (see `LoopConfig.levels` and
+    flows/loop_stages.py `choose_level`)."""
+
+    band: tuple[float, float] = Field(
+        (0.2, 0.8), description="stay while the pass rate is inside; up above it, down below"
+    )
+    start: int | None = Field(None, description="round 1's difficulty; default: the lowest")
 
 
 class LoopStudent(StrictModel):
@@ -134,6 +145,11 @@ class LoopConfig(StrictModel):
         "start's steps plus round_steps per round",
     )
     control: bool = True
+    curriculum: LoopCurriculum | None = Field(
+        None,
+        description="pick each round's difficulty (one of `problems.difficulty`'s) from the "
+        "pass rate of the previous round's generation",
+    )
     seeds: int = Field(
         1,
         ge=1,
@@ -154,6 +170,30 @@ class LoopConfig(StrictModel):
         "more) until it has used the budget's completion tokens, so arms are compared at the "
         "same generation cost",
     )
+
+    @model_validator(mode="after")
+    def _curriculum_fits(self):
+        c, levels = self.curriculum, self.levels()
+        if c is not None and c.start is not None and c.start not in levels:
+            raise ValueError(f"curriculum.start must be one of the difficulties {levels}")
+        if c is not None and not 0 <= c.band[0] <= c.band[1] <= 1:
+            raise ValueError("curriculum.band must be [low, high] with 0 <= low <= high <= 1")
+        return self
+
+    def levels(self) -> list[int]:
+        """The difficulties the problems span (`problems.difficulty`, within the family's).
+
+        >>> LoopConfig(name="x", problems={"difficulty": [2, 4]}).levels()
+        [2, 3, 4]
+        """
+        fam = FAMILIES[self.problems.family]
+        lo, hi = self.problems.difficulty or fam.default_difficulty or fam.difficulty
+        return list(range(max(lo, fam.difficulty[0]), min(hi, fam.difficulty[1]) + 1))
+
+    def start_level(self) -> int:
+        """Round 1's difficulty under the curriculum: `curriculum.start`, or the lowest."""
+        start = self.curriculum.start if self.curriculum else None
+        return self.levels()[0] if start is None else start
 
     def round_train(self, k: int) -> TrainConfig:
         """The training settings of round k's model (and its control, and round 1's arms):
@@ -207,6 +247,8 @@ def make_pools(config: LoopConfig) -> dict[str, list[Problem]]:
     """
     p = config.problems
     extra = p.compare_extra if config.compare and config.rounds else 0
+    if config.curriculum is not None:
+        return level_pools(config, extra)
     sizes = {"seed": p.seed_set, "heldout": p.held_out}
     sizes.update({f"round-{k}": p.per_round for k in range(1, config.rounds + 1)})
     if extra:
@@ -217,4 +259,41 @@ def make_pools(config: LoopConfig) -> dict[str, list[Problem]]:
     more = pools.pop("compare-extra", [])
     if config.compare and config.rounds:
         pools["round-compare"] = pools["round-1"] + more
+    return pools
+
+
+def level_pools(config: LoopConfig, extra: int) -> dict[str, list[Problem]]:
+    """The pools under a curriculum: each difficulty enumerated on its own and dealt like
+    `make_pools` into its equal share of the seed and held-out sets and one pool per round
+    at that difficulty (`round-K-dD`), so every pool has the same mix within each
+    difficulty; round 1's at the start difficulty are the compare arms' (`round-compare`,
+    then `extra` more at that difficulty). Questions of two difficulties
+    differ in their number of operations (or, linear, in where x stands), so no question
+    is in two pools; checked.
+
+    >>> c = LoopConfig(name="x", rounds=2, curriculum={}, problems={"seed_set": 3,
+    ...                "held_out": 2, "per_round": 4})
+    >>> {name: len(items) for name, items in level_pools(c, 0).items()}
+    {'seed': 3, 'heldout': 2, 'round-1-d2': 4, 'round-2-d2': 4, 'round-1-d3': 4, 'round-2-d3': 4}
+    """
+    p, levels, start = config.problems, config.levels(), config.start_level()
+    seeds, held = deal(p.seed_set, [1] * len(levels)), deal(p.held_out, [1] * len(levels))
+    pools: dict[str, list[Problem]] = {"seed": [], "heldout": []}
+    for i, d in enumerate(levels):
+        sizes = {"seed": seeds.count(i), "heldout": held.count(i)}
+        sizes.update({f"round-{k}-d{d}": p.per_round for k in range(1, config.rounds + 1)})
+        sizes["compare-extra"] = extra if d == start else 0
+        sizes = {name: n for name, n in sizes.items() if n}
+        made = make_problems(p.family, sum(sizes.values()), p.seed, (d, d), canonical_question)
+        for name, items in split_pools(made, sizes, p.seed).items():
+            pools.setdefault(name, []).extend(items)
+    every = [canonical_question(q.question) for items in pools.values() for q in items]
+    if len(set(every)) != len(every):
+        raise ValueError(f"{config.name}: a question is in two difficulties' pools")
+    rng = random.Random(f"levels:{p.seed}")
+    for name in ("seed", "heldout"):
+        rng.shuffle(pools[name])  # the difficulties mixed, not one after another
+    more = pools.pop("compare-extra", [])
+    if config.compare and config.rounds:
+        pools["round-compare"] = pools[f"round-1-d{start}"] + more
     return pools

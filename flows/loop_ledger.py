@@ -34,6 +34,9 @@ class Pools:
     heldout: str
     rounds: tuple[str, ...]  # round k's file at k - 1
     compare: str | None  # round 1's problems in order, then problems.compare_extra more
+    # with a curriculum: round k's file at each difficulty (lowest first) at [k - 1];
+    # `rounds` then holds each round's file at the curriculum's start
+    levels: tuple[tuple[str, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,8 +113,20 @@ class Scored:
     fixes: SelfCorrection
 
 
+@dataclass(frozen=True)
+class Level:
+    """A curriculum round's difficulty, and what chose it: the pass rate of the previous
+    round's generation (flows/loop_stages.py `choose_level`; None in round 1 or when it
+    stored no trace) and that run's id."""
+
+    difficulty: int
+    pass_rate: float | None
+    measured_on: str | None
+
+
 RESULTS: dict[str, type] = {
-    cls.__name__: cls for cls in (Pools, Student, Generation, Chunk, Exported, Trained, Scored)
+    cls.__name__: cls
+    for cls in (Pools, Student, Generation, Chunk, Exported, Trained, Scored, Level)
 }
 T = TypeVar("T")
 

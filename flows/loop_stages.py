@@ -25,6 +25,7 @@ from reasonfactory.flows.loop_ledger import (
     Exported,
     Generation,
     Ledger,
+    Level,
     Pools,
     Scored,
     SelfCorrection,
@@ -33,6 +34,7 @@ from reasonfactory.flows.loop_ledger import (
 )
 from reasonfactory.flows.recipe import Recipe, parse_recipe
 from reasonfactory.flows.train import train_and_record
+from reasonfactory.generators.problems.gym import next_level
 from reasonfactory.generators.student import StudentShape, build_student
 from reasonfactory.generators.train import TrainConfig
 from reasonfactory.generators.verify.steps import fixed_errors
@@ -54,8 +56,41 @@ def write_pools(config: LoopConfig, workdir: Path) -> Pools:
                     record["answer"] = q.gold
                 f.write(json.dumps(record) + "\n")
         files[name] = str(path)
-    rounds = tuple(files[f"round-{k}"] for k in range(1, config.rounds + 1))
-    return Pools(files["seed"], files["heldout"], rounds, files.get("round-compare"))
+    if config.curriculum is None:
+        rounds, levels = tuple(files[f"round-{k}"] for k in range(1, config.rounds + 1)), ()
+    else:
+        ks = range(1, config.rounds + 1)
+        levels = tuple(tuple(files[f"round-{k}-d{d}"] for d in config.levels()) for k in ks)
+        rounds = tuple(files[f"round-{k}-d{config.start_level()}"] for k in ks)
+    return Pools(files["seed"], files["heldout"], rounds, files.get("round-compare"), levels)
+
+
+def choose_level(config: LoopConfig, ledger: Ledger, warehouse, k: int) -> Level:
+    """Round k's difficulty under the curriculum: round 1 starts at `curriculum.start`; round
+    k > 1 moves from round k-1's difficulty by `gym.next_level` (the one rule runs and the
+    loop share: up above the band, down below it) on the pass rate of round k-1's generation.
+
+    That pass rate is the share of the generation's traces the loop's own filters accepted
+    (kept, or dropped only as a `duplicate` of a kept one): no gold answer decides it. The
+    rounds' golds are withheld, and the held-out set is what the loop is measured on, so a
+    level chosen from the held-out eval would let held-out answers steer what the loop
+    trains on. The price: it is measured on round k-1's model (one model behind the one
+    that generates round k) and by the verifiers, not against a gold. A re-run reads the
+    same recorded generation, so it picks the same level."""
+    levels = config.levels()
+    if k == 1:
+        return Level(config.start_level(), None, None)
+    before = ledger.get(f"r{k - 1}:level", Level)
+    made = ledger.get(f"r{k - 1}:generate", Generation)
+    with Warehouse(warehouse) as wh:
+        (rate,) = wh.con.execute(
+            "SELECT avg((status = 'kept' OR reject_reason = 'duplicate')::INT) FROM traces "
+            "WHERE run_id = ?",
+            [made.run_id],
+        ).fetchone()
+    at = levels.index(before.difficulty)
+    band = config.curriculum.band
+    return Level(levels[next_level(at, rate, band, len(levels) - 1)], rate, made.run_id)
 
 
 def make_student(config: LoopConfig, folder: Path, s: int = 0) -> Student:

@@ -9,7 +9,7 @@ loop withholds (bench/bench_loop.py recomputes those; the loop never reads them)
 from __future__ import annotations
 
 from reasonfactory.flows.loop_config import LoopConfig
-from reasonfactory.flows.loop_ledger import Exported, Generation, Ledger, Scored
+from reasonfactory.flows.loop_ledger import Exported, Generation, Ledger, Level, Scored
 
 
 def score_columns(result: Scored | None, prefix: str = "") -> dict:
@@ -22,7 +22,8 @@ def score_columns(result: Scored | None, prefix: str = "") -> dict:
 
 def loop_table(ledger: Ledger, rounds: int) -> list[dict]:
     """One row per model: round, traces generated, verified rows added, held-out pass@1 and
-    its interval, and the compute-matched control's.
+    its interval, and the compute-matched control's; under a curriculum, the round's
+    `difficulty` and the `level_pass_rate` that chose it.
 
     >>> import tempfile, pathlib
     >>> loop_table(Ledger(pathlib.Path(tempfile.mkdtemp())), 0)[0]["model"]
@@ -49,6 +50,9 @@ def loop_table(ledger: Ledger, rounds: int) -> list[dict]:
                 **score_columns(ledger.get(f"r{k}:control:eval", Scored), "control_"),
             }
         )
+        level = ledger.get(f"r{k}:level", Level)
+        if level is not None:  # a curriculum: the round's difficulty and the rate that chose it
+            rows[-1].update(difficulty=level.difficulty, level_pass_rate=level.pass_rate)
     return rows
 
 

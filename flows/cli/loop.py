@@ -58,6 +58,14 @@ def print_loop_table(rows: list[dict]) -> None:
             highlight=False,
             soft_wrap=True,
         )
+    levels = [row for row in rows if "difficulty" in row]
+    if levels:  # a curriculum
+        out.print("curriculum: round, difficulty (pass rate of the round before that chose it)")
+        for row in levels:
+            out.print(
+                f"  {row['model']:<20} {row['difficulty']:>3}  ({_ratio(row['level_pass_rate'])})",
+                highlight=False,
+            )
 
 
 def _n(value) -> str:
