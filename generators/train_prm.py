@@ -16,8 +16,10 @@ TRL beside the new one, and nothing of ours re-implements a training loop.
 
 A share of the problems (`holdout`, by a hash of the problem id) is never trained on: after
 training, the model scores every distinct held-out step (each tree node once) and the
-metrics report the AUROC of good against bad steps. The folder gets the weights, the
-tokenizer and `reasonfactory_prm.json` (the separator), which `PrmScorer` reads.
+metrics report the AUROC of good against bad steps, the same without answer steps, and how
+often a good step beats a bad sibling (`heldout_metrics` says why all three). The folder
+gets the weights, the tokenizer and `reasonfactory_prm.json` (the separator), which
+`PrmScorer` reads.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from reasonfactory.generators.engines.prm import PRM_FILE, PrmConfig, PrmScorer, prm_inputs
 from reasonfactory.generators.trainers import log_to_logger, trainer_settings
+from reasonfactory.generators.verify.answers import extract_boxed
 from reasonfactory.warehouse.errors import UserError
 from reasonfactory.warehouse.ids import digest
 
@@ -173,7 +176,18 @@ def first_sightings(rows: list[dict]) -> list[list[bool]]:
 
 
 def heldout_metrics(scorer, rows: list[dict]) -> dict:
-    """AUROC of good against bad steps on held-out rows, each distinct step (node) once."""
+    """How the PRM ranks held-out steps, each distinct step (node) once, three ways:
+
+    - `heldout_auroc`: good against bad over every step;
+    - `heldout_auroc_steps`: the same without answer steps (a step holding a boxed answer). A
+      tree stops a path at its first failed step, so an answer step is only ever reached on a
+      right path and is always labelled good: a PRM that only tells an answer paragraph from
+      a working step scores well above 0.5 on `heldout_auroc` and learns nothing a search
+      can use (the bench PRM of README's search section did exactly that);
+    - `heldout_sibling_win`: over (good, bad) pairs of steps with the same parent (rows with
+      node ids), the share where the good one scores higher, ties half: the choice a beam
+      search makes (`heldout_sibling_pairs` counts them).
+    """
     seen: set[tuple] = set()
     items, owners = [], []
     for n, r in enumerate(rows):
@@ -187,17 +201,50 @@ def heldout_metrics(scorer, rows: list[dict]) -> dict:
         if fresh:
             items.append((r["prompt"], r["completions"]))
             owners.append((r, fresh))
-    good, bad = [], []
+    steps = []  # (label, score, is an answer step, parent key or None)
     for (r, fresh), scores in zip(owners, scorer.score_steps(items), strict=True):
+        ids = r.get("node_ids")
         for i in fresh:
-            (good if r["labels"][i] else bad).append(scores[i])
+            parent = (r.get("tree_id"), ids[i - 1] if i else None) if ids else None
+            answer = extract_boxed(r["completions"][i]) is not None
+            steps.append((bool(r["labels"][i]), scores[i], answer, parent))
+    good = [s for ok, s, _, _ in steps if ok]
+    bad = [s for ok, s, _, _ in steps if not ok]
+    work_good = [s for ok, s, a, _ in steps if ok and not a]
+    work_bad = [s for ok, s, a, _ in steps if not ok and not a]
+    pairs, wins = sibling_wins(steps)
     return {
         "heldout_rows": len(rows),
         "heldout_steps": len(good) + len(bad),
         "heldout_good": len(good),
         "heldout_bad": len(bad),
         "heldout_auroc": round(auroc(good, bad), 4) if good and bad else None,
+        "heldout_auroc_steps": (
+            round(auroc(work_good, work_bad), 4) if work_good and work_bad else None
+        ),
+        "heldout_sibling_pairs": pairs,
+        "heldout_sibling_win": round(wins / pairs, 4) if pairs else None,
     }
+
+
+def sibling_wins(steps: list[tuple]) -> tuple[int, float]:
+    """(pairs, wins) over (good, bad) steps under one parent; a tie is half a win.
+
+    >>> sibling_wins([(True, 0.9, False, "p"), (False, 0.2, False, "p"),
+    ...               (False, 0.9, False, "p"), (False, 0.1, False, "q"), (True, 1, False, None)])
+    (2, 1.5)
+    """
+    by_parent: dict = {}
+    for ok, score, _, parent in steps:
+        if parent is not None:
+            by_parent.setdefault(parent, ([], []))[0 if ok else 1].append(score)
+    pairs, wins = 0, 0.0
+    for good, bad in by_parent.values():
+        for g in good:
+            for b in bad:
+                pairs += 1
+                wins += 1.0 if g > b else 0.5 if g == b else 0.0
+    return pairs, wins
 
 
 def _encode(row: dict, tokenizer, separator: str, limit: int, fresh: list[bool]) -> dict | None:
