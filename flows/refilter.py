@@ -52,6 +52,14 @@ def stored_filters(warehouse: str, run_id: str) -> list[FilterSpec]:
     return [parse_filter_spec(i) for i in items]
 
 
+def withholds_answers(wh: Warehouse, run_id: str) -> bool:
+    """Whether the run's stored recipe withholds its problems' answers (`problems.withheld`)."""
+    rows = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    recipe = yaml.safe_load(rows[0][0] or "") if rows else None
+    problems = recipe.get("problems") if isinstance(recipe, dict) else None
+    return isinstance(problems, dict) and problems.get("withheld") is True
+
+
 def filters_from_file(path: str) -> list[FilterSpec]:
     """Filters from a recipe file, or from a YAML holding only `filters: [...]`."""
     from pathlib import Path
@@ -124,8 +132,11 @@ def refilter_batch(
                 "WHERE t.run_id = ? ORDER BY t.trace_id",
                 [run_id],
             )
+            # a run that withholds answers (the loop's rounds) is judged as it was made:
+            # without a gold the warehouse holds for its problems
+            gold = "NULL::VARCHAR AS gold" if withholds_answers(wh, run_id) else "p.gold"
             problems = wh.sql(
-                "SELECT p.problem_id, p.question, p.gold, p.meta FROM problems p "
+                f"SELECT p.problem_id, p.question, {gold}, p.meta FROM problems p "
                 "JOIN _rf_keys k USING (problem_id)"
             )
         finally:

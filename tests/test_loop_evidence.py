@@ -16,6 +16,7 @@ from reasonfactory.flows.loop_config import LoopConfig, make_pools
 from reasonfactory.flows.loop_ledger import Generation, Trained
 from reasonfactory.flows.loop_seeds import seed_table
 from reasonfactory.flows.loop_stages import generate, generation_recipe, write_pools
+from reasonfactory.flows.refilter import refilter
 from reasonfactory.warehouse.store import Warehouse
 
 SIM = {"kind": "sim", "error_rate": 0.4}
@@ -76,6 +77,11 @@ def test_the_harvest_never_reads_a_gold_answer(prefect_api, tmp_path):
             [again.run_id],
         )["s"].to_list()
     assert "problem" not in sources  # judged by the samples' majority, never by a stored gold
+
+    # Re-judging what is stored (`reasonfactory refilter`, or a re-run with other filters)
+    # judges as the run did: still without the stored (poisoned) golds.
+    refilter(again.run_id, str(poisoned))
+    assert harvest(poisoned, again) == kept
 
 
 def test_seeds_change_only_data_order_and_init(prefect_api, tmp_path):
