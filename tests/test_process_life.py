@@ -172,6 +172,21 @@ def test_ctrl_c_does_not_wait_out_slow_teacher_replies(tmp_path):
     assert "CancelledError" not in rest and "Traceback" not in rest, rest
 
 
+def test_a_finished_openai_run_exits_without_shutdown_noise(cli, tmp_path):
+    """The engine's event-loop thread is stopped at exit: a daemon thread frozen mid-loop
+    kept DuckDB objects alive, and the interpreter printed ~40 `nanobind: leaked` lines."""
+    (tmp_path / "p.jsonl").write_text('{"question": "What is 3 + 4?", "answer": "7"}\n')
+    with TeacherServer() as srv:
+        (tmp_path / "r.yaml").write_text(
+            "name: quiet\nproblems: {source: p.jsonl}\n"
+            f"engine: {{kind: openai, model: teacher, base_url: '{srv.base_url}'}}\n"
+            "generate: {method: distill, samples: 1}\n"
+        )
+        proc = cli("run", "r.yaml", "-w", str(tmp_path / "wh.duckdb"), check=True)
+    assert "kept 1" in proc.stdout
+    assert "nanobind" not in proc.stderr + proc.stdout, proc.stderr[-2000:]
+
+
 @pytest.mark.slow
 def test_a_killed_runs_prefect_flow_run_is_marked_crashed_by_the_next_run(prefect_api, tmp_path):
     """Prefect never hears of a `kill -9`: its flow run would read `Running` forever. The next

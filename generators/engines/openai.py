@@ -38,6 +38,7 @@ choosing prompts, parsing answers, storing.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import logging
 import os
@@ -171,9 +172,11 @@ class OpenAIEngine:
         with _LOOP_LOCK:
             if self._loop is None:
                 self._loop = asyncio.new_event_loop()
-                threading.Thread(
+                thread = threading.Thread(
                     target=self._loop.run_forever, name="openai-engine", daemon=True
-                ).start()
+                )
+                thread.start()
+                atexit.register(_stop_loop, self._loop, thread)
                 self._limit = asyncio.Semaphore(self.concurrency)
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
@@ -315,3 +318,12 @@ async def _post(session: aiohttp.ClientSession, url: str, body: dict) -> dict:
             raise Refused(r.status, message)
     except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError) as exc:
         raise Retryable(f"{type(exc).__name__}: {exc}".strip(": ")) from exc
+
+
+def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
+    """At exit, end the engine's loop thread: a daemon thread frozen mid-loop keeps what its
+    frames hold (the run's DuckDB objects) alive past shutdown, and DuckDB's bindings then
+    print dozens of `nanobind: leaked` lines after a run that went well."""
+    if loop.is_running():
+        loop.call_soon_threadsafe(loop.stop)
+    thread.join(timeout=5)
