@@ -89,19 +89,41 @@ class _Parser:
         while self.at("*", "/") or self.glued_bracket():
             if self.at("*", "/"):
                 op = self.take()
-                node = binop(op.norm, node, self.unary(), op.start)
+                right = self.tight_fraction(op) or self.unary()
+                node = binop(op.norm, node, right, op.start)
             else:
                 start = self.toks[self.pos].start
                 node = binop("*", node, self.unary(), start)
         return node
 
     def glued_bracket(self) -> bool:
-        """`2(3 + 4)`: a bracket glued to what precedes it multiplies it."""
+        """`2(3 + 4)`, `(1/4)24`: a bracket glued to what precedes it, or a number glued
+        after a closing bracket, multiplies."""
         tok = self.peek()
-        if not self.rules.written or self.pos == 0 or tok is None or tok.kind != "lp":
+        if not self.rules.written or self.pos == 0 or tok is None:
             return False
         prev = self.toks[self.pos - 1]
-        return prev.kind in ("num", "rp", "pct") and prev.end == tok.start
+        if tok.kind == "num":
+            return prev.kind == "rp" and prev.end == tok.start
+        return tok.kind == "lp" and prev.kind in ("num", "rp", "pct") and prev.end == tok.start
+
+    def tight_fraction(self, op: Tok) -> Node | None:
+        """`1 1/2 / 1/2`, `12 ÷ 3/4`: after a division sign with blanks around it, a fraction
+        written without blanks (`1/2`) is one operand, as people mean it; the strict rules
+        and `6 / 3 / 2` read left to right."""
+        toks, k = self.toks, self.pos
+        if not self.rules.written or op.norm != "/" or not 2 <= k < len(toks) - 2:
+            return None
+        num, slash, den = toks[k : k + 3]
+        spaced = toks[k - 2].end < op.start and op.end < num.start
+        tight = num.end == slash.start and slash.end == den.start
+        then = toks[k + 3].kind if k + 3 < len(toks) else None
+        if not (spaced and tight and [num.kind, slash.norm, den.kind] == ["num", "/", "num"]):
+            return None
+        if then in ("pct", "op") and toks[k + 3].norm in ("%", "^"):
+            return None  # `6 / 1/2%`, `6 / 1/2^2`: not a plain fraction
+        self.pos += 3
+        return binop("/", self.number(num), self.number(den), slash.start)
 
     def unary(self) -> Node:
         if (self.at("-") and self.rules.unary_minus) or (self.at("+") and self.rules.written):
