@@ -311,7 +311,7 @@ def pipeline_on_solutions(path: Path, seed: int = 0) -> list[str]:
         reasons = Counter(r for r in verdicts["reject_reason"].to_list() if r)
         k = sum(reasons.values())
         why = ", ".join(f"{r} {c}" for r, c in reasons.most_common())
-        out.append(f"{name}: rejected {k} / {n} = {k / n:.1%} ({why})")
+        out.append(f"{name}: rejected {k} / {n} = {k / n:.2%} ({why})")  # 0.99% is <= 1%
     return out
 
 

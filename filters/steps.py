@@ -10,7 +10,8 @@ parser, model text never evaluated). The first false claim rejects the trace as
 dollar result counts in cents too (`$0.25` each, 25), and a whole answer may round a result
 where the thought says it rounds (`54 / 8 = 6.75` packs, "round 6.75 up", 7).
 Algebra (`3 + 2x = 21`, `2x = 18`, `x = 9`) is checked at the value the thought states for
-its unknown (`generators.verify.algebra`): each equation with the letter must hold there.
+its unknown (`generators.verify.algebra`), or for each of its unknowns (`s = 20`, `b = 96`):
+each equation with the letters must hold there.
 `meta.details.steps` records how many claims were checked and, for a failure, the claim and
 its expected value.
 
@@ -26,7 +27,7 @@ from fractions import Fraction
 import polars as pl
 from pydantic import Field
 from reasonfactory.generators.base import StrictModel
-from reasonfactory.generators.verify.algebra import at_solution, solved_value
+from reasonfactory.generators.verify.algebra import at_solutions, solved_values
 from reasonfactory.generators.verify.chains import find_equations
 from reasonfactory.generators.verify.exact import plain_number
 from reasonfactory.generators.verify.steps import check_claims, fixed_errors, prose_of
@@ -46,7 +47,7 @@ class StepsOptions(StrictModel):
         description="a numeric final answer must be the result of one of the thought's "
         "equations (`60%` counts as 60, `$0.25` as 25 cents, a result rounded where the thought "
         "says it rounds); for GSM8K-style text: on GSM8K's test solutions (its development "
-        "set) it rejects 0.9% of the right answers and 98.6% of answers off by one, but 69.5% "
+        "set) it rejects 0.6% of the right answers and 98.6% of answers off by one, but 69.5% "
         "of MATH-500's right answers (bench/bench_verifiers.py)",
     )
 
@@ -137,14 +138,15 @@ def _judge(
     results: set[Fraction] = set()
     fixed = allow_fixed and fixed_errors(thought)
     corrected = bool(fixed) and fixed[0] == fixed[1]  # every false step fixed later
-    solved = solved_value(thought)  # algebra is checked at the value the thought states
+    solved = solved_values(thought)  # algebra is checked at the values the thought states
+    shown = tuple(f"({value})" for value in solved.values())
     for step in thought.split("\n\n"):
         prose = prose_of(step)
-        at = solved and at_solution(prose, *solved)
+        at = solved and at_solutions(prose, solved)
         # read once: checked, counted, results kept
         found = find_equations(at) if at else find_equations(prose)
         results |= _results(found, at or prose)
-        check = check_claims(found, f"({solved[1]})" if at else None)
+        check = check_claims(found, shown if at else None)
         if check.ok is False and corrected:
             claims += len(found)  # a false step the trace fixes later
             continue

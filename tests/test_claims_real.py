@@ -166,8 +166,9 @@ def test_the_whole_gsm8k_test_set_meets_the_targets():
 
 
 def test_the_readme_quotes_what_the_bench_prints(capsys, monkeypatch):
-    """README's figures for the claim reader and `answer_in_steps`, development and held
-    out, are the ones `bench/bench_verifiers.py` prints (about ten seconds)."""
+    """README's figures for the claim reader, `answer_in_steps` and the whole pipeline on
+    GSM8K's human solutions, development and held out, are the ones
+    `bench/bench_verifiers.py` prints (about ten seconds)."""
     import re
 
     paths = [shared_data(n) for n in ("gsm8k_test.jsonl", "math500.jsonl", "aime24.jsonl")]
@@ -219,3 +220,9 @@ def test_the_readme_quotes_what_the_bench_prints(capsys, monkeypatch):
     )
     both = f"{math_right} and {aime_right} of right answers rejected, {math_off} and {aime_off}"
     assert f"{both} off by one caught" in readme
+    count, share, changed = grab(
+        r"human solutions: rejected (\d+) / 1319 = ([\d.]+%) .*\n"
+        r"  the same, one result changed: rejected \d+ / \d+ = ([\d.]+%)"
+    )
+    assert f"rejects {share} of GSM8K's human solutions (development: {count} of 1,319" in readme
+    assert f"and {changed} of the same with one result changed" in readme

@@ -7,7 +7,8 @@
 - `exact.py`: the one arithmetic reader (a syntax tree with spans and exact values) that
   claims, answers, Countdown, error injection and the sim engine all use; `claim_tokens.py`
   its lexer and the prose around claims; `chains.py` finds `lhs = rhs` claims (chains split
-  into links) and `judge.py` decides whether each holds.
+  into links) and `judge.py` decides whether each holds. `exact.py` is the reader's front
+  (a whole answer as one number); `arith_parser.py` parses, `arith_tree.py` holds the nodes.
 - `steps.py`: a step's verdict from its claims or its code; `sandbox.py` (+ `sandbox_child.py`)
   runs model code confined; `rollout.py`: Math-Shepherd rollout labels.
 

@@ -18,6 +18,9 @@ the tokens around it, what an ambiguous token means where people write arithmeti
   are followed by an operator, `=`, `≈` or `)` (`20 sheep + 160 sheep = 180 sheep`,
   `$20/hour * 35 hours/week`,
   `80 GB / 2 GB/minute = 40 minutes`, `\\text{ cm}`, `5 个 + 3 个`) are skipped like spaces;
+- a label before numbers (`5 * shoe size 5 = shoe size 25`) and a one-letter unit symbol
+  the step names in words (`60g * 4/5 = 48 grams`) are skipped too (`claim_units.py`), and
+  so is `of` and a noun phrase after a fraction (`3/4 of a skein of yarn * 364`);
 - a parenthetical that opens with a word right after a number (`= 60 (minutes)`) is skipped;
 - an alignment mark before `=` (`&=` in LaTeX's `align`) is a space;
 - `=`, full-width `＝`, `equals` and `等于` between two values are equalities; `≈`, `≒` and
@@ -31,6 +34,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from reasonfactory.generators.verify.claim_units import labels, unit_symbols
 
 CODE_BLOCK = re.compile(r"```[A-Za-z0-9_+-]*\n?.*?(?:```|$)", re.S)
 
@@ -244,6 +249,10 @@ def _resolve(toks: list[Tok]) -> list[Tok]:
             # `3x - 3`, `4x-13`: a variable; `2x3`, `7 x 1.5`, `$2000x 10/100`: times
             ok = toks[after].kind != "op"
         toks[i] = Tok("op", _WOPS[word], tok.start, tok.end) if ok else _as_word(tok)
+    # labels before numbers (`= shoe size 25`); one-letter symbols the step names (`60g`)
+    for k in labels(toks, _unit_word):
+        toks[k] = Tok("skip", " ", toks[k].start, toks[k].end)
+    symbols = unit_symbols(toks)
     # units after a number, and parentheticals after a result
     i = 0
     while i < len(toks):
@@ -260,8 +269,8 @@ def _resolve(toks: list[Tok]) -> list[Tok]:
         glued_to_bracket = (
             prev is not None and toks[prev].kind == "rp" and toks[prev].end == tok.start
         )
-        if after_value and not glued_to_bracket and (per or _unit_word(tok)):
-            j = _unit_end(toks, i + 1 if per else i)
+        if after_value and not glued_to_bracket and (per or _unit_word(tok) or i in symbols):
+            j = _unit_end(toks, i + 1 if per else i, i in symbols)
             if j is not None:
                 for k in range(i, j + 1):
                     toks[k] = Tok("skip", " ", toks[k].start, toks[k].end)
@@ -298,19 +307,19 @@ def _fraction_before(toks: list[Tok], i: int) -> bool:
     return toks[i].kind == "num" and j is not None and toks[j].norm == "/"
 
 
-def _unit_end(toks: list[Tok], i: int) -> int | None:
-    """The last token of a unit starting at `i` (`GB/minute`, `miles per hour`), when an
-    operator, `=`, `≈` or `)` follows it; None when prose follows (then it is not a unit)."""
+def _unit_end(toks: list[Tok], i: int, symbol: bool = False) -> int | None:
+    """The last token of a unit starting at `i` (`GB/minute`, `miles per hour`, `of a skein
+    of yarn`), when an operator, `=`, `≈` or `)` follows it; None when prose follows (then it
+    is not a unit). `symbol`: `toks[i]` is a one-letter unit symbol (`claim_units`)."""
     words, j, last = 0, i, None
     while j < len(toks):
-        tok = toks[j]
-        if _unit_word(tok) and words < MAX_UNIT_WORDS:
+        if (_phrase_word(toks, j, words) or (symbol and j == i)) and words < MAX_UNIT_WORDS:
             words += 1
             last = j
             j += 1
             if j < len(toks) and toks[j].kind == "space" and toks[j].norm == " ":
                 nxt = _next(toks, j - 1, 1)
-                if nxt is not None and (_unit_word(toks[nxt]) or toks[nxt].norm == "/"):
+                if nxt is not None and (_phrase_word(toks, nxt, words) or toks[nxt].norm == "/"):
                     j = nxt
                     continue
             if j < len(toks) and toks[j].norm == "/":
@@ -337,6 +346,14 @@ def _unit_end(toks: list[Tok], i: int) -> int | None:
     if kind in ("eq", "approx", "rp") or (kind == "op" and toks[follow].norm != "^" and not sign):
         return last
     return None
+
+
+def _phrase_word(toks: list[Tok], j: int, words: int) -> bool:
+    """A word of a unit phrase: a unit word, or `a` inside one before a noun (`of a skein`)."""
+    if _unit_word(toks[j]):
+        return True
+    k = _next(toks, j, 1)
+    return bool(words) and toks[j].norm in ("a", "A") and k == j + 2 and _unit_word(toks[k])
 
 
 def _paren_note(toks: list[Tok], i: int) -> bool:

@@ -114,18 +114,20 @@ def check_equations(text: str) -> StepCheck:
     return check_claims(find_equations(text))
 
 
-def check_claims(claims: list[Claim], solution: str | None = None) -> StepCheck:
+def check_claims(claims: list[Claim], solution: str | tuple[str, ...] | None = None) -> StepCheck:
     """`check_equations` on claims already read from a step (read once, used twice).
 
     `solution`: the step was rewritten at the thought's solution (`algebra.at_solution`,
-    e.g. `(9)` for x): a link with the value in it is judged by its two values alone (the
-    unknown, not words, stands where a literal is).
+    e.g. `(9)` for x, or one per unknown): a link with a value in it is judged by its two
+    values alone (the unknown, not words, stands where a literal is).
     """
+    values = (solution,) if isinstance(solution, str) else solution or ()
     judged = 0
     for claim in claims:
         holds = judge(claim)
         restated = claim.left.literal and claim.right.literal  # `(9) = 9`: the assignment
-        if holds is None and solution and solution in claim.lhs + claim.rhs and not restated:
+        at = any(value in claim.lhs + claim.rhs for value in values)
+        if holds is None and at and not restated:
             holds = same_value(
                 claim.left.value, claim.right.value, claim.left.places, claim.right.places
             )
