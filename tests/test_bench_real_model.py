@@ -17,7 +17,7 @@ _spec.loader.exec_module(bench)
 
 def test_heldout_problems_are_disjoint_from_the_training_export(prefect_api, tmp_path):
     # Drawn before the teacher's run (main's order), 1 of these 200 held-out problems was in
-    # the export of the teacher's 64 (8 at the bench's sizes, 360 and 200).
+    # the export of the teacher's 64 (4 at the bench's sizes, 360 and 200).
     sizes = {"teacher": 64, "heldout": 200}
     export, rows, heldout, checks = bench.teaching_data(tmp_path, tmp_path / "wh.duckdb", sizes)
     assert rows == checks["taught"] > 40
