@@ -42,6 +42,7 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--difficulty", type=int, nargs=2, default=[2, 3])
     ap.add_argument("--learning-rate", type=float, default=3e-3)
+    ap.add_argument("--train-seed", type=int, default=0, help="the student's init and data order")
     ap.add_argument("--show", type=int, default=3, help="held-out replies shown at the end")
     args = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -86,16 +87,18 @@ def main() -> None:
     dataset = datasets.Dataset.from_dict({"messages": seed_chats})
     shape = StudentShape(hidden_size=args.hidden, num_hidden_layers=args.layers,
                          intermediate_size=4 * args.hidden)  # fmt: skip
-    build_student(work / "student", shape, seed=0)
+    build_student(work / "student", shape, seed=args.train_seed)
     tok = AutoTokenizer.from_pretrained(work / "student")
     model = AutoModelForCausalLM.from_pretrained(work / "student", dtype=torch.float32)
     params = sum(p.numel() for p in model.parameters())
-    config = TrainConfig(max_steps=args.steps, learning_rate=args.learning_rate)
+    config = TrainConfig(
+        max_steps=args.steps, learning_rate=args.learning_rate, seed=args.train_seed
+    )
     print(
         f"{len(seed_chats)} seed traces, {len(held_chats)} held-out problems, difficulty "
         f"{tuple(args.difficulty)}; student hidden {args.hidden}, {args.layers} layers, "
         f"{params:,} parameters; {args.steps} steps x {config.batch_size}, lr "
-        f"{config.learning_rate} cosine"
+        f"{config.learning_rate} cosine, training seed {args.train_seed}"
     )
     seed_sample = pools["seed"][: len(pools["heldout"])]
     header = (
