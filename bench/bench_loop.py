@@ -307,7 +307,7 @@ def data_limited(work: Path, ledger) -> tuple[int, float, float]:
     """The cold-start model's parameters and its mean loss per assistant token on its seed
     export and on the sim teacher's traces of the held-out problems (made here, in a
     separate warehouse)."""
-    import torch
+    from bench_loop_coldstart import answer_loss  # this folder: run as bench/bench_loop.py
     from reasonfactory.flows.generate import run_recipe
     from reasonfactory.flows.loop_ledger import Exported, Pools, Trained
     from reasonfactory.flows.recipe import parse_recipe
@@ -331,19 +331,7 @@ def data_limited(work: Path, ledger) -> tuple[int, float, float]:
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
 
     def loss(folder: str | Path) -> float:
-        total, count = 0.0, 0
-        for messages in load_export([folder])["messages"][:500]:
-            enc = tok.apply_chat_template(
-                messages, return_dict=True, return_assistant_tokens_mask=True
-            )
-            ids = torch.tensor([enc["input_ids"]])
-            mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
-            with torch.no_grad():
-                logits = model(ids).logits[0, :-1]
-            nll = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")
-            total += float(nll[mask].sum())
-            count += int(mask.sum())
-        return total / max(count, 1)
+        return answer_loss(model, tok, load_export([folder])["messages"][:500])
 
     params = sum(p.numel() for p in model.parameters())
     seed = ledger.get("cold:export", Exported).folder
