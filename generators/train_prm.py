@@ -66,12 +66,8 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
 
     `config` is a `generators.train.TrainConfig` with `kind: prm`."""
     import torch
-    from transformers import (
-        AutoModelForTokenClassification,
-        AutoTokenizer,
-        DataCollatorForTokenClassification,
-        Trainer,
-    )
+    from reasonfactory.generators.prm_trainer import PrmTrainer, collate
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     missing = NEEDED - set(dataset.column_names)
     if missing:
@@ -111,11 +107,12 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
         if not encoded:
             raise UserError(f"every row is longer than max_length {limit} tokens")
         started = time.perf_counter()
-        trainer = Trainer(
+        trainer = PrmTrainer(
             model=model,
             args=_args(config, Path(out) / ".trainer", use_cpu),
             train_dataset=_as_dataset(encoded),
-            data_collator=DataCollatorForTokenClassification(tokenizer),
+            data_collator=collate(tokenizer.pad_token_id),
+            lm_weight=config.prm_lm_weight,
         )
         log_to_logger(trainer)
         result = trainer.train()
@@ -179,7 +176,8 @@ def heldout_metrics(scorer, rows: list[dict]) -> dict:
     """How the PRM ranks held-out steps, each distinct step (node) once, three ways:
 
     - `heldout_auroc`: good against bad over every step;
-    - `heldout_auroc_steps`: the same without answer steps (a step holding a boxed answer). A
+    - `heldout_auroc_steps`: the same without answer steps (a step holding a boxed answer;
+      `heldout_working_steps` counts the rest). A
       tree stops a path at its first failed step, so an answer step is only ever reached on a
       right path and is always labelled good: a PRM that only tells an answer paragraph from
       a working step scores well above 0.5 on `heldout_auroc` and learns nothing a search
@@ -222,6 +220,7 @@ def heldout_metrics(scorer, rows: list[dict]) -> dict:
         "heldout_auroc_steps": (
             round(auroc(work_good, work_bad), 4) if work_good and work_bad else None
         ),
+        "heldout_working_steps": len(work_good) + len(work_bad),
         "heldout_sibling_pairs": pairs,
         "heldout_sibling_win": round(wins / pairs, 4) if pairs else None,
     }
@@ -248,14 +247,22 @@ def sibling_wins(steps: list[tuple]) -> tuple[int, float]:
 
 
 def _encode(row: dict, tokenizer, separator: str, limit: int, fresh: list[bool]) -> dict | None:
+    from reasonfactory.generators.prm_trainer import lm_targets
+
     ids, positions = prm_inputs(tokenizer, row["prompt"], row["completions"], separator)
     if len(ids) > limit:
         return None  # a cut row would lose the labels of its first steps; left out
+    width = len(tokenizer(separator, add_special_tokens=False)["input_ids"])
     labels = [-100] * len(ids)
-    for at, good, new in zip(positions, row["labels"], fresh, strict=True):
+    spans = []  # the tokens of the new steps labelled good: next-token targets (prm_trainer)
+    for k, (at, good, new) in enumerate(zip(positions, row["labels"], fresh, strict=True)):
         if new:
             labels[at] = int(bool(good))
-    return {"input_ids": ids, "labels": labels}
+            if good:
+                end = at - width + 1
+                step = tokenizer(row["completions"][k], add_special_tokens=False)["input_ids"]
+                spans.append((end - len(step), end))
+    return {"input_ids": ids, "labels": labels, "lm_labels": lm_targets(ids, spans)}
 
 
 def _as_dataset(encoded: list[dict]):
@@ -266,6 +273,7 @@ def _as_dataset(encoded: list[dict]):
         {
             "input_ids": datasets.List(datasets.Value("int64")),
             "labels": datasets.List(datasets.Value("int64")),
+            "lm_labels": datasets.List(datasets.Value("int64")),
         }
     )
     return datasets.Dataset.from_list(encoded, features=features)
@@ -278,4 +286,5 @@ def _context(model) -> int:
 def _args(config, output_dir: Path, use_cpu: bool):
     from transformers import TrainingArguments
 
-    return TrainingArguments(**trainer_settings(TrainingArguments, config, output_dir, use_cpu))
+    settings = trainer_settings(TrainingArguments, config, output_dir, use_cpu)
+    return TrainingArguments(**settings, remove_unused_columns=False)  # keeps lm_labels
