@@ -55,9 +55,6 @@ class TrainConfig(StrictModel):
     # and the text between the question and each step (the step boundary: no step has one).
     holdout: float = Field(0.1, ge=0, lt=1)
     step_separator: str = Field("\n\n", min_length=1)
-    # kind prm: weight of the next-token loss on good steps beside the step labels
-    # (generators/prm_trainer.py says why); 0 trains on the labels alone.
-    prm_lm_weight: float = Field(1.0, ge=0)
 
 
 def load_export(folders: list[str | Path]):

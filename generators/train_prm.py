@@ -66,8 +66,12 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
 
     `config` is a `generators.train.TrainConfig` with `kind: prm`."""
     import torch
-    from reasonfactory.generators.prm_trainer import PrmTrainer, collate
-    from transformers import AutoModelForTokenClassification, AutoTokenizer
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+    )
 
     missing = NEEDED - set(dataset.column_names)
     if missing:
@@ -107,12 +111,11 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
         if not encoded:
             raise UserError(f"every row is longer than max_length {limit} tokens")
         started = time.perf_counter()
-        trainer = PrmTrainer(
+        trainer = Trainer(
             model=model,
             args=_args(config, Path(out) / ".trainer", use_cpu),
             train_dataset=_as_dataset(encoded),
-            data_collator=collate(tokenizer.pad_token_id),
-            lm_weight=config.prm_lm_weight,
+            data_collator=DataCollatorForTokenClassification(tokenizer),
         )
         log_to_logger(trainer)
         result = trainer.train()
@@ -247,22 +250,14 @@ def sibling_wins(steps: list[tuple]) -> tuple[int, float]:
 
 
 def _encode(row: dict, tokenizer, separator: str, limit: int, fresh: list[bool]) -> dict | None:
-    from reasonfactory.generators.prm_trainer import lm_targets
-
     ids, positions = prm_inputs(tokenizer, row["prompt"], row["completions"], separator)
     if len(ids) > limit:
         return None  # a cut row would lose the labels of its first steps; left out
-    width = len(tokenizer(separator, add_special_tokens=False)["input_ids"])
     labels = [-100] * len(ids)
-    spans = []  # the tokens of the new steps labelled good: next-token targets (prm_trainer)
-    for k, (at, good, new) in enumerate(zip(positions, row["labels"], fresh, strict=True)):
+    for at, good, new in zip(positions, row["labels"], fresh, strict=True):
         if new:
             labels[at] = int(bool(good))
-            if good:
-                end = at - width + 1
-                step = tokenizer(row["completions"][k], add_special_tokens=False)["input_ids"]
-                spans.append((end - len(step), end))
-    return {"input_ids": ids, "labels": labels, "lm_labels": lm_targets(ids, spans)}
+    return {"input_ids": ids, "labels": labels}
 
 
 def _as_dataset(encoded: list[dict]):
@@ -273,7 +268,6 @@ def _as_dataset(encoded: list[dict]):
         {
             "input_ids": datasets.List(datasets.Value("int64")),
             "labels": datasets.List(datasets.Value("int64")),
-            "lm_labels": datasets.List(datasets.Value("int64")),
         }
     )
     return datasets.Dataset.from_list(encoded, features=features)
@@ -286,5 +280,4 @@ def _context(model) -> int:
 def _args(config, output_dir: Path, use_cpu: bool):
     from transformers import TrainingArguments
 
-    settings = trainer_settings(TrainingArguments, config, output_dir, use_cpu)
-    return TrainingArguments(**settings, remove_unused_columns=False)  # keeps lm_labels
+    return TrainingArguments(**trainer_settings(TrainingArguments, config, output_dir, use_cpu))
