@@ -13,9 +13,15 @@ problems (one shard each), through the generator functions, with the engine mete
 - beam / dvts: N/4 beams (subtrees) of 4 samples each, so N candidate steps per depth as in
   search-and-learn, scored by the PRM (`--prm`) and by `equations` (the arithmetic verifier as
   a step scorer: an oracle on these problems, the ceiling a trained PRM is compared with);
-  aggregate `min` for equations (it judges a step alone), `last` for the PRM;
+  aggregate `min` for both: a tree export labels each step by its own check, so a path is
+  right when its worst step is (with `last`, a path that slipped early and then computed
+  right on the wrong value ranks with a clean one);
 - tree: `tree` with N rollouts, width 4: MCTS verified by equations and scored against the
-  gold, so its accuracy is whether any rollout reached the gold (an oracle too).
+  gold, so its accuracy is whether any rollout reached the gold (an oracle too). Its row is
+  the same at every N here: `tree` expands each node once (`width` samples, identical ones
+  merged, a failed step a dead end), and on the sim a tree is used up within about 6
+  rollouts, before any budget above 4 matters (a problem whose 4 samples at some node all
+  slipped has no path left).
 A method is right on a problem when its answer (the selected sample, the best-ranked path)
 equals the gold (`answer_key`). Tokens: completion tokens the engine generated per problem
 (the sim counts words and punctuation); PRM forward passes are not counted.
@@ -64,12 +70,16 @@ def methods(n: int, prm: str | None, real: bool = False) -> list[tuple[str, obje
     step = {"max_step_tokens": 96, "max_tokens": 512, "max_depth": 8} if real else {}
     out = [("majority@N", self_output, SelfOutputConfig(samples=n, **sample))]
     if prm:
-        bon = {"by": "best_of_n", "verifier": {"kind": "prm", "model": prm}}
+        # `min`: the PRM is trained on tree exports, whose labels judge each step alone (a
+        # path is right when all its steps are); `last` would rank a path that slipped early
+        # and then computed on the wrong value as high as a clean one.
+        scorer = {"kind": "prm", "model": prm, "aggregate": "min"}
+        bon = {"by": "best_of_n", "verifier": scorer}
         bon_config = SelfOutputConfig(samples=n, selection=bon, **sample)
         out.append(("best-of-N (PRM)", self_output, bon_config))
-        scorer = {"kind": "prm", "model": prm}
-        out.append(("beam (PRM)", beam, BeamConfig(beams=k, width=4, scorer=scorer, **step)))
-        out.append(("dvts (PRM)", beam, DvtsConfig(beams=k, width=4, scorer=scorer, **step)))
+        prm_step = {"scorer": scorer, "aggregate": "min", **step}
+        out.append(("beam (PRM)", beam, BeamConfig(beams=k, width=4, **prm_step)))
+        out.append(("dvts (PRM)", beam, DvtsConfig(beams=k, width=4, **prm_step)))
     for name, cls in (("beam (equations)", BeamConfig), ("dvts (equations)", DvtsConfig)):
         out.append((name, beam, cls(beams=k, width=4, aggregate="min", scorer=eq, **step)))
     out.append(("tree (gold)", tree, TreeConfig(rollouts=n, width=4, **step)))

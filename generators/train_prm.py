@@ -179,7 +179,8 @@ def heldout_metrics(scorer, rows: list[dict]) -> dict:
     """How the PRM ranks held-out steps, each distinct step (node) once, three ways:
 
     - `heldout_auroc`: good against bad over every step;
-    - `heldout_auroc_steps`: the same without answer steps (a step holding a boxed answer). A
+    - `heldout_auroc_steps`: the same without answer steps (a step holding a boxed answer;
+      `heldout_working_steps` counts the rest). A
       tree stops a path at its first failed step, so an answer step is only ever reached on a
       right path and is always labelled good: a PRM that only tells an answer paragraph from
       a working step scores well above 0.5 on `heldout_auroc` and learns nothing a search
@@ -222,6 +223,7 @@ def heldout_metrics(scorer, rows: list[dict]) -> dict:
         "heldout_auroc_steps": (
             round(auroc(work_good, work_bad), 4) if work_good and work_bad else None
         ),
+        "heldout_working_steps": len(work_good) + len(work_bad),
         "heldout_sibling_pairs": pairs,
         "heldout_sibling_win": round(wins / pairs, 4) if pairs else None,
     }

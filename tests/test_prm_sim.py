@@ -66,6 +66,7 @@ def test_held_out_metrics_are_not_fooled_by_a_prm_that_only_spots_answers(sim_pr
     spotted = heldout_metrics(AnswerSpotter(), rows)
     assert spotted["heldout_steps"] >= 200 and spotted["heldout_auroc"] > 0.55, spotted
     assert spotted["heldout_auroc_steps"] == 0.5 and spotted["heldout_sibling_win"] == 0.5
+    assert 200 <= spotted["heldout_working_steps"] < spotted["heldout_steps"]
     # The arithmetic verifier as a step scorer (1 true, 0 false): what a PRM that judged the
     # steps would reach, on the same rows.
     judge = EquationsScorer()
