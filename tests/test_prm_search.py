@@ -51,3 +51,14 @@ def test_bench_search_ranks_prm_paths_by_their_worst_step():
     assert rows["best-of-N (PRM)"].selection.verifier.aggregate == "min"
     for name in ("beam (PRM)", "dvts (PRM)"):
         assert rows[name].aggregate == rows[name].scorer.aggregate == "min"
+
+
+def test_a_recipe_that_names_no_aggregate_ranks_by_the_worst_step():
+    """The default follows the labels `train --kind prm` learns (each step by its own check)."""
+    from reasonfactory.flows.recipe import parse_recipe
+
+    recipe = parse_recipe({
+        "name": "prm-default", "problems": {"source": "builtin:arithmetic"},
+        "generate": {"method": "beam", "scorer": {"kind": "prm", "model": "./my-prm"}},
+    })  # fmt: skip
+    assert recipe.generate.aggregate == recipe.generate.scorer.aggregate == "min"

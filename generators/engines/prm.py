@@ -13,7 +13,9 @@ boundary `\\n\\n`, which no step contains. A causal model's score at a step depe
 the steps before it, so a path's earlier scores do not change as it grows.
 
 `aggregate` turns a path's step scores into one number as search-and-learn does (`last`,
-`min`, `prod`). `PrmScorer` runs the model with transformers on the CPU or a GPU, in
+`min`, `prod`). The default is `min`: `export prm` labels each step by its own check, so a
+path is as good as its worst step, and a PRM `train --kind prm` makes learns that; `last`
+suits a PRM trained on rollout labels (Math-Shepherd: can this step still reach the answer?). `PrmScorer` runs the model with transformers on the CPU or a GPU, in
 batches of similar length; `prm_for` builds one per process and model folder.
 
 Not here: vLLM's pooling runner (the scorer runs in the search's process with
@@ -47,7 +49,7 @@ class PrmConfig(StrictModel):
 
     kind: Literal["prm"] = "prm"
     model: str = Field(description="a PRM folder (reasonfactory train --kind prm)")
-    aggregate: Aggregate = "last"
+    aggregate: Aggregate = "min"  # see the module docstring
     batch_size: int = Field(32, ge=1, le=4096)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cpu_threads: int | None = Field(1, ge=1, description="torch threads on a CPU")

@@ -80,7 +80,7 @@ class BeamConfig(StrictModel):
     beams: int = Field(4, ge=1, le=256, description="paths kept per problem (N)")
     width: int = Field(4, ge=1, le=64, description="next steps sampled per path (M)")
     max_depth: int = Field(12, ge=1, le=256)
-    aggregate: Aggregate = "last"
+    aggregate: Aggregate = "min"  # generators/engines/prm.py says why
     scorer: Annotated[PrmConfig | EquationsScorer, Field(discriminator="kind")]
     temperature: float = Field(0.8, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
