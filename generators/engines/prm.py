@@ -15,8 +15,10 @@ the steps before it, so a path's earlier scores do not change as it grows.
 `aggregate` turns a path's step scores into one number as search-and-learn does (`last`,
 `min`, `prod`). The default is `min`: `export prm` labels each step by its own check, so a
 path is as good as its worst step, and a PRM `train --kind prm` makes learns that; `last`
-suits a PRM trained on rollout labels (Math-Shepherd: can this step still reach the answer?). `PrmScorer` runs the model with transformers on the CPU or a GPU, in
-batches of similar length; `prm_for` builds one per process and model folder.
+suits a PRM trained on rollout labels (Math-Shepherd: can this step still reach the answer?).
+
+`PrmScorer` runs the model with transformers on the CPU or a GPU, in batches of similar
+length; `prm_for` builds one per process and model folder.
 
 Not here: vLLM's pooling runner (the scorer runs in the search's process with
 transformers); training (generators/train_prm.py).
