@@ -10,8 +10,9 @@ The server stops by itself once no command has used it for `REASONFACTORY_SERVER
 seconds (default 900): each command touches `reasonfactory-server.used` when it starts,
 every few seconds while it runs and when it ends, and the server's own watchdog reads that
 file. So a command killed with `kill -9` leaves a server that nobody owns for at most the
-idle time. `reasonfactory server status|stop` shows or stops it (`stop` only a process whose
-pid and start time are the ones recorded: never another process that got its pid).
+idle time, and so does removing its `PREFECT_HOME` (a temporary one) while it runs.
+`reasonfactory server status|stop` shows or stops it (`stop` only a process whose pid and
+start time are the ones recorded: never another process that got its pid).
 
 Not here: Prefect's logging and settings for the CLI (flows/runtime.py).
 """
@@ -199,7 +200,11 @@ def watch():
             continue
         # Under the commands' lock: a command that found this server has touched `used`
         # before it let go of the lock, so it is either seen here or finds no server.
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:  # its folder was removed: no command can find this server again
+            server.should_exit = True
+            break
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             if quiet(up) >= idle:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,6 +121,30 @@ def test_a_second_command_reuses_the_server_and_it_stops_when_unused(tmp_path):
     deadline = time.monotonic() + 60
     while _server(tmp_path) is not None:
         assert time.monotonic() < deadline, "the unused server outlived its idle time"
+        time.sleep(0.5)
+
+
+def test_a_server_whose_folder_was_removed_stops_after_its_idle_time(tmp_path):
+    """A temporary PREFECT_HOME (a bench's, a test's) removed while its server runs: no
+    command can find that server again, so its watchdog stops it after the idle time (the
+    watchdog itself died on the missing lock file, and the server ran until killed)."""
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    env["REASONFACTORY_SERVER_IDLE"] = "3"
+    demo = [sys.executable, "-c", "from reasonfactory.flows.cli import main; main()", "demo"]
+    proc = subprocess.run(
+        [*demo, "--limit", "3", "-w", str(tmp_path / "wh.duckdb")],
+        env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    server = _server(tmp_path)
+    assert server is not None and owner_alive(server["owner"])
+    shutil.rmtree(tmp_path / "prefect")
+    deadline = time.monotonic() + 45
+    while owner_alive(server["owner"]):
+        if time.monotonic() > deadline:
+            os.kill(server["pid"], signal.SIGKILL)
+            raise AssertionError("the server outlived its removed folder")
         time.sleep(0.5)
 
 
