@@ -60,13 +60,31 @@ class LoopCurriculum(StrictModel):
     start: int | None = Field(None, description="round 1's difficulty; default: the lowest")
 
 
+# The head sizes vLLM's CPU attention runs (vllm/v1/attention/backends/cpu_attn.py): the loop
+# serves its student with vLLM, and any other size fails only after the cold start trained.
+VLLM_CPU_HEAD_DIMS = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
+
 class LoopStudent(StrictModel):
-    hidden_size: int = 128
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    intermediate_size: int = 512
-    max_position_embeddings: int = 512
+    hidden_size: int = Field(128, ge=1)
+    num_hidden_layers: int = Field(4, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(512, ge=1)
+    max_position_embeddings: int = Field(512, ge=1)
     seed: int = 0
+
+    def vllm_problem(self) -> str | None:
+        """Why vLLM on a CPU cannot serve this student (its head size), or None."""
+        dim, rest = divmod(self.hidden_size, self.num_attention_heads)
+        if not rest and dim in VLLM_CPU_HEAD_DIMS:
+            return None
+        return (
+            f"student: hidden_size {self.hidden_size} / num_attention_heads "
+            f"{self.num_attention_heads} gives head_dim "
+            f"{self.hidden_size / self.num_attention_heads:g}; vLLM's CPU attention serves "
+            f"head_dim {', '.join(map(str, VLLM_CPU_HEAD_DIMS))} (e.g. hidden_size 64 with 2 "
+            "heads)"
+        )
 
 
 class LoopEval(StrictModel):
@@ -170,6 +188,14 @@ class LoopConfig(StrictModel):
         "more) until it has used the budget's completion tokens, so arms are compared at the "
         "same generation cost",
     )
+
+    @model_validator(mode="after")
+    def _student_servable(self):
+        if self.base is None and self.engine.get("kind") == "vllm":
+            problem = self.student.vllm_problem()
+            if problem:  # caught here, not by vLLM after the cold start has trained
+                raise ValueError(problem)
+        return self
 
     @model_validator(mode="after")
     def _curriculum_fits(self):

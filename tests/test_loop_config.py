@@ -31,3 +31,21 @@ def test_the_gpu_loop_example_parses_and_names_the_pulled_student():
     config, _ = load_loop(ROOT / "examples" / "loop-gpu.yaml")
     assert config.base == config.engine["model"] == "smollm2-135m-instruct"
     assert config.seeds == 3 and config.train.bf16
+
+
+def test_a_student_vllm_cannot_serve_is_an_error_before_anything_trains(tmp_path):
+    """examples/loop-small.yaml once had head_dim 16: its cold start trained, then vLLM's CPU
+    attention refused the model ("Unsupported CPU attention configuration: head_dim=16")."""
+    import pytest
+    from reasonfactory.warehouse.errors import UserError
+
+    path = tmp_path / "l.yaml"
+    path.write_text("name: l\nstudent: {hidden_size: 64, num_attention_heads: 4}\n")
+    with pytest.raises(UserError, match="head_dim 16; vLLM's CPU attention serves head_dim 32"):
+        load_loop(path)
+    path.write_text("name: l\nstudent: {hidden_size: 64, num_attention_heads: 4}\n"
+                    "engine: {kind: sim}\n")  # fmt: skip
+    assert load_loop(path)[0].student.num_attention_heads == 4  # the sim serves any student
+    for example in sorted((ROOT / "examples").glob("loop*.yaml")):
+        config, _ = load_loop(example)
+        assert config.base is not None or config.student.vllm_problem() is None, example
