@@ -42,22 +42,28 @@ BATCH_TRACES = 20_000
 def stored_filters(warehouse: str, run_id: str) -> list[FilterSpec]:
     """The filters of a run's stored recipe; a missing run is a user error naming the runs."""
     with Warehouse(warehouse, read_only=True) as wh:
-        rows = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
-        if not rows:
+        recipe = _stored_recipe(wh, run_id)
+        if recipe is None:
             known = [r[0] for r in wh.con.execute("SELECT run_id FROM runs").fetchall()]
             raise UserError(
                 f"no run {run_id!r} in {wh.path}; runs: {', '.join(known) or 'none yet'}"
             )
-    items = (yaml.safe_load(rows[0][0] or "") or {}).get("filters") or []
-    return [parse_filter_spec(i) for i in items]
+    return [parse_filter_spec(i) for i in recipe.get("filters") or []]
 
 
 def withholds_answers(wh: Warehouse, run_id: str) -> bool:
     """Whether the run's stored recipe withholds its problems' answers (`problems.withheld`)."""
-    rows = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
-    recipe = yaml.safe_load(rows[0][0] or "") if rows else None
-    problems = recipe.get("problems") if isinstance(recipe, dict) else None
+    problems = (_stored_recipe(wh, run_id) or {}).get("problems")
     return isinstance(problems, dict) and problems.get("withheld") is True
+
+
+def _stored_recipe(wh: Warehouse, run_id: str) -> dict | None:
+    """The run's recipe as stored (`runs.recipe`); None for a run the warehouse lacks."""
+    rows = wh.con.execute("SELECT recipe FROM runs WHERE run_id = ?", [run_id]).fetchall()
+    if not rows:
+        return None
+    recipe = yaml.safe_load(rows[0][0] or "")
+    return recipe if isinstance(recipe, dict) else {}
 
 
 def filters_from_file(path: str) -> list[FilterSpec]:
