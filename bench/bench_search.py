@@ -4,9 +4,10 @@
     python bench/bench_search.py --train-prm DIR [--prm-problems 1500] [--prm-seed 2]
     python bench/bench_search.py --model smollm2-135m-instruct --problems 30 --budgets 8 --prm DIR
 
-`--problems` built-in arithmetic problems (difficulty 3-4: 3 or 4 operations; `--seed` picks
-them) on the sim engine at error_rate 0.3. Per budget N, one run of each method over all
-problems (one shard each), through the generator functions, with the engine metered:
+`--problems` built-in arithmetic problems (difficulty 3-4: 3 or 4 operations, `--difficulty LO
+HI` sets others; `--seed` picks them) on the sim engine at error_rate 0.3. Per budget N, one
+run of each method over all problems (one shard each), through the generator functions, with
+the engine metered:
 - majority@N: `self_output`, N samples, `selection: majority`;
 - best-of-N (PRM): N samples, `selection: best_of_n` with the PRM `--prm` (a folder
   `reasonfactory train --kind prm` wrote); left out without `--prm`;
@@ -151,9 +152,18 @@ def main() -> None:
     ap.add_argument("--prm-seed", type=int, default=2)
     ap.add_argument("--prm-steps", type=int, default=PRM_TRAIN["max_steps"])
     ap.add_argument("--model", default=None, help="a pulled model run by vllm, not the sim")
+    ap.add_argument(
+        "--difficulty",
+        type=int,
+        nargs=2,
+        default=[3, 4],
+        metavar=("LO", "HI"),
+        help="operations per problem of the table's problems (the PRM's stay 3-4)",
+    )
     args = ap.parse_args()
+    lo, hi = args.difficulty
     problems = load_problems(
-        "builtin:arithmetic", limit=args.problems, difficulty=(3, 4), seed=args.seed
+        "builtin:arithmetic", limit=args.problems, difficulty=(lo, hi), seed=args.seed
     )
     if args.train_prm:
         train_prm(
@@ -166,8 +176,8 @@ def main() -> None:
         args.prm = args.prm or args.train_prm
     gold = {r["problem_id"]: answer_key(r["gold"]) for r in problems.iter_rows(named=True)}
     engine_name = f"vllm {args.model}" if args.model else "sim error_rate 0.3"
-    print(f"{problems.height} problems (builtin:arithmetic, difficulty 3-4, seed {args.seed}), "
-          f"{engine_name}; PRM: {args.prm or 'none'}")  # fmt: skip
+    print(f"{problems.height} problems (builtin:arithmetic, difficulty {lo}-{hi}, "
+          f"seed {args.seed}), {engine_name}; PRM: {args.prm or 'none'}")  # fmt: skip
     print(f"{'N':>3}  {'method':<18} {'accuracy':>8}  {'tokens/problem':>14}  {'seconds':>7}")
     base = real_engine(args.model) if args.model else None
     for n in args.budgets:
