@@ -144,6 +144,7 @@ def progress_rows(result: ShardResult, recipe, run_id: str) -> pl.DataFrame:
             n_failed=pl.col("n_failed").fill_null(0),
             tokens_generated=pl.col("tokens_generated").fill_null(0),
             tokens_reused=pl.col("tokens_reused").fill_null(0),
+            tokens_prompt=pl.col("tokens_prompt"),
         )
     )
 

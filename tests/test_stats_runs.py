@@ -109,3 +109,31 @@ def test_distill_tokens_and_cost_from_recipe_prices(prefect_api, warehouse_path,
     bad = cli("stats", "--run", "r_nope", "-w", str(warehouse_path))
     assert bad.returncode == 1 and "error: --run r_nope: no such run" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_a_tree_run_reports_its_prompt_tokens(prefect_api, warehouse_path, cli):
+    """A search's traces share their engine requests, so they carry no `tokens_in` and
+    `stats` said `in ?` for tree, beam, journey and revise runs (and a priced teacher's cost
+    left its prompts out). The run's progress rows now count the prompt tokens of every
+    request the engine answered, once; a re-run served from the store adds none."""
+    recipe = {
+        "name": "tree-prompts",
+        "problems": {"source": "builtin:arithmetic", "limit": 8, "difficulty": [2, 3]},
+        "engine": {"kind": "sim", "error_rate": 0.3},
+        "generate": {"method": "tree", "rollouts": 3, "width": 2, "seed": 1},
+    }
+    run_recipe(parse_recipe(recipe), str(warehouse_path))
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        (s,) = run_stats(wh)
+        per_problem = wh.sql("SELECT tokens_prompt, tokens_generated FROM progress")
+    assert s.method == "tree" and s.tokens_in is not None
+    assert per_problem.height == 8 and per_problem["tokens_prompt"].min() > 0
+    assert s.tokens_in == per_problem["tokens_prompt"].sum()
+    # every request re-sends the question and the path so far: prompts outweigh the steps
+    assert s.tokens_in > 2 * per_problem["tokens_generated"].sum()
+    text = cli("stats", "-w", str(warehouse_path), check=True).stdout
+    assert f"tokens:   in {s.tokens_in}, out" in text
+    run_recipe(parse_recipe(recipe), str(warehouse_path))  # all stored: nothing asked
+    with Warehouse(warehouse_path, read_only=True) as wh:
+        (again,) = run_stats(wh)
+    assert again.tokens_in == s.tokens_in

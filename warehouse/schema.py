@@ -160,6 +160,12 @@ PROGRESS = Table(
         Column("n_failed", "BIGINT", _I, "its samples the engine failed on (redone next run)"),
         Column("tokens_generated", "BIGINT", _I, "completion tokens the engine generated for it"),
         Column("tokens_reused", "BIGINT", _I, "completion tokens served from `completions`"),
+        Column(
+            "tokens_prompt",
+            "BIGINT",
+            _I,
+            "prompt tokens of what the engine answered (null: none reported)",
+        ),
     ),
 )
 

@@ -190,6 +190,8 @@ def _fill(wh: Warehouse, s: RunStats, recipe: dict) -> None:
     if gen_failed:  # a step of its own only where the generator rejected something
         funnel.insert(0, ("generate", gen_ok))
     s.funnel = funnel
+    if t_in is None:  # a search's traces share their requests: the run's progress rows count them
+        t_in = _prompt_tokens(wh, s.run_id, s.method)
     s.tokens_in = t_in
     s.tokens_out = t_out if t_out is not None else n_tok
     s.cost = _cost(recipe, s.tokens_in, s.tokens_out)
@@ -237,6 +239,19 @@ def _funnel(wh: Warehouse, s: RunStats, filters: list[str], gen: str) -> list[tu
         [s.run_id, s.method],
     ).fetchall()[0]
     return list(zip(filters, row, strict=True))
+
+
+def _prompt_tokens(wh: Warehouse, run_id: str, method: str) -> int | None:
+    """Prompt tokens of every request the engine answered for the run (`progress`), or None
+    where the engine reported none (or the warehouse predates the column)."""
+    columns = {r[0] for r in wh.con.execute("DESCRIBE progress").fetchall()}
+    if "tokens_prompt" not in columns:  # opened read-only, so not migrated
+        return None
+    (total,) = wh.con.execute(
+        "SELECT sum(tokens_prompt) FROM progress WHERE run_id = ? AND method = ?",
+        [run_id, method],
+    ).fetchall()[0]
+    return None if total is None else int(total)
 
 
 def _cost(recipe: dict, tokens_in: int | None, tokens_out: int | None) -> float | None:

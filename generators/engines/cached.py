@@ -69,7 +69,8 @@ class CachedEngine:
     rest, and hands each new one on as it arrives: to `sink` (a run stores it within
     seconds, so a kill loses seconds of paid replies, not a shard), or, without a sink, kept
     for `take_fresh`. It also counts, per problem (`GenRequest.problem_id`), the completion
-    tokens the engine generated and those served from the store (`tokens_by_problem`).
+    tokens the engine generated, those served from the store, and the prompt tokens of what
+    the engine answered, where it reports them (`tokens_by_problem`).
 
     Every completion it returns carries `meta["request_key"]` (its sample key) and
     `meta["max_tokens"]`; reused ones also `meta["reused"] = True`.
@@ -130,6 +131,7 @@ class CachedEngine:
                 arrived.add((a, j))
                 out[i][start + j] = c
                 self._count(requests[i].problem_id, 0, c.n_tokens)
+                self._count_prompt(requests[i].problem_id, c.meta.get("tokens_in"))
                 row = None
                 if c.finish_reason != "error":  # a failed request is asked again next time
                     row = _row(key, self.engine_id, self.model, c, datetime.now(UTC))
@@ -151,19 +153,29 @@ class CachedEngine:
         return out  # type: ignore[return-value]
 
     def _count(self, problem_id: str, which: int, tokens: int) -> None:
-        account = self._tokens.setdefault(problem_id, [0, 0])
+        account = self._tokens.setdefault(problem_id, [0, 0, None])
         account[which] += tokens or 0
 
+    def _count_prompt(self, problem_id: str, tokens: object) -> None:
+        """Prompt tokens stay unknown (None) until the engine reports some: `stats` must say
+        `?` rather than 0 for an engine that reports none."""
+        if isinstance(tokens, int) and not isinstance(tokens, bool):
+            account = self._tokens.setdefault(problem_id, [0, 0, None])
+            account[2] = (account[2] or 0) + tokens
+
     def tokens_by_problem(self) -> pl.DataFrame:
-        """Per problem: completion tokens the engine generated, and those served from the
-        store (what the method used: a re-run served from the store costs what it did)."""
-        rows = [(p, g, r) for p, (g, r) in self._tokens.items()]
+        """Per problem: completion tokens the engine generated, those served from the store
+        (what the method used: a re-run served from the store costs what it did), and the
+        prompt tokens of the requests the engine answered (null where it reported none; a
+        stored sample served again costs no prompt)."""
+        rows = [(p, g, r, q) for p, (g, r, q) in self._tokens.items()]
         return pl.DataFrame(
             rows,
             schema={
                 "problem_id": pl.String,
                 "tokens_generated": pl.Int64,
                 "tokens_reused": pl.Int64,
+                "tokens_prompt": pl.Int64,
             },
             orient="row",
         )

@@ -272,7 +272,15 @@ class SimEngine(WholeBatches):
         return f"\n</think>\n\nThe answer is \\boxed{{{answer}}}, or maybe \\boxed{{0}}.", logp
 
 
+def _prompt_tokens(req: GenRequest) -> int:
+    """What a real engine reports as `tokens_in`: the request's text, counted the sim's way
+    (a tree's requests carry the path so far, so their prompts grow with depth)."""
+    chat = sum(count_tokens(str(m.get("content") or "")) for m in req.messages)
+    return chat + count_tokens(req.prefix) + count_tokens(req.prompt or "")
+
+
 def _finish(text: str, req: GenRequest, logp: float) -> Completion:
+    meta = {"tokens_in": _prompt_tokens(req)}
     stop_reason = None
     cut = min(((text.find(s), s) for s in req.stop if s and s in text), default=None)
     if cut is not None:
@@ -283,8 +291,12 @@ def _finish(text: str, req: GenRequest, logp: float) -> Completion:
         # Cut at the token where the budget runs out, as a real engine would.
         spans = list(_TOKEN.finditer(text))
         text = text[: spans[req.max_tokens - 1].end()] if req.max_tokens else ""
-        return Completion(text, "length", None, req.max_tokens, logp if req.logprobs else None)
-    return Completion(text, "stop", stop_reason, len(tokens), logp if req.logprobs else None)
+        return Completion(
+            text, "length", None, req.max_tokens, logp if req.logprobs else None, meta=meta
+        )
+    return Completion(
+        text, "stop", stop_reason, len(tokens), logp if req.logprobs else None, meta=meta
+    )
 
 
 def _named_wrong_step(req: GenRequest) -> int:
