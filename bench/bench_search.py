@@ -160,6 +160,13 @@ def main() -> None:
         metavar=("LO", "HI"),
         help="operations per problem of the table's problems (the PRM's stay 3-4)",
     )
+    ap.add_argument(
+        "--only",
+        nargs="+",
+        default=None,
+        metavar="METHOD",
+        help="rows whose method's first word is one of these (e.g. tree beam)",
+    )
     args = ap.parse_args()
     lo, hi = args.difficulty
     problems = load_problems(
@@ -182,6 +189,8 @@ def main() -> None:
     base = real_engine(args.model) if args.model else None
     for n in args.budgets:
         for name, fn, config in methods(n, args.prm, real=bool(args.model)):
+            if args.only and name.split()[0] not in args.only:
+                continue
             engine = MeteredEngine(base or SimEngine(error_rate=0.3))
             started = time.perf_counter()
             out = fn(
