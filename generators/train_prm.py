@@ -71,6 +71,7 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
         AutoTokenizer,
         DataCollatorForTokenClassification,
         Trainer,
+        set_seed,
     )
 
     missing = NEEDED - set(dataset.column_names)
@@ -94,6 +95,8 @@ def train_prm(dataset, data, base: str | Path, out: str | Path, config) -> dict:
     if use_cpu and config.cpu_threads is not None:
         torch.set_num_threads(config.cpu_threads)  # one thread: see generators/train.py
     try:
+        # The head is new, drawn when the model is built: before the Trainer seeds anything.
+        set_seed(config.seed)
         model = AutoModelForTokenClassification.from_pretrained(
             str(base),
             num_labels=2,
