@@ -152,9 +152,14 @@ class SimEngine(WholeBatches):
     def _sample(self, req: GenRequest) -> list[Completion]:
         question = req.user_text()
         code_q = code_question_of(question) or question
+        # What a real engine reports for each sample, counted once per request (per sample,
+        # the count was a seventh of the sim's time).
+        tokens_in = _prompt_tokens(req)
         if parse_code_question(code_q) is not None:
             return [
-                self._program(code_q, req, random.Random(digest(req.seed, req.first_sample + i)))
+                self._program(
+                    code_q, req, random.Random(digest(req.seed, req.first_sample + i)), tokens_in
+                )
                 for i in range(req.n)
             ]
         found = plan_problem(question)
@@ -170,7 +175,7 @@ class SimEngine(WholeBatches):
         out = []
         for i in range(req.n):
             seed = digest(req.seed, req.first_sample + i) if req.seed is not None else None
-            out.append(self._complete(plan, written, req, random.Random(seed), sure))
+            out.append(self._complete(plan, written, req, random.Random(seed), tokens_in, sure))
         return out
 
     def _complete(
@@ -179,6 +184,7 @@ class SimEngine(WholeBatches):
         written: list[Fraction],
         req: GenRequest,
         rng: random.Random,
+        tokens_in: int,
         sure: int = 0,
     ) -> Completion:
         """One sample; steps before index `sure` are written right (feedback named step `sure`)."""
@@ -229,9 +235,11 @@ class SimEngine(WholeBatches):
             text = lead + body + ending if body else ending.lstrip("\n")
         else:
             text = "<think>\n" + body + ending
-        return _finish(text, req, logp + fmt_logp)
+        return _finish(text, req, logp + fmt_logp, tokens_in)
 
-    def _program(self, question: str, req: GenRequest, rng: random.Random) -> Completion:
+    def _program(
+        self, question: str, req: GenRequest, rng: random.Random, tokens_in: int
+    ) -> Completion:
         """A code problem's reply: a thought, then one program of a kind drawn at the rates."""
         draw, kind, logp = rng.random(), "right", 0.0
         for name, rate in self.code_rates.items():
@@ -250,7 +258,7 @@ class SimEngine(WholeBatches):
         text = f"<think>\n{thought}\n</think>\n\n```python\n{program}```"
         if self.format_error_rate and rng.random() < self.format_error_rate:
             text, logp = text.replace("</think>", ""), logp + math.log(self.format_error_rate)
-        return _finish(text, req, logp)
+        return _finish(text, req, logp, tokens_in)
 
     def _ending(self, answer: str, rng: random.Random) -> tuple[str, float]:
         if self.language == "zh":
@@ -279,8 +287,8 @@ def _prompt_tokens(req: GenRequest) -> int:
     return chat + count_tokens(req.prefix) + count_tokens(req.prompt or "")
 
 
-def _finish(text: str, req: GenRequest, logp: float) -> Completion:
-    meta = {"tokens_in": _prompt_tokens(req)}
+def _finish(text: str, req: GenRequest, logp: float, tokens_in: int) -> Completion:
+    meta = {"tokens_in": tokens_in}
     stop_reason = None
     cut = min(((text.find(s), s) for s in req.stop if s and s in text), default=None)
     if cut is not None:
